@@ -1,0 +1,1 @@
+"""Lambda wiring for ferry: configuration from the environment, clients built on first use."""

@@ -1,0 +1,57 @@
+"""The ``table_stream`` Lambda: a DynamoDB stream batch → partial batch response.
+
+Configuration enters once, from ``FERRY_SPEC`` (the spec as JSON, written by ``make deploy`` /
+``chalice deploy``), and becomes a frozen Spec. Clients are built on the first invocation,
+never at import time (Chalice imports app.py while packaging).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+
+from ferry.clients import AwsTarget, make_client
+from ferry.spec import parse_spec
+from ferry.tables.replicate import TableReplicator
+from ferry.tables.state import PhaseCache, StateStore
+
+logger = Logger(service="ferry-table-stream")
+_replicator: TableReplicator | None = None
+
+
+def replicator() -> TableReplicator:
+    global _replicator
+    if _replicator is None:
+        spec = parse_spec(json.loads(os.environ["FERRY_SPEC"]))
+        ddb = make_client("dynamodb", AwsTarget(spec.region, spec.endpoint_url))
+        phases = PhaseCache(StateStore(ddb, spec.state_table), spec.replication.phase_cache_seconds)
+        _replicator = TableReplicator(spec, ddb, phases)
+    return _replicator
+
+
+def reset() -> None:
+    """Forget the cached configuration and clients (tests, and local pollers after a spec change)."""
+    global _replicator
+    _replicator = None
+
+
+def _record_handler(record: DynamoDBRecord) -> None:
+    # The raw record, not Powertools' new_image helper: that one leaves binaries as base64 text.
+    try:
+        replicator().apply_stream_record(record.raw_event)
+    except Exception as exc:
+        logger.warning(
+            "stream record failed",
+            extra={"sequence_number": record.dynamodb.sequence_number if record.dynamodb else None, "error": str(exc)},
+        )
+        raise
+
+
+def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
+    return process_partial_response(event=event, record_handler=_record_handler, processor=processor, context=context)

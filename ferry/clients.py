@@ -1,0 +1,85 @@
+"""The one factory for AWS clients: explicit retry mode and timeouts, honours AWS_ENDPOINT_URL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "Throttling",
+        "SlowDown",
+        "TooManyRequestsException",
+    }
+)
+TRANSIENT_CODES = THROTTLING_CODES | frozenset(
+    {"InternalServerError", "InternalFailure", "ServiceUnavailable", "InternalError", "LimitExceededException"}
+)
+
+
+@dataclass(frozen=True)
+class AwsTarget:
+    """Where the clients talk to: region, optional endpoint (emulator) and optional role to assume."""
+
+    region: str
+    endpoint_url: str | None = None
+    role_arn: str | None = None
+
+
+def client_config(max_attempts: int = 10, pool: int = 32) -> Config:
+    return Config(
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=5,
+        read_timeout=60,
+        max_pool_connections=pool,
+        tcp_keepalive=True,
+    )
+
+
+def make_client(service: str, where: AwsTarget, *, max_attempts: int = 10, pool: int = 32) -> Any:
+    """A low-level boto3 client. ``endpoint_url=None`` lets botocore honour AWS_ENDPOINT_URL."""
+    session = boto3.session.Session()
+    kwargs: dict[str, Any] = {}
+    if where.role_arn:
+        sts = session.client("sts", region_name=where.region, endpoint_url=where.endpoint_url)
+        creds = sts.assume_role(RoleArn=where.role_arn, RoleSessionName="ferry")["Credentials"]
+        kwargs = {
+            "aws_access_key_id": creds["AccessKeyId"],
+            "aws_secret_access_key": creds["SecretAccessKey"],
+            "aws_session_token": creds["SessionToken"],
+        }
+    return session.client(
+        service,
+        region_name=where.region,
+        endpoint_url=where.endpoint_url,
+        config=client_config(max_attempts, pool),
+        **kwargs,
+    )
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ClientError, or '' for anything else."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Throttling, 5xx, and connection-level failures are worth retrying."""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import ReadTimeoutError
+
+    if isinstance(exc, (BotoConnectionError, ReadTimeoutError)):
+        return True
+    code = error_code(exc)
+    if code in TRANSIENT_CODES:
+        return True
+    status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return isinstance(status, int) and status >= 500

@@ -1,0 +1,200 @@
+"""The migration spec, parsed once into frozen dataclasses.
+
+The same parser reads the YAML file (through the CLI), the JSON the Lambdas get in their
+environment and the JSON the Glue jobs get as an argument, so all three agree on every field.
+Every error names the offending field (``tables[0].target``) and raises :class:`SpecError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ferry.errors import SpecError
+
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
+
+
+@dataclass(frozen=True)
+class TableMapping:
+    source: str
+    target: str
+    replicate_ttl_deletes: bool = True
+
+
+@dataclass(frozen=True)
+class BackfillSettings:
+    splits: int = 8
+    read_percent: float = 0.5
+    write_percent: float = 0.5
+    # On-demand tables have no provisioned capacity: these ceilings stand in for it.
+    on_demand_read_units: int = 4000
+    on_demand_write_units: int = 1000
+    write_concurrency: int = 8
+    page_size: int = 0  # Scan Limit; 0 = let DynamoDB fill 1 MB pages
+
+
+@dataclass(frozen=True)
+class ReplicationSettings:
+    batch_size: int = 100
+    max_retries: int = 3
+    starting_position: str = "TRIM_HORIZON"
+    phase_cache_seconds: float = 5.0
+    on_failure_queue: str = "ferry-stream-failures"
+
+
+@dataclass(frozen=True)
+class Spec:
+    region: str
+    tables: tuple[TableMapping, ...]
+    endpoint_url: str | None = None
+    state_table: str = "ferry-state"
+    backfill: BackfillSettings = field(default_factory=BackfillSettings)
+    replication: ReplicationSettings = field(default_factory=ReplicationSettings)
+
+    def mapping_for_source(self, source: str) -> TableMapping | None:
+        return next((t for t in self.tables if t.source == source), None)
+
+    def table(self, source: str) -> TableMapping:
+        found = self.mapping_for_source(source)
+        if found is None:
+            raise SpecError("tables", f"no table with source {source!r} in the spec")
+        return found
+
+
+def _expect_mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise SpecError(where, f"must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _reject_unknown(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(str(k) for k in data if k not in allowed)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise SpecError(f"{prefix}{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def _typed(data: Mapping[str, Any], key: str, kind: type, default: Any, where: str) -> Any:
+    name = f"{where}.{key}" if where else key
+    if key not in data or data[key] is None and default is None:
+        return default
+    value = data[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise SpecError(name, f"must be {kind.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _fields_of(cls: Any) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def _parse_settings(cls: Any, raw: Any, where: str) -> Any:
+    data = _expect_mapping(raw if raw is not None else {}, where)
+    _reject_unknown(data, _fields_of(cls), where)
+    defaults = cls()
+    values = {}
+    for f in dataclasses.fields(cls):
+        default = getattr(defaults, f.name)
+        values[f.name] = _typed(data, f.name, type(default), default, where)
+    return cls(**values)
+
+
+def _check_range(value: float, low: float, high: float, name: str) -> None:
+    if not low <= value <= high:
+        raise SpecError(name, f"must be between {low} and {high}, got {value}")
+
+
+def _parse_table(raw: Any, index: int) -> TableMapping:
+    where = f"tables[{index}]"
+    data = _expect_mapping(raw, where)
+    _reject_unknown(data, _fields_of(TableMapping), where)
+    for key in ("source", "target"):
+        if key not in data:
+            raise SpecError(f"{where}.{key}", "is required")
+        name = _typed(data, key, str, None, where)
+        if not _TABLE_NAME.match(name):
+            raise SpecError(f"{where}.{key}", f"{name!r} is not a valid DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)")
+    if data["source"] == data["target"]:
+        raise SpecError(f"{where}.target", "must differ from the source table")
+    return TableMapping(
+        source=data["source"],
+        target=data["target"],
+        replicate_ttl_deletes=_typed(data, "replicate_ttl_deletes", bool, True, where),
+    )
+
+
+def parse_spec(raw: Any) -> Spec:
+    """Validate a spec mapping (from YAML or JSON) and freeze it. Raises SpecError naming the field."""
+    data = _expect_mapping(raw, "spec")
+    _reject_unknown(data, _fields_of(Spec), "")
+    if "region" not in data:
+        raise SpecError("region", "is required (e.g. us-east-1)")
+    region = _typed(data, "region", str, None, "")
+    if not _REGION.match(region):
+        raise SpecError("region", f"{region!r} is not an AWS region name")
+    endpoint = _typed(data, "endpoint_url", str, None, "")
+    if endpoint is not None and not re.match(r"^https?://", endpoint):
+        raise SpecError("endpoint_url", f"{endpoint!r} must start with http:// or https://")
+    state_table = _typed(data, "state_table", str, "ferry-state", "")
+    if not _TABLE_NAME.match(state_table):
+        raise SpecError("state_table", f"{state_table!r} is not a valid DynamoDB table name")
+
+    raw_tables = data.get("tables")
+    if not isinstance(raw_tables, list) or not raw_tables:
+        raise SpecError("tables", "must be a non-empty list of {source, target}")
+    tables = tuple(_parse_table(t, i) for i, t in enumerate(raw_tables))
+    names: dict[str, str] = {}
+    for i, t in enumerate(tables):
+        for role, name in (("source", t.source), ("target", t.target)):
+            if name == state_table:
+                raise SpecError(f"tables[{i}].{role}", "must not be the state table")
+            if name in names:
+                raise SpecError(f"tables[{i}].{role}", f"{name!r} is already used as a {names[name]}")
+            names[name] = role
+
+    backfill = _parse_settings(BackfillSettings, data.get("backfill"), "backfill")
+    if not 1 <= backfill.splits <= 1_000_000:
+        raise SpecError("backfill.splits", f"must be between 1 and 1000000, got {backfill.splits}")
+    _check_range(backfill.read_percent, 0.01, 1.0, "backfill.read_percent")
+    _check_range(backfill.write_percent, 0.01, 1.0, "backfill.write_percent")
+    for name in ("on_demand_read_units", "on_demand_write_units", "write_concurrency"):
+        if getattr(backfill, name) < 1:
+            raise SpecError(f"backfill.{name}", "must be at least 1")
+    if backfill.page_size < 0:
+        raise SpecError("backfill.page_size", "must be 0 (full pages) or positive")
+
+    replication = _parse_settings(ReplicationSettings, data.get("replication"), "replication")
+    if replication.starting_position not in STARTING_POSITIONS:
+        raise SpecError("replication.starting_position", f"must be one of {', '.join(STARTING_POSITIONS)}")
+    if not 1 <= replication.batch_size <= 10_000:
+        raise SpecError("replication.batch_size", "must be between 1 and 10000")
+    if not 0 <= replication.max_retries <= 10_000:
+        raise SpecError("replication.max_retries", "must be between 0 and 10000 (finite: a poison record must not block a shard)")
+    if replication.phase_cache_seconds < 0:
+        raise SpecError("replication.phase_cache_seconds", "must not be negative")
+
+    return Spec(
+        region=region,
+        endpoint_url=endpoint,
+        state_table=state_table,
+        tables=tables,
+        backfill=backfill,
+        replication=replication,
+    )
+
+
+def spec_to_dict(spec: Spec) -> dict[str, Any]:
+    """The plain form (for Lambda environment and Glue arguments); ``parse_spec`` reads it back."""
+    out = dataclasses.asdict(spec)
+    out["tables"] = [dict(t) for t in out["tables"]]
+    if out["endpoint_url"] is None:
+        del out["endpoint_url"]
+    return out

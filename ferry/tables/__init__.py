@@ -1,0 +1,1 @@
+"""Everything about migrating DynamoDB tables: protocol, state, replication, backfill, verify."""

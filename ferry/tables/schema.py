@@ -1,0 +1,72 @@
+"""What ferry needs to know about a table, read once with DescribeTable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ferry.errors import SetupError
+
+
+@dataclass(frozen=True)
+class TableShape:
+    name: str
+    hash_key: str
+    range_key: str | None
+    key_types: tuple[tuple[str, str], ...]  # (attribute, S|N|B) for the key attributes
+    on_demand: bool
+    read_units: int
+    write_units: int
+    stream_arn: str | None
+    stream_view_type: str | None
+    item_count: int
+    raw: dict[str, Any]
+
+    @property
+    def key_names(self) -> tuple[str, ...]:
+        return (self.hash_key,) if self.range_key is None else (self.hash_key, self.range_key)
+
+    @property
+    def key_type_map(self) -> dict[str, str]:
+        return dict(self.key_types)
+
+
+def describe_shape(ddb: Any, name: str, role: str = "table") -> TableShape:
+    """DescribeTable → TableShape. A missing table is a SetupError naming it."""
+    try:
+        table = ddb.describe_table(TableName=name)["Table"]
+    except ddb.exceptions.ResourceNotFoundException:
+        raise SetupError(f"{role} table {name!r} does not exist in this account and region") from None
+    return shape_from_description(table)
+
+
+def shape_from_description(table: dict[str, Any]) -> TableShape:
+    keys = {k["KeyType"]: k["AttributeName"] for k in table["KeySchema"]}
+    types = {a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])}
+    key_names = [keys["HASH"]] + ([keys["RANGE"]] if "RANGE" in keys else [])
+    billing = table.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED")
+    throughput = table.get("ProvisionedThroughput", {})
+    stream = table.get("StreamSpecification") or {}
+    return TableShape(
+        name=table["TableName"],
+        hash_key=keys["HASH"],
+        range_key=keys.get("RANGE"),
+        key_types=tuple((k, types.get(k, "S")) for k in key_names),
+        on_demand=billing == "PAY_PER_REQUEST" or not throughput.get("WriteCapacityUnits"),
+        read_units=int(throughput.get("ReadCapacityUnits") or 0),
+        write_units=int(throughput.get("WriteCapacityUnits") or 0),
+        stream_arn=table.get("LatestStreamArn") if stream.get("StreamEnabled") else None,
+        stream_view_type=stream.get("StreamViewType") if stream.get("StreamEnabled") else None,
+        item_count=int(table.get("ItemCount") or 0),
+        raw=table,
+    )
+
+
+def key_schema_mismatch(source: TableShape, target: TableShape) -> str | None:
+    """A sentence saying how the key schemas differ, or None when they are the same."""
+    if source.key_types != target.key_types:
+        def show(s: TableShape) -> str:
+            roles = ("HASH", "RANGE")
+            return ", ".join(f"{n} ({t}, {r})" for (n, t), r in zip(s.key_types, roles))
+        return f"target key schema [{show(target)}] differs from source key schema [{show(source)}]"
+    return None

@@ -1,0 +1,105 @@
+"""Shared fixtures. The emulator is a real moto server (one per xdist worker); tests create
+uniquely named resources in it, so they never see each other's data."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "chalice_app"))  # chalicelib, as Lambda sees it
+sys.path.insert(0, str(ROOT))
+
+from ferry.clients import AwsTarget, make_client  # noqa: E402
+from ferry.local.emulator import DUMMY_CREDENTIALS, Emulator  # noqa: E402
+
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _aws_credentials() -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in [*DUMMY_CREDENTIALS, "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL"]}
+    os.environ.update(DUMMY_CREDENTIALS)
+    os.environ["AWS_DEFAULT_REGION"] = REGION
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[Emulator]:
+    with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture(scope="session")
+def where(emulator: Emulator) -> AwsTarget:
+    return AwsTarget(REGION, emulator.endpoint_url)
+
+
+@pytest.fixture(scope="session")
+def ddb(where: AwsTarget) -> Any:
+    return make_client("dynamodb", where)
+
+
+@pytest.fixture(scope="session")
+def streams(where: AwsTarget) -> Any:
+    return make_client("dynamodbstreams", where)
+
+
+@pytest.fixture(scope="session")
+def sqs(where: AwsTarget) -> Any:
+    return make_client("sqs", where)
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for resource names."""
+    return uuid.uuid4().hex[:10]
+
+
+def create_table(
+    ddb: Any,
+    name: str,
+    *,
+    hash_key: tuple[str, str] = ("pk", "S"),
+    range_key: tuple[str, str] | None = None,
+    stream: bool = False,
+    provisioned: tuple[int, int] | None = None,
+) -> None:
+    """Create a table in the emulator and wait until it is active."""
+    keys = [{"AttributeName": hash_key[0], "KeyType": "HASH"}]
+    attrs = [{"AttributeName": hash_key[0], "AttributeType": hash_key[1]}]
+    if range_key:
+        keys.append({"AttributeName": range_key[0], "KeyType": "RANGE"})
+        attrs.append({"AttributeName": range_key[0], "AttributeType": range_key[1]})
+    kwargs: dict[str, Any] = {"TableName": name, "KeySchema": keys, "AttributeDefinitions": attrs}
+    if provisioned:
+        kwargs["ProvisionedThroughput"] = {"ReadCapacityUnits": provisioned[0], "WriteCapacityUnits": provisioned[1]}
+    else:
+        kwargs["BillingMode"] = "PAY_PER_REQUEST"
+    if stream:
+        kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    ddb.create_table(**kwargs)
+    ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+
+
+def scan_all(ddb: Any, table: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    while True:
+        page = ddb.scan(**kwargs)
+        items.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
