@@ -36,3 +36,8 @@ class PermanentError(FerryError):
 
 class PoisonRecordError(PermanentError):
     """A stream record or event that can never be applied as it is (e.g. unmapped table)."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem

@@ -82,12 +82,12 @@ def _reject_unknown(data: Mapping[str, Any], allowed: set[str], where: str) -> N
 
 def _typed(data: Mapping[str, Any], key: str, kind: type, default: Any, where: str) -> Any:
     name = f"{where}.{key}" if where else key
-    if key not in data or data[key] is None and default is None:
+    if key not in data or (data[key] is None and default is None):
         return default
     value = data[key]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
         raise SpecError(name, f"must be {kind.__name__}, got {type(value).__name__} {value!r}")
     return value
 

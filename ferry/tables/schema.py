@@ -67,6 +67,6 @@ def key_schema_mismatch(source: TableShape, target: TableShape) -> str | None:
     if source.key_types != target.key_types:
         def show(s: TableShape) -> str:
             roles = ("HASH", "RANGE")
-            return ", ".join(f"{n} ({t}, {r})" for (n, t), r in zip(s.key_types, roles))
+            return ", ".join(f"{n} ({t}, {r})" for (n, t), r in zip(s.key_types, roles, strict=False))
         return f"target key schema [{show(target)}] differs from source key schema [{show(source)}]"
     return None

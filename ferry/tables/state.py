@@ -155,6 +155,24 @@ class StateStore:
             return None
         return item.get("sequence", {}).get("S", ""), item.get("finished", {}).get("BOOL", False)
 
+    def stream_checkpoints(self, source: str) -> list[tuple[str, str, bool, float]]:
+        """(shard id, sequence number, finished, updated_at) for every shard a local poller read."""
+        page = self.ddb.query(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": _pk(source), ":prefix": {"S": "stream#"}},
+            ConsistentRead=True,
+        )
+        return [
+            (
+                item["sk"]["S"].removeprefix("stream#"),
+                item.get("sequence", {}).get("S", ""),
+                item.get("finished", {}).get("BOOL", False),
+                float(item["updated_at"]["N"]),
+            )
+            for item in page.get("Items", [])
+        ]
+
     def save_stream_checkpoint(self, source: str, shard_id: str, sequence: str, finished: bool = False) -> None:
         self._put(source, f"stream#{shard_id}", {"sequence": {"S": sequence}, "finished": {"BOOL": finished}})
 

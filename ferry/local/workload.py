@@ -1,0 +1,166 @@
+"""Seeded, reproducible data and live traffic for the demo, tests and benchmarks.
+
+Items cover all ten DynamoDB types (S, N, B, SS, NS, BS, M, L, NULL, BOOL), including 38-digit
+numbers, extreme exponents, binary sets, binaries nested in maps and lists, unicode and empty
+strings. One item of the seed is close to the 400 KB limit.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ferry.wire import Item
+
+HASH_KEY = "pk"
+RANGE_KEY = "sk"
+_WORDS = ["ferry", "Öl", "naïve", "日本語", "emoji 🚢", "tab\tand\nnewline", "quote\"s", "", "x" * 40]
+_NUMBERS = [
+    "12345678901234567890123456789012345678",
+    "-0.0000000000000000000000000000000000001",
+    "9.9999999999999999999999999999999999999E+125",
+    "1E-130",
+    "0",
+    "3.14",
+    "-42",
+]
+
+
+def make_key(index: int) -> Item:
+    return {HASH_KEY: {"S": f"user#{index:06d}"}, RANGE_KEY: {"N": str(index % 7)}}
+
+
+def _bytes(rng: random.Random, n: int) -> bytes:
+    return bytes(rng.getrandbits(8) for _ in range(n))
+
+
+def make_item(rng: random.Random, index: int, version: int = 0, pad: int = 600) -> Item:
+    """An item of about ``pad`` + 400 bytes with every attribute type."""
+    numbers = rng.sample(_NUMBERS, 3)
+    return {
+        **make_key(index),
+        "version": {"N": str(version)},
+        "name": {"S": rng.choice(_WORDS) + f" {index}"},
+        "balance": {"N": rng.choice(_NUMBERS)},
+        "blob": {"B": _bytes(rng, 16)},
+        "tags": {"SS": sorted({rng.choice(_WORDS[:6]) or "empty", "t" + str(rng.randint(0, 9))})},
+        "scores": {"NS": numbers},
+        "chunks": {"BS": [_bytes(rng, 8), _bytes(rng, 9)]},
+        "active": {"BOOL": rng.random() < 0.5},
+        "nothing": {"NULL": True},
+        "profile": {
+            "M": {
+                "avatar": {"B": _bytes(rng, 12)},
+                "keys": {"BS": [_bytes(rng, 4), _bytes(rng, 5)]},
+                "nested": {"M": {"deep": {"L": [{"B": _bytes(rng, 3)}, {"N": rng.choice(_NUMBERS)}, {"S": "deep"}]}}},
+                "empty_map": {"M": {}},
+            }
+        },
+        "history": {"L": [{"N": str(version)}, {"B": _bytes(rng, 6)}, {"L": []}, {"M": {"k": {"SS": ["a", "b"]}}}]},
+        "padding": {"S": "p" * pad},
+    }
+
+
+def make_big_item(index: int, size: int = 395_000) -> Item:
+    """One item close to the 400 KB limit."""
+    return {**make_key(index), "version": {"N": "0"}, "payload": {"B": b"\x00\x01" * (size // 2)}}
+
+
+def seed_table(ddb: Any, table: str, count: int, seed: int = 7, big_item: bool = True) -> int:
+    """Fill ``table`` with ``count`` items (one near 400 KB) via BatchWriteItem; returns the count."""
+    rng = random.Random(seed)
+    items = [make_item(rng, i) for i in range(count - (1 if big_item else 0))]
+    if big_item:
+        items.append(make_big_item(count - 1))
+    for start in range(0, len(items), 25):
+        requests = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
+        pending: dict[str, Any] = {table: requests}
+        while pending:
+            pending = ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+    return len(items)
+
+
+@dataclass
+class TrafficStats:
+    operations: Counter[str] = field(default_factory=Counter)
+    errors: int = 0
+
+
+class TrafficGenerator:
+    """Live writes against the source while the migration runs: puts, partial updates, deletes,
+    re-inserts of deleted keys, and bursts on a few hot keys. Runs in a thread until stopped."""
+
+    def __init__(self, ddb: Any, table: str, key_space: int, *, seed: int = 11, rate: float = 50.0) -> None:
+        self.ddb = ddb
+        self.table = table
+        self.key_space = key_space
+        self.rng = random.Random(seed)
+        self.rate = rate
+        self.stats = TrafficStats()
+        self.deleted: list[int] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_new = key_space
+
+    def step(self) -> None:
+        rng = self.rng
+        roll = rng.random()
+        hot = rng.random() < 0.2
+        index = rng.randint(0, 4) if hot else rng.randint(0, self.key_space - 1)
+        if roll < 0.30:
+            self.ddb.put_item(TableName=self.table, Item=make_item(rng, index, version=rng.randint(1, 10**6)))
+            self.stats.operations["put"] += 1
+        elif roll < 0.55:
+            self.ddb.update_item(
+                TableName=self.table,
+                Key=make_key(index),
+                UpdateExpression="SET #v = :v, #p.#c = :c ADD #s :n REMOVE #a",
+                ConditionExpression="attribute_exists(#pk) AND attribute_type(#p, :m)",
+                ExpressionAttributeNames={"#v": "version", "#p": "profile", "#c": "changed", "#s": "scores", "#a": "active", "#pk": HASH_KEY},
+                ExpressionAttributeValues={
+                    ":v": {"N": str(rng.randint(1, 10**6))},
+                    ":c": {"BS": [_bytes(rng, 4)]},
+                    ":n": {"NS": [str(rng.randint(100, 999))]},
+                    ":m": {"S": "M"},
+                },
+            )
+            self.stats.operations["update"] += 1
+        elif roll < 0.75:
+            self.ddb.delete_item(TableName=self.table, Key=make_key(index))
+            self.deleted.append(index)
+            self.stats.operations["delete"] += 1
+        elif roll < 0.90 and self.deleted:
+            again = self.deleted.pop(rng.randrange(len(self.deleted)))
+            self.ddb.put_item(TableName=self.table, Item=make_item(rng, again, version=rng.randint(1, 10**6)))
+            self.stats.operations["reinsert"] += 1
+        else:
+            self.ddb.put_item(TableName=self.table, Item=make_item(rng, self._next_new, version=1))
+            self._next_new += 1
+            self.stats.operations["insert"] += 1
+
+    def _loop(self) -> None:
+        interval = 1.0 / self.rate
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.step()
+            except Exception as exc:  # a conditional update on a deleted key, mostly
+                if "ConditionalCheckFailed" not in type(exc).__name__ and "ConditionalCheckFailed" not in str(exc):
+                    self.stats.errors += 1
+                self.stats.operations["noop"] += 1
+            self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+    def start(self) -> TrafficGenerator:
+        self._thread = threading.Thread(target=self._loop, name="traffic", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> TrafficStats:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=30)
+        return self.stats

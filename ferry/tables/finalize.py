@@ -1,0 +1,107 @@
+"""``ferry finalize``: end the backfill phase and remove every tombstone (docs/adr/0001)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ferry.errors import SetupError
+from ferry.spec import Spec, TableMapping
+from ferry.tables.protocol import PHASE_BACKFILL, PHASE_LIVE, TOMBSTONE_ATTRIBUTE, tombstone_only_condition
+from ferry.tables.schema import describe_shape
+from ferry.tables.state import SEGMENT_DONE, StateStore
+from ferry.wire import key_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FinalizeResult:
+    source: str
+    target: str
+    tombstones_removed: int
+    waited_seconds: float
+
+
+def backfill_complete(store: StateStore, source: str) -> tuple[bool, str]:
+    """Whether the latest backfill run (by segment count) finished every segment."""
+    segments = store.list_segments(source)
+    if not segments:
+        return False, "no backfill has run"
+    totals = {cp.total for cp in segments}
+    for total in sorted(totals, reverse=True):
+        of_total = [cp for cp in segments if cp.total == total]
+        done = sum(cp.status == SEGMENT_DONE for cp in of_total)
+        if done == total:
+            return True, f"{total} of {total} segments done"
+    total = max(totals)
+    done = sum(cp.status == SEGMENT_DONE and cp.total == total for cp in segments)
+    return False, f"{done} of {total} segments done"
+
+
+def remove_tombstones(ddb: Any, target: str, key_names: tuple[str, ...]) -> int:
+    """Delete every tombstone in ``target``; conditional, so a live put that replaced one survives."""
+    removed = 0
+    kwargs: dict[str, Any] = {
+        "TableName": target,
+        "FilterExpression": "attribute_exists(#ts)",
+        "ExpressionAttributeNames": {"#ts": TOMBSTONE_ATTRIBUTE},
+        "ConsistentRead": True,
+    }
+    while True:
+        page = ddb.scan(**kwargs)
+        for item in page.get("Items", []):
+            try:
+                ddb.delete_item(TableName=target, Key=key_of(item, key_names), **tombstone_only_condition())
+                removed += 1
+            except ddb.exceptions.ConditionalCheckFailedException:
+                pass  # a live write replaced the tombstone meanwhile: keep it
+        if "LastEvaluatedKey" not in page:
+            return removed
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def finalize_table(
+    spec: Spec,
+    mapping: TableMapping,
+    ddb: Any,
+    *,
+    force: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+) -> FinalizeResult:
+    store = StateStore(ddb, spec.state_table)
+    complete, detail = backfill_complete(store, mapping.source)
+    if not complete and not force:
+        raise SetupError(f"{mapping.source}: the backfill is not complete ({detail}); run `ferry backfill` first (or --force)")
+    target = describe_shape(ddb, mapping.target, "target")
+    waited = 0.0
+    if store.get_phase(mapping.source) != PHASE_LIVE:
+        store.set_phase(mapping.source, PHASE_LIVE)
+        # Every handler re-reads the phase within phase_cache_seconds; after twice that (plus a
+        # margin for a write already in flight) no handler writes tombstones any more.
+        waited = 2 * spec.replication.phase_cache_seconds + 1.0
+        log.info("%s: phase live; waiting %.1fs for handler caches", mapping.source, waited)
+        sleep(waited)
+    removed = 0
+    while True:  # until a whole pass finds none
+        found = remove_tombstones(ddb, mapping.target, target.key_names)
+        removed += found
+        if found == 0:
+            break
+    return FinalizeResult(mapping.source, mapping.target, removed, waited)
+
+
+def start_backfill_phase(spec: Spec, mapping: TableMapping, store: StateStore, sleep: Callable[[float], None] = time.sleep) -> float:
+    """Before a scan starts, the table must be in its backfill phase and every handler must know it."""
+    if not store.has_phase(mapping.source):
+        store.set_phase(mapping.source, PHASE_BACKFILL)  # handlers already default to backfill
+        return 0.0
+    if store.get_phase(mapping.source) == PHASE_BACKFILL:
+        return 0.0
+    store.set_phase(mapping.source, PHASE_BACKFILL)
+    waited = 2 * spec.replication.phase_cache_seconds + 1.0
+    sleep(waited)
+    return waited

@@ -1,0 +1,1 @@
+"""The ``ferry`` command line: click + rich over the ferry core."""

@@ -1,0 +1,296 @@
+"""``ferry`` — init, replicate, backfill, verify, finalize, status, demo.
+
+Exit codes everywhere: 0 success, 1 verify found differences, 2 usage/spec/setup error (the
+message names the field or resource and how to fix it), 3 runtime failure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ferry.clients import AwsTarget, make_client
+from ferry.errors import FerryError
+from ferry.spec import Spec
+from ferry_cli.specfile import load_spec
+
+EXIT_OK, EXIT_DIFFERENCES, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
+console = Console()
+err = Console(stderr=True)
+
+
+def _guard(fn: Callable[..., int | None]) -> Callable[..., None]:
+    """Translate errors into the documented exit codes, with a message and no traceback."""
+
+    @wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            code = fn(*args, **kwargs) or EXIT_OK
+        except FerryError as exc:
+            err.print(f"[bold red]error:[/] {exc}")
+            code = exc.exit_code
+        except Exception as exc:
+            from botocore.exceptions import ClientError, NoCredentialsError
+
+            if isinstance(exc, NoCredentialsError):
+                err.print("[bold red]error:[/] no AWS credentials: configure a profile, or set endpoint_url for the emulator")
+                code = EXIT_USAGE
+            elif isinstance(exc, ClientError):
+                err.print(f"[bold red]AWS error:[/] {exc}")
+                code = EXIT_RUNTIME
+            else:
+                logging.getLogger("ferry").exception("unexpected failure")
+                code = EXIT_RUNTIME
+        sys.exit(code)
+
+    return run
+
+
+def _spec_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--spec", "spec_path", required=True, type=click.Path(dir_okay=False), help="The spec file (YAML).")(fn)
+
+
+def _ddb(spec: Spec) -> Any:
+    return make_client("dynamodb", AwsTarget(spec.region, spec.endpoint_url))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log progress (keys and counts, never item payloads).")
+def cli(verbose: bool) -> None:
+    """ferry: migrate live DynamoDB tables without downtime, loss or corruption."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("botocore", "urllib3", "py4j", "aws_lambda_powertools"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@cli.command()
+@_spec_option
+@click.option("--enable-streams/--no-enable-streams", default=True, show_default=True, help="Enable NEW_AND_OLD_IMAGES streams on sources that have none.")
+@_guard
+def init(spec_path: str, enable_streams: bool) -> int:
+    """Check sources, create missing targets and the state table, enable/validate streams."""
+    from ferry.tables.setup import init_tables
+
+    spec = load_spec(spec_path)
+    for line in init_tables(spec, _ddb(spec), enable_streams=enable_streams) or ["nothing to do: everything is in place"]:
+        console.print(f"• {line}")
+    return EXIT_OK
+
+
+@cli.command()
+@_spec_option
+@click.option("--drain", is_flag=True, help="Stop when every stream has been read to its end.")
+@click.option("--duration", type=float, default=0.0, help="Stop after this many seconds (0: until Ctrl-C).")
+@_guard
+def replicate(spec_path: str, drain: bool, duration: float) -> int:
+    """Local/dev only: run the stream handler fed like Lambda's event-source mapping."""
+    from ferry_cli.replication import LocalReplication
+
+    spec = load_spec(spec_path)
+    replication = LocalReplication(spec)
+    if drain:
+        replication.drain()
+    else:
+        replication.start()
+        deadline = time.monotonic() + duration if duration else None
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        replication.stop()
+    for poller in replication.pollers:
+        console.print(f"{poller.source_table}: {poller.stats}")
+    console.print(f"on-failure queue depth: {replication.dlq_depth()}")
+    return EXIT_OK
+
+
+def _glue_backfill(spec: Spec, source: str, splits: int | None, job_name: str, poll: float) -> int:
+    from glue_jobs.table_backfill import args_for
+
+    glue = make_client("glue", AwsTarget(spec.region, spec.endpoint_url))
+    argv = args_for(spec, source, splits)
+    arguments = dict(zip(argv[::2], argv[1::2], strict=True))
+    run_id = glue.start_job_run(JobName=job_name, Arguments=arguments)["JobRunId"]
+    console.print(f"{source}: started Glue job run {run_id} of {job_name}")
+    while True:
+        state = glue.get_job_run(JobName=job_name, RunId=run_id)["JobRun"]
+        status = state["JobRunState"]
+        if status in ("SUCCEEDED", "FAILED", "STOPPED", "TIMEOUT", "ERROR", "EXPIRED"):
+            console.print(f"{source}: {status} {state.get('ErrorMessage', '')}")
+            return EXIT_OK if status == "SUCCEEDED" else EXIT_RUNTIME
+        time.sleep(poll)
+
+
+@cli.command()
+@_spec_option
+@click.option("--splits", type=click.IntRange(1, 1_000_000), default=None, help="Parallel-scan segments (Spark tasks); default from the spec.")
+@click.option("--engine", type=click.Choice(["local", "glue"]), default="local", show_default=True)
+@click.option("--table", "tables", multiple=True, help="Only these source tables (default: all).")
+@click.option("--job-name", default="ferry-table-backfill", show_default=True, help="Glue job name (--engine glue).")
+@click.option("--restart", is_flag=True, help="Forget checkpoints and scan from the start (safe: writes are insert-only).")
+@_guard
+def backfill(spec_path: str, splits: int | None, engine: str, tables: tuple[str, ...], job_name: str, restart: bool) -> int:
+    """Copy existing items, insert-only, split-parallel, within the capacity budget."""
+    from ferry.tables.setup import inspect_tables
+    from ferry.tables.state import StateStore
+
+    spec = load_spec(spec_path)
+    ddb = _ddb(spec)
+    inspect_tables(spec, ddb, require_targets=True, require_streams=True)
+    sources = list(tables) or [t.source for t in spec.tables]
+    for source in sources:
+        spec.table(source)
+    code = EXIT_OK
+    for source in sources:
+        if restart:
+            StateStore(ddb, spec.state_table).clear_segments(source)
+        if engine == "glue":
+            code = max(code, _glue_backfill(spec, source, splits, job_name, poll=10.0))
+            continue
+        from glue_jobs import table_backfill
+
+        try:
+            summary = table_backfill.main(["table_backfill.py", *table_backfill.args_for(spec, source, splits)])
+        except RuntimeError as exc:
+            err.print(f"[bold red]{exc}[/]")
+            code = EXIT_RUNTIME
+            continue
+        rate = summary.written / summary.seconds if summary.seconds else 0.0
+        console.print(f"[green]{summary.describe()}[/] ({rate:.0f} items/s)")
+    return code
+
+
+def print_verify_report(report: Any) -> None:
+    status = "[green]OK[/]" if report.ok else "[red]DIFFERENCES[/]"
+    console.print(
+        f"{report.source} -> {report.target}: {status} source {report.source_items} items, target {report.target_items}, "
+        f"{report.segments} segments, {report.seconds:.1f}s" + (f", repaired {report.repaired}" if report.repaired else "")
+    )
+    counts = report.counts()
+    if not report.ok:
+        table = Table("kind", "count", "sample keys (up to 20)")
+        for kind, keys in report.samples(20).items():
+            if counts.get(kind):
+                table.add_row(kind, str(counts[kind]), "\n".join(keys))
+        console.print(table)
+
+
+@cli.command()
+@_spec_option
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), help="Write the full report here.")
+@click.option("--repair", is_flag=True, help="Copy the source's current state for each differing key, then re-check it.")
+@click.option("--segments", type=click.IntRange(1, 1_000_000), default=None, help="Scan segments (default: backfill.splits).")
+@click.option("--workers", type=click.IntRange(1, 256), default=4, show_default=True)
+@_guard
+def verify(spec_path: str, json_path: str | None, repair: bool, segments: int | None, workers: int) -> int:
+    """Compare source and target item by item (DynamoDB semantics); exit 1 on differences."""
+    from ferry.tables.setup import inspect_tables
+    from ferry.tables.state import StateStore
+    from ferry.tables.verify import verify_table
+
+    spec = load_spec(spec_path)
+    ddb = _ddb(spec)
+    inspect_tables(spec, ddb, require_targets=True, require_streams=False)
+    store = StateStore(ddb, spec.state_table)
+    reports = [verify_table(spec, m, segments=segments, workers=workers, repair=repair) for m in spec.tables]
+    for report in reports:
+        print_verify_report(report)
+        store.save_verify(report.source, json.dumps(report.counts()), sum(report.counts().values()))
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as out:
+            json.dump({"tables": [r.as_dict() for r in reports]}, out, indent=2)
+        console.print(f"full report: {json_path}")
+    return EXIT_OK if all(r.ok for r in reports) else EXIT_DIFFERENCES
+
+
+@cli.command()
+@_spec_option
+@click.option("--force", is_flag=True, help="Finalize even if the backfill did not complete.")
+@_guard
+def finalize(spec_path: str, force: bool) -> int:
+    """End the backfill phase (handlers delete again) and remove tombstones."""
+    from ferry.tables.finalize import finalize_table
+
+    spec = load_spec(spec_path)
+    ddb = _ddb(spec)
+    for mapping in spec.tables:
+        result = finalize_table(spec, mapping, ddb, force=force)
+        console.print(f"{result.source}: phase live, {result.tombstones_removed} tombstones removed from {result.target}")
+    return EXIT_OK
+
+
+@cli.command()
+@_spec_option
+@_guard
+def status(spec_path: str) -> int:
+    """Phase, per-segment progress, live lag, on-failure queue depth, last verify."""
+    from ferry.tables.finalize import backfill_complete
+    from ferry.tables.state import StateStore
+
+    spec = load_spec(spec_path)
+    where = AwsTarget(spec.region, spec.endpoint_url)
+    ddb = make_client("dynamodb", where)
+    store = StateStore(ddb, spec.state_table)
+    try:
+        sqs = make_client("sqs", where)
+        url = sqs.get_queue_url(QueueName=spec.replication.on_failure_queue)["QueueUrl"]
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+        dlq = attrs["ApproximateNumberOfMessages"]
+    except Exception:
+        dlq = "n/a (queue not found)"
+    console.print(f"on-failure queue {spec.replication.on_failure_queue}: {dlq} messages")
+    for mapping in spec.tables:
+        table = Table(title=f"{mapping.source} -> {mapping.target}: phase {store.get_phase(mapping.source)}")
+        for column in ("segment", "status", "scanned", "written", "already present", "pages"):
+            table.add_column(column)
+        segments = sorted(store.list_segments(mapping.source), key=lambda c: (c.total, c.segment))
+        for cp in segments:
+            table.add_row(f"{cp.segment}/{cp.total}", cp.status, str(cp.scanned), str(cp.written), str(cp.skipped), str(cp.pages))
+        console.print(table)
+        console.print(f"backfill: {backfill_complete(store, mapping.source)[1]}")
+        shards = store.stream_checkpoints(mapping.source)
+        if shards:
+            newest = max(stamp for *_, stamp in shards)
+            console.print(f"live (local pollers): {len(shards)} shard(s), last batch committed {time.time() - newest:.0f}s ago")
+        else:
+            console.print("live: no local poller checkpoint (deployed: see the IteratorAge metric of table_stream)")
+        last = store.load_verify(mapping.source)
+        if last:
+            summary, differences, stamp = last
+            console.print(f"last verify {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(stamp))}: {differences} differences {summary}")
+        else:
+            console.print("last verify: never")
+    return EXIT_OK
+
+
+@cli.command()
+@click.option("--items", type=click.IntRange(10, 1_000_000), default=5000, show_default=True)
+@click.option("--splits", type=click.IntRange(1, 64), default=4, show_default=True)
+@click.option("--traffic-rate", type=float, default=40.0, show_default=True, help="Live operations per second during the backfill.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@_guard
+def demo(items: int, splits: int, traffic_rate: float, seed: int) -> int:
+    """What `make demo` runs: a live table migrated end to end on the embedded emulator."""
+    from ferry_cli.demo import print_summary, run_demo
+
+    result = run_demo(items=items, splits=splits, traffic_rate=traffic_rate, seed=seed, say=console.print)
+    print_summary(result, console)
+    return EXIT_OK if result.verify_ok else EXIT_DIFFERENCES
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""init validates everything before writing anything; finalize ends the backfill phase and
+removes tombstones conditionally."""
+
+from __future__ import annotations
+
+import pytest
+
+from ferry.errors import SetupError
+from ferry.spec import parse_spec
+from ferry.tables.backfill import copy_segment, plan_backfill
+from ferry.tables.finalize import finalize_table, start_backfill_phase
+from ferry.tables.protocol import PHASE_BACKFILL, PHASE_LIVE, TOMBSTONE_ATTRIBUTE, tombstone_for
+from ferry.tables.schema import describe_shape
+from ferry.tables.setup import init_tables
+from ferry.tables.state import StateStore
+from tests.conftest import create_table, scan_all
+
+pytestmark = pytest.mark.functional
+
+
+def _spec(emulator, tables, state="ferry-state"):
+    return parse_spec(
+        {
+            "region": "us-east-1",
+            "endpoint_url": emulator.endpoint_url,
+            "state_table": state,
+            "tables": tables,
+            "backfill": {"splits": 2},
+            "replication": {"phase_cache_seconds": 0},
+        }
+    )
+
+
+def _table_names(ddb) -> set[str]:
+    return {name for page in ddb.get_paginator("list_tables").paginate() for name in page["TableNames"]}
+
+
+def test_init_creates_target_and_state_table_and_enables_the_stream(ddb, emulator, unique):
+    # GIVEN a source with a composite key, a GSI and no stream
+    source = f"src-{unique}"
+    ddb.create_table(
+        TableName=source,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "B"},
+            {"AttributeName": "gk", "AttributeType": "N"},
+        ],
+        GlobalSecondaryIndexes=[
+            {"IndexName": "by-gk", "KeySchema": [{"AttributeName": "gk", "KeyType": "HASH"}], "Projection": {"ProjectionType": "ALL"}}
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    spec = _spec(emulator, [{"source": source, "target": f"dst-{unique}"}], state=f"state-{unique}")
+    # WHEN init runs
+    actions = init_tables(spec, ddb)
+    # THEN the stream is on, the target has the same keys and index, the phase is backfill
+    assert any("enabled stream" in a for a in actions)
+    src, dst = describe_shape(ddb, source), describe_shape(ddb, f"dst-{unique}")
+    assert src.stream_view_type == "NEW_AND_OLD_IMAGES"
+    assert dst.key_types == (("pk", "S"), ("sk", "B"))
+    assert [i["IndexName"] for i in dst.raw["GlobalSecondaryIndexes"]] == ["by-gk"]
+    assert StateStore(ddb, f"state-{unique}").get_phase(source) == PHASE_BACKFILL
+    # AND a second init has nothing left to do
+    assert init_tables(spec, ddb) == []
+
+
+@pytest.mark.parametrize(
+    "problem",
+    ["missing source", "different key schema", "second table missing"],
+)
+def test_init_refuses_before_any_write(ddb, emulator, unique, problem):
+    # GIVEN a spec with one good table and one problem
+    good_source = f"good-{unique}"
+    create_table(ddb, good_source)
+    tables = [{"source": good_source, "target": f"good-dst-{unique}"}]
+    if problem == "missing source":
+        tables.append({"source": f"nope-{unique}", "target": f"nope-dst-{unique}"})
+    elif problem == "different key schema":
+        create_table(ddb, f"bad-src-{unique}")
+        create_table(ddb, f"bad-dst-{unique}", hash_key=("id", "N"))
+        tables.append({"source": f"bad-src-{unique}", "target": f"bad-dst-{unique}"})
+    else:
+        tables.append({"source": f"gone-{unique}", "target": f"gone-dst-{unique}"})
+    state = f"state-{unique}"
+    before = _table_names(ddb)
+    # WHEN init runs THEN it fails naming the table and the field
+    with pytest.raises(SetupError, match=r"tables\[1\]"):
+        init_tables(_spec(emulator, tables, state=state), ddb)
+    # AND nothing was written: no table created, the good source's stream untouched
+    assert _table_names(ddb) == before
+    assert describe_shape(ddb, good_source).stream_arn is None
+
+
+def test_finalize_removes_tombstones_but_keeps_live_writes_and_switches_phase(ddb, emulator, unique):
+    # GIVEN a finished backfill and a target with tombstones
+    source, target, state = f"src-{unique}", f"dst-{unique}", f"state-{unique}"
+    create_table(ddb, source)
+    ddb.put_item(TableName=source, Item={"pk": {"S": "kept"}, "v": {"N": "1"}})
+    spec = _spec(emulator, [{"source": source, "target": target}], state=state)
+    init_tables(spec, ddb)
+    plan = plan_backfill(spec, spec.tables[0], ddb)
+    for s in range(plan.total_segments):
+        copy_segment(plan, s)
+    for i in range(30):
+        ddb.put_item(TableName=target, Item=tombstone_for({"pk": {"S": f"gone-{i}"}}))
+    # WHEN finalize runs
+    result = finalize_table(spec, spec.tables[0], ddb, sleep=lambda s: None)
+    # THEN all tombstones are gone, the copied item stays, handlers now delete
+    assert result.tombstones_removed == 30
+    remaining = scan_all(ddb, target)
+    assert [i["pk"]["S"] for i in remaining] == ["kept"]
+    assert not any(TOMBSTONE_ATTRIBUTE in i for i in remaining)
+    assert StateStore(ddb, state).get_phase(source) == PHASE_LIVE
+
+
+def test_finalize_refuses_while_the_backfill_is_incomplete(ddb, emulator, unique):
+    source, state = f"src-{unique}", f"state-{unique}"
+    create_table(ddb, source)
+    spec = _spec(emulator, [{"source": source, "target": f"dst-{unique}"}], state=state)
+    init_tables(spec, ddb)
+    with pytest.raises(SetupError, match="backfill is not complete"):
+        finalize_table(spec, spec.tables[0], ddb, sleep=lambda s: None)
+    assert StateStore(ddb, state).get_phase(source) == PHASE_BACKFILL
+
+
+def test_a_new_backfill_after_finalize_returns_to_the_backfill_phase_and_waits(ddb, emulator, unique):
+    source, state = f"src-{unique}", f"state-{unique}"
+    create_table(ddb, source)
+    spec = _spec(emulator, [{"source": source, "target": f"dst-{unique}"}], state=state)
+    init_tables(spec, ddb)
+    store = StateStore(ddb, state)
+    store.set_phase(source, PHASE_LIVE)
+    waits: list[float] = []
+    start_backfill_phase(spec, spec.tables[0], store, sleep=waits.append)
+    assert store.get_phase(source) == PHASE_BACKFILL
+    assert waits and waits[0] > 2 * spec.replication.phase_cache_seconds
