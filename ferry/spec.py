@@ -8,6 +8,7 @@ Every error names the offending field (``tables[0].target``) and raises :class:`
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,8 +16,8 @@ from typing import Any
 
 from ferry.errors import SpecError
 
-_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
 
 
@@ -83,12 +84,14 @@ def _reject_unknown(data: Mapping[str, Any], allowed: set[str], where: str) -> N
 def _typed(data: Mapping[str, Any], key: str, kind: type, default: Any, where: str) -> Any:
     name = f"{where}.{key}" if where else key
     if key not in data or (data[key] is None and default is None):
-        return default
+        return default  # absent, or an explicit null for a field that is optional anyway
     value = data[key]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
         raise SpecError(name, f"must be {kind.__name__}, got {type(value).__name__} {value!r}")
+    if kind is float and not math.isfinite(value):
+        raise SpecError(name, f"must be a finite number, got {value!r}")
     return value
 
 
@@ -117,10 +120,10 @@ def _parse_table(raw: Any, index: int) -> TableMapping:
     data = _expect_mapping(raw, where)
     _reject_unknown(data, _fields_of(TableMapping), where)
     for key in ("source", "target"):
-        if key not in data:
+        if data.get(key) is None:
             raise SpecError(f"{where}.{key}", "is required")
         name = _typed(data, key, str, None, where)
-        if not _TABLE_NAME.match(name):
+        if not _TABLE_NAME.fullmatch(name):
             raise SpecError(f"{where}.{key}", f"{name!r} is not a valid DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)")
     if data["source"] == data["target"]:
         raise SpecError(f"{where}.target", "must differ from the source table")
@@ -135,16 +138,16 @@ def parse_spec(raw: Any) -> Spec:
     """Validate a spec mapping (from YAML or JSON) and freeze it. Raises SpecError naming the field."""
     data = _expect_mapping(raw, "spec")
     _reject_unknown(data, _fields_of(Spec), "")
-    if "region" not in data:
+    if data.get("region") is None:
         raise SpecError("region", "is required (e.g. us-east-1)")
     region = _typed(data, "region", str, None, "")
-    if not _REGION.match(region):
+    if not _REGION.fullmatch(region):
         raise SpecError("region", f"{region!r} is not an AWS region name")
     endpoint = _typed(data, "endpoint_url", str, None, "")
     if endpoint is not None and not re.match(r"^https?://", endpoint):
         raise SpecError("endpoint_url", f"{endpoint!r} must start with http:// or https://")
     state_table = _typed(data, "state_table", str, "ferry-state", "")
-    if not _TABLE_NAME.match(state_table):
+    if not _TABLE_NAME.fullmatch(state_table):
         raise SpecError("state_table", f"{state_table!r} is not a valid DynamoDB table name")
 
     raw_tables = data.get("tables")

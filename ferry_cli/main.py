@@ -25,7 +25,7 @@ from ferry_cli.specfile import load_spec
 
 EXIT_OK, EXIT_DIFFERENCES, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _guard(fn: Callable[..., int | None]) -> Callable[..., None]:

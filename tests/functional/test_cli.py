@@ -1,0 +1,122 @@
+"""The ferry CLI: documented exit codes, messages naming the field, nothing written on bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from ferry_cli.main import cli
+from tests.conftest import create_table
+
+pytestmark = pytest.mark.functional
+
+
+def _write_spec(tmp_path: Path, body: dict) -> str:
+    path = tmp_path / "ferry.yaml"
+    path.write_text(yaml.safe_dump(body), encoding="utf-8")
+    return str(path)
+
+
+def _tables(ddb) -> set[str]:
+    return {n for page in ddb.get_paginator("list_tables").paginate() for n in page["TableNames"]}
+
+
+def _base(emulator, unique, **extra):
+    return {
+        "region": "us-east-1",
+        "endpoint_url": emulator.endpoint_url,
+        "state_table": f"state-{unique}",
+        "tables": [{"source": f"src-{unique}", "target": f"dst-{unique}"}],
+        "backfill": {"splits": 2},
+        "replication": {"phase_cache_seconds": 0},
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda s: s.update(bogus=1), "bogus"),
+        (lambda s: s["backfill"].update(splitz=3), "backfill.splitz"),
+        (lambda s: s["tables"][0].update(target=s["tables"][0]["source"]), "tables[0].target"),
+        (lambda s: s["backfill"].update(read_percent=7), "backfill.read_percent"),
+        (lambda s: s.pop("region"), "region"),
+    ],
+)
+def test_an_invalid_spec_exits_2_naming_the_field_and_writes_nothing(ddb, emulator, unique, tmp_path, mutate, field):
+    create_table(ddb, f"src-{unique}")
+    body = _base(emulator, unique)
+    mutate(body)
+    before = _tables(ddb)
+    result = CliRunner().invoke(cli, ["init", "--spec", _write_spec(tmp_path, body)])
+    assert result.exit_code == 2
+    assert field in result.output
+    assert _tables(ddb) == before
+
+
+def test_missing_source_and_different_key_schema_exit_2_before_any_write(ddb, emulator, unique, tmp_path):
+    spec = _write_spec(tmp_path, _base(emulator, unique))
+    result = CliRunner().invoke(cli, ["init", "--spec", spec])
+    assert result.exit_code == 2 and f"src-{unique}" in result.output and "does not exist" in result.output
+    create_table(ddb, f"src-{unique}")
+    create_table(ddb, f"dst-{unique}", hash_key=("id", "N"))
+    before = _tables(ddb)
+    result = CliRunner().invoke(cli, ["init", "--spec", spec])
+    assert result.exit_code == 2 and "key schema" in result.output
+    assert _tables(ddb) == before
+
+
+def test_init_backfill_verify_finalize_status_through_the_cli(ddb, emulator, unique, tmp_path):
+    # GIVEN a source table with items
+    create_table(ddb, f"src-{unique}")
+    for i in range(30):
+        ddb.put_item(TableName=f"src-{unique}", Item={"pk": {"S": f"k{i}"}, "ns": {"NS": ["1", "2.5"]}})
+    spec = _write_spec(tmp_path, _base(emulator, unique))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init", "--spec", spec]).exit_code == 0
+    # WHEN verify runs before the backfill THEN it exits 1 and writes the full JSON report
+    report = tmp_path / "report.json"
+    result = runner.invoke(cli, ["verify", "--spec", spec, "--json", str(report)])
+    assert result.exit_code == 1, result.output
+    data = json.loads(report.read_text())
+    assert data["tables"][0]["counts"]["missing"] == 30
+    # WHEN finalize runs before the backfill THEN it refuses (2)
+    assert runner.invoke(cli, ["finalize", "--spec", spec]).exit_code == 2
+    # WHEN the backfill runs through the CLI (local engine, Spark) THEN verify passes
+    result = runner.invoke(cli, ["backfill", "--spec", spec])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(cli, ["verify", "--spec", spec]).exit_code == 0
+    # AND finalize and status work
+    assert runner.invoke(cli, ["finalize", "--spec", spec]).exit_code == 0
+    status = runner.invoke(cli, ["status", "--spec", spec])
+    assert status.exit_code == 0 and "phase live" in status.output and "2 of 2 segments done" in status.output
+
+
+def test_verify_repair_fixes_a_drifted_target(ddb, emulator, unique, tmp_path):
+    create_table(ddb, f"src-{unique}")
+    create_table(ddb, f"dst-{unique}")
+    ddb.put_item(TableName=f"src-{unique}", Item={"pk": {"S": "a"}, "v": {"N": "1"}})
+    ddb.put_item(TableName=f"dst-{unique}", Item={"pk": {"S": "a"}, "v": {"N": "2"}})
+    ddb.put_item(TableName=f"dst-{unique}", Item={"pk": {"S": "zombie"}})
+    spec = _write_spec(tmp_path, _base(emulator, unique))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init", "--spec", spec]).exit_code == 0
+    result = runner.invoke(cli, ["verify", "--spec", spec, "--repair"])
+    assert result.exit_code == 0, result.output
+    assert "repaired 2" in result.output
+    assert runner.invoke(cli, ["verify", "--spec", spec]).exit_code == 0
+
+
+def test_the_installed_console_script_reports_usage_errors_with_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("region: [unclosed\n", encoding="utf-8")
+    ferry = Path(sys.executable).parent / "ferry"
+    result = subprocess.run([str(ferry), "verify", "--spec", str(bad)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "not valid YAML" in result.stderr
