@@ -4,12 +4,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+FORMATTED := ferry ferry_cli glue_jobs chalice_app/app.py chalice_app/chalicelib tests
 
 .PHONY: help install demo test test-unit test-functional test-spark lint fmt typecheck vendor glue-zip clean
 
 help:
 	@echo "make demo   - set up, start the embedded emulator and migrate a live table end to end"
-	@echo "make test   - set up and run the whole suite (unit, functional, spark, e2e)"
+	@echo "make test   - set up, lint (ruff, mypy) and run the whole suite (unit, functional, spark, e2e)"
 	@echo "make lint   - ruff + mypy"
 	@echo "make vendor - copy the ferry core into chalice_app/vendor for packaging"
 	@echo "make glue-zip - build/ferry.zip for Glue's --extra-py-files"
@@ -26,8 +27,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/ferry demo
 
-test: $(STAMP)
-	$(PY) -m ruff check .
+test: lint
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
@@ -41,11 +41,11 @@ test-spark: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check ferry ferry_cli glue_jobs chalice_app/app.py chalice_app/chalicelib tests
+	$(PY) -m ruff format --check $(FORMATTED)
 	$(PY) -m mypy
 
 fmt: $(STAMP)
-	$(PY) -m ruff format ferry ferry_cli glue_jobs chalice_app/app.py chalice_app/chalicelib tests
+	$(PY) -m ruff format $(FORMATTED)
 	$(PY) -m ruff check --fix .
 
 vendor:

@@ -90,7 +90,7 @@ def _typed(data: Mapping[str, Any], key: str, kind: type, default: Any, where: s
         value = float(value)
     if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
         raise SpecError(name, f"must be {kind.__name__}, got {type(value).__name__} {value!r}")
-    if kind is float and not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise SpecError(name, f"must be a finite number, got {value!r}")
     return value
 
@@ -124,7 +124,9 @@ def _parse_table(raw: Any, index: int) -> TableMapping:
             raise SpecError(f"{where}.{key}", "is required")
         name = _typed(data, key, str, None, where)
         if not _TABLE_NAME.fullmatch(name):
-            raise SpecError(f"{where}.{key}", f"{name!r} is not a valid DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)")
+            raise SpecError(
+                f"{where}.{key}", f"{name!r} is not a valid DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"
+            )
     if data["source"] == data["target"]:
         raise SpecError(f"{where}.target", "must differ from the source table")
     return TableMapping(
@@ -180,7 +182,9 @@ def parse_spec(raw: Any) -> Spec:
     if not 1 <= replication.batch_size <= 10_000:
         raise SpecError("replication.batch_size", "must be between 1 and 10000")
     if not 0 <= replication.max_retries <= 10_000:
-        raise SpecError("replication.max_retries", "must be between 0 and 10000 (finite: a poison record must not block a shard)")
+        raise SpecError(
+            "replication.max_retries", "must be between 0 and 10000 (finite: a poison record must not block a shard)"
+        )
     if replication.phase_cache_seconds < 0:
         raise SpecError("replication.phase_cache_seconds", "must not be negative")
 

@@ -30,7 +30,7 @@ def _b64(value: str | bytes) -> bytes:
 
 def decode_stream_value(value: Mapping[str, Any]) -> dict[str, Any]:
     """One attribute value of a Lambda stream event → the low-level client's form (bytes for binaries)."""
-    (tag, inner), = value.items()
+    ((tag, inner),) = value.items()
     if tag == "B":
         return {"B": _b64(inner)}
     if tag == "BS":
@@ -66,7 +66,7 @@ def _number(text: str) -> Decimal:
 
 def canonical(value: Mapping[str, Any]) -> Any:
     """A hashable form of one attribute value in which DynamoDB-equal values are equal."""
-    (tag, inner), = value.items()
+    ((tag, inner),) = value.items()
     if tag == "N":
         return ("N", _number(inner))
     if tag == "B":
@@ -126,7 +126,7 @@ def _number_size(text: str) -> int:
 
 def value_size(value: Mapping[str, Any]) -> int:
     """Approximate stored size in bytes of one value, by DynamoDB's published sizing rules."""
-    (tag, inner), = value.items()
+    ((tag, inner),) = value.items()
     if tag == "S":
         return len(inner.encode("utf-8"))
     if tag == "N":

@@ -88,8 +88,14 @@ def run_demo(
         ddb = make_client("dynamodb", where)
         ddb.create_table(
             TableName=SOURCE,
-            KeySchema=[{"AttributeName": HASH_KEY, "KeyType": "HASH"}, {"AttributeName": RANGE_KEY, "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": HASH_KEY, "AttributeType": "S"}, {"AttributeName": RANGE_KEY, "AttributeType": "N"}],
+            KeySchema=[
+                {"AttributeName": HASH_KEY, "KeyType": "HASH"},
+                {"AttributeName": RANGE_KEY, "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": HASH_KEY, "AttributeType": "S"},
+                {"AttributeName": RANGE_KEY, "AttributeType": "N"},
+            ],
             BillingMode="PAY_PER_REQUEST",
         )
         result.items_seeded = seed_table(ddb, SOURCE, items, seed=seed)
@@ -154,7 +160,10 @@ def print_summary(result: DemoResult, console: Console) -> None:
         ("on-failure queue depth", str(result.dlq_depth)),
         ("tombstones removed by finalize", str(result.tombstones_removed)),
         ("items source / target", f"{result.source_items:,} / {result.target_items:,}"),
-        ("verify", "[green]OK: no differences[/]" if result.verify_ok else f"[red]DIFFERENCES {result.verify_counts}[/]"),
+        (
+            "verify",
+            "[green]OK: no differences[/]" if result.verify_ok else f"[red]DIFFERENCES {result.verify_counts}[/]",
+        ),
         ("total time", f"{result.seconds:.0f}s"),
     ]
     for what, value in rows:

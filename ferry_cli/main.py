@@ -42,7 +42,9 @@ def _guard(fn: Callable[..., int | None]) -> Callable[..., None]:
             from botocore.exceptions import ClientError, NoCredentialsError
 
             if isinstance(exc, NoCredentialsError):
-                err.print("[bold red]error:[/] no AWS credentials: configure a profile, or set endpoint_url for the emulator")
+                err.print(
+                    "[bold red]error:[/] no AWS credentials: configure a profile, or set endpoint_url for the emulator"
+                )
                 code = EXIT_USAGE
             elif isinstance(exc, ClientError):
                 err.print(f"[bold red]AWS error:[/] {exc}")
@@ -56,7 +58,9 @@ def _guard(fn: Callable[..., int | None]) -> Callable[..., None]:
 
 
 def _spec_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--spec", "spec_path", required=True, type=click.Path(dir_okay=False), help="The spec file (YAML).")(fn)
+    return click.option(
+        "--spec", "spec_path", required=True, type=click.Path(dir_okay=False), help="The spec file (YAML)."
+    )(fn)
 
 
 def _ddb(spec: Spec) -> Any:
@@ -67,21 +71,30 @@ def _ddb(spec: Spec) -> Any:
 @click.option("-v", "--verbose", is_flag=True, help="Log progress (keys and counts, never item payloads).")
 def cli(verbose: bool) -> None:
     """ferry: migrate live DynamoDB tables without downtime, loss or corruption."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     for noisy in ("botocore", "urllib3", "py4j", "aws_lambda_powertools"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @cli.command()
 @_spec_option
-@click.option("--enable-streams/--no-enable-streams", default=True, show_default=True, help="Enable NEW_AND_OLD_IMAGES streams on sources that have none.")
+@click.option(
+    "--enable-streams/--no-enable-streams",
+    default=True,
+    show_default=True,
+    help="Enable NEW_AND_OLD_IMAGES streams on sources that have none.",
+)
 @_guard
 def init(spec_path: str, enable_streams: bool) -> int:
     """Check sources, create missing targets and the state table, enable/validate streams."""
     from ferry.tables.setup import init_tables
 
     spec = load_spec(spec_path)
-    for line in init_tables(spec, _ddb(spec), enable_streams=enable_streams) or ["nothing to do: everything is in place"]:
+    for line in init_tables(spec, _ddb(spec), enable_streams=enable_streams) or [
+        "nothing to do: everything is in place"
+    ]:
         console.print(f"• {line}")
     return EXIT_OK
 
@@ -133,13 +146,35 @@ def _glue_backfill(spec: Spec, source: str, splits: int | None, job_name: str, p
 
 @cli.command()
 @_spec_option
-@click.option("--splits", type=click.IntRange(1, 1_000_000), default=None, help="Parallel-scan segments (Spark tasks); default from the spec.")
+@click.option(
+    "--splits",
+    type=click.IntRange(1, 1_000_000),
+    default=None,
+    help="Parallel-scan segments (Spark tasks); default from the spec.",
+)
 @click.option("--engine", type=click.Choice(["local", "glue"]), default="local", show_default=True)
 @click.option("--table", "tables", multiple=True, help="Only these source tables (default: all).")
 @click.option("--job-name", default="ferry-table-backfill", show_default=True, help="Glue job name (--engine glue).")
-@click.option("--restart", is_flag=True, help="Forget checkpoints and scan from the start (safe: writes are insert-only).")
+@click.option(
+    "--restart", is_flag=True, help="Forget checkpoints and scan from the start (safe: writes are insert-only)."
+)
+@click.option(
+    "--poll-seconds",
+    type=click.FloatRange(0.05, 600),
+    default=15.0,
+    show_default=True,
+    help="Glue run polling interval.",
+)
 @_guard
-def backfill(spec_path: str, splits: int | None, engine: str, tables: tuple[str, ...], job_name: str, restart: bool) -> int:
+def backfill(
+    spec_path: str,
+    splits: int | None,
+    engine: str,
+    tables: tuple[str, ...],
+    job_name: str,
+    restart: bool,
+    poll_seconds: float,
+) -> int:
     """Copy existing items, insert-only, split-parallel, within the capacity budget."""
     from ferry.tables.setup import inspect_tables
     from ferry.tables.state import StateStore
@@ -155,7 +190,7 @@ def backfill(spec_path: str, splits: int | None, engine: str, tables: tuple[str,
         if restart:
             StateStore(ddb, spec.state_table).clear_segments(source)
         if engine == "glue":
-            code = max(code, _glue_backfill(spec, source, splits, job_name, poll=10.0))
+            code = max(code, _glue_backfill(spec, source, splits, job_name, poll=poll_seconds))
             continue
         from glue_jobs import table_backfill
 
@@ -174,7 +209,8 @@ def print_verify_report(report: Any) -> None:
     status = "[green]OK[/]" if report.ok else "[red]DIFFERENCES[/]"
     console.print(
         f"{report.source} -> {report.target}: {status} source {report.source_items} items, target {report.target_items}, "
-        f"{report.segments} segments, {report.seconds:.1f}s" + (f", repaired {report.repaired}" if report.repaired else "")
+        f"{report.segments} segments, {report.seconds:.1f}s"
+        + (f", repaired {report.repaired}" if report.repaired else "")
     )
     counts = report.counts()
     if not report.ok:
@@ -188,8 +224,12 @@ def print_verify_report(report: Any) -> None:
 @cli.command()
 @_spec_option
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), help="Write the full report here.")
-@click.option("--repair", is_flag=True, help="Copy the source's current state for each differing key, then re-check it.")
-@click.option("--segments", type=click.IntRange(1, 1_000_000), default=None, help="Scan segments (default: backfill.splits).")
+@click.option(
+    "--repair", is_flag=True, help="Copy the source's current state for each differing key, then re-check it."
+)
+@click.option(
+    "--segments", type=click.IntRange(1, 1_000_000), default=None, help="Scan segments (default: backfill.splits)."
+)
 @click.option("--workers", type=click.IntRange(1, 256), default=4, show_default=True)
 @_guard
 def verify(spec_path: str, json_path: str | None, repair: bool, segments: int | None, workers: int) -> int:
@@ -225,7 +265,9 @@ def finalize(spec_path: str, force: bool) -> int:
     ddb = _ddb(spec)
     for mapping in spec.tables:
         result = finalize_table(spec, mapping, ddb, force=force)
-        console.print(f"{result.source}: phase live, {result.tombstones_removed} tombstones removed from {result.target}")
+        console.print(
+            f"{result.source}: phase live, {result.tombstones_removed} tombstones removed from {result.target}"
+        )
     return EXIT_OK
 
 
@@ -255,19 +297,25 @@ def status(spec_path: str) -> int:
             table.add_column(column)
         segments = sorted(store.list_segments(mapping.source), key=lambda c: (c.total, c.segment))
         for cp in segments:
-            table.add_row(f"{cp.segment}/{cp.total}", cp.status, str(cp.scanned), str(cp.written), str(cp.skipped), str(cp.pages))
+            table.add_row(
+                f"{cp.segment}/{cp.total}", cp.status, str(cp.scanned), str(cp.written), str(cp.skipped), str(cp.pages)
+            )
         console.print(table)
         console.print(f"backfill: {backfill_complete(store, mapping.source)[1]}")
         shards = store.stream_checkpoints(mapping.source)
         if shards:
             newest = max(stamp for *_, stamp in shards)
-            console.print(f"live (local pollers): {len(shards)} shard(s), last batch committed {time.time() - newest:.0f}s ago")
+            console.print(
+                f"live (local pollers): {len(shards)} shard(s), last batch committed {time.time() - newest:.0f}s ago"
+            )
         else:
             console.print("live: no local poller checkpoint (deployed: see the IteratorAge metric of table_stream)")
         last = store.load_verify(mapping.source)
         if last:
             summary, differences, stamp = last
-            console.print(f"last verify {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(stamp))}: {differences} differences {summary}")
+            console.print(
+                f"last verify {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(stamp))}: {differences} differences {summary}"
+            )
         else:
             console.print("last verify: never")
     return EXIT_OK
@@ -276,7 +324,13 @@ def status(spec_path: str) -> int:
 @cli.command()
 @click.option("--items", type=click.IntRange(10, 1_000_000), default=5000, show_default=True)
 @click.option("--splits", type=click.IntRange(1, 64), default=4, show_default=True)
-@click.option("--traffic-rate", type=float, default=40.0, show_default=True, help="Live operations per second during the backfill.")
+@click.option(
+    "--traffic-rate",
+    type=float,
+    default=40.0,
+    show_default=True,
+    help="Live operations per second during the backfill.",
+)
 @click.option("--seed", type=int, default=7, show_default=True)
 @_guard
 def demo(items: int, splits: int, traffic_rate: float, seed: int) -> int:

@@ -64,7 +64,9 @@ class LocalReplication:
 
     def start(self, idle_sleep: float = 0.1) -> LocalReplication:
         for poller in self.pollers:
-            thread = threading.Thread(target=poller.run, args=(self._stop, idle_sleep), name=f"poller-{poller.source_table}", daemon=True)
+            thread = threading.Thread(
+                target=poller.run, args=(self._stop, idle_sleep), name=f"poller-{poller.source_table}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
         return self

@@ -31,7 +31,14 @@ from ferry.tables.state import StateStore
 log = logging.getLogger("ferry.glue.table_backfill")
 
 REQUIRED_ARGS = ("source_table", "target_table", "state_table", "region", "splits", "read_percent", "write_percent")
-OPTIONAL_ARGS = ("endpoint_url", "on_demand_read_units", "on_demand_write_units", "write_concurrency", "page_size", "phase_cache_seconds")
+OPTIONAL_ARGS = (
+    "endpoint_url",
+    "on_demand_read_units",
+    "on_demand_write_units",
+    "write_concurrency",
+    "page_size",
+    "phase_cache_seconds",
+)
 _INT_ARGS = {"splits", "on_demand_read_units", "on_demand_write_units", "write_concurrency", "page_size"}
 _FLOAT_ARGS = {"read_percent", "write_percent", "phase_cache_seconds"}
 
@@ -109,7 +116,9 @@ def run_backfill(spark: Any, config: BackfillConfig) -> BackfillSummary:
     plan = plan_backfill(spec, mapping, ddb, config.splits)
     started = time.monotonic()
     n = plan.total_segments
-    rows = spark.sparkContext.parallelize(range(n), n).map(lambda segment: copy_segment(plan, segment).as_dict()).collect()
+    rows = (
+        spark.sparkContext.parallelize(range(n), n).map(lambda segment: copy_segment(plan, segment).as_dict()).collect()
+    )
     results = tuple(sorted((SegmentResult(**row) for row in rows), key=lambda r: r.segment))
     return BackfillSummary(mapping.source, mapping.target, results, time.monotonic() - started)
 

@@ -54,7 +54,9 @@ class Emulator:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise SetupError(f"the emulator (moto server) exited with code {self._process.returncode}; see {self.log_path}")
+                raise SetupError(
+                    f"the emulator (moto server) exited with code {self._process.returncode}; see {self.log_path}"
+                )
             try:
                 with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1):
                     return self
@@ -86,5 +88,7 @@ class Emulator:
     def __enter__(self) -> Emulator:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

@@ -18,7 +18,7 @@ from ferry.wire import Item
 
 HASH_KEY = "pk"
 RANGE_KEY = "sk"
-_WORDS = ["ferry", "Öl", "naïve", "日本語", "emoji 🚢", "tab\tand\nnewline", "quote\"s", "", "x" * 40]
+_WORDS = ["ferry", "Öl", "naïve", "日本語", "emoji 🚢", "tab\tand\nnewline", 'quote"s', "", "x" * 40]
 _NUMBERS = [
     "12345678901234567890123456789012345678",
     "-0.0000000000000000000000000000000000001",
@@ -120,7 +120,14 @@ class TrafficGenerator:
                 Key=make_key(index),
                 UpdateExpression="SET #v = :v, #p.#c = :c ADD #s :n REMOVE #a",
                 ConditionExpression="attribute_exists(#pk) AND attribute_type(#p, :m)",
-                ExpressionAttributeNames={"#v": "version", "#p": "profile", "#c": "changed", "#s": "scores", "#a": "active", "#pk": HASH_KEY},
+                ExpressionAttributeNames={
+                    "#v": "version",
+                    "#p": "profile",
+                    "#c": "changed",
+                    "#s": "scores",
+                    "#a": "active",
+                    "#pk": HASH_KEY,
+                },
                 ExpressionAttributeValues={
                     ":v": {"N": str(rng.randint(1, 10**6))},
                     ":c": {"BS": [_bytes(rng, 4)]},

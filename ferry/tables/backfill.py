@@ -115,7 +115,13 @@ class _SegmentCopier:
                     raise
                 self.throttled += 1
                 delay = min(20.0, 0.1 * 2**attempt) * random.uniform(0.5, 1.0)
-                log.warning("segment %d: %s transient error %s, retry in %.2fs", self.segment, what, error_code(exc) or type(exc).__name__, delay)
+                log.warning(
+                    "segment %d: %s transient error %s, retry in %.2fs",
+                    self.segment,
+                    what,
+                    error_code(exc) or type(exc).__name__,
+                    delay,
+                )
                 time.sleep(delay)
         raise RetryableError(f"{what}: still failing after {self.plan.max_write_attempts} attempts")
 
@@ -188,7 +194,9 @@ class _SegmentCopier:
                     status = SEGMENT_RUNNING if last_key else SEGMENT_DONE
                     self.store.save_segment(
                         plan.source,
-                        SegmentCheckpoint(self.segment, plan.total_segments, status, last_key, scanned, written, skipped, pages),
+                        SegmentCheckpoint(
+                            self.segment, plan.total_segments, status, last_key, scanned, written, skipped, pages
+                        ),
                     )
                     if last_key is None:
                         break
@@ -197,15 +205,44 @@ class _SegmentCopier:
             log.error("segment %d of %s failed: %s", self.segment, plan.source, message)
             self.store.save_segment(
                 plan.source,
-                SegmentCheckpoint(self.segment, plan.total_segments, SEGMENT_FAILED, last_key, scanned, written, skipped, pages, message),
+                SegmentCheckpoint(
+                    self.segment,
+                    plan.total_segments,
+                    SEGMENT_FAILED,
+                    last_key,
+                    scanned,
+                    written,
+                    skipped,
+                    pages,
+                    message,
+                ),
             )
             return SegmentResult(
-                self.segment, SEGMENT_FAILED, scanned, written, skipped, pages, resumed,
-                time.monotonic() - started, self.read_units, self.write_units, self.throttled, message,
+                self.segment,
+                SEGMENT_FAILED,
+                scanned,
+                written,
+                skipped,
+                pages,
+                resumed,
+                time.monotonic() - started,
+                self.read_units,
+                self.write_units,
+                self.throttled,
+                message,
             )
         return SegmentResult(
-            self.segment, SEGMENT_DONE, scanned, written, skipped, pages, resumed,
-            time.monotonic() - started, self.read_units, self.write_units, self.throttled,
+            self.segment,
+            SEGMENT_DONE,
+            scanned,
+            written,
+            skipped,
+            pages,
+            resumed,
+            time.monotonic() - started,
+            self.read_units,
+            self.write_units,
+            self.throttled,
         )
 
 

@@ -75,7 +75,9 @@ def finalize_table(
     store = StateStore(ddb, spec.state_table)
     complete, detail = backfill_complete(store, mapping.source)
     if not complete and not force:
-        raise SetupError(f"{mapping.source}: the backfill is not complete ({detail}); run `ferry backfill` first (or --force)")
+        raise SetupError(
+            f"{mapping.source}: the backfill is not complete ({detail}); run `ferry backfill` first (or --force)"
+        )
     target = describe_shape(ddb, mapping.target, "target")
     waited = 0.0
     if store.get_phase(mapping.source) != PHASE_LIVE:
@@ -94,7 +96,9 @@ def finalize_table(
     return FinalizeResult(mapping.source, mapping.target, removed, waited)
 
 
-def start_backfill_phase(spec: Spec, mapping: TableMapping, store: StateStore, sleep: Callable[[float], None] = time.sleep) -> float:
+def start_backfill_phase(
+    spec: Spec, mapping: TableMapping, store: StateStore, sleep: Callable[[float], None] = time.sleep
+) -> float:
     """Before a scan starts, the table must be in its backfill phase and every handler must know it."""
     if not store.has_phase(mapping.source):
         store.set_phase(mapping.source, PHASE_BACKFILL)  # handlers already default to backfill

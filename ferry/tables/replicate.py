@@ -55,7 +55,8 @@ class TableReplicator:
         mapping = self.spec.mapping_for_source(source)
         if mapping is None:
             raise PoisonRecordError(
-                "eventSourceARN", f"table {source!r} is not mapped in this deployment's spec; add it to tables or remove the trigger"
+                "eventSourceARN",
+                f"table {source!r} is not mapped in this deployment's spec; add it to tables or remove the trigger",
             )
         change = record.get("dynamodb") or {}
         event_name = str(record.get("eventName", ""))
@@ -73,7 +74,8 @@ class TableReplicator:
             image = change.get("NewImage")
             if not image:
                 raise PoisonRecordError(
-                    "dynamodb.NewImage", f"{event_name} record of {source!r} has no NewImage: the stream must be NEW_AND_OLD_IMAGES"
+                    "dynamodb.NewImage",
+                    f"{event_name} record of {source!r} has no NewImage: the stream must be NEW_AND_OLD_IMAGES",
                 )
             self.ddb.put_item(TableName=mapping.target, Item=decode_stream_image(image))
         elif action is StreamAction.DELETE:

@@ -65,8 +65,10 @@ def shape_from_description(table: dict[str, Any]) -> TableShape:
 def key_schema_mismatch(source: TableShape, target: TableShape) -> str | None:
     """A sentence saying how the key schemas differ, or None when they are the same."""
     if source.key_types != target.key_types:
+
         def show(s: TableShape) -> str:
             roles = ("HASH", "RANGE")
             return ", ".join(f"{n} ({t}, {r})" for (n, t), r in zip(s.key_types, roles, strict=False))
+
         return f"target key schema [{show(target)}] differs from source key schema [{show(source)}]"
     return None

@@ -41,7 +41,9 @@ def inspect_tables(spec: Spec, ddb: Any, *, require_targets: bool, require_strea
         source = describe_shape(ddb, mapping.source, f"tables[{i}].source")
         target = _describe_or_none(ddb, mapping.target)
         if target is None and require_targets:
-            raise SetupError(f"tables[{i}].target: table {mapping.target!r} does not exist; run `ferry init` to create it")
+            raise SetupError(
+                f"tables[{i}].target: table {mapping.target!r} does not exist; run `ferry init` to create it"
+            )
         if target is not None:
             mismatch = key_schema_mismatch(source, target)
             if mismatch:
@@ -74,7 +76,10 @@ def _target_definition(source: TableShape, target_name: str) -> dict[str, Any]:
         definition["BillingMode"] = "PAY_PER_REQUEST"
     else:
         definition["BillingMode"] = "PROVISIONED"
-        definition["ProvisionedThroughput"] = {"ReadCapacityUnits": source.read_units, "WriteCapacityUnits": source.write_units}
+        definition["ProvisionedThroughput"] = {
+            "ReadCapacityUnits": source.read_units,
+            "WriteCapacityUnits": source.write_units,
+        }
     gsis = []
     for index in raw.get("GlobalSecondaryIndexes", []):
         gsi: dict[str, Any] = {k: index[k] for k in ("IndexName", "KeySchema", "Projection")}
@@ -87,7 +92,10 @@ def _target_definition(source: TableShape, target_name: str) -> dict[str, Any]:
         gsis.append(gsi)
     if gsis:
         definition["GlobalSecondaryIndexes"] = gsis
-    lsis = [{k: index[k] for k in ("IndexName", "KeySchema", "Projection")} for index in raw.get("LocalSecondaryIndexes", [])]
+    lsis = [
+        {k: index[k] for k in ("IndexName", "KeySchema", "Projection")}
+        for index in raw.get("LocalSecondaryIndexes", [])
+    ]
     if lsis:
         definition["LocalSecondaryIndexes"] = lsis
     return definition
@@ -106,7 +114,9 @@ def init_tables(spec: Spec, ddb: Any, *, enable_streams: bool = True) -> list[st
     for check in checks:
         m = check.mapping
         if check.stream_needs_enabling:
-            ddb.update_table(TableName=m.source, StreamSpecification={"StreamEnabled": True, "StreamViewType": STREAM_VIEW})
+            ddb.update_table(
+                TableName=m.source, StreamSpecification={"StreamEnabled": True, "StreamViewType": STREAM_VIEW}
+            )
             done.append(f"enabled stream ({STREAM_VIEW}) on {m.source}")
         if check.target is None:
             ddb.create_table(**_target_definition(check.source, m.target))

@@ -153,7 +153,9 @@ def _key_id(key: Item, key_names: Sequence[str]) -> tuple[Any, ...]:
     return tuple(canonical(key[name]) for name in key_names)
 
 
-def _batch_get(ddb: Any, source: TableShape, target_name: str, keys: Sequence[Item]) -> tuple[dict[Any, Item], dict[Any, Item]]:
+def _batch_get(
+    ddb: Any, source: TableShape, target_name: str, keys: Sequence[Item]
+) -> tuple[dict[Any, Item], dict[Any, Item]]:
     """Consistent reads of ``keys`` on both tables: (source items, target items) by key identity."""
     names = source.key_names
     found: dict[str, dict[Any, Item]] = {source.name: {}, target_name: {}}
@@ -279,11 +281,17 @@ def verify_segment(
             candidates.append((key, difference))
     del target_items, tombstones
 
-    confirmed = _confirm(ddb, source, target_name, [key for key, _ in candidates]) if recheck and candidates else candidates
+    confirmed = (
+        _confirm(ddb, source, target_name, [key for key, _ in candidates]) if recheck and candidates else candidates
+    )
     if recheck and len(confirmed) < len(candidates):
         log.info(
             "segment %d/%d of %s: %d of %d candidate differences gone on a consistent re-read",
-            segment, total_segments, source.name, len(candidates) - len(confirmed), len(candidates),
+            segment,
+            total_segments,
+            source.name,
+            len(candidates) - len(confirmed),
+            len(candidates),
         )
 
     repaired = 0
@@ -295,7 +303,9 @@ def verify_segment(
         confirmed = remaining
 
     for _, difference in confirmed:
-        log.debug("segment %d/%d of %s: %s key %s", segment, total_segments, source.name, difference.kind, difference.key)
+        log.debug(
+            "segment %d/%d of %s: %s key %s", segment, total_segments, source.name, difference.kind, difference.key
+        )
     return SegmentVerify(
         segment=segment,
         source_items=source_count,
@@ -376,7 +386,13 @@ def verify_table(
     )
     log.info(
         "verify %s -> %s: %d segments, %d source items, %d target items, differences %s, %d repaired, %.1fs",
-        report.source, report.target, total, report.source_items, report.target_items,
-        report.counts(), report.repaired, report.seconds,
+        report.source,
+        report.target,
+        total,
+        report.source_items,
+        report.target_items,
+        report.counts(),
+        report.repaired,
+        report.seconds,
     )
     return report

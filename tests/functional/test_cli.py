@@ -120,3 +120,53 @@ def test_the_installed_console_script_reports_usage_errors_with_exit_2(tmp_path)
     result = subprocess.run([str(ferry), "verify", "--spec", str(bad)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "not valid YAML" in result.stderr
+
+
+def test_replicate_drain_applies_live_changes_through_the_real_handler(ddb, emulator, unique, tmp_path):
+    # GIVEN an initialised migration and live writes to the source after init
+    create_table(ddb, f"src-{unique}")
+    spec = _write_spec(tmp_path, _base(emulator, unique))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init", "--spec", spec]).exit_code == 0
+    ddb.put_item(TableName=f"src-{unique}", Item={"pk": {"S": "a"}, "b": {"BS": [b"\x00", b"\xff"]}})
+    ddb.put_item(TableName=f"src-{unique}", Item={"pk": {"S": "gone"}})
+    ddb.delete_item(TableName=f"src-{unique}", Key={"pk": {"S": "gone"}})
+    # WHEN `ferry replicate --drain` runs
+    result = runner.invoke(cli, ["replicate", "--spec", spec, "--drain"])
+    # THEN the put is replicated byte-exact and the delete left a tombstone (backfill phase)
+    assert result.exit_code == 0, result.output
+    got = ddb.get_item(TableName=f"dst-{unique}", Key={"pk": {"S": "a"}})["Item"]
+    assert sorted(got["b"]["BS"]) == [b"\x00", b"\xff"]
+    gone = ddb.get_item(TableName=f"dst-{unique}", Key={"pk": {"S": "gone"}})["Item"]
+    assert "__ferry_tombstone" in gone
+    assert "on-failure queue depth: 0" in result.output
+
+
+def test_backfill_engine_glue_starts_a_job_run_with_the_documented_arguments(ddb, emulator, unique, tmp_path, where):
+    # GIVEN a Glue job (the emulator records runs but does not execute them)
+    from ferry.clients import make_client
+    from glue_jobs.table_backfill import REQUIRED_ARGS
+
+    create_table(ddb, f"src-{unique}")
+    spec = _write_spec(tmp_path, _base(emulator, unique))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init", "--spec", spec]).exit_code == 0
+    glue = make_client("glue", where)
+    job = f"ferry-table-backfill-{unique}"
+    glue.create_job(
+        Name=job,
+        Role="arn:aws:iam::123456789012:role/ferry",
+        Command={"Name": "glueetl", "ScriptLocation": "s3://a/b.py"},
+    )
+    # WHEN ferry backfill --engine glue runs
+    result = runner.invoke(
+        cli, ["backfill", "--spec", spec, "--engine", "glue", "--job-name", job, "--poll-seconds", "0.1"]
+    )
+    # THEN it started one run with every required argument and followed it to SUCCEEDED
+    assert result.exit_code == 0, result.output
+    assert "SUCCEEDED" in result.output
+    runs = glue.get_job_runs(JobName=job)["JobRuns"]
+    assert len(runs) == 1
+    arguments = runs[0]["Arguments"]
+    assert {f"--{name}" for name in REQUIRED_ARGS} <= set(arguments)
+    assert arguments["--source_table"] == f"src-{unique}" and arguments["--splits"] == "2"

@@ -47,7 +47,11 @@ def test_init_creates_target_and_state_table_and_enables_the_stream(ddb, emulato
             {"AttributeName": "gk", "AttributeType": "N"},
         ],
         GlobalSecondaryIndexes=[
-            {"IndexName": "by-gk", "KeySchema": [{"AttributeName": "gk", "KeyType": "HASH"}], "Projection": {"ProjectionType": "ALL"}}
+            {
+                "IndexName": "by-gk",
+                "KeySchema": [{"AttributeName": "gk", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
         ],
         BillingMode="PAY_PER_REQUEST",
     )
