@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 THROTTLING_CODES = frozenset(
     {
@@ -83,3 +90,29 @@ def is_transient(exc: BaseException) -> bool:
         return True
     status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     return isinstance(status, int) and status >= 500
+
+
+def call_with_retries(
+    call: Callable[[], T],
+    what: str,
+    *,
+    attempts: int = 8,
+    base_delay: float = 0.1,
+    on_retry: Callable[[BaseException], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run ``call`` (which already has botocore's retries) until it succeeds, fails permanently,
+    or stays transient for ``attempts`` tries; backoff is exponential with jitter, capped at 20 s.
+    The last exception is re-raised unchanged."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except Exception as exc:
+            if not is_transient(exc) or attempt == attempts - 1:
+                raise
+            if on_retry is not None:
+                on_retry(exc)
+            delay = min(20.0, base_delay * 2**attempt) * random.uniform(0.5, 1.0)
+            log.warning("%s: transient error %s, retry in %.2fs", what, error_code(exc) or type(exc).__name__, delay)
+            sleep(delay)
+    raise AssertionError("unreachable: attempts must be at least 1")

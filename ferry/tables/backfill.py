@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ferry.clients import AwsTarget, error_code, is_transient, make_client
-from ferry.errors import RetryableError
+from ferry.clients import AwsTarget, call_with_retries, error_code, make_client
 from ferry.ratelimit import CapacityBucket
 from ferry.spec import Spec, TableMapping
 from ferry.tables.protocol import insert_only_condition
@@ -106,24 +104,12 @@ class _SegmentCopier:
         self.write_units = 0.0
 
     def _with_retries(self, call: Any, what: str) -> Any:
-        """Run ``call`` (which already has botocore's retries) until it succeeds or fails permanently."""
-        for attempt in range(self.plan.max_write_attempts):
-            try:
-                return call()
-            except Exception as exc:  # translated right here, at the adapter edge
-                if not is_transient(exc):
-                    raise
-                self.throttled += 1
-                delay = min(20.0, 0.1 * 2**attempt) * random.uniform(0.5, 1.0)
-                log.warning(
-                    "segment %d: %s transient error %s, retry in %.2fs",
-                    self.segment,
-                    what,
-                    error_code(exc) or type(exc).__name__,
-                    delay,
-                )
-                time.sleep(delay)
-        raise RetryableError(f"{what}: still failing after {self.plan.max_write_attempts} attempts")
+        def count(_: BaseException) -> None:
+            self.throttled += 1
+
+        return call_with_retries(
+            call, f"segment {self.segment}: {what}", attempts=self.plan.max_write_attempts, on_retry=count
+        )
 
     def _put_insert_only(self, item: Item) -> bool:
         """True if written, False if the key already exists in the target (live write or tombstone)."""
@@ -180,6 +166,7 @@ class _SegmentCopier:
         resumed = cp is not None and cp.last_key is not None
         cp = cp or SegmentCheckpoint(self.segment, plan.total_segments, SEGMENT_RUNNING, None, 0, 0, 0, 0)
         scanned, written, skipped, pages, last_key = cp.scanned, cp.written, cp.skipped, cp.pages, cp.last_key
+        error = ""
         try:
             with ThreadPoolExecutor(max_workers=plan.write_concurrency) as pool:
                 while True:
@@ -201,48 +188,28 @@ class _SegmentCopier:
                     if last_key is None:
                         break
         except Exception as exc:
-            message = f"{type(exc).__name__}: {exc}"
-            log.error("segment %d of %s failed: %s", self.segment, plan.source, message)
+            # The checkpoint keeps the last completed page: a rerun resumes after it.
+            error = f"{type(exc).__name__}: {exc}"
+            log.error("segment %d of %s failed: %s", self.segment, plan.source, error)
             self.store.save_segment(
                 plan.source,
                 SegmentCheckpoint(
-                    self.segment,
-                    plan.total_segments,
-                    SEGMENT_FAILED,
-                    last_key,
-                    scanned,
-                    written,
-                    skipped,
-                    pages,
-                    message,
+                    self.segment, plan.total_segments, SEGMENT_FAILED, last_key, scanned, written, skipped, pages, error
                 ),
             )
-            return SegmentResult(
-                self.segment,
-                SEGMENT_FAILED,
-                scanned,
-                written,
-                skipped,
-                pages,
-                resumed,
-                time.monotonic() - started,
-                self.read_units,
-                self.write_units,
-                self.throttled,
-                message,
-            )
         return SegmentResult(
-            self.segment,
-            SEGMENT_DONE,
-            scanned,
-            written,
-            skipped,
-            pages,
-            resumed,
-            time.monotonic() - started,
-            self.read_units,
-            self.write_units,
-            self.throttled,
+            segment=self.segment,
+            status=SEGMENT_FAILED if error else SEGMENT_DONE,
+            scanned=scanned,
+            written=written,
+            skipped=skipped,
+            pages=pages,
+            resumed=resumed,
+            seconds=time.monotonic() - started,
+            read_units=self.read_units,
+            write_units=self.write_units,
+            throttled=self.throttled,
+            error=error,
         )
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from ferry.clients import AwsTarget, error_code, is_transient, make_client
+from ferry.clients import AwsTarget, call_with_retries, error_code, is_transient, make_client
 from ferry.errors import FerryError, PermanentError, RetryableError, SetupError
 from ferry.spec import Spec, TableMapping
 from ferry.tables.protocol import is_tombstone
@@ -114,17 +114,7 @@ class TableVerifyReport:
 
 
 def _call(fn: Callable[[], Any], what: str) -> Any:
-    """Run ``fn`` (which already has botocore's retries) until it succeeds or fails permanently."""
-    for attempt in range(_ATTEMPTS):
-        try:
-            return fn()
-        except Exception as exc:
-            if not is_transient(exc) or attempt == _ATTEMPTS - 1:
-                raise
-            delay = min(20.0, 0.2 * 2**attempt) * random.uniform(0.5, 1.0)
-            log.warning("%s: transient error %s, retry in %.2fs", what, error_code(exc) or type(exc).__name__, delay)
-            time.sleep(delay)
-    raise AssertionError("unreachable")
+    return call_with_retries(fn, what, attempts=_ATTEMPTS, base_delay=0.2)
 
 
 def _scan_segment(
