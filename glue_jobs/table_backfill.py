@@ -135,6 +135,7 @@ def local_spark(parallelism: int) -> Any:
     # PySpark starts its Python workers with $PYSPARK_PYTHON: make it this interpreter, whose
     # environment has the ferry package (on Glue, --extra-py-files provides it instead).
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # local runs stay on loopback
     return (
         SparkSession.builder.master(f"local[{max(1, parallelism)}]")
         .appName("ferry-table-backfill")
