@@ -17,6 +17,7 @@ from typing import Any
 from ferry.errors import SpecError
 
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
 
@@ -26,6 +27,29 @@ class TableMapping:
     source: str
     target: str
     replicate_ttl_deletes: bool = True
+
+
+@dataclass(frozen=True)
+class BucketMapping:
+    source: str
+    target: str
+    prefix: str = ""  # only keys under it
+    delete_extra: bool = False  # backfill/verify also remove target keys the source lacks
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    # Objects larger than this are copied part by part (UploadPartCopy) with the source's layout.
+    multipart_threshold: int = 5 * 1024**3
+    concurrency: int = 16  # concurrent reconciles per backfill task
+    request_rate: float = 0.0  # ceiling of S3 requests/s per backfill task; 0 = none
+    max_rounds: int = 3  # reconcile re-reads the source after writing; rounds before the record fails
+    verify_tags: bool = True  # verify reads tags (one request per object and side)
+    events_queue: str = "ferry-bucket-events"  # EventBridge rule -> this SQS queue -> bucket_events
+    max_receive_count: int = 5  # then the message moves to <events_queue>-dlq
+    batch_size: int = 10
+    visibility_timeout: int = 120
+    splits: int = 8  # backfill partitions (Spark tasks)
 
 
 @dataclass(frozen=True)
@@ -52,11 +76,19 @@ class ReplicationSettings:
 @dataclass(frozen=True)
 class Spec:
     region: str
-    tables: tuple[TableMapping, ...]
+    tables: tuple[TableMapping, ...] = ()
     endpoint_url: str | None = None
     state_table: str = "ferry-state"
     backfill: BackfillSettings = field(default_factory=BackfillSettings)
     replication: ReplicationSettings = field(default_factory=ReplicationSettings)
+    buckets: tuple[BucketMapping, ...] = ()
+    s3: S3Settings = field(default_factory=S3Settings)
+
+    def bucket(self, source: str) -> BucketMapping:
+        found = next((b for b in self.buckets if b.source == source), None)
+        if found is None:
+            raise SpecError("buckets", f"no bucket with source {source!r} in the spec")
+        return found
 
     def mapping_for_source(self, source: str) -> TableMapping | None:
         return next((t for t in self.tables if t.source == source), None)
@@ -136,6 +168,26 @@ def _parse_table(raw: Any, index: int) -> TableMapping:
     )
 
 
+def _parse_bucket(raw: Any, index: int) -> BucketMapping:
+    where = f"buckets[{index}]"
+    data = _expect_mapping(raw, where)
+    _reject_unknown(data, _fields_of(BucketMapping), where)
+    for key in ("source", "target"):
+        if data.get(key) is None:
+            raise SpecError(f"{where}.{key}", "is required")
+        name = _typed(data, key, str, None, where)
+        if not _BUCKET_NAME.fullmatch(name) or ".." in name:
+            raise SpecError(f"{where}.{key}", f"{name!r} is not a valid S3 bucket name (3-63 of a-z 0-9 . -)")
+    if data["source"] == data["target"]:
+        raise SpecError(f"{where}.target", "must differ from the source bucket")
+    return BucketMapping(
+        source=data["source"],
+        target=data["target"],
+        prefix=_typed(data, "prefix", str, "", where),
+        delete_extra=_typed(data, "delete_extra", bool, False, where),
+    )
+
+
 def parse_spec(raw: Any) -> Spec:
     """Validate a spec mapping (from YAML or JSON) and freeze it. Raises SpecError naming the field."""
     data = _expect_mapping(raw, "spec")
@@ -153,9 +205,21 @@ def parse_spec(raw: Any) -> Spec:
         raise SpecError("state_table", f"{state_table!r} is not a valid DynamoDB table name")
 
     raw_tables = data.get("tables")
-    if not isinstance(raw_tables, list) or not raw_tables:
-        raise SpecError("tables", "must be a non-empty list of {source, target}")
-    tables = tuple(_parse_table(t, i) for i, t in enumerate(raw_tables))
+    raw_buckets = data.get("buckets")
+    if raw_tables is not None and not isinstance(raw_tables, list):
+        raise SpecError("tables", "must be a list of {source, target}")
+    if raw_buckets is not None and not isinstance(raw_buckets, list):
+        raise SpecError("buckets", "must be a list of {source, target}")
+    if not raw_tables and not raw_buckets:
+        raise SpecError("tables", "must be a non-empty list of {source, target} (or give buckets)")
+    tables = tuple(_parse_table(t, i) for i, t in enumerate(raw_tables or []))
+    buckets = tuple(_parse_bucket(b, i) for i, b in enumerate(raw_buckets or []))
+    bucket_names: dict[str, str] = {}
+    for i, b in enumerate(buckets):
+        for role, name in (("source", b.source), ("target", b.target)):
+            if name in bucket_names:
+                raise SpecError(f"buckets[{i}].{role}", f"{name!r} is already used as a {bucket_names[name]}")
+            bucket_names[name] = role
     names: dict[str, str] = {}
     for i, t in enumerate(tables):
         for role, name in (("source", t.source), ("target", t.target)):
@@ -188,7 +252,20 @@ def parse_spec(raw: Any) -> Spec:
     if replication.phase_cache_seconds < 0:
         raise SpecError("replication.phase_cache_seconds", "must not be negative")
 
+    s3 = _parse_settings(S3Settings, data.get("s3"), "s3")
+    if s3.multipart_threshold < 5 * 1024**2:
+        raise SpecError("s3.multipart_threshold", "must be at least 5 MiB (the smallest S3 part)")
+    for name in ("concurrency", "max_rounds", "max_receive_count", "visibility_timeout", "splits"):
+        if getattr(s3, name) < 1:
+            raise SpecError(f"s3.{name}", "must be at least 1")
+    if not 1 <= s3.batch_size <= 10:
+        raise SpecError("s3.batch_size", "must be between 1 and 10 (SQS receive limit)")
+    if s3.request_rate < 0:
+        raise SpecError("s3.request_rate", "must be 0 (no ceiling) or positive")
+
     return Spec(
+        buckets=buckets,
+        s3=s3,
         region=region,
         endpoint_url=endpoint,
         state_table=state_table,
@@ -202,6 +279,7 @@ def spec_to_dict(spec: Spec) -> dict[str, Any]:
     """The plain form (for Lambda environment and Glue arguments); ``parse_spec`` reads it back."""
     out = dataclasses.asdict(spec)
     out["tables"] = [dict(t) for t in out["tables"]]
+    out["buckets"] = [dict(b) for b in out["buckets"]]
     if out["endpoint_url"] is None:
         del out["endpoint_url"]
     return out

@@ -1,0 +1,130 @@
+"""What ferry knows about one object, and when two objects are "identical".
+
+Identical = same size, same content identity, same content headers, same user metadata, same
+tags. Content identity is the ETag when both ETags are comparable (same form: plain MD5, or
+multipart ``-N`` with the same part count), otherwise an additional checksum both sides carry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+CONTENT_HEADERS = ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl", "Expires")
+
+
+@dataclass(frozen=True)
+class ObjectState:
+    key: str
+    size: int
+    etag: str
+    headers: tuple[tuple[str, str], ...]  # (name, value) for the CONTENT_HEADERS present
+    metadata: tuple[tuple[str, str], ...]  # user metadata (x-amz-meta-*), sorted
+    tags: tuple[tuple[str, str], ...] | None  # sorted; None when not read
+    storage_class: str = "STANDARD"
+    sse: str | None = None  # ServerSideEncryption: AES256 | aws:kms | aws:kms:dsse
+    sse_kms_key_id: str | None = None
+    parts_count: int = 1
+    part_sizes: tuple[int, ...] = field(default=(), compare=False)  # multipart layout, when read
+    checksums: tuple[tuple[str, str], ...] = ()  # ChecksumCRC32 / ChecksumSHA256 / …
+
+    @property
+    def multipart(self) -> bool:
+        return "-" in self.etag
+
+    def header(self, name: str) -> str | None:
+        return dict(self.headers).get(name)
+
+
+def _not_found(exc: Exception) -> bool:
+    response = getattr(exc, "response", {}) or {}
+    code = str(response.get("Error", {}).get("Code", ""))
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in ("404", "NoSuchKey", "NotFound") or status == 404
+
+
+def head_object(s3: Any, bucket: str, key: str, *, with_tags: bool = True) -> ObjectState | None:
+    """HEAD (with checksums) plus, optionally, GetObjectTagging. None when the key does not exist."""
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except Exception as exc:
+        if _not_found(exc):
+            return None
+        raise
+    tags: tuple[tuple[str, str], ...] | None = None
+    if with_tags:
+        try:
+            tag_set = s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
+        except Exception as exc:
+            if _not_found(exc):
+                return None
+            raise
+        tags = tuple(sorted((t["Key"], t["Value"]) for t in tag_set))
+    return state_from_head(key, head, tags)
+
+
+def state_from_head(key: str, head: dict[str, Any], tags: tuple[tuple[str, str], ...] | None) -> ObjectState:
+    headers = []
+    for name in CONTENT_HEADERS:
+        value = head.get("ExpiresString") if name == "Expires" else head.get(name)
+        if value not in (None, ""):
+            headers.append((name, str(value)))
+    etag = str(head.get("ETag", ""))
+    parts = etag.rsplit("-", 1)[1].strip('"') if "-" in etag else "1"
+    return ObjectState(
+        key=key,
+        size=int(head.get("ContentLength", 0)),
+        etag=etag,
+        headers=tuple(headers),
+        metadata=tuple(sorted((k.lower(), v) for k, v in (head.get("Metadata") or {}).items())),
+        tags=tags,
+        storage_class=str(head.get("StorageClass") or "STANDARD"),
+        sse=head.get("ServerSideEncryption"),
+        sse_kms_key_id=head.get("SSEKMSKeyId"),
+        parts_count=int(parts) if parts.isdigit() else 1,
+        checksums=tuple(
+            sorted((k, str(v)) for k, v in head.items() if k.startswith("Checksum") and k != "ChecksumType")
+        ),
+    )
+
+
+def part_sizes(s3: Any, bucket: str, key: str, state: ObjectState) -> tuple[int, ...]:
+    """The source's multipart layout (size of each part). Not pinned here: every UploadPartCopy is
+    pinned with CopySourceIfMatch, and the copy's ETag equals the source's only if the layout was right."""
+    if not state.multipart:
+        return (state.size,)
+    sizes = []
+    for number in range(1, state.parts_count + 1):
+        head = s3.head_object(Bucket=bucket, Key=key, PartNumber=number)
+        sizes.append(int(head["ContentLength"]))
+    if sum(sizes) != state.size:
+        raise ValueError(f"parts of {key!r} add up to {sum(sizes)} bytes, not {state.size}")
+    return tuple(sizes)
+
+
+def _etags_comparable(a: ObjectState, b: ObjectState) -> bool:
+    kms = any(s.sse and s.sse.startswith("aws:kms") for s in (a, b))
+    return not kms and a.multipart == b.multipart and a.parts_count == b.parts_count
+
+
+def differences(source: ObjectState, target: ObjectState, *, compare_tags: bool = True) -> list[str]:
+    """Names of what differs ("size", "content", "ContentType", "metadata", "tags" …); [] = identical."""
+    out: list[str] = []
+    if source.size != target.size:
+        out.append("size")
+    if _etags_comparable(source, target):
+        if source.etag != target.etag:
+            out.append("content")
+    else:
+        common = dict(source.checksums).keys() & dict(target.checksums).keys()
+        if not common or any(dict(source.checksums)[k] != dict(target.checksums)[k] for k in common):
+            out.append("content")
+    source_headers, target_headers = dict(source.headers), dict(target.headers)
+    for name in CONTENT_HEADERS:
+        if source_headers.get(name) != target_headers.get(name):
+            out.append(name)
+    if source.metadata != target.metadata:
+        out.append("metadata")
+    if compare_tags and source.tags is not None and target.tags is not None and source.tags != target.tags:
+        out.append("tags")
+    return out
