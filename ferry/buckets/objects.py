@@ -2,7 +2,12 @@
 
 Identical = same size, same content identity, same content headers, same user metadata, same
 tags. Content identity is the ETag when both ETags are comparable (same form: plain MD5, or
-multipart ``-N`` with the same part count), otherwise an additional checksum both sides carry.
+multipart ``-N`` with the same part count, no SSE-KMS), otherwise an additional checksum both
+sides carry. When neither can compare (SSE-KMS objects uploaded without checksums), the target
+counts as holding the source's content if it was written after the source was last modified —
+ferry's copies are pinned to the source ETag read just before, so a copy made after the source's
+last write carries that write. This is the one weaker comparison; objects with checksums never
+need it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ class ObjectState:
     parts_count: int = 1
     part_sizes: tuple[int, ...] = field(default=(), compare=False)  # multipart layout, when read
     checksums: tuple[tuple[str, str], ...] = ()  # ChecksumCRC32 / ChecksumSHA256 / …
+    last_modified: float = field(default=0.0, compare=False)  # epoch seconds
 
     @property
     def multipart(self) -> bool:
@@ -85,6 +91,7 @@ def state_from_head(key: str, head: dict[str, Any], tags: tuple[tuple[str, str],
         checksums=tuple(
             sorted((k, str(v)) for k, v in head.items() if k.startswith("Checksum") and k != "ChecksumType")
         ),
+        last_modified=head["LastModified"].timestamp() if hasattr(head.get("LastModified"), "timestamp") else 0.0,
     )
 
 
@@ -116,8 +123,12 @@ def differences(source: ObjectState, target: ObjectState, *, compare_tags: bool 
         if source.etag != target.etag:
             out.append("content")
     else:
-        common = dict(source.checksums).keys() & dict(target.checksums).keys()
-        if not common or any(dict(source.checksums)[k] != dict(target.checksums)[k] for k in common):
+        source_sums, target_sums = dict(source.checksums), dict(target.checksums)
+        common = source_sums.keys() & target_sums.keys()
+        if common:
+            if any(source_sums[k] != target_sums[k] for k in common):
+                out.append("content")
+        elif not (source.last_modified and target.last_modified >= source.last_modified):
             out.append("content")
     source_headers, target_headers = dict(source.headers), dict(target.headers)
     for name in CONTENT_HEADERS:

@@ -1,0 +1,391 @@
+"""Make one target key equal to the same source key: events are hints, the source's current state is the truth.
+
+``reconcile_key`` reads both sides, and writes the target only when they differ: a server-side copy
+pinned to the ETag it just read (``CopySourceIfMatch``), or a delete when the source has no such key.
+Then it reads both sides again, and goes round again until they agree, at most ``max_rounds`` writes.
+Whatever the order or the number of times events arrive, the target ends up as the source is.
+
+Nothing is ever written to the source bucket: every write names ``mapping.target``. Object bodies
+never pass through this process (and are never logged): S3 copies them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
+
+from ferry.buckets import objects
+from ferry.buckets.objects import ObjectState
+from ferry.clients import call_with_retries, error_code
+from ferry.errors import PermanentError, RetryableError
+from ferry.spec import BucketMapping, S3Settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+UNCHANGED = "unchanged"
+COPIED = "copied"
+COPIED_MULTIPART = "copied-multipart"
+DELETED = "deleted"
+ABSENT = "absent"
+IGNORED = "ignored"
+ACTIONS = (UNCHANGED, COPIED, COPIED_MULTIPART, DELETED, ABSENT, IGNORED)
+
+MAX_PART_WORKERS = 8
+# A copy failing with these means the source is no longer what was read: the round is lost, read again.
+_SOURCE_MOVED_CODES = frozenset({"PreconditionFailed", "412", "NoSuchKey"})
+# Content headers passed to CreateMultipartUpload as they are (Expires is parsed into a datetime).
+_MULTIPART_HEADERS = ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl")
+
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    key: str
+    action: str  # one of ACTIONS
+    rounds: int  # write rounds used (0 when nothing was written)
+    requests: int  # S3 requests made (HEADs, tagging reads, copies, deletes…), retries included
+    bytes_copied: int  # bytes copied server-side by successful CopyObject/UploadPartCopy requests
+
+
+class ReconcileError(RetryableError):
+    """The key did not converge within ``max_rounds`` writes (the source kept changing): fail the record."""
+
+    def __init__(self, bucket: str, key: str, rounds: int, problem: str) -> None:
+        super().__init__(f"s3://{bucket}/{key}: not reconciled after {rounds} write rounds ({problem})")
+        self.bucket = bucket
+        self.key = key
+        self.rounds = rounds
+        self.problem = problem
+
+
+class _SourceMoved(Exception):
+    """The source changed (or vanished) between reading it and copying it: this round is lost."""
+
+
+class _CountingClient:
+    """Forwards every call to a boto3 client and counts it (thread-safe): the ``requests`` of a result."""
+
+    def __init__(self, client: Any, counter: _Counter) -> None:
+        self._client = client
+        self._counter = counter
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute) or name.startswith("_") or name in ("can_paginate", "get_paginator", "get_waiter"):
+            return attribute
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self._counter.add()
+            return attribute(*args, **kwargs)
+
+        return counted
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.bytes_copied = 0
+
+    def add(self, requests: int = 1, bytes_copied: int = 0) -> None:
+        with self._lock:
+            self.requests += requests
+            self.bytes_copied += bytes_copied
+
+
+def _retried(call: Callable[[], T], what: str) -> T:
+    return call_with_retries(call, what)
+
+
+def _source_moved(exc: BaseException) -> bool:
+    if error_code(exc) in _SOURCE_MOVED_CODES:
+        return True
+    status = (getattr(exc, "response", None) or {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status == 412
+
+
+def _has_full_object_checksum(state: ObjectState) -> bool:
+    """A checksum that a CopyObject carries over unchanged (composite ones read ``<base64>-N``)."""
+    return any("-" not in value for _, value in state.checksums)
+
+
+def needs_part_copy(source: ObjectState, settings: S3Settings) -> bool:
+    """Whether to copy part by part with the source's layout rather than with one CopyObject.
+
+    A single-part source (at most 5 GiB) is always one CopyObject: only that keeps its plain-MD5 ETag.
+    A multipart source goes part by part above ``multipart_threshold`` — and below it too when it carries
+    no full-object checksum: CopyObject would give the target a plain-MD5 ETag that cannot be compared
+    with the source's ``-N`` ETag, so no content identity would show the two equal and the key could
+    never converge (it would be copied on every round and every event).
+    """
+    if not source.multipart:
+        return False
+    return source.size > settings.multipart_threshold or not _has_full_object_checksum(source)
+
+
+def _sse_arguments(source: ObjectState) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if source.sse:
+        out["ServerSideEncryption"] = source.sse
+        if source.sse.startswith("aws:kms") and source.sse_kms_key_id:
+            out["SSEKMSKeyId"] = source.sse_kms_key_id
+    return out
+
+
+def _encode_tags(tags: tuple[tuple[str, str], ...]) -> str:
+    return urlencode(tags, quote_via=quote)  # %20 for spaces: no '+' ambiguity
+
+
+def _tagging_arguments(source: ObjectState) -> dict[str, Any]:
+    """The tags as read, set explicitly (REPLACE) rather than TaggingDirective=COPY.
+
+    Equivalent on S3: tags are not covered by the ETag pin either way, and the re-read after the
+    copy checks them. But moto's COPY merges the source's tags into the tags the target key already
+    has, so a removed tag would never go away there; REPLACE converges on both.
+    """
+    out: dict[str, Any] = {"TaggingDirective": "REPLACE"}
+    if source.tags:
+        out["Tagging"] = _encode_tags(source.tags)
+    return out
+
+
+def _create_arguments(bucket: str, source: ObjectState) -> dict[str, Any]:
+    """CreateMultipartUpload inherits nothing: every header, metadata, tag and setting is passed explicitly."""
+    out: dict[str, Any] = {"Bucket": bucket, "Key": source.key, "StorageClass": source.storage_class}
+    for name in _MULTIPART_HEADERS:
+        value = source.header(name)
+        if value is not None:
+            out[name] = value
+    expires = source.header("Expires")
+    if expires is not None:
+        try:
+            out["Expires"] = parsedate_to_datetime(expires)
+        except (TypeError, ValueError):
+            raise PermanentError(
+                f"s3://{bucket}/{source.key}: Expires {expires!r} is not an HTTP date, "
+                "so a multipart copy cannot carry it; fix it on the source object"
+            ) from None
+    if source.metadata:
+        out["Metadata"] = dict(source.metadata)
+    if source.tags:
+        out["Tagging"] = _encode_tags(source.tags)
+    out.update(_sse_arguments(source))
+    return out
+
+
+class _Reconciler:
+    def __init__(self, s3: Any, target_s3: Any, mapping: BucketMapping, key: str, settings: S3Settings) -> None:
+        self.counter = _Counter()
+        self.source_s3 = _CountingClient(s3, self.counter)
+        self.target_s3 = _CountingClient(target_s3, self.counter)
+        self.mapping = mapping
+        self.key = key
+        self.settings = settings
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    def head_source(self, *, with_tags: bool = True) -> ObjectState | None:
+        return _retried(
+            lambda: objects.head_object(self.source_s3, self.mapping.source, self.key, with_tags=with_tags),
+            f"head s3://{self.mapping.source}/{self.key}",
+        )
+
+    def head_target(self, *, with_tags: bool) -> ObjectState | None:
+        return _retried(
+            lambda: objects.head_object(self.target_s3, self.mapping.target, self.key, with_tags=with_tags),
+            f"head s3://{self.mapping.target}/{self.key}",
+        )
+
+    # --- writes: every one names the target bucket -----------------------------------------------
+
+    def _write(self, operation: str, **kwargs: Any) -> Any:
+        bucket = kwargs["Bucket"]
+        if bucket != self.mapping.target:  # a guard, never expected to trip
+            raise PermanentError(
+                f"refusing {operation} on s3://{bucket}/{self.key}: only {self.mapping.target} is written"
+            )
+        method = getattr(self.target_s3, operation)
+        return _retried(lambda: method(**kwargs), f"{operation} s3://{bucket}/{self.key}")
+
+    def delete_target(self) -> None:
+        self._write("delete_object", Bucket=self.mapping.target, Key=self.key)
+
+    def copy_object(self, source: ObjectState) -> None:
+        try:
+            self._write(
+                "copy_object",
+                Bucket=self.mapping.target,
+                Key=self.key,
+                CopySource={"Bucket": self.mapping.source, "Key": self.key},
+                CopySourceIfMatch=source.etag,
+                MetadataDirective="COPY",
+                **_tagging_arguments(source),
+                StorageClass=source.storage_class,
+                **_sse_arguments(source),
+            )
+        except Exception as exc:
+            if _source_moved(exc):
+                raise _SourceMoved(error_code(exc) or "412") from exc
+            raise
+        self.counter.add(0, source.size)
+
+    def copy_parts(self, source: ObjectState) -> None:
+        try:
+            sizes = _retried(
+                lambda: objects.part_sizes(self.source_s3, self.mapping.source, self.key, source),
+                f"part sizes of s3://{self.mapping.source}/{self.key}",
+            )
+        except Exception as exc:
+            # The part HEADs are not pinned: a source overwritten (or deleted) since it was read shows up
+            # as parts that do not add up or do not exist. That is a lost round, not a failure.
+            now = self.head_source(with_tags=False)
+            if now is None or now.etag != source.etag:
+                raise _SourceMoved("the source changed while its parts were read") from exc
+            raise
+        upload_id = self._write("create_multipart_upload", **_create_arguments(self.mapping.target, source))["UploadId"]
+        try:
+            parts = self._copy_each_part(source, sizes, upload_id)
+            self._write(
+                "complete_multipart_upload",
+                Bucket=self.mapping.target,
+                Key=self.key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException as exc:
+            self._abort(upload_id)
+            if isinstance(exc, Exception) and _source_moved(exc):
+                raise _SourceMoved(error_code(exc) or "412") from exc
+            raise
+
+    def _copy_each_part(self, source: ObjectState, sizes: tuple[int, ...], upload_id: str) -> list[dict[str, Any]]:
+        def copy_part(number: int, start: int, size: int) -> dict[str, Any]:
+            result = self._write(
+                "upload_part_copy",
+                Bucket=self.mapping.target,
+                Key=self.key,
+                UploadId=upload_id,
+                PartNumber=number,
+                CopySource={"Bucket": self.mapping.source, "Key": self.key},
+                CopySourceRange=f"bytes={start}-{start + size - 1}",
+                CopySourceIfMatch=source.etag,
+            )
+            self.counter.add(0, size)
+            return {"ETag": result["CopyPartResult"]["ETag"], "PartNumber": number}
+
+        offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+        pool = ThreadPoolExecutor(max_workers=min(MAX_PART_WORKERS, len(sizes)), thread_name_prefix="ferry-part")
+        futures: list[Future[dict[str, Any]]] = []
+        try:
+            for number, (start, size) in enumerate(zip(offsets, sizes, strict=True), start=1):
+                futures.append(pool.submit(copy_part, number, start, size))
+            wait(futures, return_when=FIRST_EXCEPTION)
+        finally:
+            # On a failure: no part still queued may start, and none may still run when the upload is aborted.
+            pool.shutdown(wait=True, cancel_futures=True)
+        return [future.result() for future in futures]
+
+    def _abort(self, upload_id: str) -> None:
+        try:
+            self._write("abort_multipart_upload", Bucket=self.mapping.target, Key=self.key, UploadId=upload_id)
+        except Exception as exc:  # the original failure matters more; a lifecycle rule cleans up leftovers
+            log.error(
+                "s3://%s/%s: could not abort multipart upload %s: %s",
+                self.mapping.target,
+                self.key,
+                upload_id,
+                error_code(exc) or type(exc).__name__,
+            )
+
+    # --- the loop -----------------------------------------------------------------------------------
+
+    def run(self) -> ReconcileResult:
+        rounds = 0
+        deleted = False
+        copied: str | None = None  # COPIED or COPIED_MULTIPART: the last copy this call made
+        while True:
+            source = self.head_source()
+            if source is None:
+                target = self.head_target(with_tags=False)
+                if target is None:
+                    return self._result(DELETED if deleted else ABSENT, rounds)
+                self._check_budget(rounds, "the target key still exists while the source has none")
+                rounds += 1
+                log.debug(
+                    "s3://%s/%s: source absent, deleting the target (round %d)", self.mapping.target, self.key, rounds
+                )
+                self.delete_target()
+                deleted = True
+                continue  # re-read: the source may have reappeared meanwhile
+
+            target = self.head_target(with_tags=True)
+            differ = ["missing"] if target is None else objects.differences(source, target)
+            if not differ:
+                return self._result(copied or UNCHANGED, rounds)
+            self._check_budget(rounds, f"still differs: {', '.join(differ)}")
+            rounds += 1
+            multipart = needs_part_copy(source, self.settings)
+            log.debug(
+                "s3://%s/%s: %s differs (%s), copying%s (round %d)",
+                self.mapping.target,
+                self.key,
+                "target" if target else "target key missing",
+                ", ".join(differ),
+                " part by part" if multipart else "",
+                rounds,
+            )
+            try:
+                if multipart:
+                    self.copy_parts(source)
+                    copied = COPIED_MULTIPART
+                else:
+                    self.copy_object(source)
+                    copied = COPIED
+            except _SourceMoved as moved:
+                log.info(
+                    "s3://%s/%s: source changed during the copy (%s), reading it again",
+                    self.mapping.source,
+                    self.key,
+                    moved,
+                )
+
+    def _check_budget(self, rounds: int, problem: str) -> None:
+        if rounds >= self.settings.max_rounds:
+            raise ReconcileError(self.mapping.target, self.key, rounds, problem)
+
+    def _result(self, action: str, rounds: int) -> ReconcileResult:
+        result = ReconcileResult(self.key, action, rounds, self.counter.requests, self.counter.bytes_copied)
+        log.log(
+            logging.INFO if rounds else logging.DEBUG,  # a backfill finds most keys unchanged: keep those quiet
+            "s3://%s/%s: %s (rounds=%d requests=%d bytes_copied=%d)",
+            self.mapping.target,
+            self.key,
+            action,
+            rounds,
+            result.requests,
+            result.bytes_copied,
+        )
+        return result
+
+
+def reconcile_key(
+    s3: Any, mapping: BucketMapping, key: str, settings: S3Settings, *, target_s3: Any | None = None
+) -> ReconcileResult:
+    """Make ``s3://target/key`` equal to ``s3://source/key`` as the source is now; idempotent.
+
+    ``s3`` reads the source; ``target_s3`` (default ``s3``) reads and writes the target and issues the
+    copies, which read the source server-side. Raises :class:`ReconcileError` when the key has not
+    converged after ``settings.max_rounds`` writes (the source kept changing), so the caller fails the
+    record and it is retried; S3 errors that are not transient propagate unchanged.
+    """
+    if not key.startswith(mapping.prefix):
+        return ReconcileResult(key, IGNORED, 0, 0, 0)
+    if mapping.source == mapping.target:
+        raise PermanentError(f"bucket mapping {mapping.source!r}: the target must differ from the source")
+    return _Reconciler(s3, target_s3 if target_s3 is not None else s3, mapping, key, settings).run()
