@@ -16,14 +16,15 @@ pytestmark = pytest.mark.functional
 
 def test_table_stream_is_a_plain_lambda_function_and_import_builds_no_client(monkeypatch):
     monkeypatch.delenv("FERRY_SPEC", raising=False)
-    for name in ("app", "chalicelib", "chalicelib.table_stream"):
+    for name in ("app", "chalicelib", "chalicelib.table_stream", "chalicelib.bucket_events"):
         monkeypatch.delitem(sys.modules, name, raising=False)
     app_module = importlib.import_module("app")  # Chalice imports it like this while packaging
     functions = {f.name: f.handler_string for f in app_module.app.pure_lambda_functions}
-    assert functions == {"table_stream": "app.table_stream"}
-    from chalicelib import table_stream
+    assert functions == {"table_stream": "app.table_stream", "bucket_events": "app.bucket_events"}
+    from chalicelib import bucket_events, table_stream
 
     assert table_stream._replicator is None  # nothing built at import
+    assert bucket_events._replicator is None
 
 
 def test_an_empty_batch_answers_an_empty_partial_response(monkeypatch, emulator):

@@ -1,0 +1,71 @@
+"""The ``bucket_events`` Lambda: a batch of SQS messages (S3 notifications or EventBridge S3
+events) → partial batch response.
+
+Each message's keys are reconciled (the source's current state is copied to the target), so
+duplicated, reordered and stale events are harmless. A message that fails (transient error, or
+an unmapped bucket / unreadable body) is listed in ``batchItemFailures``: SQS delivers it again
+and, after the queue's ``maxReceiveCount``, moves it to the dead-letter queue.
+
+Configuration enters once, from ``FERRY_SPEC`` (the spec as JSON, written by ``make deploy`` /
+``chalice deploy``), and becomes a frozen Spec. Clients are built on the first invocation,
+never at import time (Chalice imports app.py while packaging).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from ferry.buckets.events import BucketReplicator
+from ferry.clients import AwsTarget, make_client
+from ferry.errors import PoisonRecordError
+from ferry.spec import parse_spec
+
+logger = Logger(service="ferry-bucket-events")
+_replicator: BucketReplicator | None = None
+
+
+def replicator() -> BucketReplicator:
+    global _replicator
+    if _replicator is None:
+        spec = parse_spec(json.loads(os.environ["FERRY_SPEC"]))
+        s3 = make_client("s3", AwsTarget(spec.region, spec.endpoint_url))
+        _replicator = BucketReplicator(spec, s3)
+    return _replicator
+
+
+def reset() -> None:
+    """Forget the cached configuration and clients (tests, and local pollers after a spec change)."""
+    global _replicator
+    _replicator = None
+
+
+def _record_handler(record: SQSRecord) -> None:
+    try:
+        replicator().apply_sqs_record(record.raw_event)
+    except Exception as exc:
+        log = logger.error if isinstance(exc, PoisonRecordError) else logger.warning
+        log(
+            "bucket event failed",
+            extra={
+                "message_id": record.message_id,
+                "receive_count": record.attributes.approximate_receive_count,
+                "error": str(exc),
+            },
+        )
+        raise
+
+
+def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if not event.get("Records"):  # Powertools rejects an empty batch; there is nothing to fail
+        return {"batchItemFailures": []}
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    response = process_partial_response(
+        event=event, record_handler=_record_handler, processor=processor, context=context
+    )
+    return dict(response)

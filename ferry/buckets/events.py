@@ -1,0 +1,188 @@
+"""S3 object events, as they arrive in SQS message bodies, and their replication.
+
+Two shapes reach the ``bucket_events`` queue:
+
+- an S3 event notification (bucket notification configuration → SQS):
+  ``{"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": {...}}]}``.
+  Its keys are URL-encoded with ``+`` for spaces (documented), so they are decoded with
+  ``unquote_plus``; every record of the message is processed. The ``s3:TestEvent`` S3 sends when
+  the configuration is written carries no object and yields nothing.
+- an EventBridge event (bucket → EventBridge → rule → SQS):
+  ``{"source": "aws.s3", "detail-type": "Object Created", "detail": {"bucket": ..., "object": ...}}``.
+  The S3 documentation of this shape says nothing about encoding the key (its notification page
+  does), moto delivers the key as is, but Powertools' ``S3EventBridgeNotificationObject.key``
+  applies ``unquote_plus``. Decoding a key that was not encoded loses it (``a+b`` → ``a b``);
+  not decoding one that was does too. Events are only hints and reconciling a key that does not
+  exist is harmless (it answers "absent", or removes a stale target copy), so both readings are
+  returned when they differ: the key as delivered first, then its ``unquote_plus`` form.
+
+Events are hints: delivery is at least once and unordered, and the kind is informational.
+:class:`BucketReplicator` reconciles the key, which reads the current source object and makes
+the target equal to it; a duplicated, reordered or stale event is therefore harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_plus
+
+from ferry.buckets.reconcile import ReconcileResult, reconcile_key
+from ferry.errors import PoisonRecordError
+from ferry.spec import BucketMapping, Spec
+
+log = logging.getLogger(__name__)
+
+KINDS = ("created", "removed", "changed")
+
+# Notification eventName prefixes (before the first ':'); anything else of aws:s3 is "changed".
+_NOTIFICATION_KINDS = {
+    "ObjectCreated": "created",
+    "ObjectRemoved": "removed",
+    "LifecycleExpiration": "removed",
+}
+# EventBridge detail-types; other detail-types of aws.s3 with an object are "changed"
+# (Object Tags Added/Deleted, Object ACL Updated, Object Restore *, Object Storage Class Changed, …).
+_EVENTBRIDGE_KINDS = {
+    "Object Created": "created",
+    "Object Deleted": "removed",
+}
+
+
+@dataclass(frozen=True)
+class ObjectEvent:
+    bucket: str
+    key: str  # decoded: the key as the S3 API takes it
+    kind: str  # created | removed | changed (informational only)
+    sequencer: str | None
+
+
+def _mapping(value: Any, field: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise PoisonRecordError(field, f"must be an object, got {type(value).__name__}")
+    return value
+
+
+def _text(container: Mapping[str, Any], name: str, field: str) -> str:
+    value = container.get(name)
+    if not isinstance(value, str) or not value:
+        raise PoisonRecordError(f"{field}.{name}", f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def _sequencer(obj: Mapping[str, Any], field: str) -> str | None:
+    value = obj.get("sequencer")
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise PoisonRecordError(f"{field}.sequencer", f"must be a string, got {type(value).__name__}")
+    return value
+
+
+def _notification_events(records: Any) -> list[ObjectEvent]:
+    if not isinstance(records, list) or not records:
+        raise PoisonRecordError("body.Records", "must be a non-empty list of S3 event records")
+    events: list[ObjectEvent] = []
+    for i, raw in enumerate(records):
+        where = f"body.Records[{i}]"
+        record = _mapping(raw, where)
+        source = record.get("eventSource")
+        if source != "aws:s3":
+            raise PoisonRecordError(f"{where}.eventSource", f"is {source!r}, not 'aws:s3'")
+        name = _text(record, "eventName", where)
+        s3 = _mapping(record.get("s3"), f"{where}.s3")
+        bucket = _text(_mapping(s3.get("bucket"), f"{where}.s3.bucket"), "name", f"{where}.s3.bucket")
+        obj = _mapping(s3.get("object"), f"{where}.s3.object")
+        encoded = _text(obj, "key", f"{where}.s3.object")
+        kind = _NOTIFICATION_KINDS.get(name.split(":", 1)[0], "changed")
+        events.append(ObjectEvent(bucket, unquote_plus(encoded), kind, _sequencer(obj, f"{where}.s3.object")))
+    return events
+
+
+def _eventbridge_events(message: Mapping[str, Any]) -> list[ObjectEvent]:
+    detail_type = _text(message, "detail-type", "body")
+    detail = _mapping(message.get("detail"), "body.detail")
+    bucket = _text(_mapping(detail.get("bucket"), "body.detail.bucket"), "name", "body.detail.bucket")
+    obj = _mapping(detail.get("object"), "body.detail.object")
+    key = _text(obj, "key", "body.detail.object")
+    kind = _EVENTBRIDGE_KINDS.get(detail_type, "changed")
+    sequencer = _sequencer(obj, "body.detail.object")
+    events = [ObjectEvent(bucket, key, kind, sequencer)]
+    decoded = unquote_plus(key)
+    if decoded != key and decoded:
+        events.append(ObjectEvent(bucket, decoded, kind, sequencer))
+    return events
+
+
+def object_events(body: str | Mapping[str, Any]) -> list[ObjectEvent]:
+    """The object events of one SQS message body (S3 notification or EventBridge event).
+
+    Returns [] for S3's test event. Raises :class:`PoisonRecordError` naming the field for
+    anything else: such a message can never be applied, whatever the retries.
+    """
+    if isinstance(body, str):
+        try:
+            message: Any = json.loads(body)
+        except json.JSONDecodeError as exc:
+            raise PoisonRecordError("body", f"is not JSON ({exc.msg} at position {exc.pos})") from None
+        except RecursionError:
+            raise PoisonRecordError("body", "is JSON nested too deeply to read") from None
+    else:
+        message = body
+    message = _mapping(message, "body")
+    if "Records" in message:
+        return _notification_events(message["Records"])
+    if message.get("Event") == "s3:TestEvent":
+        return []
+    if "source" in message:
+        if message["source"] != "aws.s3":
+            raise PoisonRecordError("body.source", f"is {message['source']!r}, not 'aws.s3'")
+        return _eventbridge_events(message)
+    keys = ", ".join(sorted(str(k) for k in message)[:8]) or "none"
+    raise PoisonRecordError(
+        "body", f"is neither an S3 event notification (Records) nor an EventBridge S3 event (source); keys: {keys}"
+    )
+
+
+class BucketReplicator:
+    """Applies the object events of SQS records to the spec's target buckets by reconciling keys."""
+
+    def __init__(self, spec: Spec, s3: Any, target_s3: Any | None = None) -> None:
+        self.spec = spec
+        self.s3 = s3
+        self.target_s3 = target_s3
+        self._sources: dict[str, BucketMapping] = {b.source: b for b in spec.buckets}
+
+    def apply_sqs_record(self, record: Mapping[str, Any]) -> list[ReconcileResult]:
+        """Reconcile every key the record's body names (each once). Raises to fail the record:
+        :class:`PoisonRecordError` for an unreadable body or a bucket that is not a source of
+        the spec (after reconciling the keys of the mapped buckets), anything else from
+        reconcile (transient errors) as is."""
+        body = record.get("body")
+        if not isinstance(body, str):
+            raise PoisonRecordError("body", f"must be the message body as a string, got {type(body).__name__}")
+        results: list[ReconcileResult] = []
+        unmapped: list[str] = []
+        seen: set[tuple[str, str]] = set()
+        for event in object_events(body):
+            mapping = self._sources.get(event.bucket)
+            if mapping is None:
+                if event.bucket not in unmapped:
+                    unmapped.append(event.bucket)
+                continue
+            if (event.bucket, event.key) in seen:
+                continue
+            seen.add((event.bucket, event.key))
+            result = reconcile_key(self.s3, mapping, event.key, self.spec.s3, target_s3=self.target_s3)
+            log.debug("%s event for %s/%r: %s", event.kind, event.bucket, event.key, result.action)
+            results.append(result)
+        if unmapped:
+            raise PoisonRecordError(
+                "body",
+                f"bucket {unmapped[0]!r} is not a source bucket of this deployment's spec; "
+                "add it to buckets or remove its notification / EventBridge rule",
+            )
+        return results
