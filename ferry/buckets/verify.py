@@ -1,0 +1,318 @@
+"""VERIFY for buckets: prove, key by key, that the target holds exactly what the source holds.
+
+Both buckets are listed under ``mapping.prefix`` (ListObjectsV2). The target's keys are held in a
+set and the source's pages are streamed past it: a source key the target lacks is *missing*, a
+target key left over is *extra* (always a difference, whatever ``delete_extra`` says: a target
+that holds more than the source is not a copy of it). Every key on both sides is HEADed on both
+sides on a thread pool and compared with :func:`ferry.buckets.objects.differences` — size,
+content identity, content headers, user metadata and (unless switched off) tags.
+
+Every candidate is then read again on both sides before it is reported: a listing or a HEAD that
+raced a live write (or the replication of it) does not show up as a false difference. With
+``repair`` each confirmed difference goes through :func:`ferry.buckets.reconcile.reconcile_key`
+(which copies the source's current object, or deletes the target key when the source has none),
+and is checked once more; whatever still differs stays in the report.
+
+Only keys and counts are logged, never object contents, metadata values or tags.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from ferry.buckets.objects import ObjectState, differences, head_object
+from ferry.buckets.reconcile import reconcile_key
+from ferry.clients import AwsTarget, call_with_retries, error_code, is_transient, make_client
+from ferry.errors import FerryError, PermanentError, RetryableError, SetupError
+from ferry.spec import BucketMapping, Spec
+
+log = logging.getLogger(__name__)
+
+MISSING = "missing"  # in the source, not in the target
+EXTRA = "extra"  # in the target, not in the source
+DIFFERENT = "different"  # in both, not identical
+KINDS = (MISSING, EXTRA, DIFFERENT)
+
+_ATTEMPTS = 8  # on top of botocore's own retries, for transient errors
+_IN_FLIGHT_PER_WORKER = 64  # bounds the comparisons queued while the source is still being listed
+
+
+@dataclass(frozen=True)
+class BucketDifference:
+    kind: str
+    key: str
+    attributes: tuple[str, ...] = ()  # for "different": what differs ("content", "metadata", "tags" …)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "key": self.key, "attributes": list(self.attributes)}
+
+
+@dataclass(frozen=True)
+class BucketVerifyReport:
+    source: str
+    target: str
+    source_items: int  # objects listed under the prefix
+    target_items: int
+    differences: tuple[BucketDifference, ...]
+    segments: int  # listing partitions
+    seconds: float
+    repaired: int = 0
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(KINDS, 0)
+        for d in self.differences:
+            out[d.kind] = out.get(d.kind, 0) + 1
+        return out
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+    def samples(self, per_kind: int = 20) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {kind: [] for kind in KINDS}
+        for d in self.differences:
+            keys = out.setdefault(d.kind, [])
+            if len(keys) < per_kind:
+                keys.append(d.key)
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "target": self.target,
+            "ok": self.ok,
+            "source_items": self.source_items,
+            "target_items": self.target_items,
+            "segments": self.segments,
+            "seconds": round(self.seconds, 3),
+            "repaired": self.repaired,
+            "counts": self.counts(),
+            "differences": [d.as_dict() for d in self.differences],
+        }
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+
+def _call(fn: Callable[[], Any], what: str) -> Any:
+    return call_with_retries(fn, what, attempts=_ATTEMPTS, base_delay=0.2)
+
+
+def list_key_pages(s3: Any, bucket: str, prefix: str = "") -> Iterator[list[str]]:
+    """The keys under ``prefix``, one ListObjectsV2 page at a time."""
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+    while True:
+        try:
+            page = _call(lambda: s3.list_objects_v2(**kwargs), f"ListObjectsV2 {bucket}")
+        except Exception as exc:
+            if error_code(exc) == "NoSuchBucket":
+                raise SetupError(f"bucket {bucket!r} does not exist; check the spec or run `ferry init`") from exc
+            raise
+        yield [entry["Key"] for entry in page.get("Contents", [])]
+        if not page.get("IsTruncated"):
+            return
+        kwargs["ContinuationToken"] = page["NextContinuationToken"]
+
+
+def _head(s3: Any, bucket: str, key: str, with_tags: bool) -> ObjectState | None:
+    return _call(lambda: head_object(s3, bucket, key, with_tags=with_tags), f"HEAD s3://{bucket}/{key}")
+
+
+def classify(
+    key: str, source: ObjectState | None, target: ObjectState | None, *, compare_tags: bool
+) -> BucketDifference | None:
+    """How the target's object at ``key`` differs from the source's; None when they agree."""
+    if source is None and target is None:
+        return None
+    if target is None:
+        return BucketDifference(MISSING, key)
+    if source is None:
+        return BucketDifference(EXTRA, key)
+    attributes = differences(source, target, compare_tags=compare_tags)
+    return BucketDifference(DIFFERENT, key, tuple(attributes)) if attributes else None
+
+
+class _Comparer:
+    """HEADs one key on both sides and classifies it; shared by the first pass and the re-checks."""
+
+    def __init__(self, s3: Any, mapping: BucketMapping, compare_tags: bool) -> None:
+        self.s3 = s3
+        self.mapping = mapping
+        self.compare_tags = compare_tags
+
+    def __call__(self, key: str) -> BucketDifference | None:
+        source = _head(self.s3, self.mapping.source, key, self.compare_tags)
+        target = _head(self.s3, self.mapping.target, key, self.compare_tags)
+        return classify(key, source, target, compare_tags=self.compare_tags)
+
+
+def _compare_all(
+    pool: ThreadPoolExecutor, compare: Callable[[str], BucketDifference | None], keys: Iterable[str], limit: int
+) -> list[BucketDifference]:
+    """``compare`` every key on the pool, at most ``limit`` in flight; the differences found."""
+    found: list[BucketDifference] = []
+    pending: set[Future[BucketDifference | None]] = set()
+
+    def collect(done: Iterable[Future[BucketDifference | None]]) -> None:
+        for future in done:
+            difference = future.result()
+            if difference is not None:
+                found.append(difference)
+
+    try:
+        for key in keys:
+            pending.add(pool.submit(compare, key))
+            if len(pending) >= limit:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                collect(done)
+        done, pending = wait(pending)
+        collect(done)
+    finally:
+        for future in pending:
+            future.cancel()
+    return found
+
+
+def _repair(pool: ThreadPoolExecutor, s3: Any, spec: Spec, mapping: BucketMapping, keys: list[str]) -> None:
+    """Reconcile every key; a key that fails is logged and stays in the report (the re-check sees it)."""
+
+    def one(key: str) -> None:
+        try:
+            result = reconcile_key(s3, mapping, key, spec.s3)
+        except Exception as exc:
+            log.error(
+                "repair %s -> %s: key %r not reconciled: %s",
+                mapping.source,
+                mapping.target,
+                key,
+                error_code(exc) or type(exc).__name__,
+            )
+            return
+        log.info("repair %s -> %s: %s key %r", mapping.source, mapping.target, result.action, key)
+
+    for future in [pool.submit(one, key) for key in keys]:
+        future.result()
+
+
+class _SourceSplit:
+    """Streams the source's listing past the target's keys: common keys are yielded (and taken
+    out of ``target_keys``, which ends up holding the extras), the others collected as missing."""
+
+    def __init__(self, s3: Any, mapping: BucketMapping, target_keys: set[str]) -> None:
+        self.s3 = s3
+        self.mapping = mapping
+        self.target_keys = target_keys
+        self.missing: list[BucketDifference] = []
+        self.listed = 0
+
+    def common_keys(self) -> Iterator[str]:
+        for page in list_key_pages(self.s3, self.mapping.source, self.mapping.prefix):
+            for key in page:
+                self.listed += 1
+                if key in self.target_keys:
+                    self.target_keys.discard(key)
+                    yield key
+                else:
+                    self.missing.append(BucketDifference(MISSING, key))
+
+
+# --- a whole bucket --------------------------------------------------------------------------
+
+
+def _translated(exc: Exception, what: str) -> Exception:
+    """A data-path failure as one of ferry's errors (the adapter edge)."""
+    if isinstance(exc, FerryError):
+        return exc
+    detail = f"{what}: {error_code(exc) or type(exc).__name__}: {exc}"
+    if is_transient(exc):
+        return RetryableError(detail)
+    if error_code(exc):
+        return PermanentError(detail)
+    return exc
+
+
+def verify_bucket(
+    spec: Spec,
+    mapping: BucketMapping,
+    *,
+    workers: int = 8,
+    repair: bool = False,
+    compare_tags: bool | None = None,
+    s3_factory: Callable[[], Any] | None = None,
+) -> BucketVerifyReport:
+    """Verify (and with ``repair`` fix) one bucket mapping. Tags are compared unless ``compare_tags``
+    is False (default: ``spec.s3.verify_tags``). Raises a ferry error if a listing or HEAD fails."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    with_tags = spec.s3.verify_tags if compare_tags is None else compare_tags
+    factory = s3_factory or (
+        lambda: make_client("s3", AwsTarget(spec.region, spec.endpoint_url), pool=max(32, 2 * workers + 4))
+    )
+    started = time.monotonic()
+    s3 = factory()  # low-level boto3 clients are thread-safe: one serves the whole pool
+    compare = _Comparer(s3, mapping, with_tags)
+    limit = workers * _IN_FLIGHT_PER_WORKER
+    what = f"verify {mapping.source} -> {mapping.target}"
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ferry-verify") as pool:
+            target_keys: set[str] = set()
+            for page in list_key_pages(s3, mapping.target, mapping.prefix):
+                target_keys.update(page)
+            target_count = len(target_keys)
+
+            split = _SourceSplit(s3, mapping, target_keys)
+            candidates = _compare_all(pool, compare, split.common_keys(), limit)
+            candidates += split.missing
+            candidates += [BucketDifference(EXTRA, key) for key in sorted(target_keys)]
+            source_count = split.listed
+
+            confirmed = _compare_all(pool, compare, [d.key for d in candidates], limit)
+            if len(confirmed) < len(candidates):
+                log.info(
+                    "%s: %d of %d candidate differences gone on a fresh read",
+                    what,
+                    len(candidates) - len(confirmed),
+                    len(candidates),
+                )
+
+            repaired = 0
+            if repair and confirmed:
+                _repair(pool, s3, spec, mapping, [d.key for d in confirmed])
+                remaining = _compare_all(pool, compare, [d.key for d in confirmed], limit)
+                repaired = len(confirmed) - len(remaining)
+                confirmed = remaining
+    except Exception as exc:
+        translated = _translated(exc, what)
+        if translated is exc:
+            raise
+        raise translated from exc
+
+    differences_found = tuple(sorted(confirmed, key=lambda d: (d.kind, d.key)))
+    for difference in differences_found:
+        log.debug("%s: %s key %r %s", what, difference.kind, difference.key, ",".join(difference.attributes))
+    report = BucketVerifyReport(
+        source=mapping.source,
+        target=mapping.target,
+        source_items=source_count,
+        target_items=target_count,
+        differences=differences_found,
+        segments=1,
+        seconds=time.monotonic() - started,
+        repaired=repaired,
+    )
+    log.info(
+        "%s: %d source objects, %d target objects, differences %s, %d repaired, %.1fs",
+        what,
+        report.source_items,
+        report.target_items,
+        report.counts(),
+        report.repaired,
+        report.seconds,
+    )
+    return report
