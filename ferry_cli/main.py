@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ferry.clients import AwsTarget, make_client
-from ferry.errors import FerryError
+from ferry.errors import FerryError, SpecError
 from ferry.spec import Spec
 from ferry_cli.specfile import load_spec
 
@@ -88,13 +88,12 @@ def cli(verbose: bool) -> None:
 )
 @_guard
 def init(spec_path: str, enable_streams: bool) -> int:
-    """Check sources, create missing targets and the state table, enable/validate streams."""
-    from ferry.tables.setup import init_tables
+    """Check sources, create missing targets and the state table, enable/validate streams and
+    bucket event capture. Everything is validated before the first write."""
+    from ferry_cli.operations import initialize
 
-    spec = load_spec(spec_path)
-    for line in init_tables(spec, _ddb(spec), enable_streams=enable_streams) or [
-        "nothing to do: everything is in place"
-    ]:
+    done = initialize(load_spec(spec_path), enable_streams=enable_streams)
+    for line in done or ["nothing to do: everything is in place"]:
         console.print(f"• {line}")
     return EXIT_OK
 
@@ -127,11 +126,25 @@ def replicate(spec_path: str, drain: bool, duration: float) -> int:
     return EXIT_OK
 
 
-def _glue_backfill(spec: Spec, source: str, splits: int | None, job_name: str, poll: float) -> int:
-    from glue_jobs.table_backfill import args_for
+def _bucket_backfill(spec: Spec, source: str, splits: int | None, engine: str, job_name: str, poll: float) -> int:
+    from glue_jobs import bucket_backfill
 
+    argv = bucket_backfill.args_for(spec, source, splits)
+    if engine == "glue":
+        bucket_job = job_name.replace("table", "bucket") if "table" in job_name else f"{job_name}-bucket"
+        return _start_glue_run(spec, source, argv, bucket_job, poll)
+    try:
+        summary = bucket_backfill.main(["bucket_backfill.py", *argv])
+    except RuntimeError as exc:
+        err.print(f"[bold red]{exc}[/]")
+        return EXIT_RUNTIME
+    rate = summary.keys / summary.seconds if summary.seconds else 0.0
+    console.print(f"[green]{summary.describe()}[/] ({rate:.0f} keys/s)")
+    return EXIT_OK
+
+
+def _start_glue_run(spec: Spec, source: str, argv: list[str], job_name: str, poll: float) -> int:
     glue = make_client("glue", AwsTarget(spec.region, spec.endpoint_url))
-    argv = args_for(spec, source, splits)
     arguments = dict(zip(argv[::2], argv[1::2], strict=True))
     run_id = glue.start_job_run(JobName=job_name, Arguments=arguments)["JobRunId"]
     console.print(f"{source}: started Glue job run {run_id} of {job_name}")
@@ -153,8 +166,10 @@ def _glue_backfill(spec: Spec, source: str, splits: int | None, job_name: str, p
     help="Parallel-scan segments (Spark tasks); default from the spec.",
 )
 @click.option("--engine", type=click.Choice(["local", "glue"]), default="local", show_default=True)
-@click.option("--table", "tables", multiple=True, help="Only these source tables (default: all).")
-@click.option("--job-name", default="ferry-table-backfill", show_default=True, help="Glue job name (--engine glue).")
+@click.option("--table", "tables", multiple=True, help="Only these source tables or buckets (default: all).")
+@click.option(
+    "--job-name", default="ferry-table-backfill", show_default=True, help="Glue job name for tables (--engine glue)."
+)
 @click.option(
     "--restart", is_flag=True, help="Forget checkpoints and scan from the start (safe: writes are insert-only)."
 )
@@ -181,16 +196,24 @@ def backfill(
 
     spec = load_spec(spec_path)
     ddb = _ddb(spec)
-    inspect_tables(spec, ddb, require_targets=True, require_streams=True)
-    sources = list(tables) or [t.source for t in spec.tables]
-    for source in sources:
-        spec.table(source)
+    if spec.tables:
+        inspect_tables(spec, ddb, require_targets=True, require_streams=True)
+    known = {t.source for t in spec.tables} | {b.source for b in spec.buckets}
+    for name in tables:
+        if name not in known:
+            raise SpecError("--table", f"{name!r} is not a source table or bucket of the spec")
+    sources = [t.source for t in spec.tables if not tables or t.source in tables]
     code = EXIT_OK
+    for bucket in [b.source for b in spec.buckets if not tables or b.source in tables]:
+        code = max(code, _bucket_backfill(spec, bucket, splits, engine, job_name, poll_seconds))
     for source in sources:
         if restart:
             StateStore(ddb, spec.state_table).clear_segments(source)
         if engine == "glue":
-            code = max(code, _glue_backfill(spec, source, splits, job_name, poll=poll_seconds))
+            from glue_jobs.table_backfill import args_for
+
+            argv = args_for(spec, source, splits)
+            code = max(code, _start_glue_run(spec, source, argv, job_name, poll_seconds))
             continue
         from glue_jobs import table_backfill
 
@@ -231,24 +254,22 @@ def print_verify_report(report: Any) -> None:
     "--segments", type=click.IntRange(1, 1_000_000), default=None, help="Scan segments (default: backfill.splits)."
 )
 @click.option("--workers", type=click.IntRange(1, 256), default=4, show_default=True)
+@click.option(
+    "--skip-tags", is_flag=True, help="Buckets: do not compare tags (they cost a request per object and side)."
+)
 @_guard
-def verify(spec_path: str, json_path: str | None, repair: bool, segments: int | None, workers: int) -> int:
-    """Compare source and target item by item (DynamoDB semantics); exit 1 on differences."""
-    from ferry.tables.setup import inspect_tables
-    from ferry.tables.state import StateStore
-    from ferry.tables.verify import verify_table
+def verify(
+    spec_path: str, json_path: str | None, repair: bool, segments: int | None, workers: int, skip_tags: bool
+) -> int:
+    """Compare source and target item by item / object by object; exit 1 on differences."""
+    from ferry_cli.operations import verify_all
 
-    spec = load_spec(spec_path)
-    ddb = _ddb(spec)
-    inspect_tables(spec, ddb, require_targets=True, require_streams=False)
-    store = StateStore(ddb, spec.state_table)
-    reports = [verify_table(spec, m, segments=segments, workers=workers, repair=repair) for m in spec.tables]
+    reports = verify_all(load_spec(spec_path), segments=segments, workers=workers, repair=repair, skip_tags=skip_tags)
     for report in reports:
         print_verify_report(report)
-        store.save_verify(report.source, json.dumps(report.counts()), sum(report.counts().values()))
     if json_path:
         with open(json_path, "w", encoding="utf-8") as out:
-            json.dump({"tables": [r.as_dict() for r in reports]}, out, indent=2)
+            json.dump({"reports": [r.as_dict() for r in reports]}, out, indent=2)
         console.print(f"full report: {json_path}")
     return EXIT_OK if all(r.ok for r in reports) else EXIT_DIFFERENCES
 
@@ -283,14 +304,23 @@ def status(spec_path: str) -> int:
     where = AwsTarget(spec.region, spec.endpoint_url)
     ddb = make_client("dynamodb", where)
     store = StateStore(ddb, spec.state_table)
-    try:
-        sqs = make_client("sqs", where)
-        url = sqs.get_queue_url(QueueName=spec.replication.on_failure_queue)["QueueUrl"]
-        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
-        dlq = attrs["ApproximateNumberOfMessages"]
-    except Exception:
-        dlq = "n/a (queue not found)"
-    console.print(f"on-failure queue {spec.replication.on_failure_queue}: {dlq} messages")
+    sqs = make_client("sqs", where)
+
+    def depth(queue: str) -> str:
+        try:
+            url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+            return str(attrs["Attributes"]["ApproximateNumberOfMessages"])
+        except sqs.exceptions.QueueDoesNotExist:
+            return "n/a (queue not found)"
+
+    if spec.tables:
+        console.print(
+            f"stream on-failure queue {spec.replication.on_failure_queue}: {depth(spec.replication.on_failure_queue)} messages"
+        )
+    if spec.buckets:
+        queue = spec.s3.events_queue
+        console.print(f"bucket events queue {queue}: {depth(queue)} waiting; DLQ {queue}-dlq: {depth(queue + '-dlq')}")
     for mapping in spec.tables:
         table = Table(title=f"{mapping.source} -> {mapping.target}: phase {store.get_phase(mapping.source)}")
         for column in ("segment", "status", "scanned", "written", "already present", "pages"):
@@ -331,15 +361,18 @@ def status(spec_path: str) -> int:
     show_default=True,
     help="Live operations per second during the backfill.",
 )
+@click.option("--objects", type=click.IntRange(0, 100_000), default=1000, show_default=True, help="0: tables only.")
 @click.option("--seed", type=int, default=7, show_default=True)
 @_guard
-def demo(items: int, splits: int, traffic_rate: float, seed: int) -> int:
+def demo(items: int, splits: int, traffic_rate: float, objects: int, seed: int) -> int:
     """What `make demo` runs: a live table migrated end to end on the embedded emulator."""
     from ferry_cli.demo import print_summary, run_demo
 
-    result = run_demo(items=items, splits=splits, traffic_rate=traffic_rate, seed=seed, say=console.print)
+    result = run_demo(
+        items=items, splits=splits, traffic_rate=traffic_rate, objects=objects, seed=seed, say=console.print
+    )
     print_summary(result, console)
-    return EXIT_OK if result.verify_ok else EXIT_DIFFERENCES
+    return EXIT_OK if result.verify_ok and result.bucket_verify_ok else EXIT_DIFFERENCES
 
 
 def main() -> None:

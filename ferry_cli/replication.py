@@ -1,4 +1,8 @@
-"""Local live replication: one Lambda-like poller per source stream, calling the real handler."""
+"""Local live replication: Lambda-like pollers calling the real handlers.
+
+One stream poller per source table (→ ``table_stream``) and one SQS poller on the bucket events
+queue (→ ``bucket_events``), configured the way Lambda configures them: FERRY_SPEC.
+"""
 
 from __future__ import annotations
 
@@ -7,66 +11,98 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ferry.clients import AwsTarget, make_client
+from ferry.local.sqs_poller import SqsPoller, ensure_event_queues
 from ferry.local.stream_poller import StreamPoller, ensure_queue, stream_arn_for
 from ferry.spec import Spec, spec_to_dict
 from ferry.tables.state import StateStore
 
 CHALICE_APP = Path(__file__).resolve().parent.parent / "chalice_app"
+SQS_POLLERS = 5
 
 
-def load_table_stream_handler(spec: Spec) -> Any:
-    """The very function Lambda runs (chalice_app/chalicelib/table_stream.handle), configured
-    the way Lambda configures it: through FERRY_SPEC in the environment."""
+class Poller(Protocol):
+    def run(self, stop_event: threading.Event, idle_sleep: float = ...) -> None: ...
+
+    def drain(self, timeout: float = ...) -> Any: ...
+
+
+def load_handlers(spec: Spec) -> Any:
+    """The chalicelib modules Lambda runs, configured through FERRY_SPEC as Lambda would be."""
     if str(CHALICE_APP) not in sys.path:
         sys.path.insert(0, str(CHALICE_APP))
-    from chalicelib import table_stream
+    from chalicelib import bucket_events, table_stream
 
     os.environ["FERRY_SPEC"] = json.dumps(spec_to_dict(spec))
     table_stream.reset()
-    return table_stream.handle
+    bucket_events.reset()
+    return table_stream, bucket_events
 
 
 class LocalReplication:
-    """Pollers for every table of the spec, run in one background thread."""
+    """Pollers for every table and bucket of the spec, each in its own background thread."""
 
     def __init__(self, spec: Spec, *, starting_position: str | None = None, retry_backoff: float = 0.2) -> None:
         where = AwsTarget(spec.region, spec.endpoint_url)
-        ddb = make_client("dynamodb", where)
-        # Few retries: an expired iterator is recovered by the poller itself, not by botocore.
-        streams = make_client("dynamodbstreams", where, max_attempts=2)
-        sqs = make_client("sqs", where)
-        handler = load_table_stream_handler(spec)
-        store = StateStore(ddb, spec.state_table)
-        queue_url = ensure_queue(sqs, spec.replication.on_failure_queue)
-        self.queue_url = queue_url
-        self.sqs = sqs
-        self.pollers = [
-            StreamPoller(
-                streams=streams,
-                sqs=sqs,
-                stream_arn=stream_arn_for(ddb, mapping.source),
-                source_table=mapping.source,
-                handler=handler,
-                batch_size=spec.replication.batch_size,
-                starting_position=starting_position or spec.replication.starting_position,
-                max_retries=spec.replication.max_retries,
-                on_failure_queue_url=queue_url,
-                checkpoints=store,
-                retry_backoff=retry_backoff,
+        self.sqs = make_client("sqs", where)
+        table_stream, bucket_events = load_handlers(spec)
+        self.stream_pollers: list[StreamPoller] = []
+        self.bucket_pollers: list[SqsPoller] = []
+        self.queue_url = ""
+        if spec.tables:
+            ddb = make_client("dynamodb", where)
+            # Few retries: an expired iterator is recovered by the poller itself, not by botocore.
+            streams = make_client("dynamodbstreams", where, max_attempts=2)
+            store = StateStore(ddb, spec.state_table)
+            self.queue_url = ensure_queue(self.sqs, spec.replication.on_failure_queue)
+            self.stream_pollers = [
+                StreamPoller(
+                    streams=streams,
+                    sqs=self.sqs,
+                    stream_arn=stream_arn_for(ddb, mapping.source),
+                    source_table=mapping.source,
+                    handler=table_stream.handle,
+                    batch_size=spec.replication.batch_size,
+                    starting_position=starting_position or spec.replication.starting_position,
+                    max_retries=spec.replication.max_retries,
+                    on_failure_queue_url=self.queue_url,
+                    checkpoints=store,
+                    retry_backoff=retry_backoff,
+                )
+                for mapping in spec.tables
+            ]
+        self.bucket_dlq_url = ""
+        if spec.buckets:
+            url, arn, self.bucket_dlq_url = ensure_event_queues(
+                self.sqs, spec.s3.events_queue, spec.s3.max_receive_count, spec.s3.visibility_timeout
             )
-            for mapping in spec.tables
-        ]
+            # Lambda's SQS event-source mapping starts with about five concurrent pollers; reconcile
+            # is idempotent and order-free, so concurrent batches are safe.
+            self.bucket_pollers = [
+                SqsPoller(
+                    self.sqs,
+                    url,
+                    arn,
+                    bucket_events.handle,
+                    batch_size=spec.s3.batch_size,
+                    visibility_timeout=spec.s3.visibility_timeout,
+                    retry_delay=min(5, spec.s3.visibility_timeout),
+                )
+                for _ in range(SQS_POLLERS)
+            ]
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
+    @property
+    def pollers(self) -> list[Any]:
+        return [*self.stream_pollers, *self.bucket_pollers]
+
     def start(self, idle_sleep: float = 0.1) -> LocalReplication:
-        for poller in self.pollers:
-            thread = threading.Thread(
-                target=poller.run, args=(self._stop, idle_sleep), name=f"poller-{poller.source_table}", daemon=True
-            )
+        self._stop.clear()
+        for i, poller in enumerate(self.pollers):
+            thread = threading.Thread(target=poller.run, args=(self._stop, idle_sleep), name=f"poller-{i}", daemon=True)
             thread.start()
             self._threads.append(thread)
         return self
@@ -78,11 +114,17 @@ class LocalReplication:
         self._threads = []
 
     def drain(self, timeout: float = 120.0) -> None:
-        """Stop the background loop, then poll until every stream has nothing left."""
+        """Stop the background loops, then poll until every stream and queue has nothing left."""
         self.stop()
         for poller in self.pollers:
             poller.drain(timeout)
 
-    def dlq_depth(self) -> int:
-        attrs = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+    def _depth(self, url: str) -> int:
+        if not url:
+            return 0
+        attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
         return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+
+    def dlq_depth(self) -> int:
+        """Messages in the stream on-failure queue plus the bucket events DLQ."""
+        return self._depth(self.queue_url) + self._depth(self.bucket_dlq_url)

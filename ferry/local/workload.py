@@ -90,20 +90,55 @@ class TrafficStats:
     errors: int = 0
 
 
-class TrafficGenerator:
-    """Live writes against the source while the migration runs: puts, partial updates, deletes,
-    re-inserts of deleted keys, and bursts on a few hot keys. Runs in a thread until stopped."""
+class PacedWorkload:
+    """Calls ``step`` about ``rate`` times a second in a thread until stopped."""
 
-    def __init__(self, ddb: Any, table: str, key_space: int, *, seed: int = 11, rate: float = 50.0) -> None:
-        self.ddb = ddb
-        self.table = table
-        self.key_space = key_space
+    tolerated = ("ConditionalCheckFailed", "NoSuchKey", "Not Found", "404")
+
+    def __init__(self, *, seed: int, rate: float) -> None:
         self.rng = random.Random(seed)
         self.rate = rate
         self.stats = TrafficStats()
-        self.deleted: list[int] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    def _loop(self) -> None:
+        interval = 1.0 / self.rate
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.step()
+            except Exception as exc:  # a conditional update of a deleted key, mostly
+                if not any(t in f"{type(exc).__name__} {exc}" for t in self.tolerated):
+                    self.stats.errors += 1
+                self.stats.operations["noop"] += 1
+            self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+    def start(self) -> PacedWorkload:
+        self._thread = threading.Thread(target=self._loop, name=type(self).__name__, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> TrafficStats:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=30)
+        return self.stats
+
+
+class TrafficGenerator(PacedWorkload):
+    """Live writes against a source table while the migration runs: puts, partial updates,
+    deletes, re-inserts of deleted keys, and bursts on a few hot keys."""
+
+    def __init__(self, ddb: Any, table: str, key_space: int, *, seed: int = 11, rate: float = 50.0) -> None:
+        super().__init__(seed=seed, rate=rate)
+        self.ddb = ddb
+        self.table = table
+        self.key_space = key_space
+        self.deleted: list[int] = []
         self._next_new = key_space
 
     def step(self) -> None:
@@ -149,25 +184,109 @@ class TrafficGenerator:
             self._next_new += 1
             self.stats.operations["insert"] += 1
 
-    def _loop(self) -> None:
-        interval = 1.0 / self.rate
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                self.step()
-            except Exception as exc:  # a conditional update on a deleted key, mostly
-                if "ConditionalCheckFailed" not in type(exc).__name__ and "ConditionalCheckFailed" not in str(exc):
-                    self.stats.errors += 1
-                self.stats.operations["noop"] += 1
-            self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
-    def start(self) -> TrafficGenerator:
-        self._thread = threading.Thread(target=self._loop, name="traffic", daemon=True)
-        self._thread.start()
-        return self
+# --- buckets -----------------------------------------------------------------------------------
 
-    def stop(self) -> TrafficStats:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=30)
-        return self.stats
+AWKWARD_KEYS = (
+    "with space.txt",
+    "plus+sign.txt",
+    "percent%20literal.txt",
+    "unicode/ünïcødé/日本語.txt",
+    "hash#fragment.txt",
+    "question?mark.txt",
+    "deep/a/b/c/d/e/f/g/h/leaf.bin",
+    "trailing/slash/",
+    "zero-byte.empty",
+    "mixed + space%2B/plus & amp=eq.txt",
+)
+
+
+def object_key(index: int) -> str:
+    return f"objects/{index % 17:02d}/item {index:05d}+v.bin"
+
+
+def _put_object(s3: Any, bucket: str, key: str, rng: random.Random, size: int | None = None) -> None:
+    body = _bytes(rng, rng.randint(0, 2048) if size is None else size)
+    extra: dict[str, Any] = {"Metadata": {"origin": "ferry-demo", "n": str(rng.randint(0, 999))}}
+    if rng.random() < 0.5:
+        extra["ContentType"] = rng.choice(["application/json", "text/plain; charset=utf-8", "image/png"])
+    if rng.random() < 0.3:
+        extra["CacheControl"] = "max-age=3600"
+    if rng.random() < 0.2:
+        extra["ContentEncoding"] = "gzip"
+    if rng.random() < 0.2:
+        extra["ContentDisposition"] = 'attachment; filename="x.bin"'
+    if rng.random() < 0.4:
+        extra["Tagging"] = f"team=ferry&rank={rng.randint(0, 9)}"
+    s3.put_object(Bucket=bucket, Key=key, Body=body, **extra)
+
+
+def put_multipart_object(s3: Any, bucket: str, key: str, part_sizes: tuple[int, ...], seed: int = 0) -> None:
+    """A real multipart upload (with headers, metadata and tags) of the given part layout."""
+    rng = random.Random(seed)
+    upload = s3.create_multipart_upload(
+        Bucket=bucket,
+        Key=key,
+        ContentType="application/octet-stream",
+        CacheControl="no-cache",
+        Metadata={"layout": "-".join(str(p) for p in part_sizes)},
+        Tagging="kind=multipart",
+    )
+    parts = []
+    for number, size in enumerate(part_sizes, start=1):
+        body = _bytes(rng, 64) * (size // 64) + _bytes(rng, size % 64)
+        etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=number, Body=body)["ETag"]
+        parts.append({"PartNumber": number, "ETag": etag})
+    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["UploadId"], MultipartUpload={"Parts": parts})
+
+
+def seed_bucket(s3: Any, bucket: str, count: int, seed: int = 5, multipart_part: int = 5 * 1024 * 1024) -> int:
+    """``count`` objects: awkward keys, zero-byte objects, headers, metadata, tags, one multipart."""
+    rng = random.Random(seed)
+    keys = list(AWKWARD_KEYS)
+    for key in keys:
+        _put_object(s3, bucket, key, rng, size=0 if key.endswith(("/", ".empty")) else None)
+    put_multipart_object(s3, bucket, "large/multipart object+1.bin", (multipart_part, multipart_part, 1234), seed)
+    written = len(keys) + 1
+    for index in range(count - written):
+        _put_object(s3, bucket, object_key(index), rng)
+    return max(count, written)
+
+
+class BucketTraffic(PacedWorkload):
+    """Live object changes: creates, overwrites (same and different size), deletes, re-creates."""
+
+    def __init__(self, s3: Any, bucket: str, key_space: int, *, seed: int = 13, rate: float = 20.0) -> None:
+        super().__init__(seed=seed, rate=rate)
+        self.s3 = s3
+        self.bucket = bucket
+        self.key_space = key_space
+        self.deleted: set[str] = set()
+        self._next_new = 0
+
+    def step(self) -> None:
+        rng, s3, bucket = self.rng, self.s3, self.bucket
+        roll = rng.random()
+        index = rng.randint(0, 4) if rng.random() < 0.2 else rng.randint(0, self.key_space - 1)
+        key = rng.choice(AWKWARD_KEYS) if rng.random() < 0.1 else object_key(index)
+        if roll < 0.35:
+            _put_object(s3, bucket, key, rng)
+            self.deleted.discard(key)
+            self.stats.operations["overwrite"] += 1
+        elif roll < 0.5:
+            size = int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])  # 404 if deleted: a noop
+            _put_object(s3, bucket, key, rng, size=size)
+            self.stats.operations["overwrite-same-size"] += 1
+        elif roll < 0.7:
+            s3.delete_object(Bucket=bucket, Key=key)
+            self.deleted.add(key)
+            self.stats.operations["delete"] += 1
+        elif roll < 0.85 and self.deleted:
+            again = sorted(self.deleted)[rng.randrange(len(self.deleted))]
+            self.deleted.discard(again)
+            _put_object(s3, bucket, again, rng)
+            self.stats.operations["recreate"] += 1
+        else:
+            _put_object(s3, bucket, f"new/{self._next_new:05d} fresh+.bin", rng)
+            self._next_new += 1
+            self.stats.operations["create"] += 1

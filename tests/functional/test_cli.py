@@ -85,7 +85,7 @@ def test_init_backfill_verify_finalize_status_through_the_cli(ddb, emulator, uni
     result = runner.invoke(cli, ["verify", "--spec", spec, "--json", str(report)])
     assert result.exit_code == 1, result.output
     data = json.loads(report.read_text())
-    assert data["tables"][0]["counts"]["missing"] == 30
+    assert data["reports"][0]["counts"]["missing"] == 30
     # WHEN finalize runs before the backfill THEN it refuses (2)
     assert runner.invoke(cli, ["finalize", "--spec", spec]).exit_code == 2
     # WHEN the backfill runs through the CLI (local engine, Spark) THEN verify passes

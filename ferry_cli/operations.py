@@ -1,0 +1,55 @@
+"""The steps the CLI commands and the demo share, so both take exactly the same code path."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ferry.clients import AwsTarget, make_client
+from ferry.spec import Spec
+
+
+def initialize(spec: Spec, *, enable_streams: bool = True) -> list[str]:
+    """Validate every table and bucket (no write yet), then create and wire what is missing."""
+    from ferry.buckets.setup import init_buckets, inspect_buckets
+    from ferry.local.sqs_poller import ensure_event_queues
+    from ferry.tables.setup import init_tables, inspect_tables
+
+    where = AwsTarget(spec.region, spec.endpoint_url)
+    ddb = make_client("dynamodb", where)
+    s3 = make_client("s3", where)
+    inspect_tables(spec, ddb, require_targets=False, require_streams=not enable_streams)
+    inspect_buckets(spec, s3)
+    done = init_tables(spec, ddb, enable_streams=enable_streams) if spec.tables else []
+    if spec.buckets:
+        sqs = make_client("sqs", where)
+        url, arn, _ = ensure_event_queues(
+            sqs, spec.s3.events_queue, spec.s3.max_receive_count, spec.s3.visibility_timeout
+        )
+        done += init_buckets(spec, s3, sqs, make_client("events", where), queue_url=url, queue_arn=arn)
+    return done
+
+
+def verify_all(
+    spec: Spec, *, segments: int | None = None, workers: int = 4, repair: bool = False, skip_tags: bool = False
+) -> list[Any]:
+    """Verify every table and bucket; table results are recorded in the state table for `status`."""
+    from ferry.buckets.verify import verify_bucket
+    from ferry.tables.setup import inspect_tables
+    from ferry.tables.state import StateStore
+    from ferry.tables.verify import verify_table
+
+    reports: list[Any] = []
+    if spec.tables:
+        ddb = make_client("dynamodb", AwsTarget(spec.region, spec.endpoint_url))
+        inspect_tables(spec, ddb, require_targets=True, require_streams=False)
+        store = StateStore(ddb, spec.state_table)
+        for mapping in spec.tables:
+            report = verify_table(spec, mapping, segments=segments, workers=workers, repair=repair)
+            store.save_verify(report.source, json.dumps(report.counts()), sum(report.counts().values()))
+            reports.append(report)
+    for bucket in spec.buckets:
+        reports.append(
+            verify_bucket(spec, bucket, workers=workers, repair=repair, compare_tags=False if skip_tags else None)
+        )
+    return reports
