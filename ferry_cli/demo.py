@@ -77,7 +77,7 @@ def run_demo(
     splits: int = 4,
     traffic_rate: float = 40.0,
     objects: int = 1000,
-    object_traffic_rate: float = 15.0,
+    object_traffic_rate: float = 8.0,
     seed: int = 7,
     say: Callable[[str], None] = print,
     emulator_log: str | None = None,
@@ -98,7 +98,12 @@ def run_demo(
                 "backfill": {"splits": splits, "read_percent": 0.5, "write_percent": 0.5},
                 "replication": {"batch_size": 100, "phase_cache_seconds": 1.0, "max_retries": 3},
                 "buckets": [{"source": BUCKET_SOURCE, "target": BUCKET_TARGET}] if objects else [],
-                "s3": {"multipart_threshold": DEMO_MULTIPART_THRESHOLD, "splits": splits, "visibility_timeout": 10},
+                "s3": {
+                    "multipart_threshold": DEMO_MULTIPART_THRESHOLD,
+                    "splits": splits,
+                    "concurrency": 4,
+                    "visibility_timeout": 10,
+                },
             }
         )
         where = AwsTarget(spec.region, spec.endpoint_url)

@@ -120,8 +120,14 @@ def replicate(spec_path: str, drain: bool, duration: float) -> int:
         except KeyboardInterrupt:
             pass
         replication.stop()
-    for poller in replication.pollers:
-        console.print(f"{poller.source_table}: {poller.stats}")
+    for poller in replication.stream_pollers:
+        console.print(f"table {poller.source_table}: {poller.stats}")
+    if replication.bucket_pollers:
+        stats = [p.stats for p in replication.bucket_pollers]
+        console.print(
+            f"bucket events: {sum(s.delivered for s in stats)} delivered, {sum(s.succeeded for s in stats)} applied, "
+            f"{sum(s.failed for s in stats)} failed (retried)"
+        )
     console.print(f"on-failure queue depth: {replication.dlq_depth()}")
     return EXIT_OK
 
@@ -362,14 +368,21 @@ def status(spec_path: str) -> int:
     help="Live operations per second during the backfill.",
 )
 @click.option("--objects", type=click.IntRange(0, 100_000), default=1000, show_default=True, help="0: tables only.")
+@click.option("--object-traffic-rate", type=float, default=8.0, show_default=True, help="Live object operations/s.")
 @click.option("--seed", type=int, default=7, show_default=True)
 @_guard
-def demo(items: int, splits: int, traffic_rate: float, objects: int, seed: int) -> int:
+def demo(items: int, splits: int, traffic_rate: float, objects: int, object_traffic_rate: float, seed: int) -> int:
     """What `make demo` runs: a live table migrated end to end on the embedded emulator."""
     from ferry_cli.demo import print_summary, run_demo
 
     result = run_demo(
-        items=items, splits=splits, traffic_rate=traffic_rate, objects=objects, seed=seed, say=console.print
+        items=items,
+        splits=splits,
+        traffic_rate=traffic_rate,
+        objects=objects,
+        object_traffic_rate=object_traffic_rate,
+        seed=seed,
+        say=console.print,
     )
     print_summary(result, console)
     return EXIT_OK if result.verify_ok and result.bucket_verify_ok else EXIT_DIFFERENCES

@@ -13,6 +13,7 @@ never at import time (Chalice imports app.py while packaging).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from typing import Any
@@ -45,9 +46,9 @@ def reset() -> None:
     _replicator = None
 
 
-def _record_handler(record: SQSRecord) -> None:
+def _record_handler(record: SQSRecord, reconciled_in_batch: set[tuple[str, str]]) -> None:
     try:
-        replicator().apply_sqs_record(record.raw_event)
+        replicator().apply_sqs_record(record.raw_event, reconciled_in_batch)
     except Exception as exc:
         log = logger.error if isinstance(exc, PoisonRecordError) else logger.warning
         log(
@@ -65,7 +66,10 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if not event.get("Records"):  # Powertools rejects an empty batch; there is nothing to fail
         return {"batchItemFailures": []}
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    # One reconcile per key and batch: S3 often sends several events for one change (created +
+    # tags), and a reconcile reads the source's current state, which covers them all.
+    record_handler = functools.partial(_record_handler, reconciled_in_batch=set())
     response = process_partial_response(
-        event=event, record_handler=_record_handler, processor=processor, context=context
+        event=event, record_handler=record_handler, processor=processor, context=context
     )
     return dict(response)

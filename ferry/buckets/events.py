@@ -156,11 +156,18 @@ class BucketReplicator:
         self.target_s3 = target_s3
         self._sources: dict[str, BucketMapping] = {b.source: b for b in spec.buckets}
 
-    def apply_sqs_record(self, record: Mapping[str, Any]) -> list[ReconcileResult]:
+    def apply_sqs_record(
+        self, record: Mapping[str, Any], reconciled_in_batch: set[tuple[str, str]] | None = None
+    ) -> list[ReconcileResult]:
         """Reconcile every key the record's body names (each once). Raises to fail the record:
         :class:`PoisonRecordError` for an unreadable body or a bucket that is not a source of
         the spec (after reconciling the keys of the mapped buckets), anything else from
-        reconcile (transient errors) as is."""
+        reconcile (transient errors) as is.
+
+        ``reconciled_in_batch`` holds the keys an earlier record of the same batch reconciled
+        successfully; they are skipped. That is safe: every message of a batch was already queued
+        when the batch was received, so its change happened before that earlier reconcile read the
+        source's current state. Keys reconciled here are added to it."""
         body = record.get("body")
         if not isinstance(body, str):
             raise PoisonRecordError("body", f"must be the message body as a string, got {type(body).__name__}")
@@ -173,12 +180,15 @@ class BucketReplicator:
                 if event.bucket not in unmapped:
                     unmapped.append(event.bucket)
                 continue
-            if (event.bucket, event.key) in seen:
+            ident = (event.bucket, event.key)
+            if ident in seen or (reconciled_in_batch is not None and ident in reconciled_in_batch):
                 continue
-            seen.add((event.bucket, event.key))
+            seen.add(ident)
             result = reconcile_key(self.s3, mapping, event.key, self.spec.s3, target_s3=self.target_s3)
             log.debug("%s event for %s/%r: %s", event.kind, event.bucket, event.key, result.action)
             results.append(result)
+            if reconciled_in_batch is not None:
+                reconciled_in_batch.add(ident)
         if unmapped:
             raise PoisonRecordError(
                 "body",

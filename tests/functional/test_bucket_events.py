@@ -396,3 +396,52 @@ def test_the_lambda_is_registered_and_wiring_only(monkeypatch: pytest.MonkeyPatc
     # AND an empty batch answers an empty partial response without touching AWS
     assert app_module.bucket_events({"Records": []}, None) == {"batchItemFailures": []}
     assert bucket_events._replicator is None
+
+
+def test_several_events_for_one_key_in_a_batch_cost_one_reconcile(where, unique, monkeypatch):
+    # GIVEN a batch of three messages naming the same key (created, tags added, created again)
+    import chalicelib.bucket_events as handler_module
+
+    from ferry.clients import make_client
+    from ferry.spec import parse_spec, spec_to_dict
+
+    s3 = make_client("s3", where)
+    source, target = f"src-{unique}", f"dst-{unique}"
+    s3.create_bucket(Bucket=source)
+    s3.create_bucket(Bucket=target)
+    s3.put_object(Bucket=source, Key="same key", Body=b"v2")
+    spec = parse_spec(
+        {"region": "us-east-1", "endpoint_url": where.endpoint_url, "buckets": [{"source": source, "target": target}]}
+    )
+    monkeypatch.setenv("FERRY_SPEC", json.dumps(spec_to_dict(spec)))
+    handler_module.reset()
+    calls: list[str] = []
+    real = handler_module.BucketReplicator.apply_sqs_record
+
+    def counting(self, record, reconciled_in_batch=None):
+        results = real(self, record, reconciled_in_batch)
+        calls.extend(r.key for r in results)
+        return results
+
+    monkeypatch.setattr(handler_module.BucketReplicator, "apply_sqs_record", counting)
+    detail = {"bucket": {"name": source}, "object": {"key": "same key"}}
+    bodies = [
+        {"source": "aws.s3", "detail-type": kind, "detail": detail}
+        for kind in ("Object Created", "Object Tags Added", "Object Created")
+    ]
+    event = {
+        "Records": [
+            {
+                "messageId": f"m{i}",
+                "receiptHandle": "r",
+                "body": json.dumps(b),
+                "attributes": {},
+                "eventSource": "aws:sqs",
+            }
+            for i, b in enumerate(bodies)
+        ]
+    }
+    # WHEN the handler runs THEN every message succeeds, the key is reconciled once and copied
+    assert handler_module.handle(event, None) == {"batchItemFailures": []}
+    assert calls == ["same key"]
+    assert s3.get_object(Bucket=target, Key="same key")["Body"].read() == b"v2"

@@ -170,3 +170,59 @@ def test_backfill_engine_glue_starts_a_job_run_with_the_documented_arguments(ddb
     arguments = runs[0]["Arguments"]
     assert {f"--{name}" for name in REQUIRED_ARGS} <= set(arguments)
     assert arguments["--source_table"] == f"src-{unique}" and arguments["--splits"] == "2"
+
+
+def test_buckets_through_the_cli_init_replicate_backfill_verify(where, emulator, unique, tmp_path):
+    # GIVEN a source bucket with an existing notification configuration and an awkward key
+    from ferry.clients import make_client
+
+    s3, sqs = make_client("s3", where), make_client("sqs", where)
+    source, target = f"media-{unique}", f"media-v2-{unique}"
+    s3.create_bucket(Bucket=source)
+    other = sqs.create_queue(QueueName=f"other-{unique}")["QueueUrl"]
+    other_arn = sqs.get_queue_attributes(QueueUrl=other, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    existing = {"QueueConfigurations": [{"QueueArn": other_arn, "Events": ["s3:ObjectCreated:*"]}]}
+    s3.put_bucket_notification_configuration(Bucket=source, NotificationConfiguration=existing)
+    s3.put_object(Bucket=source, Key="old one+two.txt", Body=b"old", ContentType="text/plain", Tagging="a=1")
+    body = {
+        "region": "us-east-1",
+        "endpoint_url": emulator.endpoint_url,
+        "buckets": [{"source": source, "target": target}],
+        "s3": {"events_queue": f"events-{unique}", "splits": 2, "visibility_timeout": 5},
+    }
+    spec = _write_spec(tmp_path, body)
+    runner = CliRunner()
+    # WHEN init runs THEN the target exists and the existing notification survived
+    result = runner.invoke(cli, ["init", "--spec", spec])
+    assert result.exit_code == 0, result.output
+    s3.head_bucket(Bucket=target)
+    kept = s3.get_bucket_notification_configuration(Bucket=source)["QueueConfigurations"]
+    assert [c["QueueArn"] for c in kept] == [other_arn]
+    # WHEN a live write happens and replicate drains the events queue THEN it is copied
+    s3.put_object(Bucket=source, Key="live key+1 %.txt", Body=b"live", Metadata={"m": "1"})
+    result = runner.invoke(cli, ["replicate", "--spec", spec, "--drain"])
+    assert result.exit_code == 0, result.output
+    assert s3.get_object(Bucket=target, Key="live key+1 %.txt")["Body"].read() == b"live"
+    # WHEN the backfill runs THEN the old object is copied too and verify passes (tags included)
+    result = runner.invoke(cli, ["backfill", "--spec", spec])
+    assert result.exit_code == 0, result.output
+    report = tmp_path / "r.json"
+    result = runner.invoke(cli, ["verify", "--spec", spec, "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(report.read_text())["reports"][0]["source_items"] == 2
+    # WHEN the target drifts THEN verify exits 1 and --repair fixes it
+    s3.put_object_tagging(Bucket=target, Key="old one+two.txt", Tagging={"TagSet": [{"Key": "a", "Value": "2"}]})
+    assert runner.invoke(cli, ["verify", "--spec", spec]).exit_code == 1
+    assert runner.invoke(cli, ["verify", "--spec", spec, "--skip-tags"]).exit_code == 0
+    assert runner.invoke(cli, ["verify", "--spec", spec, "--repair"]).exit_code == 0
+    assert runner.invoke(cli, ["verify", "--spec", spec]).exit_code == 0
+
+
+def test_an_invalid_bucket_spec_exits_2_naming_the_field(emulator, tmp_path):
+    body = {
+        "region": "us-east-1",
+        "endpoint_url": emulator.endpoint_url,
+        "buckets": [{"source": "Bad_Name", "target": "ok-target"}],
+    }
+    result = CliRunner().invoke(cli, ["init", "--spec", _write_spec(tmp_path, body)])
+    assert result.exit_code == 2 and "buckets[0].source" in result.output
