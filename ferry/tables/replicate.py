@@ -16,7 +16,7 @@ from ferry.errors import PoisonRecordError
 from ferry.spec import Spec
 from ferry.tables.protocol import StreamAction, decide_stream_action, is_ttl_delete, tombstone_for
 from ferry.tables.state import PhaseCache
-from ferry.wire import decode_stream_image, key_text
+from ferry.wire import decode_stream_image, decode_stream_value, key_text
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,14 @@ def table_name_from_arn(arn: str) -> str:
     if kind != "table" or not name:
         raise PoisonRecordError("eventSourceARN", f"cannot read a table name from {arn!r}")
     return name
+
+
+def _record_keys(change: Mapping[str, Any]) -> dict[str, Any]:
+    """The record's key: names from ``Keys``, values from the item image when it has them (they are
+    the same on AWS; the emulator double-encodes binary values in ``Keys`` but not in images)."""
+    keys = decode_stream_image(change.get("Keys") or {})
+    image = change.get("NewImage") or change.get("OldImage") or {}
+    return {name: decode_stream_value(image[name]) if name in image else value for name, value in keys.items()}
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,7 @@ class TableReplicator:
             )
         change = record.get("dynamodb") or {}
         event_name = str(record.get("eventName", ""))
-        keys = decode_stream_image(change.get("Keys") or {})
+        keys = _record_keys(change)
         if not keys:
             raise PoisonRecordError("dynamodb.Keys", f"record {change.get('SequenceNumber')} of {source!r} has no Keys")
         phase = self.phases.phase(source)

@@ -302,3 +302,44 @@ def test_event_builder_gives_the_shape_of_the_sample_event(ddb: Any, replication
     assert image["doc"]["M"]["deeper"]["M"]["list"]["L"][0] == {"B": "AQ=="}
     assert image["items"]["L"][1] == {"M": {"b": {"B": "Aw=="}}}
     assert decode_stream_image(image) == ALL_TYPES
+
+
+def test_binary_keyed_items_are_deleted_by_their_real_key(ddb, streams, where, unique, monkeypatch):
+    # GIVEN a table whose hash key is binary, one item put and then deleted at the source
+    from chalicelib import table_stream
+
+    from ferry.local.stream_poller import lambda_event
+    from ferry.spec import parse_spec, spec_to_dict
+    from ferry.tables.state import StateStore, create_state_table
+
+    source, target, state = f"bsrc-{unique}", f"bdst-{unique}", f"bstate-{unique}"
+    create_table(ddb, source, hash_key=("id", "B"), stream=True)
+    create_table(ddb, target, hash_key=("id", "B"))
+    create_state_table(ddb, state)
+    StateStore(ddb, state).set_phase(source, "live")
+    spec = parse_spec(
+        {
+            "region": where.region,
+            "endpoint_url": where.endpoint_url,
+            "state_table": state,
+            "tables": [{"source": source, "target": target}],
+            "replication": {"phase_cache_seconds": 0},
+        }
+    )
+    monkeypatch.setenv("FERRY_SPEC", json.dumps(spec_to_dict(spec)))
+    table_stream.reset()
+    key = {"id": {"B": b"\x00\xffkey"}}
+    ddb.put_item(TableName=source, Item={**key, "v": {"N": "1"}})
+    ddb.delete_item(TableName=source, Key=key)
+    arn = ddb.describe_table(TableName=source)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    records = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+    # WHEN the records reach the handler
+    put, remove = lambda_event(records[:1], arn), lambda_event(records[1:], arn)
+    assert table_stream.handle(put, None) == {"batchItemFailures": []}
+    assert "Item" in ddb.get_item(TableName=target, Key=key)
+    assert table_stream.handle(remove, None) == {"batchItemFailures": []}
+    # THEN the item is gone from the target under its real binary key
+    assert "Item" not in ddb.get_item(TableName=target, Key=key)
+    assert scan_all(ddb, target) == []
