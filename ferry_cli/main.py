@@ -358,6 +358,61 @@ def status(spec_path: str) -> int:
 
 
 @cli.command()
+@_spec_option
+@click.option("--tables/--no-tables", default=True, show_default=True, help="Redrive the stream on-failure queue.")
+@click.option("--buckets/--no-buckets", default=True, show_default=True, help="Redrive the bucket events DLQ.")
+@_guard
+def redrive(spec_path: str, tables: bool, buckets: bool) -> int:
+    """Re-apply dead-lettered work once its cause is fixed: each key becomes the source's current
+    state (never an old image). Exit 3 when some messages had to be kept."""
+    from rich.markup import escape
+
+    from ferry.buckets.redrive import redrive_bucket_failures
+    from ferry.local.sqs_poller import DLQ_SUFFIX
+    from ferry.redrive_report import queue_url_or_none
+    from ferry.tables.redrive import redrive_stream_failures
+
+    spec = load_spec(spec_path)
+    where = AwsTarget(spec.region, spec.endpoint_url)
+    sqs = make_client("sqs", where)
+    reports: list[tuple[str, Any]] = []
+    if tables and spec.tables:
+        name = spec.replication.on_failure_queue
+        url = queue_url_or_none(sqs, name)
+        if url is None:
+            console.print(f"stream on-failure queue {escape(name)}: not found, nothing to redrive")
+        else:
+            report = redrive_stream_failures(
+                spec,
+                ddb=make_client("dynamodb", where),
+                sqs=sqs,
+                streams=make_client("dynamodbstreams", where),
+                queue_url=url,
+            )
+            reports.append((f"stream on-failure queue {name}", report))
+    if buckets and spec.buckets:
+        name = spec.s3.events_queue + DLQ_SUFFIX
+        url = queue_url_or_none(sqs, name)
+        if url is None:
+            console.print(f"bucket events DLQ {escape(name)}: not found, nothing to redrive")
+        else:
+            report = redrive_bucket_failures(spec, s3=make_client("s3", where), sqs=sqs, dlq_url=url)
+            reports.append((f"bucket events DLQ {name}", report))
+    for label, report in reports:
+        colour = "green" if report.ok else "red"
+        console.print(f"[{colour}]{escape(label)}[/]: {escape(report.describe())}", soft_wrap=True)
+        for kept in report.kept:
+            console.print(f"  kept message {escape(kept.message_id)}: {escape(kept.reason)}", soft_wrap=True)
+    kept_count = sum(len(r.kept) for _, r in reports)
+    if kept_count:
+        err.print(
+            f"[bold red]{kept_count} message(s) kept[/]: fix what the reasons name, then run `ferry redrive` again"
+        )
+        return EXIT_RUNTIME
+    return EXIT_OK
+
+
+@cli.command()
 @click.option("--items", type=click.IntRange(10, 1_000_000), default=5000, show_default=True)
 @click.option("--splits", type=click.IntRange(1, 64), default=4, show_default=True)
 @click.option(
@@ -386,6 +441,54 @@ def demo(items: int, splits: int, traffic_rate: float, objects: int, object_traf
     )
     print_summary(result, console)
     return EXIT_OK if result.verify_ok and result.bucket_verify_ok else EXIT_DIFFERENCES
+
+
+@cli.command()
+@click.option("--seeds", default="1-8", show_default=True, help="Seeds to run: '3', '1-8' or '1,5,9'.")
+@click.option("--minutes", type=float, default=9.0, show_default=True, help="Stop starting new seeds after this.")
+@click.option("--items", type=click.IntRange(10, 100_000), default=300, show_default=True)
+@click.option("--objects", type=click.IntRange(20, 10_000), default=60, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), help="Write the results here.")
+@_guard
+def chaos(seeds: str, minutes: float, items: int, objects: int, json_path: str | None) -> int:
+    """A seeded campaign of live traffic, injected faults and crashes; exit 1 on any divergence."""
+    from dataclasses import asdict
+
+    from ferry_cli.chaos import run_campaign
+
+    chosen: list[int] = []
+    for part in seeds.split(","):
+        low, _, high = part.partition("-")
+        if not low.strip().isdigit() or (high and not high.strip().isdigit()):
+            raise SpecError("--seeds", f"{seeds!r} is not like '3', '1-8' or '1,5,9'")
+        chosen += list(range(int(low), int(high or low) + 1))
+    results = run_campaign(chosen, minutes=minutes, say=console.print, items=items, objects=objects)
+    table = Table(
+        "seed",
+        "operations",
+        "faults injected",
+        "crashes",
+        "anomalies",
+        "re-done pages (bound)",
+        "seconds",
+        "differences",
+    )
+    for r in results:
+        table.add_row(
+            str(r.seed),
+            str(r.operations),
+            ", ".join(f"{k} {v}" for k, v in sorted(r.faults.items())),
+            ", ".join(f"{k} {v}" for k, v in sorted(r.crashes.items())),
+            str(r.anomalies),
+            f"{r.redone_pages} ({r.redone_bound})",
+            f"{r.seconds:.0f}",
+            ("[green]0[/]" if r.ok else f"[red]{r.differences}[/] {r.detail}"),
+        )
+    console.print(table)
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as out:
+            json.dump([asdict(r) for r in results], out, indent=2)
+    return EXIT_OK if all(r.ok for r in results) else EXIT_DIFFERENCES
 
 
 def main() -> None:

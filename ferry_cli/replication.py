@@ -116,8 +116,21 @@ class LocalReplication:
     def drain(self, timeout: float = 120.0) -> None:
         """Stop the background loops, then poll until every stream and queue has nothing left."""
         self.stop()
-        for poller in self.pollers:
-            poller.drain(timeout)
+        errors: list[BaseException] = []
+
+        def drain_one(poller: Any) -> None:
+            try:
+                poller.drain(timeout)
+            except BaseException as exc:  # re-raised below, in the caller's thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=drain_one, args=(p,), daemon=True) for p in self.pollers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
 
     def _depth(self, url: str) -> int:
         if not url:

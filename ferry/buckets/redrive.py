@@ -1,0 +1,76 @@
+"""REDRIVE for buckets: re-apply the bucket events that ended in ``<events_queue>-dlq``, once
+their cause is fixed.
+
+Each message goes through :meth:`ferry.buckets.events.BucketReplicator.apply_sqs_record`, exactly
+as the ``bucket_events`` Lambda would handle it: every key it names is reconciled, which reads the
+source's current object and makes the target equal to it. That is convergent by construction, so
+an old event can never make the target staler. A message is deleted when every key reconciled,
+and kept (with the reason) otherwise: an unreadable body, a bucket that is not in the spec, a
+target bucket still missing, …
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ferry.buckets.events import BucketReplicator, object_events
+from ferry.errors import FerryError
+from ferry.redrive_report import KeptMessage, Message, Outcome, RedriveReport, describe_error, redrive_queue
+from ferry.spec import Spec
+
+__all__ = ["KeptMessage", "RedriveReport", "redrive_bucket_failures"]
+
+log = logging.getLogger(__name__)
+
+
+def _subjects(body: Any) -> tuple[str, ...]:
+    """The s3:// keys a message body names, for the report; () when it cannot be read."""
+    try:
+        events = object_events(body if isinstance(body, str) else "")
+    except Exception:
+        return ()
+    return tuple(dict.fromkeys(f"s3://{e.bucket}/{e.key}" for e in events))
+
+
+def redrive_bucket_failures(
+    spec: Spec,
+    *,
+    s3: Any,
+    sqs: Any,
+    dlq_url: str,
+    max_messages: int = 1000,
+    visibility_timeout: int = 120,
+    wait_seconds: int = 1,
+    target_s3: Any | None = None,
+) -> RedriveReport:
+    """Redrive the bucket events DLQ at ``dlq_url`` (normally ``<spec.s3.events_queue>-dlq``):
+    reconcile the keys of every message, delete the messages that succeeded, keep the others."""
+    replicator = BucketReplicator(spec, s3, target_s3)
+
+    def redrive_one(message: Message) -> Outcome:
+        body = message.get("Body", "")
+        subjects = _subjects(body)
+        record = {"messageId": message.get("MessageId"), "body": body, "eventSource": "aws:sqs"}
+        try:
+            results = replicator.apply_sqs_record(record)
+        except Exception as exc:
+            if not isinstance(exc, (FerryError, ClientError)):
+                log.exception("redrive of a bucket event failed unexpectedly")
+            where = f"{', '.join(subjects)}: " if subjects else ""
+            return Outcome(problem=f"{where}{describe_error(exc)}", subjects=subjects)
+        return Outcome(len(results), Counter(r.action for r in results), None, subjects)
+
+    report = redrive_queue(
+        sqs,
+        dlq_url,
+        redrive_one,
+        max_messages=max_messages,
+        visibility_timeout=visibility_timeout,
+        wait_seconds=wait_seconds,
+    )
+    log.info("redrive of %s: %s", dlq_url, report.describe())
+    return report
