@@ -6,11 +6,14 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 FORMATTED := ferry ferry_cli glue_jobs chalice_app/app.py chalice_app/chalicelib tests
 
-.PHONY: help install demo test test-unit test-functional test-spark lint fmt typecheck vendor glue-zip clean
+CHAOS_ARGS ?=
+
+.PHONY: help install demo chaos test test-unit test-functional test-spark lint fmt typecheck vendor glue-zip clean
 
 help:
 	@echo "make demo   - set up, start the embedded emulator and migrate a live table end to end"
 	@echo "make test   - set up, lint (ruff, mypy) and run the whole suite (unit, functional, spark, e2e)"
+	@echo "make chaos  - seeded campaign of live traffic, injected faults and crashes (under 10 min)"
 	@echo "make lint   - ruff + mypy"
 	@echo "make vendor - copy the ferry core into chalice_app/vendor for packaging"
 	@echo "make glue-zip - build/ferry.zip for Glue's --extra-py-files"
@@ -26,6 +29,9 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/ferry demo
+
+chaos: $(STAMP)
+	$(VENV)/bin/ferry chaos $(CHAOS_ARGS)
 
 test: lint
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)

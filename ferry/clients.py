@@ -23,6 +23,8 @@ THROTTLING_CODES = frozenset(
         "Throttling",
         "SlowDown",
         "TooManyRequestsException",
+        "RequestThrottled",  # SQS
+        "RequestThrottledException",
     }
 )
 TRANSIENT_CODES = THROTTLING_CODES | frozenset(
@@ -81,14 +83,16 @@ def error_code(exc: BaseException) -> str:
 def is_transient(exc: BaseException) -> bool:
     """Throttling, 5xx, and connection-level failures are worth retrying."""
     from botocore.exceptions import ConnectionError as BotoConnectionError
-    from botocore.exceptions import ReadTimeoutError
+    from botocore.exceptions import HTTPClientError, ReadTimeoutError
 
-    if isinstance(exc, (BotoConnectionError, ReadTimeoutError)):
+    # HTTPClientError covers ConnectionClosedError: a connection reset before or after the request.
+    if isinstance(exc, (BotoConnectionError, ReadTimeoutError, HTTPClientError)):
         return True
     code = error_code(exc)
     if code in TRANSIENT_CODES:
         return True
-    status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    response = getattr(exc, "response", None) or {}
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) if isinstance(response, dict) else 0
     return isinstance(status, int) and status >= 500
 
 

@@ -106,11 +106,21 @@ def _expect_mapping(value: Any, where: str) -> Mapping[str, Any]:
     return value
 
 
+def _show(value: Any, limit: int = 60) -> str:
+    """A value for an error message: its repr, cut short (a spec can hold very large values)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int beyond Python's digit limit for str()
+        return f"a {type(value).__name__} too large to show"
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
 def _reject_unknown(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
     unknown = sorted(str(k) for k in data if k not in allowed)
     if unknown:
         prefix = f"{where}." if where else ""
-        raise SpecError(f"{prefix}{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+        name = unknown[0] if unknown[0].strip() else _show(unknown[0])
+        raise SpecError(f"{prefix}{name}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
 
 
 def _typed(data: Mapping[str, Any], key: str, kind: type, default: Any, where: str) -> Any:
@@ -119,11 +129,14 @@ def _typed(data: Mapping[str, Any], key: str, kind: type, default: Any, where: s
         return default  # absent, or an explicit null for a field that is optional anyway
     value = data[key]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise SpecError(name, f"must be a finite number, got {_show(value)}") from None
     if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
-        raise SpecError(name, f"must be {kind.__name__}, got {type(value).__name__} {value!r}")
+        raise SpecError(name, f"must be {kind.__name__}, got {type(value).__name__} {_show(value)}")
     if isinstance(value, float) and not math.isfinite(value):
-        raise SpecError(name, f"must be a finite number, got {value!r}")
+        raise SpecError(name, f"must be a finite number, got {_show(value)}")
     return value
 
 
@@ -144,7 +157,7 @@ def _parse_settings(cls: Any, raw: Any, where: str) -> Any:
 
 def _check_range(value: float, low: float, high: float, name: str) -> None:
     if not low <= value <= high:
-        raise SpecError(name, f"must be between {low} and {high}, got {value}")
+        raise SpecError(name, f"must be between {low} and {high}, got {_show(value)}")
 
 
 def _parse_table(raw: Any, index: int) -> TableMapping:
@@ -231,7 +244,7 @@ def parse_spec(raw: Any) -> Spec:
 
     backfill = _parse_settings(BackfillSettings, data.get("backfill"), "backfill")
     if not 1 <= backfill.splits <= 1_000_000:
-        raise SpecError("backfill.splits", f"must be between 1 and 1000000, got {backfill.splits}")
+        raise SpecError("backfill.splits", f"must be between 1 and 1000000, got {_show(backfill.splits)}")
     _check_range(backfill.read_percent, 0.01, 1.0, "backfill.read_percent")
     _check_range(backfill.write_percent, 0.01, 1.0, "backfill.write_percent")
     for name in ("on_demand_read_units", "on_demand_write_units", "write_concurrency"):

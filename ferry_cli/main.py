@@ -17,10 +17,12 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ferry.clients import AwsTarget, make_client
 from ferry.errors import FerryError, SpecError
 from ferry.spec import Spec
+from ferry_cli.operations import check_ready
 from ferry_cli.specfile import load_spec
 
 EXIT_OK, EXIT_DIFFERENCES, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
@@ -29,32 +31,37 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def _guard(fn: Callable[..., int | None]) -> Callable[..., None]:
-    """Translate errors into the documented exit codes, with a message and no traceback."""
+    """Translate errors into the documented exit codes, with a message and no traceback. Messages
+    are printed as text, never as rich markup (they quote user input such as names and keys)."""
 
     @wraps(fn)
     def run(*args: Any, **kwargs: Any) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
         try:
             code = fn(*args, **kwargs) or EXIT_OK
         except FerryError as exc:
-            err.print(f"[bold red]error:[/] {exc}")
+            _error("error:", str(exc))
             code = exc.exit_code
-        except Exception as exc:
-            from botocore.exceptions import ClientError, NoCredentialsError
-
-            if isinstance(exc, NoCredentialsError):
-                err.print(
-                    "[bold red]error:[/] no AWS credentials: configure a profile, or set endpoint_url for the emulator"
-                )
-                code = EXIT_USAGE
-            elif isinstance(exc, ClientError):
-                err.print(f"[bold red]AWS error:[/] {exc}")
-                code = EXIT_RUNTIME
-            else:
-                logging.getLogger("ferry").exception("unexpected failure")
-                code = EXIT_RUNTIME
+        except NoCredentialsError:
+            _error("error:", "no AWS credentials: configure a profile, or set endpoint_url for the emulator")
+            code = EXIT_USAGE
+        except ClientError as exc:
+            _error("AWS error:", str(exc))
+            code = EXIT_RUNTIME
+        except BotoCoreError as exc:  # endpoint unreachable, connection reset, …
+            _error("AWS error:", str(exc))
+            code = EXIT_RUNTIME
+        except Exception:
+            logging.getLogger("ferry").exception("unexpected failure")
+            code = EXIT_RUNTIME
         sys.exit(code)
 
     return run
+
+
+def _error(label: str, message: str) -> None:
+    err.print(Text(label, style="bold red"), Text(message))
 
 
 def _spec_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -108,6 +115,7 @@ def replicate(spec_path: str, drain: bool, duration: float) -> int:
     from ferry_cli.replication import LocalReplication
 
     spec = load_spec(spec_path)
+    check_ready(spec, require_streams=True)
     replication = LocalReplication(spec)
     if drain:
         replication.drain()
@@ -142,7 +150,7 @@ def _bucket_backfill(spec: Spec, source: str, splits: int | None, engine: str, j
     try:
         summary = bucket_backfill.main(["bucket_backfill.py", *argv])
     except RuntimeError as exc:
-        err.print(f"[bold red]{exc}[/]")
+        _error("error:", str(exc))
         return EXIT_RUNTIME
     rate = summary.keys / summary.seconds if summary.seconds else 0.0
     console.print(f"[green]{summary.describe()}[/] ({rate:.0f} keys/s)")
@@ -197,13 +205,11 @@ def backfill(
     poll_seconds: float,
 ) -> int:
     """Copy existing items, insert-only, split-parallel, within the capacity budget."""
-    from ferry.tables.setup import inspect_tables
     from ferry.tables.state import StateStore
 
     spec = load_spec(spec_path)
     ddb = _ddb(spec)
-    if spec.tables:
-        inspect_tables(spec, ddb, require_targets=True, require_streams=True)
+    check_ready(spec, require_streams=True, ddb=ddb)
     known = {t.source for t in spec.tables} | {b.source for b in spec.buckets}
     for name in tables:
         if name not in known:
@@ -226,7 +232,7 @@ def backfill(
         try:
             summary = table_backfill.main(["table_backfill.py", *table_backfill.args_for(spec, source, splits)])
         except RuntimeError as exc:
-            err.print(f"[bold red]{exc}[/]")
+            _error("error:", str(exc))
             code = EXIT_RUNTIME
             continue
         rate = summary.written / summary.seconds if summary.seconds else 0.0
@@ -290,6 +296,9 @@ def finalize(spec_path: str, force: bool) -> int:
 
     spec = load_spec(spec_path)
     ddb = _ddb(spec)
+    check_ready(
+        Spec(region=spec.region, tables=spec.tables, endpoint_url=spec.endpoint_url), require_streams=False, ddb=ddb
+    )
     for mapping in spec.tables:
         result = finalize_table(spec, mapping, ddb, force=force)
         console.print(

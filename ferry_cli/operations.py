@@ -30,19 +30,38 @@ def initialize(spec: Spec, *, enable_streams: bool = True) -> list[str]:
     return done
 
 
+def check_ready(spec: Spec, *, require_streams: bool, ddb: Any | None = None) -> None:
+    """Read-only: every source exists, every target exists with the right key schema (and, for
+    live replication, every source has its stream). A SetupError naming the field otherwise."""
+    from ferry.buckets.setup import inspect_buckets
+    from ferry.errors import SetupError
+    from ferry.tables.setup import inspect_tables
+
+    where = AwsTarget(spec.region, spec.endpoint_url)
+    if spec.tables:
+        inspect_tables(
+            spec, ddb or make_client("dynamodb", where), require_targets=True, require_streams=require_streams
+        )
+    if spec.buckets:
+        for i, check in enumerate(inspect_buckets(spec, make_client("s3", where))):
+            if not check.target_exists:
+                raise SetupError(
+                    f"buckets[{i}].target: bucket {check.mapping.target!r} does not exist; run `ferry init` to create it"
+                )
+
+
 def verify_all(
     spec: Spec, *, segments: int | None = None, workers: int = 4, repair: bool = False, skip_tags: bool = False
 ) -> list[Any]:
     """Verify every table and bucket; table results are recorded in the state table for `status`."""
     from ferry.buckets.verify import verify_bucket
-    from ferry.tables.setup import inspect_tables
     from ferry.tables.state import StateStore
     from ferry.tables.verify import verify_table
 
     reports: list[Any] = []
+    ddb = make_client("dynamodb", AwsTarget(spec.region, spec.endpoint_url))
+    check_ready(spec, require_streams=False, ddb=ddb)
     if spec.tables:
-        ddb = make_client("dynamodb", AwsTarget(spec.region, spec.endpoint_url))
-        inspect_tables(spec, ddb, require_targets=True, require_streams=False)
         store = StateStore(ddb, spec.state_table)
         for mapping in spec.tables:
             report = verify_table(spec, mapping, segments=segments, workers=workers, repair=repair)

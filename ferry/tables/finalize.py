@@ -10,7 +10,7 @@ from typing import Any
 
 from ferry.errors import SetupError
 from ferry.spec import Spec, TableMapping
-from ferry.tables.protocol import PHASE_BACKFILL, PHASE_LIVE, TOMBSTONE_ATTRIBUTE, tombstone_only_condition
+from ferry.tables.protocol import PHASE_BACKFILL, PHASE_LIVE, tombstone_only_condition
 from ferry.tables.schema import describe_shape
 from ferry.tables.state import SEGMENT_DONE, StateStore
 from ferry.wire import key_of
@@ -45,10 +45,12 @@ def backfill_complete(store: StateStore, source: str) -> tuple[bool, str]:
 def remove_tombstones(ddb: Any, target: str, key_names: tuple[str, ...]) -> int:
     """Delete every tombstone in ``target``; conditional, so a live put that replaced one survives."""
     removed = 0
+    condition = tombstone_only_condition()
     kwargs: dict[str, Any] = {
         "TableName": target,
-        "FilterExpression": "attribute_exists(#ts)",
-        "ExpressionAttributeNames": {"#ts": TOMBSTONE_ATTRIBUTE},
+        "FilterExpression": condition["ConditionExpression"],
+        "ExpressionAttributeNames": condition["ExpressionAttributeNames"],
+        "ExpressionAttributeValues": condition["ExpressionAttributeValues"],
         "ConsistentRead": True,
     }
     while True:

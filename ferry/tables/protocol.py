@@ -20,6 +20,8 @@ from typing import Any
 from ferry.wire import Item
 
 TOMBSTONE_ATTRIBUTE = "__ferry_tombstone"
+# The marker's exact value: a user attribute that happens to share the name is not a tombstone.
+TOMBSTONE_VALUE = {"S": "ferry:tombstone:v1"}
 PHASE_BACKFILL = "backfill"
 PHASE_LIVE = "live"
 PHASES = (PHASE_BACKFILL, PHASE_LIVE)
@@ -53,11 +55,11 @@ def decide_stream_action(event_name: str, phase: str, *, ttl_delete: bool, repli
 
 
 def tombstone_for(keys: Item) -> Item:
-    return {**keys, TOMBSTONE_ATTRIBUTE: {"BOOL": True}}
+    return {**keys, TOMBSTONE_ATTRIBUTE: dict(TOMBSTONE_VALUE)}
 
 
 def is_tombstone(item: Mapping[str, Any]) -> bool:
-    return TOMBSTONE_ATTRIBUTE in item
+    return item.get(TOMBSTONE_ATTRIBUTE) == TOMBSTONE_VALUE
 
 
 def insert_only_condition(hash_key: str) -> dict[str, Any]:
@@ -69,8 +71,10 @@ def insert_only_condition(hash_key: str) -> dict[str, Any]:
 
 
 def tombstone_only_condition() -> dict[str, Any]:
-    """Arguments that make a DeleteItem remove a tombstone only, never a live write that replaced it."""
+    """Arguments that make a DeleteItem (or a Scan filter) match a tombstone only, never a live write
+    that replaced it nor a user item with an attribute of the same name."""
     return {
-        "ConditionExpression": "attribute_exists(#ferry_ts)",
+        "ConditionExpression": "#ferry_ts = :ferry_ts",
         "ExpressionAttributeNames": {"#ferry_ts": TOMBSTONE_ATTRIBUTE},
+        "ExpressionAttributeValues": {":ferry_ts": dict(TOMBSTONE_VALUE)},
     }

@@ -24,7 +24,7 @@ from ferry.errors import RetryableError, SetupError
 from ferry.local.sqs_poller import ensure_event_queues
 from ferry.local.stream_poller import ensure_queue, stream_arn_for
 from ferry.spec import Spec, TableMapping
-from ferry.tables.protocol import TOMBSTONE_ATTRIBUTE, insert_only_condition
+from ferry.tables.protocol import TOMBSTONE_ATTRIBUTE, TOMBSTONE_VALUE, insert_only_condition
 from ferry.tables.redrive import converge_key, redrive_stream_failures
 from ferry.tables.state import StateStore
 from ferry.tables.verify import verify_table
@@ -256,7 +256,7 @@ def test_a_deleted_key_is_redriven_as_a_tombstone_in_the_backfill_phase_and_a_de
     assert result.exit_code == 0, result.output
     if phase == "backfill":
         assert "(tombstone 2)" in result.output
-        assert _item(ddb, dst, key) == {**key, TOMBSTONE_ATTRIBUTE: {"BOOL": True}}
+        assert _item(ddb, dst, key) == {**key, TOMBSTONE_ATTRIBUTE: TOMBSTONE_VALUE}
         # a stale backfill insert of the deleted item fails its condition: no resurrection
         with pytest.raises(ClientError, match="ConditionalCheckFailed"):
             ddb.put_item(TableName=dst, Item=stale, **insert_only_condition("pk"))

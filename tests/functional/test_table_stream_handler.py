@@ -19,7 +19,7 @@ from chalicelib import table_stream
 from ferry.clients import AwsTarget
 from ferry.local.stream_poller import LocalContext, StreamPoller, stream_arn_for
 from ferry.spec import parse_spec, spec_to_dict
-from ferry.tables.protocol import TOMBSTONE_ATTRIBUTE
+from ferry.tables.protocol import TOMBSTONE_ATTRIBUTE, TOMBSTONE_VALUE
 from ferry.tables.state import StateStore, create_state_table
 from ferry.wire import decode_stream_image
 from tests.conftest import create_table, scan_all
@@ -177,7 +177,7 @@ def test_remove_in_backfill_phase_writes_a_tombstone(ddb: Any, replication: Call
     # THEN the target holds only a tombstone with the key
     assert [r["eventName"] for r in records] == ["INSERT", "REMOVE"]
     assert response == {"batchItemFailures": []}
-    assert scan_all(ddb, rep.target) == [{"pk": ALL_TYPES["pk"], TOMBSTONE_ATTRIBUTE: {"BOOL": True}}]
+    assert scan_all(ddb, rep.target) == [{"pk": ALL_TYPES["pk"], TOMBSTONE_ATTRIBUTE: TOMBSTONE_VALUE}]
 
 
 def test_remove_in_live_phase_deletes(ddb: Any, replication: Callable[..., Replication]) -> None:
@@ -238,7 +238,7 @@ def test_ttl_delete(ddb: Any, replication: Callable[..., Replication], options: 
     if expected == "kept":
         assert target == [ALL_TYPES]
     else:
-        assert target == [{"pk": ALL_TYPES["pk"], TOMBSTONE_ATTRIBUTE: {"BOOL": True}}]
+        assert target == [{"pk": ALL_TYPES["pk"], TOMBSTONE_ATTRIBUTE: TOMBSTONE_VALUE}]
 
 
 def test_sample_event_applies_insert_modify_remove(ddb: Any, replication: Callable[..., Replication]) -> None:
@@ -261,7 +261,7 @@ def test_sample_event_applies_insert_modify_remove(ddb: Any, replication: Callab
 
     # WHEN the REMOVE is handled in the backfill phase, THEN a tombstone remains
     assert handle([remove]) == {"batchItemFailures": []}
-    assert scan_all(ddb, rep.target) == [{"pk": {"S": "sample-1"}, TOMBSTONE_ATTRIBUTE: {"BOOL": True}}]
+    assert scan_all(ddb, rep.target) == [{"pk": {"S": "sample-1"}, TOMBSTONE_ATTRIBUTE: TOMBSTONE_VALUE}]
 
 
 def test_sample_ttl_event_is_skipped_when_ttl_deletes_are_not_replicated(

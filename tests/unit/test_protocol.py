@@ -26,6 +26,7 @@ from ferry.tables.protocol import (
     PHASE_LIVE,
     PHASES,
     TOMBSTONE_ATTRIBUTE,
+    TOMBSTONE_VALUE,
     TTL_PRINCIPAL,
     StreamAction,
     decide_stream_action,
@@ -123,14 +124,17 @@ def test_tombstone_for(keys: Item) -> None:
     tomb = tombstone_for(keys)
     assert keys == before  # not mutated
     assert {k: v for k, v in tomb.items() if k != TOMBSTONE_ATTRIBUTE} == keys
-    assert tomb[TOMBSTONE_ATTRIBUTE] == {"BOOL": True}
+    assert tomb[TOMBSTONE_ATTRIBUTE] == TOMBSTONE_VALUE
     assert is_tombstone(tomb)
     assert not is_tombstone(keys)
 
 
 def test_is_tombstone() -> None:
-    assert is_tombstone({"pk": {"S": "a"}, TOMBSTONE_ATTRIBUTE: {"BOOL": True}})
-    assert is_tombstone({TOMBSTONE_ATTRIBUTE: {"BOOL": False}})  # the marker's presence is what counts
+    assert is_tombstone({"pk": {"S": "a"}, TOMBSTONE_ATTRIBUTE: TOMBSTONE_VALUE})
+    # a user attribute that happens to share the marker's name is not a tombstone
+    assert not is_tombstone({"pk": {"S": "a"}, TOMBSTONE_ATTRIBUTE: {"BOOL": True}})
+    assert is_tombstone({TOMBSTONE_ATTRIBUTE: TOMBSTONE_VALUE})  # the marker's exact value is what counts
+    assert not is_tombstone({TOMBSTONE_ATTRIBUTE: {"S": "ferry:tombstone:v2"}})
     assert not is_tombstone({"pk": {"S": "a"}, "tombstone": {"BOOL": True}})
     assert not is_tombstone({"pk": {"S": TOMBSTONE_ATTRIBUTE}})
     assert not is_tombstone({})
@@ -172,15 +176,25 @@ def test_insert_only_condition(hash_key: str) -> None:
 
 def test_tombstone_only_condition() -> None:
     assert tombstone_only_condition() == {
-        "ConditionExpression": "attribute_exists(#ferry_ts)",
+        "ConditionExpression": "#ferry_ts = :ferry_ts",
         "ExpressionAttributeNames": {"#ferry_ts": TOMBSTONE_ATTRIBUTE},
+        "ExpressionAttributeValues": {":ferry_ts": TOMBSTONE_VALUE},
     }
 
 
+_EQUALS = re.compile(r"^(#\w+) = (:\w+)$")
+
+
 def condition_holds(condition: Mapping[str, Any], current: Item | None) -> bool:
-    """Evaluate the single-function conditions the protocol uses, as DynamoDB would."""
-    match = _CONDITION.match(condition["ConditionExpression"])
-    assert match, f"the model cannot evaluate {condition['ConditionExpression']!r}"
+    """Evaluate the conditions the protocol uses (one function, or one equality), as DynamoDB would."""
+    expression = condition["ConditionExpression"]
+    equals = _EQUALS.match(expression)
+    if equals:
+        name = condition["ExpressionAttributeNames"][equals.group(1)]
+        value = condition["ExpressionAttributeValues"][equals.group(2)]
+        return current is not None and current.get(name) == value
+    match = _CONDITION.match(expression)
+    assert match, f"the model cannot evaluate {expression!r}"
     function, placeholder = match.groups()
     present = current is not None and condition["ExpressionAttributeNames"][placeholder] in current
     return present if function == "attribute_exists" else not present
