@@ -264,7 +264,8 @@ def run_seed(
         say(f"seed {seed}: seeded {items} items, {objects} objects; faults on")
         proxy.set_rules(fault_rules(rng, intensity))
 
-        pollers = _Process(["replicate", "--spec", str(spec_path)], work / "replicate.log")
+        anomalies_arg = ["--anomalies", f"duplicate=0.15,delay=0.1,reorder,redeliver=0.15,seed={seed}"]
+        pollers = _Process(["replicate", "--spec", str(spec_path), *anomalies_arg], work / "replicate.log")
         traffic = TrafficGenerator(ddb, SOURCE, key_space=items, seed=seed + 1, rate=25).start()
         object_traffic = BucketTraffic(s3, BUCKET_SOURCE, key_space=objects, seed=seed + 2, rate=5).start()
         anomalies = _EventAnomalies(sqs, queue_url, random.Random(seed + 3), objects, rate=2).start()
@@ -273,7 +274,7 @@ def run_seed(
             nonlocal pollers
             pollers.kill()
             crashes["poller"] += 1
-            pollers = _Process(["replicate", "--spec", str(spec_path)], work / "replicate.log")
+            pollers = _Process(["replicate", "--spec", str(spec_path), *anomalies_arg], work / "replicate.log")
 
         unfinished_runs = 0  # killed or failed backfill runs: each may redo one page per segment
         # 1. the backfill's driver is killed at a random moment

@@ -109,14 +109,21 @@ def init(spec_path: str, enable_streams: bool) -> int:
 @_spec_option
 @click.option("--drain", is_flag=True, help="Stop when every stream has been read to its end.")
 @click.option("--duration", type=float, default=0.0, help="Stop after this many seconds (0: until Ctrl-C).")
+@click.option(
+    "--anomalies",
+    default="",
+    help="Make deliveries misbehave as AWS may: 'duplicate=0.2,delay=0.1,reorder,redeliver=0.1,seed=3'.",
+)
 @_guard
-def replicate(spec_path: str, drain: bool, duration: float) -> int:
+def replicate(spec_path: str, drain: bool, duration: float, anomalies: str) -> int:
     """Local/dev only: run the stream handler fed like Lambda's event-source mapping."""
     from ferry_cli.replication import LocalReplication
 
     spec = load_spec(spec_path)
     check_ready(spec, require_streams=True)
-    replication = LocalReplication(spec)
+    from ferry.local.anomalies import DeliveryAnomalies
+
+    replication = LocalReplication(spec, anomalies=DeliveryAnomalies.parse(anomalies) if anomalies else None)
     if drain:
         replication.drain()
     else:

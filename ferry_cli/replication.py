@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ferry.clients import AwsTarget, make_client
+from ferry.local.anomalies import DeliveryAnomalies
 from ferry.local.sqs_poller import SqsPoller, ensure_event_queues
 from ferry.local.stream_poller import StreamPoller, ensure_queue, stream_arn_for
 from ferry.spec import Spec, spec_to_dict
@@ -44,7 +45,14 @@ def load_handlers(spec: Spec) -> Any:
 class LocalReplication:
     """Pollers for every table and bucket of the spec, each in its own background thread."""
 
-    def __init__(self, spec: Spec, *, starting_position: str | None = None, retry_backoff: float = 0.2) -> None:
+    def __init__(
+        self,
+        spec: Spec,
+        *,
+        starting_position: str | None = None,
+        retry_backoff: float = 0.2,
+        anomalies: DeliveryAnomalies | None = None,
+    ) -> None:
         where = AwsTarget(spec.region, spec.endpoint_url)
         self.sqs = make_client("sqs", where)
         table_stream, bucket_events = load_handlers(spec)
@@ -70,6 +78,7 @@ class LocalReplication:
                     on_failure_queue_url=self.queue_url,
                     checkpoints=store,
                     retry_backoff=retry_backoff,
+                    anomalies=anomalies,
                 )
                 for mapping in spec.tables
             ]
@@ -89,6 +98,7 @@ class LocalReplication:
                     batch_size=spec.s3.batch_size,
                     visibility_timeout=spec.s3.visibility_timeout,
                     retry_delay=min(5, spec.s3.visibility_timeout),
+                    anomalies=anomalies,
                 )
                 for _ in range(SQS_POLLERS)
             ]

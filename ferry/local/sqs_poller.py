@@ -35,6 +35,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ferry.local.anomalies import DeliveryAnomalies
 from ferry.local.stream_poller import LocalContext
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,7 @@ class SqsPoller:
         visibility_timeout: int = 120,
         wait_seconds: int = 1,
         retry_delay: int | None = None,
+        anomalies: DeliveryAnomalies | None = None,
         function_name: str = "bucket_events",
         function_timeout: float = 900.0,
         clock: Callable[[], float] = time.time,
@@ -206,6 +208,8 @@ class SqsPoller:
         self.visibility_timeout = visibility_timeout
         self.wait_seconds = wait_seconds
         self.retry_delay = retry_delay
+        self.anomalies = anomalies
+        self._held_until = 0.0
         self.function_name = function_name
         self.function_timeout = function_timeout
         self.clock = clock
@@ -245,7 +249,7 @@ class SqsPoller:
             total.add(round_stats)
             if round_stats.delivered == 0:
                 remaining = self.pending()
-                if remaining == 0:
+                if remaining == 0 and time.monotonic() >= self._held_until:
                     return total
                 if time.monotonic() > deadline:
                     raise TimeoutError(
@@ -279,6 +283,17 @@ class SqsPoller:
         return messages
 
     def _deliver(self, messages: list[Message], stats: SqsPollStats) -> None:
+        anomalies = self.anomalies
+        if anomalies is not None:
+            late = [m for m in messages if anomalies.chance(anomalies.delay)]
+            if late:  # delivered late: back in the queue for a moment, after younger messages
+                self._change_visibility(late, round(anomalies.uniform(1, 3)))
+                messages = [m for m in messages if m not in late]
+            if anomalies.reorder:
+                messages = list(messages)
+                anomalies.shuffle(messages)
+            if not messages:
+                return
         context = LocalContext(self.function_name, str(uuid.uuid4()), time.monotonic() + self.function_timeout)
         event = lambda_event(messages, self.queue_arn)
         ids = [m["MessageId"] for m in messages]
@@ -299,6 +314,11 @@ class SqsPoller:
 
         done = [m for m in messages if m["MessageId"] not in failed]
         retry = [m for m in messages if m["MessageId"] in failed]
+        if done and anomalies is not None:
+            again = [m for m in done if anomalies.chance(anomalies.duplicate)]
+            if again:  # at-least-once delivery: these come back although they succeeded
+                self._change_visibility(again, 0)
+                done = [m for m in done if m not in again]
         if done:
             self._delete(done)
             now = self.clock()
@@ -336,6 +356,9 @@ class SqsPoller:
                 )
 
     def _change_visibility(self, messages: list[Message], seconds: int) -> None:
+        # Messages put back are not reliably counted as in flight by the emulator: drain waits for
+        # them by the clock as well (one second of margin).
+        self._held_until = max(self._held_until, time.monotonic() + seconds + 1.0)
         for start in range(0, len(messages), MAX_BATCH):
             chunk = messages[start : start + MAX_BATCH]
             entries = [

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from ferry.errors import SetupError
+from ferry.local.anomalies import DeliveryAnomalies
 from ferry.wire import encode_lambda_value, key_text
 
 log = logging.getLogger(__name__)
@@ -207,6 +208,7 @@ class StreamPoller:
         on_failure_queue_url: str,
         checkpoints: CheckpointStore | None = None,
         retry_backoff: float = 0.5,
+        anomalies: DeliveryAnomalies | None = None,
         max_backoff: float = 10.0,
         function_name: str = "table_stream",
         function_timeout: float = 900.0,
@@ -230,6 +232,7 @@ class StreamPoller:
         self.on_failure_queue_url = on_failure_queue_url
         self.checkpoints = checkpoints
         self.retry_backoff = retry_backoff
+        self.anomalies = anomalies
         self.max_backoff = max_backoff
         self.function_name = function_name
         self.function_timeout = function_timeout
@@ -407,6 +410,9 @@ class StreamPoller:
                 error = f"malformed response: {exc}"
 
         done = batch if index is None else batch[:index]
+        if index is None and self.anomalies is not None and self.anomalies.chance(self.anomalies.redeliver):
+            log.debug("shard %s: delivering the batch again (anomaly)", shard.shard_id)
+            return  # nothing committed: the same records reach the handler again next round
         if done:
             self._commit(shard, done, stats)
             log.debug("shard %s: processed %d records up to %s", shard.shard_id, len(done), shard.checkpoint)

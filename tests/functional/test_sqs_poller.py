@@ -375,3 +375,27 @@ def test_stats_add_up() -> None:
     assert (total.delivered, total.succeeded, total.failed, total.batches) == (4, 3, 1, 2)
     assert total.lag_p50 == 2.0 and total.lag_p99 == 3.0
     assert SqsPollStats().lag_p50 is None
+
+
+def test_delivery_anomalies_duplicate_delay_and_reorder_but_lose_nothing(queues: Queues) -> None:
+    # GIVEN a poller told to duplicate, delay and reorder deliveries
+    from ferry.local.anomalies import DeliveryAnomalies
+
+    bodies = [f"a-{i:02d}" for i in range(30)]
+    # receive counts grow with every duplicate and delay: a redrive policy of 3 would move some to
+    # the DLQ (as it would on AWS), so this queue allows more receives
+    queues.sqs.set_queue_attributes(
+        QueueUrl=queues.url,
+        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": queues.arn + "-dlq", "maxReceiveCount": 50})},
+    )
+    queues.send(*bodies)
+    recorder = Recorder()
+    anomalies = DeliveryAnomalies(duplicate=0.3, delay=0.2, reorder=True, seed=4)
+    # WHEN it drains the queue
+    stats = queues.poller(recorder, batch_size=10, anomalies=anomalies).drain(timeout=60)
+    # THEN every message was handled, some more than once, and the queue is empty
+    assert set(recorder.delivered) == set(bodies)
+    assert len(recorder.delivered) > len(bodies), "no duplicate was delivered"
+    assert stats.succeeded == len(bodies)
+    attrs = queues.sqs.get_queue_attributes(QueueUrl=queues.url, AttributeNames=["All"])["Attributes"]
+    assert attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"

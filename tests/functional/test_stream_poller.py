@@ -593,3 +593,21 @@ def test_failed_index_follows_lambdas_rules() -> None:
     for malformed in malformed_answers:
         with pytest.raises(ValueError):
             failed_index(malformed, batch)
+
+
+def test_redelivered_batches_change_nothing(env: Env) -> None:
+    # GIVEN a poller told to deliver handled batches again, and a hot key with deletes in between
+    from ferry.local.anomalies import DeliveryAnomalies
+
+    for i in range(30):
+        env.put("hot", v={"N": str(i)})
+        env.put(f"cold-{i % 5}", v={"N": str(i)})
+        if i % 7 == 3:
+            env.ddb.delete_item(TableName=env.source, Key={"pk": {"S": f"cold-{i % 5}"}})
+    env.store.set_phase(env.source, "live")
+    recorder = Recorder()
+    # WHEN it drains the stream
+    stats = env.poller(recorder, batch_size=6, anomalies=DeliveryAnomalies(redeliver=0.4, seed=2)).drain(timeout=60)
+    # THEN some records reached the handler twice, in order each time, and the target equals the source
+    assert stats.delivered > stats.applied
+    assert env.target_items() == env.source_items()
