@@ -23,13 +23,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ferry.buckets.objects import ObjectState, differences, head_object
 from ferry.buckets.reconcile import reconcile_key
 from ferry.clients import AwsTarget, call_with_retries, error_code, is_transient, make_client
 from ferry.errors import FerryError, PermanentError, RetryableError, SetupError
 from ferry.spec import BucketMapping, Spec
+from ferry.verify_report import VerifyReportMixin
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,9 @@ class BucketDifference:
 
 
 @dataclass(frozen=True)
-class BucketVerifyReport:
+class BucketVerifyReport(VerifyReportMixin):
+    KINDS: ClassVar[tuple[str, ...]] = KINDS
+
     source: str
     target: str
     source_items: int  # objects listed under the prefix
@@ -62,38 +65,6 @@ class BucketVerifyReport:
     segments: int  # listing partitions
     seconds: float
     repaired: int = 0
-
-    def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(KINDS, 0)
-        for d in self.differences:
-            out[d.kind] = out.get(d.kind, 0) + 1
-        return out
-
-    @property
-    def ok(self) -> bool:
-        return not self.differences
-
-    def samples(self, per_kind: int = 20) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {kind: [] for kind in KINDS}
-        for d in self.differences:
-            keys = out.setdefault(d.kind, [])
-            if len(keys) < per_kind:
-                keys.append(d.key)
-        return out
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "target": self.target,
-            "ok": self.ok,
-            "source_items": self.source_items,
-            "target_items": self.target_items,
-            "segments": self.segments,
-            "seconds": round(self.seconds, 3),
-            "repaired": self.repaired,
-            "counts": self.counts(),
-            "differences": [d.as_dict() for d in self.differences],
-        }
 
 
 # --- reads ---------------------------------------------------------------------------------

@@ -26,13 +26,14 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 from ferry.clients import AwsTarget, call_with_retries, error_code, is_transient, make_client
 from ferry.errors import FerryError, PermanentError, RetryableError, SetupError
 from ferry.spec import Spec, TableMapping
 from ferry.tables.protocol import is_tombstone
 from ferry.tables.schema import TableShape, describe_shape, key_schema_mismatch
+from ferry.verify_report import VerifyReportMixin
 from ferry.wire import Item, canonical, differing_attributes, key_of, key_text
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,9 @@ class SegmentVerify:
 
 
 @dataclass(frozen=True)
-class TableVerifyReport:
+class TableVerifyReport(VerifyReportMixin):
+    KINDS: ClassVar[tuple[str, ...]] = KINDS
+
     source: str
     target: str
     source_items: int
@@ -76,38 +79,6 @@ class TableVerifyReport:
     segments: int
     seconds: float
     repaired: int = 0
-
-    def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(KINDS, 0)
-        for d in self.differences:
-            out[d.kind] = out.get(d.kind, 0) + 1
-        return out
-
-    @property
-    def ok(self) -> bool:
-        return not self.differences
-
-    def samples(self, per_kind: int = 20) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {kind: [] for kind in KINDS}
-        for d in self.differences:
-            keys = out.setdefault(d.kind, [])
-            if len(keys) < per_kind:
-                keys.append(d.key)
-        return out
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "target": self.target,
-            "ok": self.ok,
-            "source_items": self.source_items,
-            "target_items": self.target_items,
-            "segments": self.segments,
-            "seconds": round(self.seconds, 3),
-            "repaired": self.repaired,
-            "counts": self.counts(),
-            "differences": [d.as_dict() for d in self.differences],
-        }
 
 
 # --- reads ---------------------------------------------------------------------------------

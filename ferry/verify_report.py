@@ -1,0 +1,59 @@
+"""What verify reports, for tables and buckets alike: counts per kind, samples, the full list."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol
+
+
+class _Difference(Protocol):
+    kind: str
+    key: str
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+class VerifyReportMixin:
+    """Shared by TableVerifyReport and BucketVerifyReport (frozen dataclasses with the fields below)."""
+
+    KINDS: ClassVar[tuple[str, ...]]
+    source: str
+    target: str
+    source_items: int
+    target_items: int
+    differences: Any  # a tuple of the module's own Difference type (read only here)
+    segments: int
+    seconds: float
+    repaired: int
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(self.KINDS, 0)
+        difference: _Difference
+        for difference in self.differences:
+            out[difference.kind] = out.get(difference.kind, 0) + 1
+        return out
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+    def samples(self, per_kind: int = 20) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {kind: [] for kind in self.KINDS}
+        for d in self.differences:
+            keys = out.setdefault(d.kind, [])
+            if len(keys) < per_kind:
+                keys.append(d.key)
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "target": self.target,
+            "ok": self.ok,
+            "source_items": self.source_items,
+            "target_items": self.target_items,
+            "segments": self.segments,
+            "seconds": round(self.seconds, 3),
+            "repaired": self.repaired,
+            "counts": self.counts(),
+            "differences": [d.as_dict() for d in self.differences],
+        }
