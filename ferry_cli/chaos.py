@@ -35,10 +35,9 @@ from ferry.local.emulator import DUMMY_CREDENTIALS, Emulator
 from ferry.local.faults import FaultProxy, FaultRule
 from ferry.local.workload import (
     AWKWARD_KEYS,
-    HASH_KEY,
-    RANGE_KEY,
     BucketTraffic,
     TrafficGenerator,
+    create_workload_table,
     object_key,
     seed_bucket,
     seed_table,
@@ -244,18 +243,7 @@ def run_seed(
         spec_path.write_text(yaml.safe_dump(_spec_dict(proxy.endpoint_url, splits)), encoding="utf-8")
         spec = parse_spec(_spec_dict(proxy.endpoint_url, splits))
 
-        ddb.create_table(
-            TableName=SOURCE,
-            KeySchema=[
-                {"AttributeName": HASH_KEY, "KeyType": "HASH"},
-                {"AttributeName": RANGE_KEY, "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": HASH_KEY, "AttributeType": "S"},
-                {"AttributeName": RANGE_KEY, "AttributeType": "N"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_workload_table(ddb, SOURCE)
         seed_table(ddb, SOURCE, items, seed=seed, big_item=rng.random() < 0.5)
         s3.create_bucket(Bucket=BUCKET_SOURCE)
         seed_bucket(s3, BUCKET_SOURCE, objects, seed=seed, multipart_part=MULTIPART)

@@ -7,7 +7,6 @@ the backfill, then stop traffic, drain, finalize, drain, verify.
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -20,7 +19,14 @@ from rich.table import Table
 
 from ferry.clients import AwsTarget, make_client
 from ferry.local.emulator import DUMMY_CREDENTIALS, Emulator
-from ferry.local.workload import HASH_KEY, RANGE_KEY, BucketTraffic, TrafficGenerator, seed_bucket, seed_table
+from ferry.local.stats import percentile
+from ferry.local.workload import (
+    BucketTraffic,
+    TrafficGenerator,
+    create_workload_table,
+    seed_bucket,
+    seed_table,
+)
 from ferry.spec import parse_spec
 from ferry.tables.finalize import finalize_table
 from ferry_cli.operations import initialize, verify_all
@@ -63,14 +69,6 @@ class DemoResult:
     bucket_report: Any = None
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[min(98, max(0, round(q * 100) - 1))]
-
-
 def run_demo(
     *,
     items: int = 5000,
@@ -109,18 +107,7 @@ def run_demo(
         where = AwsTarget(spec.region, spec.endpoint_url)
         ddb = make_client("dynamodb", where)
         s3 = make_client("s3", where)
-        ddb.create_table(
-            TableName=SOURCE,
-            KeySchema=[
-                {"AttributeName": HASH_KEY, "KeyType": "HASH"},
-                {"AttributeName": RANGE_KEY, "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": HASH_KEY, "AttributeType": "S"},
-                {"AttributeName": RANGE_KEY, "AttributeType": "N"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_workload_table(ddb, SOURCE)
         result.items_seeded = seed_table(ddb, SOURCE, items, seed=seed)
         say(f"source table {SOURCE}: {result.items_seeded} items of all ten types (one near 400 KB)")
         if objects:
@@ -176,14 +163,14 @@ def run_demo(
         for poller in replication.stream_pollers:
             result.live_events_applied += poller.stats.applied
             lags.extend(poller.stats.lags)
-        result.lag_p50 = _percentile(lags, 0.50)
-        result.lag_p99 = _percentile(lags, 0.99)
+        result.lag_p50 = percentile(lags, 50) or 0.0
+        result.lag_p99 = percentile(lags, 99) or 0.0
         bucket_lags: list[float] = []
         for bucket_poller in replication.bucket_pollers:
             result.bucket_events_applied += bucket_poller.stats.succeeded
             bucket_lags.extend(bucket_poller.stats.lags)
-        result.bucket_lag_p50 = _percentile(bucket_lags, 0.50)
-        result.bucket_lag_p99 = _percentile(bucket_lags, 0.99)
+        result.bucket_lag_p50 = percentile(bucket_lags, 50) or 0.0
+        result.bucket_lag_p99 = percentile(bucket_lags, 99) or 0.0
         result.dlq_depth = replication.dlq_depth()
 
         reports = verify_all(spec, workers=splits)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import math
 import threading
 import time
 import uuid
@@ -36,6 +35,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ferry.local.anomalies import DeliveryAnomalies
+from ferry.local.stats import LagStatsMixin
 from ferry.local.stream_poller import LocalContext
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # the SQS maximum: keep failed events as
 
 
 @dataclass
-class SqsPollStats:
+class SqsPollStats(LagStatsMixin):
     """Counters of one round (``poll_once``), of a ``drain`` or of a poller's life (``SqsPoller.stats``)."""
 
     delivered: int = 0  # messages handed to the handler, re-deliveries included
@@ -76,22 +76,6 @@ class SqsPollStats:
         self.failed += other.failed
         self.batches += other.batches
         self.lags.extend(other.lags)
-
-    def lag_percentile(self, percent: float) -> float | None:
-        """Nearest-rank percentile of the lags in seconds, or None without any."""
-        if not self.lags:
-            return None
-        ordered = sorted(self.lags)
-        rank = max(1, math.ceil(percent / 100 * len(ordered)))
-        return ordered[min(rank, len(ordered)) - 1]
-
-    @property
-    def lag_p50(self) -> float | None:
-        return self.lag_percentile(50)
-
-    @property
-    def lag_p99(self) -> float | None:
-        return self.lag_percentile(99)
 
 
 def region_of_arn(arn: str) -> str:

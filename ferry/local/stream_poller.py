@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 import time
 import uuid
@@ -35,6 +34,7 @@ from botocore.exceptions import ClientError
 
 from ferry.errors import SetupError
 from ferry.local.anomalies import DeliveryAnomalies
+from ferry.local.stats import LagStatsMixin
 from ferry.wire import encode_lambda_value, key_text
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class CheckpointStore(Protocol):
 
 
 @dataclass
-class PollStats:
+class PollStats(LagStatsMixin):
     """Counters of one round (``poll_once``) or of a poller's whole life (``StreamPoller.stats``)."""
 
     delivered: int = 0  # records handed to the handler, re-deliveries included
@@ -73,22 +73,6 @@ class PollStats:
         self.retries += other.retries
         self.dead_lettered += other.dead_lettered
         self.lags.extend(other.lags)
-
-    def lag_percentile(self, percent: float) -> float | None:
-        """Nearest-rank percentile of the lags in seconds, or None without any."""
-        if not self.lags:
-            return None
-        ordered = sorted(self.lags)
-        rank = max(1, math.ceil(percent / 100 * len(ordered)))
-        return ordered[min(rank, len(ordered)) - 1]
-
-    @property
-    def lag_p50(self) -> float | None:
-        return self.lag_percentile(50)
-
-    @property
-    def lag_p99(self) -> float | None:
-        return self.lag_percentile(99)
 
 
 @dataclass

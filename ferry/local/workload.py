@@ -70,6 +70,21 @@ def make_big_item(index: int, size: int = 395_000) -> Item:
     return {**make_key(index), "version": {"N": "0"}, "payload": {"B": b"\x00\x01" * (size // 2)}}
 
 
+def create_workload_table(ddb: Any, table: str) -> None:
+    """The table the workload writes: hash key ``pk`` (S), range key ``sk`` (N), on demand, no stream
+    (``ferry init`` enables it, as it would on an existing production table)."""
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": HASH_KEY, "KeyType": "HASH"}, {"AttributeName": RANGE_KEY, "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": HASH_KEY, "AttributeType": "S"},
+            {"AttributeName": RANGE_KEY, "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+
+
 def seed_table(ddb: Any, table: str, count: int, seed: int = 7, big_item: bool = True) -> int:
     """Fill ``table`` with ``count`` items (one near 400 KB) via BatchWriteItem; returns the count."""
     rng = random.Random(seed)
