@@ -5,8 +5,9 @@ Each seed runs a whole migration (a table and a bucket) on a fresh emulator, wit
   creates, same- and different-size overwrites, deletes, re-creates, multipart objects);
 - a fault-injecting proxy between ferry and the emulator (throttling, 500s, connection resets
   before and after the request took effect, latency), the application writing directly;
-- crashes: the backfill's Spark driver is SIGKILLed, then a Spark task (a Python worker), then the
-  backfill is rerun from its checkpoints; the live pollers are SIGKILLed mid-batch and restarted;
+- crashes, always mid-copy (after a checkpointed page): one Spark task (a Python worker) is
+  SIGKILLed, then the rerun's Spark driver, then the backfill is rerun from its checkpoints; the
+  live pollers are SIGKILLed mid-batch and restarted;
 - delivery anomalies: duplicated and stale S3 events sent to the events queue.
 After drain + finalize + drain, faults are switched off and verify must find zero differences.
 """
@@ -77,15 +78,17 @@ class SeedResult:
     faults: dict[str, int] = field(default_factory=dict)  # by kind
     crashes: dict[str, int] = field(default_factory=dict)  # backfill-driver, backfill-task, poller
     anomalies: int = 0
-    redone_pages: int = 0
+    redone_pages: int = 0  # Scan pages forwarded beyond those the checkpoints account for
     redone_bound: int = 0
+    scans_forwarded: int = 0
+    pages_checkpointed: int = 0
     seconds: float = 0.0
     differences: int = 0
     detail: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.differences == 0 and self.redone_pages <= self.redone_bound
+        return self.differences == 0 and 0 <= self.redone_pages <= self.redone_bound
 
 
 def fault_rules(rng: random.Random, intensity: float = 1.0) -> list[FaultRule]:
@@ -203,7 +206,7 @@ def _spec_dict(endpoint: str, splits: int) -> dict[str, Any]:
         "region": "us-east-1",
         "endpoint_url": endpoint,
         "tables": [{"source": SOURCE, "target": TARGET}],
-        "backfill": {"splits": splits, "page_size": 25, "write_concurrency": 4},
+        "backfill": {"splits": splits, "page_size": 10, "write_concurrency": 4},
         "replication": {"batch_size": 25, "max_retries": 50, "phase_cache_seconds": 0.5},
         "buckets": [{"source": BUCKET_SOURCE, "target": BUCKET_TARGET}],
         "s3": {
@@ -265,29 +268,36 @@ def run_seed(
             pollers = _Process(["replicate", "--spec", str(spec_path), *anomalies_arg], work / "replicate.log")
 
         unfinished_runs = 0  # killed or failed backfill runs: each may redo one page per segment
-        # 1. the backfill's driver is killed at a random moment
+
+        def wait_for_progress(process: _Process, baseline: int, timeout: float = 90.0) -> bool:
+            """Until a page beyond ``baseline`` is checkpointed: crashes must land mid-copy."""
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and process.proc.poll() is None:
+                if _pages(ddb, spec) > baseline:
+                    return True
+                time.sleep(0.05)
+            return False
+
+        # 1. one Spark task (a Python worker) is killed mid-copy, after the first checkpointed page
         backfill = _Process(["backfill", "--spec", str(spec_path)], work / "backfill-1.log")
-        time.sleep(rng.uniform(4.0, 9.0))
+        if wait_for_progress(backfill, 0):
+            workers = backfill.spark_workers()
+            if workers and backfill.proc.poll() is None:
+                try:
+                    os.kill(rng.choice(workers), signal.SIGKILL)
+                    crashes["backfill-task"] += 1
+                except ProcessLookupError:
+                    pass
         crash_pollers()
+        unfinished_runs += backfill.wait(timeout=600) != 0
+        # 2. the rerun's driver is killed mid-copy, at a random moment after progress of its own
+        backfill = _Process(["backfill", "--spec", str(spec_path)], work / "backfill-2.log")
+        if wait_for_progress(backfill, _pages(ddb, spec)):
+            time.sleep(rng.uniform(0.0, 0.4))
         if backfill.proc.poll() is None:
             backfill.kill()
             crashes["backfill-driver"] += 1
         unfinished_runs += backfill.proc.returncode != 0
-        # 2. the rerun loses one Spark task (a Python worker) once the workers are up
-        backfill = _Process(["backfill", "--spec", str(spec_path)], work / "backfill-2.log")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and backfill.proc.poll() is None:
-            workers = backfill.spark_workers()
-            if workers:
-                time.sleep(rng.uniform(0.5, 2.0))
-                try:
-                    os.kill(workers[-1], signal.SIGKILL)
-                    crashes["backfill-task"] += 1
-                except ProcessLookupError:
-                    pass
-                break
-            time.sleep(0.2)
-        unfinished_runs += backfill.wait(timeout=600) != 0
         if rng.random() < 0.7:
             crash_pollers()
         # 3. reruns until the backfill completes (faults may still fail a run: exit 3)
@@ -301,7 +311,8 @@ def run_seed(
         # Re-done work: Scan pages forwarded beyond those the checkpoints account for. A run that
         # did not finish may redo at most one page per segment; a Scan whose connection was reset
         # after it took effect is sent again by the client and counts once more.
-        result.redone_pages = max(0, _forwarded(proxy, "dynamodb:Scan") - _pages(ddb, spec))
+        result.scans_forwarded, result.pages_checkpointed = _forwarded(proxy, "dynamodb:Scan"), _pages(ddb, spec)
+        result.redone_pages = result.scans_forwarded - result.pages_checkpointed
         result.redone_bound = splits * unfinished_runs + proxy.injected().get("dynamodb:Scan:reset_after", 0)
 
         stats = traffic.stop()

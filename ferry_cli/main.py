@@ -485,7 +485,7 @@ def chaos(seeds: str, minutes: float, items: int, objects: int, json_path: str |
         "faults injected",
         "crashes",
         "anomalies",
-        "re-done pages (bound)",
+        "re-done Scan pages",
         "seconds",
         "differences",
     )
@@ -496,11 +496,12 @@ def chaos(seeds: str, minutes: float, items: int, objects: int, json_path: str |
             ", ".join(f"{k} {v}" for k, v in sorted(r.faults.items())),
             ", ".join(f"{k} {v}" for k, v in sorted(r.crashes.items())),
             str(r.anomalies),
-            f"{r.redone_pages} ({r.redone_bound})",
+            f"{r.redone_pages} of {r.scans_forwarded} (≤ {r.redone_bound})",
             f"{r.seconds:.0f}",
             ("[green]0[/]" if r.ok else f"[red]{r.differences}[/] {r.detail}"),
         )
-    console.print(table)
+    # a log file or CI is not a terminal: print the table at full width instead of 80 columns
+    (console if console.is_terminal else Console(width=220)).print(table)
     if json_path:
         with open(json_path, "w", encoding="utf-8") as out:
             json.dump([asdict(r) for r in results], out, indent=2)
