@@ -461,7 +461,9 @@ def demo(items: int, splits: int, traffic_rate: float, objects: int, object_traf
 
 @cli.command()
 @click.option("--seeds", default="1-8", show_default=True, help="Seeds to run: '3', '1-8' or '1,5,9'.")
-@click.option("--minutes", type=float, default=9.0, show_default=True, help="Stop starting new seeds after this.")
+@click.option(
+    "--minutes", type=float, default=8.0, show_default=True, help="Start no new seed after this (a seed takes ~2 min)."
+)
 @click.option("--items", type=click.IntRange(10, 100_000), default=300, show_default=True)
 @click.option("--objects", type=click.IntRange(20, 10_000), default=60, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), help="Write the results here.")
