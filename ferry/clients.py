@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 import boto3
 from botocore.config import Config
 
+from ferry.errors import FerryError, PermanentError, RetryableError
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -120,3 +122,16 @@ def call_with_retries(
             log.warning("%s: transient error %s, retry in %.2fs", what, error_code(exc) or type(exc).__name__, delay)
             sleep(delay)
     raise AssertionError("unreachable: attempts must be at least 1")
+
+
+def translate_error(exc: Exception, what: str) -> Exception:
+    """A data-path failure as one of ferry's errors, at the adapter edge: transient AWS errors
+    become RetryableError, other AWS errors PermanentError; ferry's own errors pass unchanged."""
+    if isinstance(exc, FerryError):
+        return exc
+    detail = f"{what}: {error_code(exc) or type(exc).__name__}: {exc}"
+    if is_transient(exc):
+        return RetryableError(detail)
+    if error_code(exc):
+        return PermanentError(detail)
+    return exc

@@ -27,8 +27,8 @@ from typing import Any, ClassVar
 
 from ferry.buckets.objects import ObjectState, differences, head_object
 from ferry.buckets.reconcile import reconcile_key
-from ferry.clients import AwsTarget, call_with_retries, error_code, is_transient, make_client
-from ferry.errors import FerryError, PermanentError, RetryableError, SetupError
+from ferry.clients import AwsTarget, call_with_retries, error_code, make_client, translate_error
+from ferry.errors import SetupError
 from ferry.spec import BucketMapping, Spec
 from ferry.verify_report import VerifyReportMixin
 
@@ -195,18 +195,6 @@ class _SourceSplit:
 # --- a whole bucket --------------------------------------------------------------------------
 
 
-def _translated(exc: Exception, what: str) -> Exception:
-    """A data-path failure as one of ferry's errors (the adapter edge)."""
-    if isinstance(exc, FerryError):
-        return exc
-    detail = f"{what}: {error_code(exc) or type(exc).__name__}: {exc}"
-    if is_transient(exc):
-        return RetryableError(detail)
-    if error_code(exc):
-        return PermanentError(detail)
-    return exc
-
-
 def verify_bucket(
     spec: Spec,
     mapping: BucketMapping,
@@ -259,7 +247,7 @@ def verify_bucket(
                 repaired = len(confirmed) - len(remaining)
                 confirmed = remaining
     except Exception as exc:
-        translated = _translated(exc, what)
+        translated = translate_error(exc, what)
         if translated is exc:
             raise
         raise translated from exc

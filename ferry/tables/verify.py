@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
 
-from ferry.clients import AwsTarget, call_with_retries, error_code, is_transient, make_client
-from ferry.errors import FerryError, PermanentError, RetryableError, SetupError
+from ferry.clients import AwsTarget, call_with_retries, make_client, translate_error
+from ferry.errors import RetryableError, SetupError
 from ferry.spec import Spec, TableMapping
 from ferry.tables.protocol import is_tombstone
 from ferry.tables.schema import TableShape, describe_shape, key_schema_mismatch
@@ -279,18 +279,6 @@ def verify_segment(
 # --- a whole table -------------------------------------------------------------------------
 
 
-def _translated(exc: Exception, what: str) -> Exception:
-    """A data-path failure as one of ferry's errors (the adapter edge)."""
-    if isinstance(exc, FerryError):
-        return exc
-    detail = f"{what}: {error_code(exc) or type(exc).__name__}: {exc}"
-    if is_transient(exc):
-        return RetryableError(detail)
-    if error_code(exc):
-        return PermanentError(detail)
-    return exc
-
-
 def verify_table(
     spec: Spec,
     mapping: TableMapping,
@@ -329,7 +317,9 @@ def verify_table(
                     pending.cancel()
                 failed = futures[future]
                 log.error("verify %s -> %s: segment %d of %d failed", mapping.source, mapping.target, failed, total)
-                translated = _translated(exc, f"verify {mapping.source} -> {mapping.target} segment {failed}/{total}")
+                translated = translate_error(
+                    exc, f"verify {mapping.source} -> {mapping.target} segment {failed}/{total}"
+                )
                 if translated is exc:
                     raise
                 raise translated from exc
