@@ -11,7 +11,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ferry.clients import AwsTarget, make_client
 from ferry.local.anomalies import DeliveryAnomalies
@@ -22,12 +22,6 @@ from ferry.tables.state import StateStore
 
 CHALICE_APP = Path(__file__).resolve().parent.parent / "chalice_app"
 SQS_POLLERS = 5
-
-
-class Poller(Protocol):
-    def run(self, stop_event: threading.Event, idle_sleep: float = ...) -> None: ...
-
-    def drain(self, timeout: float = ...) -> Any: ...
 
 
 def load_handlers(spec: Spec) -> Any:
