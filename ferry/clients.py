@@ -1,21 +1,30 @@
-"""The one factory for AWS clients: explicit retry mode and timeouts, honours AWS_ENDPOINT_URL."""
+"""The one factory for AWS clients: explicit retry mode and timeouts, honours AWS_ENDPOINT_URL,
+and assumes a role (with credentials that refresh themselves) when the target names one."""
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.credentials import RefreshableCredentials
 
 from ferry.errors import FerryError, PermanentError, RetryableError
 
+if TYPE_CHECKING:
+    from ferry.spec import Spec
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+ROLE_SESSION_NAME = "ferry"
 
 THROTTLING_CODES = frozenset(
     {
@@ -53,25 +62,136 @@ def client_config(max_attempts: int = 10, pool: int = 32) -> Config:
     )
 
 
+# One credentials object per (role, region, endpoint) and process: every client of a role shares
+# it, so a process assumes each role once and then once per refresh, however many clients it makes.
+_role_credentials: dict[tuple[str, str, str | None], RefreshableCredentials] = {}
+_role_credentials_lock = threading.Lock()
+
+
+def _assume_role(sts: Any, role_arn: str) -> dict[str, str]:
+    """One sts:AssumeRole, as the metadata botocore's RefreshableCredentials reads."""
+    credentials = sts.assume_role(RoleArn=role_arn, RoleSessionName=ROLE_SESSION_NAME)["Credentials"]
+    return {
+        "access_key": credentials["AccessKeyId"],
+        "secret_key": credentials["SecretAccessKey"],
+        "token": credentials["SessionToken"],
+        "expiry_time": credentials["Expiration"].isoformat(),
+    }
+
+
+def role_credentials(where: AwsTarget) -> RefreshableCredentials:
+    """Credentials of ``where.role_arn``, assumed with the process's own (home) credentials.
+
+    They renew themselves: before every request botocore checks the expiry and, inside its refresh
+    window (15 minutes ahead, blocking from 10 minutes ahead), calls sts:AssumeRole again, so a Glue
+    backfill that runs for hours never signs with expired credentials. Cached per role, region and
+    endpoint; the first call for a role makes the first sts:AssumeRole (a role that cannot be
+    assumed fails here, before anything is written).
+    """
+    if not where.role_arn:
+        raise ValueError("role_credentials needs an AwsTarget with a role_arn")
+    role_arn = where.role_arn
+    key = (role_arn, where.region, where.endpoint_url)
+    with _role_credentials_lock:
+        cached = _role_credentials.get(key)
+        if cached is None:
+            sts = boto3.session.Session().client(
+                "sts", region_name=where.region, endpoint_url=where.endpoint_url, config=client_config()
+            )
+
+            def refresh() -> dict[str, str]:
+                return _assume_role(sts, role_arn)
+
+            cached = RefreshableCredentials.create_from_metadata(
+                metadata=refresh(), refresh_using=refresh, method="sts-assume-role"
+            )
+            _role_credentials[key] = cached
+    return cached
+
+
 def make_client(service: str, where: AwsTarget, *, max_attempts: int = 10, pool: int = 32) -> Any:
-    """A low-level boto3 client. ``endpoint_url=None`` lets botocore honour AWS_ENDPOINT_URL."""
-    session = boto3.session.Session()
-    kwargs: dict[str, Any] = {}
+    """A low-level boto3 client. ``endpoint_url=None`` lets botocore honour AWS_ENDPOINT_URL.
+
+    With ``where.role_arn`` the client signs with that role's self-refreshing credentials
+    (:func:`role_credentials`), attached to a fresh botocore session: sessions are not thread-safe,
+    so every client gets its own, while the credentials (thread-safe) are shared.
+    """
     if where.role_arn:
-        sts = session.client("sts", region_name=where.region, endpoint_url=where.endpoint_url)
-        creds = sts.assume_role(RoleArn=where.role_arn, RoleSessionName="ferry")["Credentials"]
-        kwargs = {
-            "aws_access_key_id": creds["AccessKeyId"],
-            "aws_secret_access_key": creds["SecretAccessKey"],
-            "aws_session_token": creds["SessionToken"],
-        }
+        core = botocore.session.get_session()
+        core._credentials = role_credentials(where)  # what botocore's get_credentials() returns
+        session = boto3.session.Session(botocore_session=core)
+    else:
+        session = boto3.session.Session()
     return session.client(
         service,
         region_name=where.region,
         endpoint_url=where.endpoint_url,
         config=client_config(max_attempts, pool),
-        **kwargs,
     )
+
+
+def _one_client_per_target(service: str, wheres: tuple[AwsTarget, ...], **kwargs: Any) -> list[Any]:
+    """A client for each of ``wheres``; equal targets share one (without roles: a single client)."""
+    made: dict[AwsTarget, Any] = {}
+    for where in wheres:
+        if where not in made:
+            made[where] = make_client(service, where, **kwargs)
+    return [made[where] for where in wheres]
+
+
+@dataclass(frozen=True)
+class TableClients:
+    """The DynamoDB clients of a migration, by side: ``source`` reads the source tables (and turns
+    their streams on), ``target`` reads and writes the target tables, ``state`` is the state table
+    in ferry's home account. Without roles the three are one and the same client."""
+
+    source: Any
+    target: Any
+    state: Any
+
+    @classmethod
+    def of(cls, ddb: Any) -> TableClients:
+        """``ddb`` itself if it is a TableClients, else one client that serves every side."""
+        return ddb if isinstance(ddb, TableClients) else cls(ddb, ddb, ddb)
+
+    @classmethod
+    def connect(
+        cls, source: AwsTarget, target: AwsTarget, state: AwsTarget, *, max_attempts: int = 10, pool: int = 32
+    ) -> TableClients:
+        clients = _one_client_per_target("dynamodb", (source, target, state), max_attempts=max_attempts, pool=pool)
+        return cls(*clients)
+
+
+@dataclass(frozen=True)
+class BucketClients:
+    """The S3 clients of a migration, by side: ``source`` reads the source buckets (and configures
+    their event notifications), ``target`` reads and writes the target buckets and makes the
+    server-side copies. Without roles both are one and the same client."""
+
+    source: Any
+    target: Any
+
+    @classmethod
+    def of(cls, s3: Any) -> BucketClients:
+        """``s3`` itself if it is a BucketClients, else one client that serves both sides."""
+        return s3 if isinstance(s3, BucketClients) else cls(s3, s3)
+
+    @classmethod
+    def connect(cls, source: AwsTarget, target: AwsTarget, *, max_attempts: int = 10, pool: int = 32) -> BucketClients:
+        clients = _one_client_per_target("s3", (source, target), max_attempts=max_attempts, pool=pool)
+        return cls(*clients)
+
+
+def table_clients(spec: Spec, *, max_attempts: int = 10, pool: int = 32) -> TableClients:
+    """The spec's DynamoDB clients: source and target with their roles, state in the home account."""
+    return TableClients.connect(
+        spec.source_where(), spec.target_where(), spec.home_where(), max_attempts=max_attempts, pool=pool
+    )
+
+
+def bucket_clients(spec: Spec, *, max_attempts: int = 10, pool: int = 32) -> BucketClients:
+    """The spec's S3 clients: source and target, each with its role."""
+    return BucketClients.connect(spec.source_where(), spec.target_where(), max_attempts=max_attempts, pool=pool)
 
 
 def error_code(exc: BaseException) -> str:

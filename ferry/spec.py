@@ -14,11 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ferry.clients import AwsTarget
 from ferry.errors import SpecError
 
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+# arn:<partition>:iam::<account>:role/<optional path/>name (IAM's characters for paths and names)
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}")
+ROLE_FIELDS = ("source_role_arn", "target_role_arn")
 STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
 
 
@@ -71,6 +75,9 @@ class ReplicationSettings:
     starting_position: str = "TRIM_HORIZON"
     phase_cache_seconds: float = 5.0
     on_failure_queue: str = "ferry-stream-failures"
+    # The mapping skips a record older than this and sends its position to the on-failure queue.
+    # Below the streams' 24 h retention, so `ferry redrive` can still read the record.
+    max_record_age_seconds: int = 21600
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,22 @@ class Spec:
     replication: ReplicationSettings = field(default_factory=ReplicationSettings)
     buckets: tuple[BucketMapping, ...] = ()
     s3: S3Settings = field(default_factory=S3Settings)
+    # Cross-account: roles ferry assumes for the source and the target side. ferry itself (state
+    # table, queues, Lambdas, Glue jobs) runs with the credentials it has, in its "home" account.
+    source_role_arn: str | None = None
+    target_role_arn: str | None = None
+
+    def source_where(self) -> AwsTarget:
+        """Where source-side clients talk to: source tables and their streams, source buckets."""
+        return AwsTarget(self.region, self.endpoint_url, self.source_role_arn)
+
+    def target_where(self) -> AwsTarget:
+        """Where target-side clients talk to: target tables and buckets (and the copies into them)."""
+        return AwsTarget(self.region, self.endpoint_url, self.target_role_arn)
+
+    def home_where(self) -> AwsTarget:
+        """Where ferry's own resources are: state table, queues, EventBridge rules, Glue jobs."""
+        return AwsTarget(self.region, self.endpoint_url)
 
     def bucket(self, source: str) -> BucketMapping:
         found = next((b for b in self.buckets if b.source == source), None)
@@ -201,6 +224,13 @@ def _parse_bucket(raw: Any, index: int) -> BucketMapping:
     )
 
 
+def _role_arn(data: Mapping[str, Any], name: str) -> str | None:
+    role: str | None = _typed(data, name, str, None, "")
+    if role is not None and not _ROLE_ARN.fullmatch(role):
+        raise SpecError(name, f"{_show(role)} is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)")
+    return role
+
+
 def parse_spec(raw: Any) -> Spec:
     """Validate a spec mapping (from YAML or JSON) and freeze it. Raises SpecError naming the field."""
     data = _expect_mapping(raw, "spec")
@@ -216,6 +246,8 @@ def parse_spec(raw: Any) -> Spec:
     state_table = _typed(data, "state_table", str, "ferry-state", "")
     if not _TABLE_NAME.fullmatch(state_table):
         raise SpecError("state_table", f"{state_table!r} is not a valid DynamoDB table name")
+    source_role_arn = _role_arn(data, "source_role_arn")
+    target_role_arn = _role_arn(data, "target_role_arn")
 
     raw_tables = data.get("tables")
     raw_buckets = data.get("buckets")
@@ -262,6 +294,11 @@ def parse_spec(raw: Any) -> Spec:
         raise SpecError(
             "replication.max_retries", "must be between 0 and 10000 (finite: a poison record must not block a shard)"
         )
+    if not 60 <= replication.max_record_age_seconds <= 72000:
+        raise SpecError(
+            "replication.max_record_age_seconds",
+            "must be between 60 and 72000 (20 h: a skipped record must stay in the 24 h stream for redrive)",
+        )
     if replication.phase_cache_seconds < 0:
         raise SpecError("replication.phase_cache_seconds", "must not be negative")
 
@@ -285,6 +322,8 @@ def parse_spec(raw: Any) -> Spec:
         tables=tables,
         backfill=backfill,
         replication=replication,
+        source_role_arn=source_role_arn,
+        target_role_arn=target_role_arn,
     )
 
 
@@ -293,6 +332,7 @@ def spec_to_dict(spec: Spec) -> dict[str, Any]:
     out = dataclasses.asdict(spec)
     out["tables"] = [dict(t) for t in out["tables"]]
     out["buckets"] = [dict(b) for b in out["buckets"]]
-    if out["endpoint_url"] is None:
-        del out["endpoint_url"]
+    for name in ("endpoint_url", *ROLE_FIELDS):
+        if out[name] is None:
+            del out[name]
     return out

@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from ferry.clients import AwsTarget, make_client
-from ferry.local.emulator import DUMMY_CREDENTIALS, Emulator
+from ferry.local.emulator import DUMMY_CREDENTIALS, Emulator, use_dummy_credentials
 from ferry.local.faults import FaultProxy, FaultRule
 from ferry.local.workload import (
     AWKWARD_KEYS,
@@ -238,7 +238,7 @@ def run_seed(
     started = time.monotonic()
     work = workdir or Path(tempfile.mkdtemp(prefix=f"ferry-chaos-{seed}-"))
     work.mkdir(parents=True, exist_ok=True)
-    os.environ.update({k: os.environ.get(k, v) for k, v in DUMMY_CREDENTIALS.items()})
+    use_dummy_credentials()
     with Emulator(log_path=str(work / "emulator.log")) as emu, FaultProxy(emu.endpoint_url, seed=seed) as proxy:
         direct = AwsTarget("us-east-1", emu.endpoint_url)  # the application, not ferry: no faults
         ddb, s3, sqs = make_client("dynamodb", direct), make_client("s3", direct), make_client("sqs", direct)

@@ -17,8 +17,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ferry.clients import AwsTarget, make_client
-from ferry.local.emulator import DUMMY_CREDENTIALS, Emulator
+from ferry.clients import make_client, table_clients
+from ferry.local.emulator import Emulator, use_dummy_credentials
 from ferry.local.stats import percentile
 from ferry.local.workload import (
     BucketTraffic,
@@ -80,9 +80,8 @@ def run_demo(
     say: Callable[[str], None] = print,
     emulator_log: str | None = None,
 ) -> DemoResult:
-    import os
 
-    os.environ.update({k: os.environ.get(k, v) for k, v in DUMMY_CREDENTIALS.items()})
+    use_dummy_credentials()
     started = time.monotonic()
     result = DemoResult()
     log_path = emulator_log or str(Path(tempfile.gettempdir()) / "ferry-demo-emulator.log")
@@ -104,9 +103,9 @@ def run_demo(
                 },
             }
         )
-        where = AwsTarget(spec.region, spec.endpoint_url)
-        ddb = make_client("dynamodb", where)
-        s3 = make_client("s3", where)
+        # The application's clients: it lives on the source side.
+        ddb = make_client("dynamodb", spec.source_where())
+        s3 = make_client("s3", spec.source_where())
         create_workload_table(ddb, SOURCE)
         result.items_seeded = seed_table(ddb, SOURCE, items, seed=seed)
         say(f"source table {SOURCE}: {result.items_seeded} items of all ten types (one near 400 KB)")
@@ -154,7 +153,7 @@ def run_demo(
             result.bucket_operations = dict(object_traffic.stop().operations)
         say("traffic stopped")
         replication.drain()
-        fin = finalize_table(spec, spec.tables[0], ddb)
+        fin = finalize_table(spec, spec.tables[0], table_clients(spec))
         result.tombstones_removed = fin.tombstones_removed
         say(f"finalize: phase live, {fin.tombstones_removed} tombstones removed")
         replication.drain()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ferry.clients import AwsTarget, make_client
+from ferry.clients import bucket_clients, make_client, table_clients
 from ferry.spec import Spec
 
 
@@ -15,35 +15,33 @@ def initialize(spec: Spec, *, enable_streams: bool = True) -> list[str]:
     from ferry.local.sqs_poller import ensure_event_queues
     from ferry.tables.setup import init_tables, inspect_tables
 
-    where = AwsTarget(spec.region, spec.endpoint_url)
-    ddb = make_client("dynamodb", where)
-    s3 = make_client("s3", where)
+    home = spec.home_where()
+    ddb = table_clients(spec)
+    s3 = bucket_clients(spec)
     inspect_tables(spec, ddb, require_targets=False, require_streams=not enable_streams)
     inspect_buckets(spec, s3)
     done = init_tables(spec, ddb, enable_streams=enable_streams) if spec.tables else []
     if spec.buckets:
-        sqs = make_client("sqs", where)
+        sqs = make_client("sqs", home)
         url, arn, _ = ensure_event_queues(
             sqs, spec.s3.events_queue, spec.s3.max_receive_count, spec.s3.visibility_timeout
         )
-        done += init_buckets(spec, s3, sqs, make_client("events", where), queue_url=url, queue_arn=arn)
+        done += init_buckets(spec, s3, sqs, make_client("events", home), queue_url=url, queue_arn=arn)
     return done
 
 
 def check_ready(spec: Spec, *, require_streams: bool, ddb: Any | None = None) -> None:
     """Read-only: every source exists, every target exists with the right key schema (and, for
-    live replication, every source has its stream). A SetupError naming the field otherwise."""
+    live replication, every source has its stream). A SetupError naming the field otherwise.
+    ``ddb``: the spec's TableClients (or one client), built when not given."""
     from ferry.buckets.setup import inspect_buckets
     from ferry.errors import SetupError
     from ferry.tables.setup import inspect_tables
 
-    where = AwsTarget(spec.region, spec.endpoint_url)
     if spec.tables:
-        inspect_tables(
-            spec, ddb or make_client("dynamodb", where), require_targets=True, require_streams=require_streams
-        )
+        inspect_tables(spec, ddb or table_clients(spec), require_targets=True, require_streams=require_streams)
     if spec.buckets:
-        for i, check in enumerate(inspect_buckets(spec, make_client("s3", where))):
+        for i, check in enumerate(inspect_buckets(spec, bucket_clients(spec))):
             if not check.target_exists:
                 raise SetupError(
                     f"buckets[{i}].target: bucket {check.mapping.target!r} does not exist; run `ferry init` to create it"
@@ -59,10 +57,10 @@ def verify_all(
     from ferry.tables.verify import verify_table
 
     reports: list[Any] = []
-    ddb = make_client("dynamodb", AwsTarget(spec.region, spec.endpoint_url))
+    ddb = table_clients(spec)
     check_ready(spec, require_streams=False, ddb=ddb)
     if spec.tables:
-        store = StateStore(ddb, spec.state_table)
+        store = StateStore(ddb.state, spec.state_table)
         for mapping in spec.tables:
             report = verify_table(spec, mapping, segments=segments, workers=workers, repair=repair)
             store.save_verify(report.source, json.dumps(report.counts()), sum(report.counts().values()))

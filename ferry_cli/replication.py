@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ferry.clients import AwsTarget, make_client
+from ferry.clients import make_client
 from ferry.local.anomalies import DeliveryAnomalies
 from ferry.local.sqs_poller import SqsPoller, ensure_event_queues
 from ferry.local.stream_poller import StreamPoller, ensure_queue, stream_arn_for
@@ -47,23 +47,23 @@ class LocalReplication:
         retry_backoff: float = 0.2,
         anomalies: DeliveryAnomalies | None = None,
     ) -> None:
-        where = AwsTarget(spec.region, spec.endpoint_url)
-        self.sqs = make_client("sqs", where)
+        self.sqs = make_client("sqs", spec.home_where())
         table_stream, bucket_events = load_handlers(spec)
         self.stream_pollers: list[StreamPoller] = []
         self.bucket_pollers: list[SqsPoller] = []
         self.queue_url = ""
         if spec.tables:
-            ddb = make_client("dynamodb", where)
+            # The streams are the source's (its side, its role); checkpoints go to the state table at home.
+            source = make_client("dynamodb", spec.source_where())
             # Few retries: an expired iterator is recovered by the poller itself, not by botocore.
-            streams = make_client("dynamodbstreams", where, max_attempts=2)
-            store = StateStore(ddb, spec.state_table)
+            streams = make_client("dynamodbstreams", spec.source_where(), max_attempts=2)
+            store = StateStore(make_client("dynamodb", spec.home_where()), spec.state_table)
             self.queue_url = ensure_queue(self.sqs, spec.replication.on_failure_queue)
             self.stream_pollers = [
                 StreamPoller(
                     streams=streams,
                     sqs=self.sqs,
-                    stream_arn=stream_arn_for(ddb, mapping.source),
+                    stream_arn=stream_arn_for(source, mapping.source),
                     source_table=mapping.source,
                     handler=table_stream.handle,
                     batch_size=spec.replication.batch_size,

@@ -28,9 +28,9 @@ from ferry.buckets.backfill import (
     partition_keys,
     reconcile_partition,
 )
-from ferry.clients import AwsTarget, make_client
+from ferry.clients import BucketClients, bucket_clients
 from ferry.errors import SetupError, SpecError
-from ferry.spec import Spec, parse_spec
+from ferry.spec import ROLE_FIELDS, Spec, parse_spec
 
 log = logging.getLogger("ferry.glue.bucket_backfill")
 
@@ -43,6 +43,8 @@ OPTIONAL_ARGS = (
     "request_rate",
     "multipart_threshold",
     "max_rounds",
+    "source_role_arn",  # cross-account: assumed for the source bucket
+    "target_role_arn",  # and for the target bucket (which makes the server-side copies)
 )
 _INT_ARGS = {"splits", "concurrency", "multipart_threshold", "max_rounds"}
 
@@ -83,6 +85,9 @@ def config_from_args(args: dict[str, str]) -> BucketBackfillConfig:
     }
     if args.get("endpoint_url"):
         raw["endpoint_url"] = args["endpoint_url"]
+    for name in ROLE_FIELDS:
+        if args.get(name):
+            raw[name] = args[name]
     return BucketBackfillConfig(parse_spec(raw), args["source_bucket"])
 
 
@@ -103,11 +108,15 @@ def args_for(spec: Spec, source: str, splits: int | None = None) -> list[str]:
     }
     if spec.endpoint_url:
         pairs["endpoint_url"] = spec.endpoint_url
+    for name in ROLE_FIELDS:
+        if getattr(spec, name):
+            pairs[name] = getattr(spec, name)
     return [part for name, value in pairs.items() for part in (f"--{name}", value)]
 
 
-def _check_buckets(s3: Any, plan: BucketPlan) -> None:
-    for role, name in (("source", plan.mapping.source), ("target", plan.mapping.target)):
+def _check_buckets(clients: BucketClients, plan: BucketPlan) -> None:
+    sides = (("source", plan.mapping.source, clients.source), ("target", plan.mapping.target, clients.target))
+    for role, name, s3 in sides:
         try:
             s3.head_bucket(Bucket=name)
         except Exception as exc:
@@ -116,11 +125,17 @@ def _check_buckets(s3: Any, plan: BucketPlan) -> None:
 
 def run_backfill(spark: Any, config: BucketBackfillConfig) -> BucketBackfillSummary:
     spec = config.spec
-    plan = BucketPlan(AwsTarget(spec.region, spec.endpoint_url), spec.bucket(config.source), spec.s3)
-    s3 = make_client("s3", plan.where)
-    _check_buckets(s3, plan)
+    plan = BucketPlan(
+        spec.home_where(),
+        spec.bucket(config.source),
+        spec.s3,
+        source_role_arn=spec.source_role_arn,
+        target_role_arn=spec.target_role_arn,
+    )
+    clients = bucket_clients(spec)
+    _check_buckets(clients, plan)
     started = time.monotonic()
-    partitions = partition_keys(keys_to_reconcile(s3, plan.mapping), spec.s3.splits)
+    partitions = partition_keys(keys_to_reconcile(clients.source, plan.mapping, clients.target), spec.s3.splits)
     indexed = list(enumerate(partitions))
     rows = (
         spark.sparkContext.parallelize(indexed, len(indexed))

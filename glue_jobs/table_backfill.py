@@ -13,6 +13,7 @@ with the low-level client and writes every item unchanged, insert-only (docs/adr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -20,9 +21,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ferry.clients import AwsTarget, make_client
+from ferry.clients import table_clients
 from ferry.errors import FerryError
-from ferry.spec import Spec, parse_spec
+from ferry.spec import ROLE_FIELDS, Spec, parse_spec
 from ferry.tables.backfill import BackfillSummary, SegmentResult, copy_segment, plan_backfill
 from ferry.tables.finalize import start_backfill_phase
 from ferry.tables.setup import inspect_tables
@@ -38,6 +39,8 @@ OPTIONAL_ARGS = (
     "write_concurrency",
     "page_size",
     "phase_cache_seconds",
+    "source_role_arn",  # cross-account: assumed for the source table
+    "target_role_arn",  # and for the target table
 )
 _INT_ARGS = {"splits", "on_demand_read_units", "on_demand_write_units", "write_concurrency", "page_size"}
 _FLOAT_ARGS = {"read_percent", "write_percent", "phase_cache_seconds"}
@@ -72,6 +75,9 @@ def config_from_args(args: dict[str, str]) -> BackfillConfig:
     }
     if args.get("endpoint_url"):
         raw["endpoint_url"] = args["endpoint_url"]
+    for name in ROLE_FIELDS:
+        if args.get(name):
+            raw[name] = args[name]
     if args.get("phase_cache_seconds") is not None:
         raw["replication"] = {"phase_cache_seconds": number("phase_cache_seconds")}
     spec = parse_spec(raw)
@@ -98,6 +104,9 @@ def args_for(spec: Spec, source: str, splits: int | None = None) -> list[str]:
     }
     if spec.endpoint_url:
         pairs["endpoint_url"] = spec.endpoint_url
+    for name in ROLE_FIELDS:
+        if getattr(spec, name):
+            pairs[name] = getattr(spec, name)
     return [part for name, value in pairs.items() for part in (f"--{name}", value)]
 
 
@@ -105,15 +114,15 @@ def run_backfill(spark: Any, config: BackfillConfig) -> BackfillSummary:
     """Validate, enter the backfill phase, copy every segment in its own Spark task, summarise."""
     spec = config.spec
     mapping = spec.table(config.source)
-    ddb = make_client("dynamodb", AwsTarget(spec.region, spec.endpoint_url))
+    clients = table_clients(spec)
     inspect_tables(
-        Spec(region=spec.region, tables=(mapping,), endpoint_url=spec.endpoint_url, state_table=spec.state_table),
-        ddb,
+        dataclasses.replace(spec, tables=(mapping,), buckets=()),
+        clients,
         require_targets=True,
         require_streams=True,
     )
-    start_backfill_phase(spec, mapping, StateStore(ddb, spec.state_table))
-    plan = plan_backfill(spec, mapping, ddb, config.splits)
+    start_backfill_phase(spec, mapping, StateStore(clients.state, spec.state_table))
+    plan = plan_backfill(spec, mapping, clients, config.splits)
     started = time.monotonic()
     n = plan.total_segments
     rows = (

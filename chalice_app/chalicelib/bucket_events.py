@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ferry.buckets.events import BucketReplicator
-from ferry.clients import AwsTarget, make_client
+from ferry.clients import bucket_clients
 from ferry.errors import PoisonRecordError
 from ferry.spec import parse_spec
 
@@ -35,8 +35,8 @@ def replicator() -> BucketReplicator:
     global _replicator
     if _replicator is None:
         spec = parse_spec(json.loads(os.environ["FERRY_SPEC"]))
-        s3 = make_client("s3", AwsTarget(spec.region, spec.endpoint_url))
-        _replicator = BucketReplicator(spec, s3)
+        clients = bucket_clients(spec)  # source read with its role, target written with its own
+        _replicator = BucketReplicator(spec, clients.source, clients.target)
     return _replicator
 
 

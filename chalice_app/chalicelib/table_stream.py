@@ -15,7 +15,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
-from ferry.clients import AwsTarget, make_client
+from ferry.clients import make_client
 from ferry.spec import parse_spec
 from ferry.tables.replicate import TableReplicator
 from ferry.tables.state import PhaseCache, StateStore
@@ -28,9 +28,11 @@ def replicator() -> TableReplicator:
     global _replicator
     if _replicator is None:
         spec = parse_spec(json.loads(os.environ["FERRY_SPEC"]))
-        ddb = make_client("dynamodb", AwsTarget(spec.region, spec.endpoint_url))
-        phases = PhaseCache(StateStore(ddb, spec.state_table), spec.replication.phase_cache_seconds)
-        _replicator = TableReplicator(spec, ddb, phases)
+        # Writes go to the target (its role, if any); the phase is read from the state table at home.
+        target = make_client("dynamodb", spec.target_where())
+        state = target if spec.target_where() == spec.home_where() else make_client("dynamodb", spec.home_where())
+        phases = PhaseCache(StateStore(state, spec.state_table), spec.replication.phase_cache_seconds)
+        _replicator = TableReplicator(spec, target, phases)
     return _replicator
 
 

@@ -13,11 +13,11 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ferry.buckets.reconcile import ReconcileResult, reconcile_key
-from ferry.clients import AwsTarget, call_with_retries, make_client
+from ferry.clients import AwsTarget, BucketClients, call_with_retries
 from ferry.ratelimit import CapacityBucket
 from ferry.spec import BucketMapping, S3Settings
 
@@ -26,11 +26,23 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BucketPlan:
-    """What every partition task needs; small and picklable so Spark can ship it."""
+    """What every partition task needs; small and picklable so Spark can ship it.
+
+    ``where`` is region and endpoint; the source and target sides add their roles to it."""
 
     where: AwsTarget
     mapping: BucketMapping
     settings: S3Settings
+    source_role_arn: str | None = None
+    target_role_arn: str | None = None
+
+    @property
+    def source_where(self) -> AwsTarget:
+        return replace(self.where, role_arn=self.source_role_arn)
+
+    @property
+    def target_where(self) -> AwsTarget:
+        return replace(self.where, role_arn=self.target_role_arn)
 
 
 @dataclass(frozen=True)
@@ -79,9 +91,15 @@ def partition_keys(keys: list[str], partitions: int) -> list[list[str]]:
 
 
 def reconcile_partition(plan: BucketPlan, partition: int, keys: list[str], s3: Any | None = None) -> PartitionResult:
-    """Reconcile every key of one partition. Never raises for a key: failures are listed."""
+    """Reconcile every key of one partition. Never raises for a key: failures are listed.
+
+    ``s3`` (BucketClients, or one client for both sides) defaults to clients built from the plan."""
     started = time.monotonic()
-    client = s3 or make_client("s3", plan.where, pool=plan.settings.concurrency + 4)
+    clients = (
+        BucketClients.of(s3)
+        if s3 is not None
+        else BucketClients.connect(plan.source_where, plan.target_where, pool=plan.settings.concurrency + 4)
+    )
     rate = plan.settings.request_rate
     bucket = CapacityBucket(rate, burst=max(rate, 1.0)) if rate > 0 else None
     actions: Counter[str] = Counter()
@@ -92,7 +110,7 @@ def reconcile_partition(plan: BucketPlan, partition: int, keys: list[str], s3: A
         if bucket is not None:
             bucket.acquire()
         try:
-            result = reconcile_key(client, plan.mapping, key, plan.settings)
+            result = reconcile_key(clients.source, plan.mapping, key, plan.settings, target_s3=clients.target)
         except Exception as exc:
             log.error("partition %d: reconcile of key %r failed: %s", partition, key, type(exc).__name__)
             return (key, f"{type(exc).__name__}: {exc}")

@@ -148,7 +148,10 @@ def object_events(body: str | Mapping[str, Any]) -> list[ObjectEvent]:
 
 
 class BucketReplicator:
-    """Applies the object events of SQS records to the spec's target buckets by reconciling keys."""
+    """Applies the object events of SQS records to the spec's target buckets by reconciling keys.
+
+    ``s3`` reads the source buckets (source side); ``target_s3`` (default ``s3``) reads and writes
+    the targets and makes the server-side copies (target side)."""
 
     def __init__(self, spec: Spec, s3: Any, target_s3: Any | None = None) -> None:
         self.spec = spec

@@ -7,6 +7,13 @@ Whatever the order or the number of times events arrive, the target ends up as t
 
 Nothing is ever written to the source bucket: every write names ``mapping.target``. Object bodies
 never pass through this process (and are never logged): S3 copies them.
+
+Across accounts the source is read with the source side's client (HEADs, tags, part sizes) and
+everything on the target with the target side's. A server-side copy (CopyObject, UploadPartCopy) is
+ONE request, made by the target side: S3 checks that the *target* role may read the source object,
+so the source bucket's policy must grant the target role read (``s3:GetObject`` on the source
+objects; for SSE-KMS sources also ``kms:Decrypt`` on their key). Terraform outputs that
+bucket-policy statement for the source account to apply.
 """
 
 from __future__ import annotations
@@ -217,6 +224,8 @@ class _Reconciler:
         self._write("delete_object", Bucket=self.mapping.target, Key=self.key)
 
     def copy_object(self, source: ObjectState) -> None:
+        # Made by the target side, reading the source server-side: see the module docstring for the
+        # source bucket policy a cross-account copy needs.
         try:
             self._write(
                 "copy_object",

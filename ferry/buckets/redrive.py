@@ -48,7 +48,10 @@ def redrive_bucket_failures(
     target_s3: Any | None = None,
 ) -> RedriveReport:
     """Redrive the bucket events DLQ at ``dlq_url`` (normally ``<spec.s3.events_queue>-dlq``):
-    reconcile the keys of every message, delete the messages that succeeded, keep the others."""
+    reconcile the keys of every message, delete the messages that succeeded, keep the others.
+
+    ``s3`` reads the sources and ``target_s3`` (default ``s3``) the targets, as in
+    :class:`~ferry.buckets.events.BucketReplicator`; ``sqs`` is the DLQ's (home account)."""
     replicator = BucketReplicator(spec, s3, target_s3)
 
     def redrive_one(message: Message) -> Outcome:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from ferry.clients import call_with_retries, error_code
+from ferry.clients import BucketClients, call_with_retries, error_code
 from ferry.errors import SetupError
 from ferry.spec import BucketMapping, Spec
 
@@ -138,7 +138,7 @@ def _encryption(s3: Any, bucket: str) -> dict[str, Any] | None:
     return dict(config) if config else None
 
 
-def _notification_configuration(s3: Any, bucket: str) -> dict[str, Any]:
+def notification_configuration(s3: Any, bucket: str) -> dict[str, Any]:
     response = _call(
         lambda: s3.get_bucket_notification_configuration(Bucket=bucket),
         f"GetBucketNotificationConfiguration {bucket}",
@@ -147,22 +147,24 @@ def _notification_configuration(s3: Any, bucket: str) -> dict[str, Any]:
 
 
 def inspect_buckets(spec: Spec, s3: Any) -> list[BucketCheck]:
-    """Read-only validation of every bucket mapping. Raises SetupError naming ``buckets[i].…``."""
+    """Read-only validation of every bucket mapping. Raises SetupError naming ``buckets[i].…``.
+    ``s3``: BucketClients, or one client for both sides."""
+    clients = BucketClients.of(s3)
     checks: list[BucketCheck] = []
     for i, mapping in enumerate(spec.buckets):
-        exists, source_region = _head_bucket(s3, mapping.source, f"buckets[{i}].source")
+        exists, source_region = _head_bucket(clients.source, mapping.source, f"buckets[{i}].source")
         if not exists:
             raise SetupError(
                 f"buckets[{i}].source: bucket {mapping.source!r} does not exist (or is in no region these "
                 "credentials can see); fix the spec"
             )
-        target_exists, target_region = _head_bucket(s3, mapping.target, f"buckets[{i}].target")
+        target_exists, target_region = _head_bucket(clients.target, mapping.target, f"buckets[{i}].target")
         checks.append(
             BucketCheck(
                 mapping=mapping,
                 source_region=source_region,
-                source_versioning=_versioning(s3, mapping.source),
-                source_encryption=_encryption(s3, mapping.source),
+                source_versioning=_versioning(clients.source, mapping.source),
+                source_encryption=_encryption(clients.source, mapping.source),
                 target_exists=target_exists,
                 target_region=target_region,
             )
@@ -200,6 +202,7 @@ def _encryption_text(config: dict[str, Any]) -> str:
 
 
 def _prepare_target(spec: Spec, s3: Any, check: BucketCheck) -> list[str]:
+    """``s3``: the target side's client (the source was read in ``check``)."""
     m = check.mapping
     done: list[str] = []
     if not check.target_exists:
@@ -250,10 +253,10 @@ def _describe_rule(events: Any, name: str) -> dict[str, Any] | None:
         raise
 
 
-def _enable_eventbridge(s3: Any, source: str, *, rule_existed: bool) -> list[str]:
+def enable_eventbridge(s3: Any, source: str, *, rule_existed: bool) -> list[str]:
     """Merge ``EventBridgeConfiguration`` into the source's notification configuration, keeping
     every existing Queue/Topic/Lambda configuration exactly as it is."""
-    current = _notification_configuration(s3, source)
+    current = notification_configuration(s3, source)
     if "EventBridgeConfiguration" in current:
         return []
     merged: dict[str, Any] = {kind: current[kind] for kind in NOTIFICATION_KINDS if current.get(kind)}
@@ -340,19 +343,22 @@ _ARN = re.compile(r"arn:[^:]+:sqs:[^:]+:\d*:.+")
 def init_buckets(spec: Spec, s3: Any, sqs: Any, events: Any, *, queue_url: str, queue_arn: str) -> list[str]:
     """Create and configure what is missing for every bucket mapping. One line per action taken.
 
-    Every mapping (and the queue) is validated before the first write.
+    Every mapping (and the queue) is validated before the first write. ``s3``: BucketClients
+    (targets prepared on the target side, EventBridge switched on for the source on the source
+    side), or one client for both; ``sqs`` and ``events`` are ferry's home account's.
     """
     if not _ARN.fullmatch(queue_arn):
         raise SetupError(f"s3.events_queue: {queue_arn!r} is not an SQS queue ARN")
-    checks = inspect_buckets(spec, s3)
+    clients = BucketClients.of(s3)
+    checks = inspect_buckets(spec, clients)
     if checks:
         _check_queue(sqs, queue_url, queue_arn)
     done: list[str] = []
     for check in checks:
         m = check.mapping
-        done += _prepare_target(spec, s3, check)
+        done += _prepare_target(spec, clients.target, check)
         rule_existed = _describe_rule(events, event_rule_name(m.source)) is not None
-        done += _enable_eventbridge(s3, m.source, rule_existed=rule_existed)
+        done += enable_eventbridge(clients.source, m.source, rule_existed=rule_existed)
         rule_arn, rule_done = _ensure_rule(events, m, queue_arn)
         done += rule_done
         done += _allow_rule_to_send(sqs, queue_url, queue_arn, rule_arn)

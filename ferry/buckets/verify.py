@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 from ferry.buckets.objects import ObjectState, differences, head_object
 from ferry.buckets.reconcile import reconcile_key
-from ferry.clients import AwsTarget, call_with_retries, error_code, make_client, translate_error
+from ferry.clients import BucketClients, bucket_clients, call_with_retries, error_code, translate_error
 from ferry.errors import SetupError
 from ferry.spec import BucketMapping, Spec
 from ferry.verify_report import VerifyReportMixin
@@ -111,14 +111,14 @@ def classify(
 class _Comparer:
     """HEADs one key on both sides and classifies it; shared by the first pass and the re-checks."""
 
-    def __init__(self, s3: Any, mapping: BucketMapping, compare_tags: bool) -> None:
-        self.s3 = s3
+    def __init__(self, clients: BucketClients, mapping: BucketMapping, compare_tags: bool) -> None:
+        self.clients = clients
         self.mapping = mapping
         self.compare_tags = compare_tags
 
     def __call__(self, key: str) -> BucketDifference | None:
-        source = _head(self.s3, self.mapping.source, key, self.compare_tags)
-        target = _head(self.s3, self.mapping.target, key, self.compare_tags)
+        source = _head(self.clients.source, self.mapping.source, key, self.compare_tags)
+        target = _head(self.clients.target, self.mapping.target, key, self.compare_tags)
         return classify(key, source, target, compare_tags=self.compare_tags)
 
 
@@ -149,12 +149,14 @@ def _compare_all(
     return found
 
 
-def _repair(pool: ThreadPoolExecutor, s3: Any, spec: Spec, mapping: BucketMapping, keys: list[str]) -> None:
+def _repair(
+    pool: ThreadPoolExecutor, clients: BucketClients, spec: Spec, mapping: BucketMapping, keys: list[str]
+) -> None:
     """Reconcile every key; a key that fails is logged and stays in the report (the re-check sees it)."""
 
     def one(key: str) -> None:
         try:
-            result = reconcile_key(s3, mapping, key, spec.s3)
+            result = reconcile_key(clients.source, mapping, key, spec.s3, target_s3=clients.target)
         except Exception as exc:
             log.error(
                 "repair %s -> %s: key %r not reconciled: %s",
@@ -205,27 +207,26 @@ def verify_bucket(
     s3_factory: Callable[[], Any] | None = None,
 ) -> BucketVerifyReport:
     """Verify (and with ``repair`` fix) one bucket mapping. Tags are compared unless ``compare_tags``
-    is False (default: ``spec.s3.verify_tags``). Raises a ferry error if a listing or HEAD fails."""
+    is False (default: ``spec.s3.verify_tags``). Raises a ferry error if a listing or HEAD fails.
+    ``s3_factory`` returns BucketClients or one client for both sides (default: the spec's clients)."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     with_tags = spec.s3.verify_tags if compare_tags is None else compare_tags
-    factory = s3_factory or (
-        lambda: make_client("s3", AwsTarget(spec.region, spec.endpoint_url), pool=max(32, 2 * workers + 4))
-    )
+    factory = s3_factory or (lambda: bucket_clients(spec, pool=max(32, 2 * workers + 4)))
     started = time.monotonic()
-    s3 = factory()  # low-level boto3 clients are thread-safe: one serves the whole pool
-    compare = _Comparer(s3, mapping, with_tags)
+    clients = BucketClients.of(factory())  # low-level boto3 clients are thread-safe: one per side serves the pool
+    compare = _Comparer(clients, mapping, with_tags)
     limit = workers * _IN_FLIGHT_PER_WORKER
     what = f"verify {mapping.source} -> {mapping.target}"
 
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ferry-verify") as pool:
             target_keys: set[str] = set()
-            for page in list_key_pages(s3, mapping.target, mapping.prefix):
+            for page in list_key_pages(clients.target, mapping.target, mapping.prefix):
                 target_keys.update(page)
             target_count = len(target_keys)
 
-            split = _SourceSplit(s3, mapping, target_keys)
+            split = _SourceSplit(clients.source, mapping, target_keys)
             candidates = _compare_all(pool, compare, split.common_keys(), limit)
             candidates += split.missing
             candidates += [BucketDifference(EXTRA, key) for key in sorted(target_keys)]
@@ -242,7 +243,7 @@ def verify_bucket(
 
             repaired = 0
             if repair and confirmed:
-                _repair(pool, s3, spec, mapping, [d.key for d in confirmed])
+                _repair(pool, clients, spec, mapping, [d.key for d in confirmed])
                 remaining = _compare_all(pool, compare, [d.key for d in confirmed], limit)
                 repaired = len(confirmed) - len(remaining)
                 confirmed = remaining

@@ -24,6 +24,11 @@ DUMMY_CREDENTIALS = {
 }
 
 
+def use_dummy_credentials() -> None:
+    """Give this process credentials for the emulator, unless it has some (moto accepts any)."""
+    os.environ.update({k: os.environ.get(k, v) for k, v in DUMMY_CREDENTIALS.items()})
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

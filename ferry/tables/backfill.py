@@ -12,10 +12,10 @@ import logging
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from ferry.clients import AwsTarget, call_with_retries, error_code, make_client
+from ferry.clients import AwsTarget, TableClients, call_with_retries, error_code
 from ferry.ratelimit import CapacityBucket
 from ferry.spec import Spec, TableMapping
 from ferry.tables.protocol import insert_only_condition
@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BackfillPlan:
-    """Everything a segment task needs; small and picklable so Spark can ship it."""
+    """Everything a segment task needs; small and picklable so Spark can ship it.
+
+    ``where`` is ferry's home (state table); the source and target sides add their roles to it."""
 
     where: AwsTarget
     source: str
@@ -42,6 +44,16 @@ class BackfillPlan:
     write_concurrency: int
     page_size: int
     max_write_attempts: int = 12
+    source_role_arn: str | None = None
+    target_role_arn: str | None = None
+
+    @property
+    def source_where(self) -> AwsTarget:
+        return replace(self.where, role_arn=self.source_role_arn)
+
+    @property
+    def target_where(self) -> AwsTarget:
+        return replace(self.where, role_arn=self.target_role_arn)
 
 
 @dataclass(frozen=True)
@@ -70,14 +82,18 @@ def capacity_budget(shape: TableShape, percent: float, on_demand_units: int, wri
 
 
 def plan_backfill(spec: Spec, mapping: TableMapping, ddb: Any, splits: int | None = None) -> BackfillPlan:
-    source = describe_shape(ddb, mapping.source, "source")
-    target = describe_shape(ddb, mapping.target, "target")
+    """``ddb``: the spec's TableClients, or one client for every side."""
+    clients = TableClients.of(ddb)
+    source = describe_shape(clients.source, mapping.source, "source")
+    target = describe_shape(clients.target, mapping.target, "target")
     total = splits or spec.backfill.splits
     settings = spec.backfill
     read_budget = capacity_budget(source, settings.read_percent, settings.on_demand_read_units, write=False)
     write_budget = capacity_budget(target, settings.write_percent, settings.on_demand_write_units, write=True)
     return BackfillPlan(
-        where=AwsTarget(spec.region, spec.endpoint_url),
+        where=spec.home_where(),
+        source_role_arn=spec.source_role_arn,
+        target_role_arn=spec.target_role_arn,
         source=mapping.source,
         target=mapping.target,
         state_table=spec.state_table,
@@ -95,8 +111,13 @@ class _SegmentCopier:
     def __init__(self, plan: BackfillPlan, segment: int, ddb: Any | None) -> None:
         self.plan = plan
         self.segment = segment
-        self.ddb = ddb or make_client("dynamodb", plan.where, pool=plan.write_concurrency + 4)
-        self.store = StateStore(self.ddb, plan.state_table)
+        # Scan the source, write the target, checkpoint in the home account (one client without roles).
+        self.clients = (
+            TableClients.of(ddb)
+            if ddb is not None
+            else TableClients.connect(plan.source_where, plan.target_where, plan.where, pool=plan.write_concurrency + 4)
+        )
+        self.store = StateStore(self.clients.state, plan.state_table)
         self.reads = CapacityBucket(plan.read_units_per_task, burst=max(plan.read_units_per_task, 1.0))
         self.writes = CapacityBucket(plan.write_units_per_task, burst=max(plan.write_units_per_task, 1.0))
         self.throttled = 0
@@ -117,7 +138,7 @@ class _SegmentCopier:
         estimate = math.ceil(max(item_size(item), 1) / 1024)
 
         def put() -> Any:
-            return self.ddb.put_item(
+            return self.clients.target.put_item(
                 TableName=self.plan.target,
                 Item=item,
                 ReturnConsumedCapacity="TOTAL",
@@ -149,7 +170,7 @@ class _SegmentCopier:
             kwargs["Limit"] = self.plan.page_size
         if start_key:
             kwargs["ExclusiveStartKey"] = start_key
-        page: dict[str, Any] = self._with_retries(lambda: self.ddb.scan(**kwargs), "Scan")
+        page: dict[str, Any] = self._with_retries(lambda: self.clients.source.scan(**kwargs), "Scan")
         consumed = page.get("ConsumedCapacity", {}).get("CapacityUnits")
         if consumed is None:  # eventually consistent: 4 KB per half unit
             consumed = math.ceil(sum(item_size(i) for i in page.get("Items", [])) / 4096) / 2 or 0.5
@@ -214,7 +235,9 @@ class _SegmentCopier:
 
 
 def copy_segment(plan: BackfillPlan, segment: int, ddb: Any | None = None) -> SegmentResult:
-    """Copy one parallel-scan segment. Never raises for data-path errors: the result says it."""
+    """Copy one parallel-scan segment. Never raises for data-path errors: the result says it.
+
+    ``ddb`` (TableClients, or one client for every side) defaults to clients built from the plan."""
     return _SegmentCopier(plan, segment, ddb).run()
 
 

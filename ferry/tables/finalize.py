@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ferry.clients import TableClients
 from ferry.errors import SetupError
 from ferry.spec import Spec, TableMapping
 from ferry.tables.protocol import PHASE_BACKFILL, PHASE_LIVE, tombstone_only_condition
@@ -74,13 +75,15 @@ def finalize_table(
     force: bool = False,
     sleep: Callable[[float], None] = time.sleep,
 ) -> FinalizeResult:
-    store = StateStore(ddb, spec.state_table)
+    """``ddb``: TableClients (phase in the state table, tombstones in the target), or one client."""
+    clients = TableClients.of(ddb)
+    store = StateStore(clients.state, spec.state_table)
     complete, detail = backfill_complete(store, mapping.source)
     if not complete and not force:
         raise SetupError(
             f"{mapping.source}: the backfill is not complete ({detail}); run `ferry backfill` first (or --force)"
         )
-    target = describe_shape(ddb, mapping.target, "target")
+    target = describe_shape(clients.target, mapping.target, "target")
     waited = 0.0
     if store.get_phase(mapping.source) != PHASE_LIVE:
         store.set_phase(mapping.source, PHASE_LIVE)
@@ -91,7 +94,7 @@ def finalize_table(
         sleep(waited)
     removed = 0
     while True:  # until a whole pass finds none
-        found = remove_tombstones(ddb, mapping.target, target.key_names)
+        found = remove_tombstones(clients.target, mapping.target, target.key_names)
         removed += found
         if found == 0:
             break

@@ -31,7 +31,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ferry.clients import call_with_retries, error_code
+from ferry.clients import TableClients, call_with_retries, error_code
 from ferry.errors import FerryError, RetryableError, SetupError
 from ferry.redrive_report import KeptMessage, Message, Outcome, RedriveReport, describe_error, redrive_queue
 from ferry.spec import Spec, TableMapping
@@ -117,22 +117,27 @@ def converge_key(ddb: Any, spec: Spec, mapping: TableMapping, key: Item, *, max_
     absent, phase live) or ``"tombstone"`` (source absent, phase backfill or unknown). Raises
     :class:`RetryableError` when the source kept changing for ``max_rounds`` rounds, and
     :class:`SetupError` naming the table when the source or the target does not exist.
+    ``ddb``: TableClients (source read, target written, phase from the state table), or one client.
     """
     if max_rounds < 1:
         raise ValueError(f"max_rounds must be at least 1, got {max_rounds}")
-    store = StateStore(ddb, spec.state_table)
-    current = _read_source(ddb, mapping, key)
+    clients = TableClients.of(ddb)
+    target = clients.target
+    store = StateStore(clients.state, spec.state_table)
+    current = _read_source(clients.source, mapping, key)
     for round_number in range(1, max_rounds + 1):
         if current is not None:
-            _write_target(partial(ddb.put_item, TableName=mapping.target, Item=current), mapping, "PutItem")
+            _write_target(partial(target.put_item, TableName=mapping.target, Item=current), mapping, "PutItem")
             action = PUT
         elif _phase(store, spec, mapping.source) == PHASE_LIVE:
-            _write_target(partial(ddb.delete_item, TableName=mapping.target, Key=key), mapping, "DeleteItem")
+            _write_target(partial(target.delete_item, TableName=mapping.target, Key=key), mapping, "DeleteItem")
             action = DELETE
         else:
-            _write_target(partial(ddb.put_item, TableName=mapping.target, Item=tombstone_for(key)), mapping, "PutItem")
+            _write_target(
+                partial(target.put_item, TableName=mapping.target, Item=tombstone_for(key)), mapping, "PutItem"
+            )
             action = TOMBSTONE
-        after = _read_source(ddb, mapping, key)
+        after = _read_source(clients.source, mapping, key)
         if _same(current, after):
             # A tombstone written after finalize's sweep would stay: if the phase turned live
             # meanwhile, go round again and delete for real.
@@ -237,7 +242,7 @@ def stream_batch_keys(streams: Any, info: dict[str, Any]) -> tuple[list[Item], s
 class _StreamRedriver:
     def __init__(self, spec: Spec, ddb: Any, streams: Any, max_rounds: int) -> None:
         self.spec = spec
-        self.ddb = ddb
+        self.clients = TableClients.of(ddb)
         self.streams = streams
         self.max_rounds = max_rounds
         self._shapes: dict[str, TableShape | FerryError] = {}
@@ -246,7 +251,7 @@ class _StreamRedriver:
         cached = self._shapes.get(table)
         if cached is None:
             try:
-                cached = describe_shape(self.ddb, table, "source")
+                cached = describe_shape(self.clients.source, table, "source")
             except SetupError as exc:
                 cached = exc
             self._shapes[table] = cached
@@ -319,7 +324,7 @@ class _StreamRedriver:
         converged = 0
         for index, key in enumerate(keys):
             try:
-                actions[converge_key(self.ddb, self.spec, mapping, key, max_rounds=self.max_rounds)] += 1
+                actions[converge_key(self.clients, self.spec, mapping, key, max_rounds=self.max_rounds)] += 1
                 converged += 1
             except Exception as exc:
                 if not isinstance(exc, (FerryError, ClientError)):
@@ -348,7 +353,10 @@ def redrive_stream_failures(
     wait_seconds: int = 1,
 ) -> RedriveReport:
     """Redrive the stream on-failure queue at ``queue_url`` (normally ``spec.replication.on_failure_queue``):
-    converge every key of every message, delete the messages whose keys all converged, keep the others."""
+    converge every key of every message, delete the messages whose keys all converged, keep the others.
+
+    ``ddb``: TableClients, or one client for every side; ``streams`` reads the source's streams
+    (source side); ``sqs`` is the queue's (home account)."""
     redriver = _StreamRedriver(spec, ddb, streams, max_rounds)
     report = redrive_queue(
         sqs,

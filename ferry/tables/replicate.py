@@ -51,7 +51,11 @@ class AppliedRecord:
 
 
 class TableReplicator:
-    """Applies stream records of the spec's source tables to their targets."""
+    """Applies stream records of the spec's source tables to their targets.
+
+    ``ddb`` writes the targets: the target side's client (``spec.target_where()``). The records
+    come from the source's stream and the phase from the state table (``phases``, home account);
+    nothing here reads the source table."""
 
     def __init__(self, spec: Spec, ddb: Any, phases: PhaseCache) -> None:
         self.spec = spec

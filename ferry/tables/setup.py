@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from ferry.clients import TableClients
 from ferry.errors import SetupError
 from ferry.spec import Spec, TableMapping
 from ferry.tables.schema import TableShape, describe_shape, key_schema_mismatch
@@ -35,11 +36,13 @@ def _describe_or_none(ddb: Any, name: str) -> TableShape | None:
 
 
 def inspect_tables(spec: Spec, ddb: Any, *, require_targets: bool, require_streams: bool) -> list[TableCheck]:
-    """Read-only validation of every table in the spec. Raises SetupError naming the table."""
+    """Read-only validation of every table in the spec. Raises SetupError naming the table.
+    ``ddb``: TableClients, or one client for every side."""
+    clients = TableClients.of(ddb)
     checks: list[TableCheck] = []
     for i, mapping in enumerate(spec.tables):
-        source = describe_shape(ddb, mapping.source, f"tables[{i}].source")
-        target = _describe_or_none(ddb, mapping.target)
+        source = describe_shape(clients.source, mapping.source, f"tables[{i}].source")
+        target = _describe_or_none(clients.target, mapping.target)
         if target is None and require_targets:
             raise SetupError(
                 f"tables[{i}].target: table {mapping.target!r} does not exist; run `ferry init` to create it"
@@ -101,30 +104,38 @@ def _target_definition(source: TableShape, target_name: str) -> dict[str, Any]:
     return definition
 
 
+def enable_stream(ddb: Any, source: str) -> str:
+    """Turn on the NEW_AND_OLD_IMAGES stream of a source table (``ddb``: the source side)."""
+    ddb.update_table(TableName=source, StreamSpecification={"StreamEnabled": True, "StreamViewType": STREAM_VIEW})
+    return f"enabled stream ({STREAM_VIEW}) on {source}"
+
+
 def init_tables(spec: Spec, ddb: Any, *, enable_streams: bool = True) -> list[str]:
     """Create what is missing (targets, state table), enable source streams, set the phase.
 
     Returns one line per action taken. Validation of every table happens before the first write.
+    ``ddb``: TableClients (streams on the source side, targets on the target side, the state table
+    at home), or one client for every side.
     """
-    checks = inspect_tables(spec, ddb, require_targets=False, require_streams=not enable_streams)
+    clients = TableClients.of(ddb)
+    checks = inspect_tables(spec, clients, require_targets=False, require_streams=not enable_streams)
     done: list[str] = []
-    if create_state_table(ddb, spec.state_table):
+    if create_state_table(clients.state, spec.state_table):
         done.append(f"created state table {spec.state_table}")
-    store = StateStore(ddb, spec.state_table)
+    store = StateStore(clients.state, spec.state_table)
     for check in checks:
         m = check.mapping
         if check.stream_needs_enabling:
-            ddb.update_table(
-                TableName=m.source, StreamSpecification={"StreamEnabled": True, "StreamViewType": STREAM_VIEW}
-            )
-            done.append(f"enabled stream ({STREAM_VIEW}) on {m.source}")
+            done.append(enable_stream(clients.source, m.source))
         if check.target is None:
-            ddb.create_table(**_target_definition(check.source, m.target))
-            ddb.get_waiter("table_exists").wait(TableName=m.target, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+            clients.target.create_table(**_target_definition(check.source, m.target))
+            clients.target.get_waiter("table_exists").wait(
+                TableName=m.target, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+            )
             done.append(f"created target table {m.target} with the key schema of {m.source}")
-            ttl = ddb.describe_time_to_live(TableName=m.source).get("TimeToLiveDescription", {})
+            ttl = clients.source.describe_time_to_live(TableName=m.source).get("TimeToLiveDescription", {})
             if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and ttl.get("AttributeName"):
-                ddb.update_time_to_live(
+                clients.target.update_time_to_live(
                     TableName=m.target, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
                 )
                 done.append(f"enabled TTL on {m.target} ({ttl['AttributeName']})")

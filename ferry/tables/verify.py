@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
 
-from ferry.clients import AwsTarget, call_with_retries, make_client, translate_error
+from ferry.clients import TableClients, call_with_retries, table_clients, translate_error
 from ferry.errors import RetryableError, SetupError
 from ferry.spec import Spec, TableMapping
 from ferry.tables.protocol import is_tombstone
@@ -44,7 +44,7 @@ DIFFERENT = "different"  # in both, with different attributes
 TOMBSTONE = "tombstone"  # a ferry tombstone left in the target
 KINDS = (MISSING, EXTRA, DIFFERENT, TOMBSTONE)
 
-_BATCH_GET_KEYS = 100  # BatchGetItem limit, over all tables of one request
+_BATCH_GET_KEYS = 100  # BatchGetItem limit per request
 _ATTEMPTS = 8  # on top of botocore's own retries, for transient errors
 
 
@@ -114,34 +114,38 @@ def _key_id(key: Item, key_names: Sequence[str]) -> tuple[Any, ...]:
     return tuple(canonical(key[name]) for name in key_names)
 
 
-def _batch_get(
-    ddb: Any, source: TableShape, target_name: str, keys: Sequence[Item]
-) -> tuple[dict[Any, Item], dict[Any, Item]]:
-    """Consistent reads of ``keys`` on both tables: (source items, target items) by key identity."""
-    names = source.key_names
-    found: dict[str, dict[Any, Item]] = {source.name: {}, target_name: {}}
-    per_request = _BATCH_GET_KEYS // 2
-    for start in range(0, len(keys), per_request):
-        chunk = list(keys[start : start + per_request])
-        request: dict[str, Any] = {
-            table: {"Keys": chunk, "ConsistentRead": True} for table in (source.name, target_name)
-        }
+def _batch_get_table(ddb: Any, table: str, names: Sequence[str], keys: Sequence[Item]) -> dict[Any, Item]:
+    """Consistent reads of ``keys`` on one table, by key identity."""
+    found: dict[Any, Item] = {}
+    for start in range(0, len(keys), _BATCH_GET_KEYS):
+        request: dict[str, Any] = {table: {"Keys": list(keys[start : start + _BATCH_GET_KEYS]), "ConsistentRead": True}}
         stalled = 0
         while request:
-            page = _call(partial(ddb.batch_get_item, RequestItems=request), "BatchGetItem")
-            responses = page.get("Responses", {})
-            for table, items in responses.items():
-                for item in items:
-                    found[table][_key_id(key_of(item, names), names)] = item
+            page = _call(partial(ddb.batch_get_item, RequestItems=request), f"BatchGetItem {table}")
+            items = page.get("Responses", {}).get(table, [])
+            for item in items:
+                found[_key_id(key_of(item, names), names)] = item
             request = page.get("UnprocessedKeys") or {}
             if request:
                 # Unprocessed keys come from throttling or the 16 MB response limit: back off, and
                 # give up only after several rounds without any progress.
-                stalled = 0 if any(responses.values()) else stalled + 1
+                stalled = 0 if items else stalled + 1
                 if stalled >= _ATTEMPTS:
-                    raise RetryableError(f"BatchGetItem on {source.name} and {target_name}: keys still unprocessed")
+                    raise RetryableError(f"BatchGetItem on {table}: keys still unprocessed")
                 time.sleep(min(5.0, 0.05 * 2**stalled) * random.uniform(0.5, 1.0))
-    return found[source.name], found[target_name]
+    return found
+
+
+def _batch_get(
+    clients: TableClients, source: TableShape, target_name: str, keys: Sequence[Item]
+) -> tuple[dict[Any, Item], dict[Any, Item]]:
+    """Consistent reads of ``keys`` on both tables: (source items, target items) by key identity.
+    One request never spans both tables: they may be in different accounts."""
+    names = source.key_names
+    return (
+        _batch_get_table(clients.source, source.name, names, keys),
+        _batch_get_table(clients.target, target_name, names, keys),
+    )
 
 
 def _classify(key: Item, source_item: Item | None, target_item: Item | None) -> Difference | None:
@@ -158,10 +162,12 @@ def _classify(key: Item, source_item: Item | None, target_item: Item | None) -> 
     return Difference(DIFFERENT, text, tuple(attributes)) if attributes else None
 
 
-def _confirm(ddb: Any, source: TableShape, target_name: str, keys: Sequence[Item]) -> list[tuple[Item, Difference]]:
+def _confirm(
+    clients: TableClients, source: TableShape, target_name: str, keys: Sequence[Item]
+) -> list[tuple[Item, Difference]]:
     """Re-read ``keys`` on both sides; the ones that still differ, with how."""
     names = source.key_names
-    source_items, target_items = _batch_get(ddb, source, target_name, keys)
+    source_items, target_items = _batch_get(clients, source, target_name, keys)
     out: list[tuple[Item, Difference]] = []
     for key in keys:
         kid = _key_id(key, names)
@@ -179,16 +185,18 @@ def repair_key(ddb: Any, source_name: str, target_name: str, key: Item) -> str:
 
     A live write to the same key racing this repair can leave the target stale; the caller checks
     the key again afterwards (``verify_table`` does) and reports what still differs.
+    ``ddb``: TableClients, or one client for both sides.
     """
+    clients = TableClients.of(ddb)
     response = _call(
-        lambda: ddb.get_item(TableName=source_name, Key=key, ConsistentRead=True), f"GetItem {source_name}"
+        lambda: clients.source.get_item(TableName=source_name, Key=key, ConsistentRead=True), f"GetItem {source_name}"
     )
     item: Item | None = response.get("Item")
     if item is not None:
-        _call(lambda: ddb.put_item(TableName=target_name, Item=item), f"PutItem {target_name}")
+        _call(lambda: clients.target.put_item(TableName=target_name, Item=item), f"PutItem {target_name}")
         action = "put"
     else:
-        _call(lambda: ddb.delete_item(TableName=target_name, Key=key), f"DeleteItem {target_name}")
+        _call(lambda: clients.target.delete_item(TableName=target_name, Key=key), f"DeleteItem {target_name}")
         action = "delete"
     log.info("repair %s -> %s: %s key %s", source_name, target_name, action, key_text(key))
     return action
@@ -208,14 +216,18 @@ def verify_segment(
     repair: bool = False,
     page_size: int = 0,
 ) -> SegmentVerify:
-    """Compare segment ``segment`` of ``total_segments`` of the source with the same segment of the target."""
+    """Compare segment ``segment`` of ``total_segments`` of the source with the same segment of the target.
+    ``ddb``: TableClients, or one client for both sides."""
+    clients = TableClients.of(ddb)
     names = source.key_names
     consistent = not recheck
 
     # The target's segment in memory (payloads by key identity), tombstones apart.
     target_items: dict[Any, Item] = {}
     tombstones: dict[Any, Item] = {}
-    for page in _scan_segment(ddb, target_name, total_segments, segment, consistent=consistent, page_size=page_size):
+    for page in _scan_segment(
+        clients.target, target_name, total_segments, segment, consistent=consistent, page_size=page_size
+    ):
         for item in page:
             key = key_of(item, names)
             (tombstones if is_tombstone(item) else target_items)[_key_id(key, names)] = item
@@ -224,7 +236,9 @@ def verify_segment(
     # Stream the source past it.
     source_count = 0
     candidates: list[tuple[Item, Difference]] = []
-    for page in _scan_segment(ddb, source.name, total_segments, segment, consistent=consistent, page_size=page_size):
+    for page in _scan_segment(
+        clients.source, source.name, total_segments, segment, consistent=consistent, page_size=page_size
+    ):
         for item in page:
             source_count += 1
             key = key_of(item, names)
@@ -243,7 +257,7 @@ def verify_segment(
     del target_items, tombstones
 
     confirmed = (
-        _confirm(ddb, source, target_name, [key for key, _ in candidates]) if recheck and candidates else candidates
+        _confirm(clients, source, target_name, [key for key, _ in candidates]) if recheck and candidates else candidates
     )
     if recheck and len(confirmed) < len(candidates):
         log.info(
@@ -258,8 +272,8 @@ def verify_segment(
     repaired = 0
     if repair and confirmed:
         for key, _ in confirmed:
-            repair_key(ddb, source.name, target_name, key)
-        remaining = _confirm(ddb, source, target_name, [key for key, _ in confirmed])
+            repair_key(clients, source.name, target_name, key)
+        remaining = _confirm(clients, source, target_name, [key for key, _ in confirmed])
         repaired = len(confirmed) - len(remaining)
         confirmed = remaining
 
@@ -288,15 +302,16 @@ def verify_table(
     repair: bool = False,
     ddb_factory: Callable[[], Any] | None = None,
 ) -> TableVerifyReport:
-    """Verify (and with ``repair`` fix) one table mapping, segment-parallel. Raises if a segment fails."""
-    factory = ddb_factory or (lambda: make_client("dynamodb", AwsTarget(spec.region, spec.endpoint_url)))
+    """Verify (and with ``repair`` fix) one table mapping, segment-parallel. Raises if a segment fails.
+    ``ddb_factory`` returns TableClients or one client for both sides (default: the spec's clients)."""
+    factory = ddb_factory or (lambda: table_clients(spec))
     total = segments or spec.backfill.splits
     if not 1 <= total <= 1_000_000:
         raise ValueError(f"segments must be between 1 and 1000000, got {total}")
     started = time.monotonic()
-    ddb = factory()
-    source = describe_shape(ddb, mapping.source, "source")
-    target = describe_shape(ddb, mapping.target, "target")
+    clients = TableClients.of(factory())
+    source = describe_shape(clients.source, mapping.source, "source")
+    target = describe_shape(clients.target, mapping.target, "target")
     mismatch = key_schema_mismatch(source, target)
     if mismatch:
         raise SetupError(f"cannot verify {mapping.source} -> {mapping.target}: {mismatch}")

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from ferry.clients import AwsTarget
 from ferry.errors import SpecError
 from ferry.spec import (
     BackfillSettings,
@@ -137,6 +138,55 @@ def test_boundary_values_accepted(changes: dict[str, Any], check: Any) -> None:
     assert check(parse_spec(with_changes(MINIMAL, **changes)))
 
 
+SOURCE_ROLE = "arn:aws:iam::111111111111:role/ferry-source"
+TARGET_ROLE = "arn:aws:iam::222222222222:role/migrations/ferry-target"
+
+
+def test_role_arns_are_optional_and_default_to_none() -> None:
+    spec = parse_spec(MINIMAL)
+    assert spec.source_role_arn is None and spec.target_role_arn is None
+    plain = spec_to_dict(spec)
+    assert "source_role_arn" not in plain and "target_role_arn" not in plain  # absent, not null
+    assert parse_spec(with_changes(MINIMAL, source_role_arn=None, target_role_arn=None)) == spec
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        SOURCE_ROLE,
+        TARGET_ROLE,  # with a path
+        "arn:aws-cn:iam::123456789012:role/service-role/a+b=c,d.e@f_g-h",
+        "arn:aws-us-gov:iam::123456789012:role/R",
+    ],
+)
+def test_valid_role_arns_are_accepted_on_both_sides(arn: str) -> None:
+    spec = parse_spec(with_changes(MINIMAL, source_role_arn=arn, target_role_arn=arn))
+    assert spec.source_role_arn == arn and spec.target_role_arn == arn
+
+
+def test_role_arns_survive_the_plain_form() -> None:
+    spec = parse_spec(with_changes(MINIMAL, source_role_arn=SOURCE_ROLE, target_role_arn=TARGET_ROLE))
+    plain = spec_to_dict(spec)
+    assert (plain["source_role_arn"], plain["target_role_arn"]) == (SOURCE_ROLE, TARGET_ROLE)
+    assert parse_spec(json.loads(json.dumps(plain))) == spec
+
+
+def test_each_side_gets_its_role_and_home_none() -> None:
+    spec = parse_spec(
+        with_changes(
+            README_SPEC,
+            source_role_arn=SOURCE_ROLE,
+            target_role_arn=TARGET_ROLE,
+        )
+    )
+    assert spec.source_where() == AwsTarget("us-east-1", "http://127.0.0.1:4566", SOURCE_ROLE)
+    assert spec.target_where() == AwsTarget("us-east-1", "http://127.0.0.1:4566", TARGET_ROLE)
+    assert spec.home_where() == AwsTarget("us-east-1", "http://127.0.0.1:4566", None)
+    # without roles all three sides are the same place
+    plain = parse_spec(MINIMAL)
+    assert plain.source_where() == plain.target_where() == plain.home_where() == AwsTarget("eu-west-1")
+
+
 def test_table_lookup() -> None:
     spec = parse_spec(
         with_changes(MINIMAL, tables=[{"source": "a-1", "target": "a-2"}, {"source": "b-1", "target": "b-2"}])
@@ -156,10 +206,17 @@ table_names = st.text(
     alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-", min_size=3, max_size=20
 )
 percents = st.floats(min_value=0.01, max_value=1.0, allow_nan=False)
+role_arns = st.builds(
+    "arn:{}:iam::{}:role/{}".format,
+    st.sampled_from(["aws", "aws-cn", "aws-us-gov"]),
+    st.from_regex(r"\d{12}", fullmatch=True),
+    st.from_regex(r"([a-z0-9-]{1,8}/){0,2}[A-Za-z0-9+=,.@_-]{1,64}", fullmatch=True),
+)
 
 
 @st.composite
-def valid_specs(draw: Any) -> dict[str, Any]:
+def valid_specs(draw: Any, *, with_roles: bool = False) -> dict[str, Any]:
+    """A valid spec mapping; ``with_roles`` adds source/target role ARNs (each maybe)."""
     state_table = draw(table_names)
     names = draw(st.lists(table_names.filter(lambda n: n != state_table), min_size=2, max_size=6, unique=True))
     pairs = len(names) // 2
@@ -172,6 +229,9 @@ def valid_specs(draw: Any) -> dict[str, Any]:
     raw: dict[str, Any] = {"region": draw(st.sampled_from(REGIONS)), "tables": tables, "state_table": state_table}
     if draw(st.booleans()):
         raw["endpoint_url"] = draw(st.sampled_from(["http://localhost:4566", "https://ddb.example.com:8000/x"]))
+    for name in ("source_role_arn", "target_role_arn"):
+        if with_roles and draw(st.booleans()):
+            raw[name] = draw(role_arns)
     backfill = draw(
         st.fixed_dictionaries(
             {},
@@ -197,6 +257,7 @@ def valid_specs(draw: Any) -> dict[str, Any]:
                 "starting_position": st.sampled_from(["TRIM_HORIZON", "LATEST"]),
                 "phase_cache_seconds": st.floats(min_value=0, max_value=3600, allow_nan=False),
                 "on_failure_queue": st.text(min_size=1, max_size=20),
+                "max_record_age_seconds": st.integers(60, 72000),
             },
         )
     )
@@ -206,7 +267,7 @@ def valid_specs(draw: Any) -> dict[str, Any]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(valid_specs())
+@given(valid_specs(with_roles=True))
 def test_round_trip_through_plain_dict(raw: dict[str, Any]) -> None:
     spec = parse_spec(raw)
     plain = spec_to_dict(spec)
@@ -214,6 +275,7 @@ def test_round_trip_through_plain_dict(raw: dict[str, Any]) -> None:
     assert parse_spec(json.loads(json.dumps(plain))) == spec  # survives JSON (Lambda env, Glue args)
     assert spec.region == raw["region"]
     assert [(t.source, t.target) for t in spec.tables] == [(t["source"], t["target"]) for t in raw["tables"]]
+    assert (spec.source_role_arn, spec.target_role_arn) == (raw.get("source_role_arn"), raw.get("target_role_arn"))
     for section, cls in (("backfill", BackfillSettings), ("replication", ReplicationSettings)):
         given_values = raw.get(section) or {}
         for f in dataclasses.fields(cls):
@@ -247,6 +309,35 @@ ERROR_CASES: list[tuple[str, Any, str]] = [
     ("bad-endpoint", with_changes(MINIMAL, endpoint_url="localhost:4566"), "endpoint_url"),
     ("endpoint-not-string", with_changes(MINIMAL, endpoint_url=4566), "endpoint_url"),
     ("bad-state-table", with_changes(MINIMAL, state_table="st"), "state_table"),
+    ("source-role-not-string", with_changes(MINIMAL, source_role_arn=123), "source_role_arn"),
+    ("source-role-not-arn", with_changes(MINIMAL, source_role_arn="ferry-source"), "source_role_arn"),
+    (
+        "source-role-is-a-user",
+        with_changes(MINIMAL, source_role_arn="arn:aws:iam::111111111111:user/ferry"),
+        "source_role_arn",
+    ),
+    (
+        "source-role-short-account",
+        with_changes(MINIMAL, source_role_arn="arn:aws:iam::11111111111:role/ferry"),
+        "source_role_arn",
+    ),
+    ("source-role-empty", with_changes(MINIMAL, source_role_arn=""), "source_role_arn"),
+    (
+        "target-role-no-name",
+        with_changes(MINIMAL, target_role_arn="arn:aws:iam::222222222222:role/"),
+        "target_role_arn",
+    ),
+    (
+        "target-role-other-service",
+        with_changes(MINIMAL, target_role_arn="arn:aws:sts::222222222222:assumed-role/ferry/x"),
+        "target_role_arn",
+    ),
+    (
+        "target-role-space",
+        with_changes(MINIMAL, target_role_arn="arn:aws:iam::222222222222:role/my role"),
+        "target_role_arn",
+    ),
+    ("target-role-list", with_changes(MINIMAL, target_role_arn=[TARGET_ROLE]), "target_role_arn"),
     ("missing-tables", {"region": "us-east-1"}, "tables"),
     ("empty-tables", with_changes(MINIMAL, tables=[]), "tables"),
     ("tables-not-list", with_changes(MINIMAL, tables={"source": "orders", "target": "orders-v2"}), "tables"),
@@ -407,6 +498,11 @@ def test_null_required_value_names_the_field(raw: Any, field: str) -> None:
         ),
         pytest.param(with_changes(MINIMAL, region="us-east-1\n"), "region", id="region"),
         pytest.param(with_changes(MINIMAL, state_table="ferry-state\n"), "state_table", id="state-table"),
+        pytest.param(
+            with_changes(MINIMAL, source_role_arn="arn:aws:iam::111111111111:role/ferry\n"),
+            "source_role_arn",
+            id="source-role",
+        ),
     ],
 )
 def test_trailing_newline_is_not_a_valid_name(raw: Any, field: str) -> None:
@@ -454,7 +550,9 @@ def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 @st.composite
 def mutated_specs(draw: Any, allow_null: bool) -> Any:
     """A valid spec with one place replaced (maybe by null), deleted, or given an extra key."""
-    raw = copy.deepcopy(draw(st.sampled_from([README_SPEC, MINIMAL])) if draw(st.booleans()) else draw(valid_specs()))
+    raw = copy.deepcopy(
+        draw(st.sampled_from([README_SPEC, MINIMAL])) if draw(st.booleans()) else draw(valid_specs(with_roles=True))
+    )
     path = draw(st.sampled_from(_paths(raw)))
     if not path:
         return draw(json_like(allow_null))
