@@ -6,6 +6,7 @@ message names the field or resource and how to fix it), 3 runtime failure.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -19,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ferry.clients import AwsTarget, make_client
+from ferry.clients import TableClients, bucket_clients, make_client, table_clients
 from ferry.errors import FerryError, SpecError
 from ferry.spec import Spec
 from ferry_cli.operations import check_ready
@@ -70,8 +71,8 @@ def _spec_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
-def _ddb(spec: Spec) -> Any:
-    return make_client("dynamodb", AwsTarget(spec.region, spec.endpoint_url))
+def _ddb(spec: Spec) -> TableClients:
+    return table_clients(spec)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -93,13 +94,27 @@ def cli(verbose: bool) -> None:
     show_default=True,
     help="Enable NEW_AND_OLD_IMAGES streams on sources that have none.",
 )
+@click.option(
+    "--sources-only",
+    is_flag=True,
+    help="Only enable the source streams and merge EventBridge into the source buckets' notifications "
+    "(what `make deploy` runs: Terraform owns everything else).",
+)
 @_guard
-def init(spec_path: str, enable_streams: bool) -> int:
+def init(spec_path: str, enable_streams: bool, sources_only: bool) -> int:
     """Check sources, create missing targets and the state table, enable/validate streams and
     bucket event capture. Everything is validated before the first write."""
     from ferry_cli.operations import initialize
 
-    done = initialize(load_spec(spec_path), enable_streams=enable_streams)
+    spec = load_spec(spec_path)
+    if sources_only:
+        from ferry_cli.deploy import prepare_sources
+
+        if not enable_streams:
+            raise SpecError("--sources-only", "enables streams: it cannot be combined with --no-enable-streams")
+        done = prepare_sources(spec)
+    else:
+        done = initialize(spec, enable_streams=enable_streams)
     for line in done or ["nothing to do: everything is in place"]:
         console.print(f"• {line}")
     return EXIT_OK
@@ -152,8 +167,7 @@ def _bucket_backfill(spec: Spec, source: str, splits: int | None, engine: str, j
 
     argv = bucket_backfill.args_for(spec, source, splits)
     if engine == "glue":
-        bucket_job = job_name.replace("table", "bucket") if "table" in job_name else f"{job_name}-bucket"
-        return _start_glue_run(spec, source, argv, bucket_job, poll)
+        return _start_glue_run(spec, source, argv, job_name, poll)
     try:
         summary = bucket_backfill.main(["bucket_backfill.py", *argv])
     except RuntimeError as exc:
@@ -165,7 +179,7 @@ def _bucket_backfill(spec: Spec, source: str, splits: int | None, engine: str, j
 
 
 def _start_glue_run(spec: Spec, source: str, argv: list[str], job_name: str, poll: float) -> int:
-    glue = make_client("glue", AwsTarget(spec.region, spec.endpoint_url))
+    glue = make_client("glue", spec.home_where())
     arguments = dict(zip(argv[::2], argv[1::2], strict=True))
     run_id = glue.start_job_run(JobName=job_name, Arguments=arguments)["JobRunId"]
     console.print(f"{source}: started Glue job run {run_id} of {job_name}")
@@ -189,8 +203,12 @@ def _start_glue_run(spec: Spec, source: str, argv: list[str], job_name: str, pol
 @click.option("--engine", type=click.Choice(["local", "glue"]), default="local", show_default=True)
 @click.option("--table", "tables", multiple=True, help="Only these source tables or buckets (default: all).")
 @click.option(
-    "--job-name", default="ferry-table-backfill", show_default=True, help="Glue job name for tables (--engine glue)."
+    "--stage",
+    default="dev",
+    show_default=True,
+    help="Deployment stage of the Glue jobs (--engine glue): ferry-<stage>-table-backfill, …-bucket-backfill.",
 )
+@click.option("--job-name", default=None, help="Glue job for tables, instead of the stage's (--engine glue).")
 @click.option(
     "--restart", is_flag=True, help="Forget checkpoints and scan from the start (safe: writes are insert-only)."
 )
@@ -207,11 +225,13 @@ def backfill(
     splits: int | None,
     engine: str,
     tables: tuple[str, ...],
-    job_name: str,
+    stage: str,
+    job_name: str | None,
     restart: bool,
     poll_seconds: float,
 ) -> int:
     """Copy existing items, insert-only, split-parallel, within the capacity budget."""
+    from ferry.deploy import glue_job_name
     from ferry.tables.state import StateStore
 
     spec = load_spec(spec_path)
@@ -223,16 +243,18 @@ def backfill(
             raise SpecError("--table", f"{name!r} is not a source table or bucket of the spec")
     sources = [t.source for t in spec.tables if not tables or t.source in tables]
     code = EXIT_OK
+    table_job = job_name or glue_job_name(stage, "table")
+    bucket_job = glue_job_name(stage, "bucket") if job_name is None else job_name.replace("table", "bucket")
     for bucket in [b.source for b in spec.buckets if not tables or b.source in tables]:
-        code = max(code, _bucket_backfill(spec, bucket, splits, engine, job_name, poll_seconds))
+        code = max(code, _bucket_backfill(spec, bucket, splits, engine, bucket_job, poll_seconds))
     for source in sources:
         if restart:
-            StateStore(ddb, spec.state_table).clear_segments(source)
+            StateStore(ddb.state, spec.state_table).clear_segments(source)
         if engine == "glue":
             from glue_jobs.table_backfill import args_for
 
             argv = args_for(spec, source, splits)
-            code = max(code, _start_glue_run(spec, source, argv, job_name, poll_seconds))
+            code = max(code, _start_glue_run(spec, source, argv, table_job, poll_seconds))
             continue
         from glue_jobs import table_backfill
 
@@ -303,9 +325,7 @@ def finalize(spec_path: str, force: bool) -> int:
 
     spec = load_spec(spec_path)
     ddb = _ddb(spec)
-    check_ready(
-        Spec(region=spec.region, tables=spec.tables, endpoint_url=spec.endpoint_url), require_streams=False, ddb=ddb
-    )
+    check_ready(dataclasses.replace(spec, buckets=()), require_streams=False, ddb=ddb)
     for mapping in spec.tables:
         result = finalize_table(spec, mapping, ddb, force=force)
         console.print(
@@ -323,10 +343,9 @@ def status(spec_path: str) -> int:
     from ferry.tables.state import StateStore
 
     spec = load_spec(spec_path)
-    where = AwsTarget(spec.region, spec.endpoint_url)
-    ddb = make_client("dynamodb", where)
-    store = StateStore(ddb, spec.state_table)
-    sqs = make_client("sqs", where)
+    home = spec.home_where()  # the state table and the queues are ferry's own
+    store = StateStore(make_client("dynamodb", home), spec.state_table)
+    sqs = make_client("sqs", home)
 
     def depth(queue: str) -> str:
         try:
@@ -389,8 +408,7 @@ def redrive(spec_path: str, tables: bool, buckets: bool) -> int:
     from ferry.tables.redrive import redrive_stream_failures
 
     spec = load_spec(spec_path)
-    where = AwsTarget(spec.region, spec.endpoint_url)
-    sqs = make_client("sqs", where)
+    sqs = make_client("sqs", spec.home_where())
     reports: list[tuple[str, Any]] = []
     if tables and spec.tables:
         name = spec.replication.on_failure_queue
@@ -400,9 +418,9 @@ def redrive(spec_path: str, tables: bool, buckets: bool) -> int:
         else:
             report = redrive_stream_failures(
                 spec,
-                ddb=make_client("dynamodb", where),
+                ddb=table_clients(spec),
                 sqs=sqs,
-                streams=make_client("dynamodbstreams", where),
+                streams=make_client("dynamodbstreams", spec.source_where()),
                 queue_url=url,
             )
             reports.append((f"stream on-failure queue {name}", report))
@@ -412,7 +430,8 @@ def redrive(spec_path: str, tables: bool, buckets: bool) -> int:
         if url is None:
             console.print(f"bucket events DLQ {escape(name)}: not found, nothing to redrive")
         else:
-            report = redrive_bucket_failures(spec, s3=make_client("s3", where), sqs=sqs, dlq_url=url)
+            s3 = bucket_clients(spec)
+            report = redrive_bucket_failures(spec, s3=s3.source, target_s3=s3.target, sqs=sqs, dlq_url=url)
             reports.append((f"bucket events DLQ {name}", report))
     for label, report in reports:
         colour = "green" if report.ok else "red"
@@ -508,6 +527,123 @@ def chaos(seeds: str, minutes: float, items: int, objects: int, json_path: str |
         with open(json_path, "w", encoding="utf-8") as out:
             json.dump([asdict(r) for r in results], out, indent=2)
     return EXIT_OK if all(r.ok for r in results) else EXIT_DIFFERENCES
+
+
+# --- deployment ------------------------------------------------------------------------------
+
+
+def _stage_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--stage",
+        required=True,
+        callback=_check_stage,
+        help="Deployment stage (names: ferry-<stage>-…).",
+    )(fn)
+
+
+def _check_stage(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    import re
+
+    if not re.fullmatch(r"[a-z][a-z0-9-]{0,15}", value):
+        raise click.BadParameter(f"{value!r} must be 1-16 of a-z 0-9 - starting with a letter")
+    return value
+
+
+@cli.command()
+@_spec_option
+@_guard
+def whoami(spec_path: str) -> int:
+    """Show the AWS identity of each side (home, source, target). Exit 2 without credentials."""
+    from ferry_cli.deploy import identities
+
+    for side, arn in identities(load_spec(spec_path)).items():
+        console.print(f"{side}: {arn}", markup=False)
+    return EXIT_OK
+
+
+@cli.command()
+@_spec_option
+@_stage_option
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Default: terraform/envs/<stage>/ferry.auto.tfvars.json",
+)
+@_guard
+def tfvars(spec_path: str, stage: str, out: str | None) -> int:
+    """Write Terraform's variables for a stage from the spec and the sources as they are."""
+    from pathlib import Path
+
+    from ferry_cli.deploy import terraform_variables_for, write_json
+
+    path = Path(out or f"terraform/envs/{stage}/ferry.auto.tfvars.json")
+    variables = terraform_variables_for(load_spec(spec_path), stage)
+    write_json(path, variables)
+    console.print(
+        f"wrote {path}: {len(variables['tables'])} table(s), {len(variables['buckets'])} bucket(s)", markup=False
+    )
+    for bucket in variables["buckets"]:
+        if not bucket["manage_source_notifications"]:
+            console.print(
+                f"• {bucket['source']}: has other notifications; Terraform leaves its configuration alone "
+                "(`ferry init --sources-only` merged EventBridge into it)",
+                markup=False,
+            )
+    return EXIT_OK
+
+
+@cli.command("chalice-config")
+@_spec_option
+@_stage_option
+@click.option("--app-dir", type=click.Path(file_okay=False, exists=True), default="chalice_app", show_default=True)
+@_guard
+def chalice_config_command(spec_path: str, stage: str, app_dir: str) -> int:
+    """Write a stage into chalice_app/.chalice: FERRY_SPEC and one least-privilege policy per function."""
+    from pathlib import Path
+
+    from ferry_cli.deploy import account_of, chalice_config
+
+    spec = load_spec(spec_path)
+    for path in chalice_config(spec, stage, Path(app_dir), account=account_of(spec)):
+        console.print(f"• wrote {path}", markup=False)
+    return EXIT_OK
+
+
+@cli.command()
+@_spec_option
+@_stage_option
+@click.option("--glue-workers", type=click.IntRange(2, 299), default=2, show_default=True)
+@click.option("--glue-worker-type", default="G.1X", show_default=True)
+@_guard
+def wire(spec_path: str, stage: str, glue_workers: int, glue_worker_type: str) -> int:
+    """After `chalice deploy --stage`: create what Chalice cannot (event-source mappings with their
+    safety settings, the bucket-events mapping, the Glue jobs). Same settings as Terraform."""
+    from ferry_cli.deploy import wire as wire_stage
+
+    for line in wire_stage(load_spec(spec_path), stage, workers=glue_workers, worker_type=glue_worker_type):
+        console.print(f"• {line}", markup=False)
+    return EXIT_OK
+
+
+@cli.command("deploy-local")
+@click.option("--stage", default="local", show_default=True, callback=_check_stage)
+@_guard
+def deploy_local(stage: str) -> int:
+    """Rehearse the deployment against the embedded emulator and check what it created."""
+    from ferry_cli.rehearsal import rehearse
+
+    run = rehearse(stage)
+    out = console if console.is_terminal else Console(width=220)  # a log or CI: full width
+    for step in run.steps:
+        out.print(f"• {step}", markup=False)
+    table = Table(title=f"deployment rehearsal, stage {stage}")
+    for column in ("check", "ok", "found"):
+        table.add_column(column)
+    for what, ok, detail in run.checks:
+        table.add_row(Text(what), Text("yes" if ok else "NO", style="green" if ok else "bold red"), Text(detail))
+    out.print(table)
+    return EXIT_OK if run.ok else EXIT_DIFFERENCES
 
 
 def main() -> None:

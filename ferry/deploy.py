@@ -1,0 +1,337 @@
+"""What a deployment configures, derived once from the spec.
+
+Both deployment paths take their settings from here, so they cannot drift apart:
+``ferry tfvars`` writes them into ``terraform/envs/<stage>/ferry.auto.tfvars.json`` for
+``make deploy``, and ``ferry wire`` applies them through the API after ``chalice deploy``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ferry.spec import Spec, spec_to_dict
+
+APP_NAME = "ferry"
+STREAM_FUNCTION = "table_stream"
+BUCKET_FUNCTION = "bucket_events"
+
+
+@dataclass(frozen=True)
+class StreamMappingSettings:
+    """The DynamoDB-stream event-source mapping. Every field is a safety setting:
+    partial batch responses and bisection isolate a poison record, finite retries and record age
+    stop it from blocking its shard, and the on-failure destination keeps its position for
+    ``ferry redrive`` (which converges the key from the source's current state)."""
+
+    batch_size: int
+    maximum_retry_attempts: int
+    maximum_record_age_in_seconds: int
+    bisect_batch_on_function_error: bool
+    starting_position: str
+    # 1 keeps every shard in order; ferry's replicator only needs order per key, but more
+    # concurrency per shard is a choice to make with measurements, not a default.
+    parallelization_factor: int
+    maximum_batching_window_in_seconds: int
+
+
+@dataclass(frozen=True)
+class BucketEventsSettings:
+    queue_name: str
+    max_receive_count: int
+    visibility_timeout_seconds: int
+    batch_size: int
+    maximum_batching_window_in_seconds: int
+
+
+def stream_mapping_settings(spec: Spec) -> StreamMappingSettings:
+    r = spec.replication
+    return StreamMappingSettings(
+        batch_size=r.batch_size,
+        maximum_retry_attempts=r.max_retries,
+        maximum_record_age_in_seconds=r.max_record_age_seconds,
+        bisect_batch_on_function_error=True,
+        starting_position=r.starting_position,
+        parallelization_factor=1,
+        maximum_batching_window_in_seconds=1,
+    )
+
+
+def bucket_events_settings(spec: Spec) -> BucketEventsSettings:
+    s = spec.s3
+    return BucketEventsSettings(
+        queue_name=s.events_queue,
+        max_receive_count=s.max_receive_count,
+        visibility_timeout_seconds=s.visibility_timeout,
+        batch_size=s.batch_size,
+        maximum_batching_window_in_seconds=1,
+    )
+
+
+def function_name(stage: str, function: str) -> str:
+    """Chalice's naming (``<app>-<stage>-<function>``); Terraform uses the same names."""
+    return f"{APP_NAME}-{stage}-{function}"
+
+
+def glue_job_name(stage: str, kind: str) -> str:
+    """``kind`` is ``table`` or ``bucket``."""
+    return f"{APP_NAME}-{stage}-{kind}-backfill"
+
+
+def stream_mapping_request(
+    settings: StreamMappingSettings, *, stream_arn: str, function: str, on_failure_arn: str
+) -> dict[str, Any]:
+    """CreateEventSourceMapping arguments (Terraform sets the same attributes from tfvars)."""
+    return {
+        "EventSourceArn": stream_arn,
+        "FunctionName": function,
+        "StartingPosition": settings.starting_position,
+        "BatchSize": settings.batch_size,
+        "MaximumRetryAttempts": settings.maximum_retry_attempts,
+        "MaximumRecordAgeInSeconds": settings.maximum_record_age_in_seconds,
+        "BisectBatchOnFunctionError": settings.bisect_batch_on_function_error,
+        "ParallelizationFactor": settings.parallelization_factor,
+        "MaximumBatchingWindowInSeconds": settings.maximum_batching_window_in_seconds,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "DestinationConfig": {"OnFailure": {"Destination": on_failure_arn}},
+    }
+
+
+def queue_mapping_request(settings: BucketEventsSettings, *, queue_arn: str, function: str) -> dict[str, Any]:
+    return {
+        "EventSourceArn": queue_arn,
+        "FunctionName": function,
+        "BatchSize": settings.batch_size,
+        "MaximumBatchingWindowInSeconds": settings.maximum_batching_window_in_seconds,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+    }
+
+
+def lambda_spec_json(spec: Spec) -> str:
+    """``FERRY_SPEC`` for the functions: the whole spec, compact (Lambda allows 4 KB of environment)."""
+    return json.dumps(spec_to_dict(spec), separators=(",", ":"), sort_keys=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Terraform variables (the contract is terraform/envs/<stage>/variables.tf)
+
+
+def table_variables(
+    source: dict[str, Any],
+    target: dict[str, Any] | None,
+    *,
+    target_name: str,
+    target_arn: str,
+    ttl_attribute: str | None,
+) -> dict[str, Any]:
+    """One element of ``var.tables`` from the DescribeTable output of the source (and of the
+    target, when it exists: then Terraform only references it)."""
+    keys = {k["KeyType"]: k["AttributeName"] for k in source["KeySchema"]}
+    billing = source.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED")
+    throughput = source.get("ProvisionedThroughput", {})
+    provisioned = billing == "PROVISIONED"
+
+    def capacity(holder: dict[str, Any]) -> dict[str, Any]:
+        t = holder.get("ProvisionedThroughput", {})
+        if not provisioned:
+            return {"read_capacity": None, "write_capacity": None}
+        return {
+            "read_capacity": int(t.get("ReadCapacityUnits", 0)),
+            "write_capacity": int(t.get("WriteCapacityUnits", 0)),
+        }
+
+    def projection(index: dict[str, Any]) -> dict[str, Any]:
+        p = index.get("Projection", {})
+        return {"projection_type": p.get("ProjectionType", "ALL"), "non_key_attributes": p.get("NonKeyAttributes")}
+
+    def index_keys(index: dict[str, Any]) -> dict[str, str | None]:
+        ks = {k["KeyType"]: k["AttributeName"] for k in index["KeySchema"]}
+        return {"hash_key": ks["HASH"], "range_key": ks.get("RANGE")}
+
+    gsis = [
+        {"name": g["IndexName"], **index_keys(g), **projection(g), **capacity(g)}
+        for g in source.get("GlobalSecondaryIndexes", [])
+    ]
+    lsis = [
+        {"name": index["IndexName"], "range_key": index_keys(index)["range_key"], **projection(index)}
+        for index in source.get("LocalSecondaryIndexes", [])
+    ]
+    return {
+        "source": source["TableName"],
+        "target": target_name,
+        "source_arn": source["TableArn"],
+        "source_stream_arn": source.get("LatestStreamArn", ""),
+        "create_target": target is None,
+        "target_arn": target["TableArn"] if target else target_arn,
+        "hash_key": keys["HASH"],
+        "range_key": keys.get("RANGE"),
+        "attributes": [
+            {"name": a["AttributeName"], "type": a["AttributeType"]} for a in source.get("AttributeDefinitions", [])
+        ],
+        "billing_mode": "PROVISIONED" if provisioned else "PAY_PER_REQUEST",
+        "read_capacity": int(throughput.get("ReadCapacityUnits", 0)) if provisioned else None,
+        "write_capacity": int(throughput.get("WriteCapacityUnits", 0)) if provisioned else None,
+        "global_secondary_indexes": gsis,
+        "local_secondary_indexes": lsis,
+        "ttl_attribute": ttl_attribute,
+    }
+
+
+def bucket_variables(
+    source: str, target: str, prefix: str, *, target_exists: bool, versioning: bool, other_notifications: bool
+) -> dict[str, Any]:
+    """One element of ``var.buckets``. Terraform's ``aws_s3_bucket_notification`` replaces a
+    bucket's whole notification configuration, so it manages the source's only when the source
+    has no other notification; otherwise ``ferry init --sources-only`` merges EventBridge in."""
+    return {
+        "source": source,
+        "target": target,
+        "prefix": prefix,
+        "create_target": not target_exists,
+        "versioning": versioning,
+        "manage_source_notifications": not other_notifications,
+    }
+
+
+def terraform_variables(
+    spec: Spec, stage: str, tables: list[dict[str, Any]], buckets: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The whole ``ferry.auto.tfvars.json``; sizing variables keep their stage defaults."""
+    out: dict[str, Any] = {
+        "stage": stage,
+        "region": spec.region,
+        "spec_json": lambda_spec_json(spec),
+        "state_table_name": spec.state_table,
+        "source_role_arn": spec.source_role_arn,
+        "target_role_arn": spec.target_role_arn,
+        "tables": tables,
+        "buckets": buckets,
+        "stream_mapping": asdict(stream_mapping_settings(spec)),
+        "stream_failure_queue_name": spec.replication.on_failure_queue,
+        "bucket_events": asdict(bucket_events_settings(spec)),
+    }
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Least-privilege IAM for the quick path (`ferry chalice-config`, `ferry wire`). Terraform writes
+# the same statements in HCL (terraform/modules); tests/terraform compares the two action sets.
+
+
+@dataclass(frozen=True)
+class Arns:
+    """How ferry names the resources of one account and region in IAM policies."""
+
+    region: str
+    account: str
+    partition: str = "aws"
+
+    def table(self, name: str) -> str:
+        return f"arn:{self.partition}:dynamodb:{self.region}:{self.account}:table/{name}"
+
+    def queue(self, name: str) -> str:
+        return f"arn:{self.partition}:sqs:{self.region}:{self.account}:{name}"
+
+    def bucket(self, name: str) -> str:
+        return f"arn:{self.partition}:s3:::{name}"
+
+    def log_group(self, name: str) -> str:
+        return f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:{name}"
+
+
+STREAM_READ = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams")
+TARGET_TABLE_WRITE = ("dynamodb:PutItem", "dynamodb:DeleteItem")
+SOURCE_TABLE_READ = ("dynamodb:DescribeTable", "dynamodb:Scan")
+STATE_TABLE_PHASE = ("dynamodb:GetItem",)
+STATE_TABLE_JOB = ("dynamodb:GetItem", "dynamodb:PutItem")  # the phase and per-segment checkpoints
+SOURCE_OBJECT_READ = ("s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging")
+# CopyObject, CreateMultipartUpload, UploadPartCopy and CompleteMultipartUpload all need s3:PutObject.
+TARGET_OBJECT_WRITE = (
+    "s3:GetObject",
+    "s3:GetObjectTagging",
+    "s3:PutObject",
+    "s3:PutObjectTagging",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
+)
+QUEUE_CONSUME = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+LOG_WRITE = ("logs:CreateLogStream", "logs:PutLogEvents")
+
+
+def _statement(sid: str, actions: tuple[str, ...], resources: list[str], **extra: Any) -> dict[str, Any]:
+    return {"Sid": sid, "Effect": "Allow", "Action": sorted(set(actions)), "Resource": sorted(set(resources)), **extra}
+
+
+def _assume(spec: Spec) -> list[dict[str, Any]]:
+    roles = [arn for arn in (spec.source_role_arn, spec.target_role_arn) if arn]
+    return [_statement("AssumeMigrationRoles", ("sts:AssumeRole",), roles)] if roles else []
+
+
+def _bucket_statements(spec: Spec, arns: Arns) -> list[dict[str, Any]]:
+    if not spec.buckets:
+        return []
+    sources = [b.source for b in spec.buckets]
+    targets = [b.target for b in spec.buckets]
+    return [
+        _statement("ListBuckets", ("s3:ListBucket",), [arns.bucket(b) for b in sources + targets]),
+        _statement("ReadSourceObjects", SOURCE_OBJECT_READ, [f"{arns.bucket(b)}/*" for b in sources]),
+        _statement("WriteTargetObjects", TARGET_OBJECT_WRITE, [f"{arns.bucket(b)}/*" for b in targets]),
+    ]
+
+
+def policy_documents(spec: Spec, stage: str, arns: Arns, *, artifacts_bucket: str) -> dict[str, dict[str, Any]]:
+    """One policy per role: the two functions and the two Glue jobs (empty for a kind the spec lacks)."""
+    sources = [t.source for t in spec.tables]
+    targets = [arns.table(t.target) for t in spec.tables]
+    state = arns.table(spec.state_table)
+    stream_fn, bucket_fn = function_name(stage, STREAM_FUNCTION), function_name(stage, BUCKET_FUNCTION)
+
+    def logs(group: str) -> dict[str, Any]:
+        return _statement("WriteLogs", LOG_WRITE, [arns.log_group(group) + ":*"])
+
+    table_stream: list[dict[str, Any]] = []
+    if spec.tables:
+        table_stream = [
+            _statement("ReadSourceStreams", STREAM_READ, [arns.table(s) + "/stream/*" for s in sources]),
+            _statement("WriteTargets", TARGET_TABLE_WRITE, targets),
+            _statement("ReadPhase", STATE_TABLE_PHASE, [state]),
+            _statement("SendFailures", ("sqs:SendMessage",), [arns.queue(spec.replication.on_failure_queue)]),
+        ]
+    bucket_events: list[dict[str, Any]] = []
+    if spec.buckets:
+        bucket_events = [
+            _statement("ConsumeEvents", QUEUE_CONSUME, [arns.queue(spec.s3.events_queue)]),
+            *_bucket_statements(spec, arns),
+        ]
+    job_common = [
+        _statement("ReadArtifacts", ("s3:GetObject",), [f"{arns.bucket(artifacts_bucket)}/*"]),
+        _statement("WriteLogs", ("logs:CreateLogGroup", *LOG_WRITE), [arns.log_group("/aws-glue/*") + ":*"]),
+        # CloudWatch metrics have no resource ARN: "*" is the only resource AWS accepts; the
+        # condition confines it to Glue's namespace.
+        _statement(
+            "JobMetrics",
+            ("cloudwatch:PutMetricData",),
+            ["*"],
+            Condition={"StringEquals": {"cloudwatch:namespace": "Glue"}},
+        ),
+    ]
+    table_job: list[dict[str, Any]] = []
+    if spec.tables:
+        table_job = [
+            *job_common,
+            _statement("ReadWriteState", STATE_TABLE_JOB, [state]),
+            _statement("ScanSources", SOURCE_TABLE_READ, [arns.table(s) for s in sources]),
+            _statement("WriteTargets", ("dynamodb:DescribeTable", "dynamodb:PutItem"), targets),
+        ]
+    bucket_job = [*job_common, *_bucket_statements(spec, arns)] if spec.buckets else []
+
+    def document(statements: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"Version": "2012-10-17", "Statement": statements + _assume(spec)}
+
+    return {
+        STREAM_FUNCTION: document([*table_stream, logs(f"/aws/lambda/{stream_fn}")]),
+        BUCKET_FUNCTION: document([*bucket_events, logs(f"/aws/lambda/{bucket_fn}")]),
+        "table_backfill": document(table_job),
+        "bucket_backfill": document(bucket_job),
+    }

@@ -1,0 +1,329 @@
+"""Deployment steps that talk to AWS: prepare the sources, write Terraform's variables, configure
+and wire the Chalice quick path. The settings come from ``ferry.deploy``, shared by both paths."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ferry.clients import bucket_clients, make_client, table_clients
+from ferry.deploy import (
+    BUCKET_FUNCTION,
+    STREAM_FUNCTION,
+    Arns,
+    bucket_events_settings,
+    bucket_variables,
+    function_name,
+    glue_job_name,
+    lambda_spec_json,
+    policy_documents,
+    queue_mapping_request,
+    stream_mapping_request,
+    stream_mapping_settings,
+    table_variables,
+    terraform_variables,
+)
+from ferry.errors import SetupError
+from ferry.spec import Spec
+from ferry.tables.schema import describe_shape, key_schema_mismatch, shape_from_description
+from ferry.tables.setup import STREAM_VIEW
+
+GLUE_SCRIPTS = {"table": "table_backfill.py", "bucket": "bucket_backfill.py"}
+
+
+def account_of(spec: Spec, side: str = "home") -> str:
+    where = {"home": spec.home_where, "source": spec.source_where, "target": spec.target_where}[side]()
+    return str(make_client("sts", where).get_caller_identity()["Account"])
+
+
+def artifacts_bucket_name(stage: str, account: str) -> str:
+    return f"ferry-{stage}-artifacts-{account}"
+
+
+def prepare_sources(spec: Spec) -> list[str]:
+    """Only what must change on resources Terraform does not own: a NEW_AND_OLD_IMAGES stream on
+    every source table and EventBridge notifications merged into every source bucket's
+    configuration (kept as it is otherwise). Everything is validated before the first write."""
+    from ferry.buckets.setup import enable_eventbridge, inspect_buckets
+    from ferry.tables.setup import enable_stream, inspect_tables
+
+    tables = table_clients(spec)
+    buckets = bucket_clients(spec)
+    checks = inspect_tables(spec, tables, require_targets=False, require_streams=False)
+    inspect_buckets(spec, buckets)
+    done: list[str] = []
+    for check in checks:
+        if check.stream_needs_enabling:
+            done.append(enable_stream(tables.source, check.mapping.source))
+    for bucket in spec.buckets:
+        done += enable_eventbridge(buckets.source, bucket.source, rule_existed=False)
+    return done
+
+
+def _describe_or_none(ddb: Any, name: str) -> dict[str, Any] | None:
+    try:
+        return dict(ddb.describe_table(TableName=name)["Table"])
+    except ddb.exceptions.ResourceNotFoundException:
+        return None
+
+
+def terraform_variables_for(spec: Spec, stage: str) -> dict[str, Any]:
+    """Read the sources (and existing targets) and return ``ferry.auto.tfvars.json``'s content."""
+    from ferry.buckets.setup import NOTIFICATION_KINDS, inspect_buckets, notification_configuration
+
+    clients = table_clients(spec)
+    source_ddb, target_ddb = clients.source, clients.target
+    target_arns = Arns(spec.region, account_of(spec, "target"))
+    tables = []
+    for i, mapping in enumerate(spec.tables):
+        source = describe_shape(source_ddb, mapping.source, "source").raw
+        stream = source.get("StreamSpecification") or {}
+        if not stream.get("StreamEnabled") or stream.get("StreamViewType") != STREAM_VIEW:
+            raise SetupError(
+                f"tables[{i}].source: {mapping.source!r} has no {STREAM_VIEW} stream; "
+                "run `ferry init --sources-only` first (Terraform does not own the source table)"
+            )
+        target = _describe_or_none(target_ddb, mapping.target)
+        if target is not None:
+            problem = key_schema_mismatch(shape_from_description(source), shape_from_description(target))
+            if problem:
+                raise SetupError(f"tables[{i}].target: {problem}")
+        ttl = source_ddb.describe_time_to_live(TableName=mapping.source).get("TimeToLiveDescription", {})
+        ttl_attribute = ttl.get("AttributeName") if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") else None
+        tables.append(
+            table_variables(
+                source,
+                target,
+                target_name=mapping.target,
+                target_arn=target_arns.table(mapping.target),
+                ttl_attribute=ttl_attribute,
+            )
+        )
+    s3 = bucket_clients(spec)
+    buckets = []
+    for check in inspect_buckets(spec, s3):
+        current = notification_configuration(s3.source, check.mapping.source)
+        m = check.mapping
+        buckets.append(
+            bucket_variables(
+                m.source,
+                m.target,
+                m.prefix,
+                target_exists=check.target_exists,
+                versioning=check.source_versioning == "Enabled",
+                other_notifications=any(current.get(kind) for kind in NOTIFICATION_KINDS),
+            )
+        )
+    return terraform_variables(spec, stage, tables, buckets)
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The Chalice quick path
+
+
+def chalice_config(spec: Spec, stage: str, app_dir: Path, *, account: str) -> list[str]:
+    """Write the stage into ``.chalice/config.json`` (FERRY_SPEC, one role per function with
+    autogen off) and each function's least-privilege policy file next to it."""
+    chalice_dir = app_dir / ".chalice"
+    config_path = chalice_dir / "config.json"
+    config = json.loads(config_path.read_text())
+    policies = policy_documents(
+        spec, stage, Arns(spec.region, account), artifacts_bucket=artifacts_bucket_name(stage, account)
+    )
+    functions: dict[str, Any] = {}
+    written = []
+    for fn in (STREAM_FUNCTION, BUCKET_FUNCTION):
+        policy_file = f"policy-{stage}-{fn}.json"
+        write_json(chalice_dir / policy_file, policies[fn])
+        written.append(str(chalice_dir / policy_file))
+        functions[fn] = {"autogen_policy": False, "iam_policy_file": policy_file}
+    stage_config = config.setdefault("stages", {}).setdefault(stage, {})
+    # Lambda refuses an SQS mapping whose queue hides a message for less than the function may run.
+    stage_config["lambda_timeout"] = min(int(stage_config.get("lambda_timeout", 90)), spec.s3.visibility_timeout)
+    stage_config.setdefault("lambda_memory_size", 512)
+    env = stage_config.setdefault("environment_variables", {})
+    env.update({"FERRY_SPEC": lambda_spec_json(spec), "POWERTOOLS_SERVICE_NAME": "ferry"})
+    env.setdefault("POWERTOOLS_LOG_LEVEL", "INFO")
+    stage_config["lambda_functions"] = functions
+    write_json(config_path, config)
+    written.append(str(config_path))
+    return written
+
+
+def _queue(sqs: Any, name: str) -> tuple[str, str]:
+    """Create (or find) a dead-letter-style queue: SSE on, 14 days of retention."""
+    url = sqs.create_queue(
+        QueueName=name, Attributes={"MessageRetentionPeriod": "1209600", "SqsManagedSseEnabled": "true"}
+    )["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
+
+
+def _upsert_mapping(lam: Any, request: dict[str, Any]) -> str:
+    """Create the event-source mapping, or bring an existing one to these settings."""
+    existing = lam.list_event_source_mappings(
+        EventSourceArn=request["EventSourceArn"], FunctionName=request["FunctionName"]
+    )["EventSourceMappings"]
+    if existing:
+        update = {k: v for k, v in request.items() if k not in ("EventSourceArn", "StartingPosition")}
+        lam.update_event_source_mapping(UUID=existing[0]["UUID"], **update)
+        return f"updated event-source mapping {existing[0]['UUID']} → {request['FunctionName']}"
+    uuid = lam.create_event_source_mapping(**request)["UUID"]
+    return f"created event-source mapping {uuid}: {request['EventSourceArn']} → {request['FunctionName']}"
+
+
+def package_ferry(destination: Path) -> Path:
+    """The shared package as a zip for Glue's --extra-py-files (``make glue-zip`` builds the same)."""
+    import ferry
+
+    root = Path(ferry.__file__).parent.parent
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    base = destination.with_suffix("")
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copytree(root / "ferry", Path(tmp) / "ferry", ignore=shutil.ignore_patterns("__pycache__"))
+        return Path(shutil.make_archive(str(base), "zip", tmp, "ferry"))
+
+
+def glue_default_arguments(spec: Spec, artifacts_bucket: str, kind: str) -> dict[str, str]:
+    """What every run of a job gets (as Terraform sets them); each run adds its table or bucket."""
+    arguments = {
+        "--extra-py-files": f"s3://{artifacts_bucket}/ferry.zip",
+        "--enable-metrics": "true",
+        "--enable-observability-metrics": "true",
+        "--enable-continuous-cloudwatch-log": "true",
+        "--job-language": "python",
+        "--region": spec.region,
+    }
+    if kind == "table":
+        arguments["--state_table"] = spec.state_table
+    for name in ("source_role_arn", "target_role_arn"):
+        value = getattr(spec, name)
+        if value:
+            arguments[f"--{name}"] = value
+    return arguments
+
+
+def _glue_role(iam: Any, name: str, policy: dict[str, Any]) -> str:
+    """One role per job, named after it."""
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "glue.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    }
+    try:
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+    iam.put_role_policy(RoleName=name, PolicyName="ferry-backfill", PolicyDocument=json.dumps(policy))
+    return str(arn)
+
+
+def _upsert_glue_job(glue: Any, name: str, definition: dict[str, Any]) -> str:
+    try:
+        glue.get_job(JobName=name)
+    except glue.exceptions.EntityNotFoundException:
+        glue.create_job(Name=name, **definition)
+        return f"created Glue job {name}"
+    glue.update_job(JobName=name, JobUpdate=definition)
+    return f"updated Glue job {name}"
+
+
+def wire(spec: Spec, stage: str, *, workers: int = 2, worker_type: str = "G.1X") -> list[str]:
+    """What ``chalice deploy`` cannot configure, through the API, with the settings Terraform
+    uses: the stream mappings (partial batch responses, bisect, finite retries and record age,
+    TRIM_HORIZON, on-failure queue), the bucket-events queue mapping, and the two Glue jobs with
+    their scripts, the shared package and a least-privilege role. Idempotent."""
+    home = spec.home_where()
+    lam, sqs = make_client("lambda", home), make_client("sqs", home)
+    done: list[str] = []
+    if spec.tables:
+        source_ddb = make_client("dynamodb", spec.source_where())
+        _, failure_arn = _queue(sqs, spec.replication.on_failure_queue)
+        settings = stream_mapping_settings(spec)
+        for i, mapping in enumerate(spec.tables):
+            stream_arn = describe_shape(source_ddb, mapping.source, "source").stream_arn
+            if stream_arn is None:
+                raise SetupError(f"tables[{i}].source: {mapping.source!r} has no stream; run `ferry init` first")
+            request = stream_mapping_request(
+                settings,
+                stream_arn=stream_arn,
+                function=function_name(stage, STREAM_FUNCTION),
+                on_failure_arn=failure_arn,
+            )
+            done.append(_upsert_mapping(lam, request))
+    if spec.buckets:
+        events = bucket_events_settings(spec)
+        try:
+            url = sqs.get_queue_url(QueueName=events.queue_name)["QueueUrl"]
+        except sqs.exceptions.QueueDoesNotExist:
+            raise SetupError(
+                f"s3.events_queue: queue {events.queue_name!r} does not exist; run `ferry init` first"
+            ) from None
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        request = queue_mapping_request(events, queue_arn=arn, function=function_name(stage, BUCKET_FUNCTION))
+        done.append(_upsert_mapping(lam, request))
+    done += _wire_glue(spec, stage, workers=workers, worker_type=worker_type)
+    return done
+
+
+def _wire_glue(spec: Spec, stage: str, *, workers: int, worker_type: str) -> list[str]:
+    from ferry.buckets.setup import PUBLIC_ACCESS_BLOCK
+
+    home = spec.home_where()
+    account = account_of(spec)
+    bucket = artifacts_bucket_name(stage, account)
+    s3 = make_client("s3", home)
+    done: list[str] = []
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except Exception:
+        extra = {} if spec.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": spec.region}}
+        s3.create_bucket(Bucket=bucket, **extra)
+        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)
+        s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
+            },
+        )
+        done.append(f"created artifacts bucket {bucket}")
+    scripts = Path(__file__).resolve().parent.parent / "glue_jobs"
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = package_ferry(Path(tmp) / "ferry.zip")
+        s3.upload_file(str(archive), bucket, "ferry.zip")
+    for script in GLUE_SCRIPTS.values():
+        s3.upload_file(str(scripts / script), bucket, f"scripts/{script}")
+    done.append(f"uploaded ferry.zip and {', '.join(GLUE_SCRIPTS.values())} to s3://{bucket}")
+    policies = policy_documents(spec, stage, Arns(spec.region, account), artifacts_bucket=bucket)
+    iam, glue = make_client("iam", home), make_client("glue", home)
+    for kind, script in GLUE_SCRIPTS.items():
+        runs = len(spec.tables) if kind == "table" else len(spec.buckets)
+        if not runs:
+            continue
+        definition = {
+            "Role": _glue_role(iam, glue_job_name(stage, kind), policies[f"{kind}_backfill"]),
+            "Command": {"Name": "glueetl", "ScriptLocation": f"s3://{bucket}/scripts/{script}", "PythonVersion": "3"},
+            "DefaultArguments": glue_default_arguments(spec, bucket, kind),
+            "GlueVersion": "5.0",
+            "WorkerType": worker_type,
+            "NumberOfWorkers": workers,
+            "ExecutionProperty": {"MaxConcurrentRuns": runs},  # one run per table or bucket at once
+            "MaxRetries": 0,  # a rerun resumes from checkpoints; an automatic one would hide the failure
+        }
+        done.append(_upsert_glue_job(glue, glue_job_name(stage, kind), definition))
+    return done
+
+
+def identities(spec: Spec) -> dict[str, str]:
+    """The caller ARN on each side; the first call without credentials raises NoCredentialsError."""
+    sides = {"home": spec.home_where(), "source": spec.source_where(), "target": spec.target_where()}
+    return {side: str(make_client("sts", where).get_caller_identity()["Arn"]) for side, where in sides.items()}
