@@ -1,0 +1,89 @@
+output "state_table_name" {
+  description = "Name of ferry's state table."
+  value       = module.ferry.state_table_name
+}
+
+output "state_table_arn" {
+  description = "ARN of ferry's state table."
+  value       = module.ferry.state_table_arn
+}
+
+output "target_table_names" {
+  description = "Target table name by source table."
+  value       = module.ferry.target_table_names
+}
+
+output "target_table_arns" {
+  description = "Target table ARN by source table."
+  value       = module.ferry.target_table_arns
+}
+
+output "target_bucket_names" {
+  description = "Target bucket name by source bucket."
+  value       = module.ferry.target_bucket_names
+}
+
+output "artifacts_bucket" {
+  description = "Name of the artifacts bucket (Glue scripts, ferry.zip)."
+  value       = module.ferry.artifacts_bucket
+}
+
+output "table_backfill_job_name" {
+  description = "Glue job for table backfills (`ferry backfill --engine glue --job-name ...`), or null without tables."
+  value       = module.ferry.table_backfill_job_name
+}
+
+output "bucket_backfill_job_name" {
+  description = "Glue job for bucket backfills, or null without buckets."
+  value       = module.ferry.bucket_backfill_job_name
+}
+
+output "function_names" {
+  description = "Lambda function names: table_stream and bucket_events (each only when it has work)."
+  value       = module.ferry.function_names
+}
+
+output "function_arns" {
+  description = "Lambda function ARNs: table_stream and bucket_events."
+  value       = module.ferry.function_arns
+}
+
+output "stream_event_source_mapping_uuids" {
+  description = "UUID of each DynamoDB stream event-source mapping, by source table."
+  value       = module.ferry.stream_event_source_mapping_uuids
+}
+
+output "bucket_events_event_source_mapping_uuid" {
+  description = "UUID of the events queue's event-source mapping, or null without buckets."
+  value       = module.ferry.bucket_events_event_source_mapping_uuid
+}
+
+output "events_queue_url" {
+  description = "URL of the S3 events queue, or null without buckets."
+  value       = module.ferry.events_queue_url
+}
+
+output "events_dlq_url" {
+  description = "URL of the S3 events dead-letter queue, or null without buckets."
+  value       = module.ferry.events_dlq_url
+}
+
+output "stream_failure_queue_url" {
+  description = "URL of the stream on-failure queue, or null without tables."
+  value       = module.ferry.stream_failure_queue_url
+}
+
+output "role_arns" {
+  description = "IAM role ARNs of the Glue jobs and functions that exist."
+  value       = module.ferry.role_arns
+}
+
+output "kms_key_arn" {
+  description = "ARN of the KMS key ferry uses (created, or the given kms_key_arn)."
+  value       = module.ferry.kms_key_arn
+}
+
+output "source_account_policy_hints" {
+  description = "Statements the SOURCE account must add for a cross-account migration: the trust statement of source_role_arn (ferry's roles may assume it), a bucket policy statement per source bucket (ferry's bucket roles, or target_role_arn, may read: cross-account CopyObject is one request made by the target side), and a stream policy statement per source table (the stream mappings poll with the table_stream role)."
+  value       = module.ferry.source_account_policy_hints
+}

@@ -1,0 +1,249 @@
+# ferry's deployment, composed from the modules next to this one. The roots (envs/<stage>) only
+# configure the provider and call this module with their variables.
+#
+# Not managed here, on purpose: the source tables (their streams are enabled with
+# NEW_AND_OLD_IMAGES by `ferry init --sources-only`) and the source buckets (EventBridge is merged
+# into their notification configuration by the same command, unless manage_source_notifications).
+
+data "aws_caller_identity" "current" {}
+
+data "aws_partition" "current" {}
+
+locals {
+  name       = "ferry-${var.stage}"
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+
+  kms_key_arn = coalesce(var.kms_key_arn, one(module.kms[*].key_arn))
+
+  # With target_role_arn the targets belong to that role's account.
+  target_account_id = var.target_role_arn == null ? null : split(":", var.target_role_arn)[4]
+
+  tables  = { for t in var.tables : t.source => t }
+  buckets = { for b in var.buckets : b.source => b }
+
+  artifact_files = {
+    "glue/table_backfill.py"  = "${var.glue_scripts_dir}/table_backfill.py"
+    "glue/bucket_backfill.py" = "${var.glue_scripts_dir}/bucket_backfill.py"
+    "glue/ferry.zip"          = var.ferry_zip
+  }
+}
+
+module "kms" {
+  source = "../kms"
+  count  = var.kms_key_arn == null ? 1 : 0
+
+  name   = local.name
+  region = var.region
+  tags   = var.tags
+}
+
+module "state_table" {
+  source = "../state-table"
+
+  name        = var.state_table_name
+  kms_key_arn = local.kms_key_arn
+  tags        = var.tags
+}
+
+module "target_table" {
+  source   = "../target-table"
+  for_each = local.tables
+
+  create                   = each.value.create_target
+  name                     = each.value.target
+  arn                      = each.value.target_arn
+  hash_key                 = each.value.hash_key
+  range_key                = each.value.range_key
+  attributes               = each.value.attributes
+  billing_mode             = each.value.billing_mode
+  read_capacity            = each.value.read_capacity
+  write_capacity           = each.value.write_capacity
+  global_secondary_indexes = each.value.global_secondary_indexes
+  local_secondary_indexes  = each.value.local_secondary_indexes
+  ttl_attribute            = each.value.ttl_attribute
+  kms_key_arn              = local.kms_key_arn
+  tags                     = var.tags
+}
+
+module "target_bucket" {
+  source   = "../target-bucket"
+  for_each = local.buckets
+
+  create      = each.value.create_target
+  name        = each.value.target
+  versioning  = each.value.versioning
+  account_id  = local.target_account_id
+  kms_key_arn = local.kms_key_arn
+  tags        = var.tags
+}
+
+module "artifacts" {
+  source = "../artifacts"
+
+  name        = "${local.name}-artifacts-${local.account_id}"
+  files       = local.artifact_files
+  kms_key_arn = local.kms_key_arn
+  tags        = var.tags
+}
+
+module "glue_jobs" {
+  source = "../glue-jobs"
+
+  name_prefix = local.name
+  region      = var.region
+  tables = {
+    for source, t in local.tables : source => {
+      source_arn = t.source_arn
+      target_arn = module.target_table[source].arn
+    }
+  }
+  buckets = {
+    for source, b in local.buckets : source => {
+      source = b.source
+      target = module.target_bucket[source].name
+      prefix = b.prefix
+    }
+  }
+  state_table_name       = module.state_table.name
+  state_table_arn        = module.state_table.arn
+  table_script_location  = module.artifacts.object_uris["glue/table_backfill.py"]
+  bucket_script_location = module.artifacts.object_uris["glue/bucket_backfill.py"]
+  extra_py_files         = module.artifacts.object_uris["glue/ferry.zip"]
+  artifact_object_arns   = values(module.artifacts.object_arns)
+  glue_version           = var.glue_version
+  worker_type            = var.glue_worker_type
+  number_of_workers      = var.glue_number_of_workers
+  source_role_arn        = var.source_role_arn
+  target_role_arn        = var.target_role_arn
+  kms_key_arn            = local.kms_key_arn
+  log_retention_days     = var.log_retention_days
+  tags                   = var.tags
+}
+
+module "table_stream" {
+  source = "../table-stream"
+  count  = length(local.tables) > 0 ? 1 : 0
+
+  function_name        = "${local.name}-table_stream" # Chalice naming, as ferry/deploy.py function_name
+  region               = var.region
+  lambda_package       = var.lambda_package
+  memory_size          = var.lambda_memory_size
+  timeout              = var.lambda_timeout
+  reserved_concurrency = var.lambda_reserved_concurrency
+  spec_json            = var.spec_json
+  log_retention_days   = var.log_retention_days
+  kms_key_arn          = local.kms_key_arn
+  tables = {
+    for source, t in local.tables : source => {
+      source_stream_arn = t.source_stream_arn
+      target_arn        = module.target_table[source].arn
+    }
+  }
+  state_table_arn    = module.state_table.arn
+  failure_queue_name = var.stream_failure_queue_name
+  stream_mapping     = var.stream_mapping
+  source_role_arn    = var.source_role_arn
+  target_role_arn    = var.target_role_arn
+  tags               = var.tags
+}
+
+module "bucket_events" {
+  source = "../bucket-events"
+  count  = length(local.buckets) > 0 ? 1 : 0
+
+  function_name        = "${local.name}-bucket_events" # Chalice naming, as ferry/deploy.py function_name
+  rule_name_prefix     = local.name
+  region               = var.region
+  lambda_package       = var.lambda_package
+  memory_size          = var.lambda_memory_size
+  timeout              = var.lambda_timeout
+  reserved_concurrency = var.lambda_reserved_concurrency
+  spec_json            = var.spec_json
+  log_retention_days   = var.log_retention_days
+  kms_key_arn          = local.kms_key_arn
+  buckets = {
+    for source, b in local.buckets : source => {
+      source = b.source
+      target = module.target_bucket[source].name
+      prefix = b.prefix
+      # A source bucket in another account (source_role_arn) is out of this account's reach.
+      manage_source_notifications = b.manage_source_notifications && var.source_role_arn == null
+    }
+  }
+  queue_name                         = var.bucket_events.queue_name
+  max_receive_count                  = var.bucket_events.max_receive_count
+  visibility_timeout_seconds         = var.bucket_events.visibility_timeout_seconds
+  batch_size                         = var.bucket_events.batch_size
+  maximum_batching_window_in_seconds = var.bucket_events.maximum_batching_window_in_seconds
+  source_role_arn                    = var.source_role_arn
+  target_role_arn                    = var.target_role_arn
+  tags                               = var.tags
+}
+
+module "alarms" {
+  source = "../alarms"
+
+  name_prefix = local.name
+  functions = merge(
+    { for m in module.table_stream : "table-stream" => m.function_name },
+    { for m in module.bucket_events : "bucket-events" => m.function_name },
+  )
+  stream_functions = { for m in module.table_stream : "table-stream" => m.function_name }
+  dead_letter_queues = merge(
+    { for m in module.table_stream : "stream-failures" => m.failure_queue_name },
+    { for m in module.bucket_events : "events-dlq" => m.dlq_name },
+  )
+  lag_queues                 = { for m in module.bucket_events : "events" => m.queue_name }
+  iterator_age_alarm_seconds = var.iterator_age_alarm_seconds
+  alarm_actions              = var.alarm_actions
+  tags                       = var.tags
+}
+
+# --- what the source account must add (cross-account) -----------------------------------------
+
+locals {
+  ferry_role_arns = compact([
+    module.glue_jobs.table_job_role_arn,
+    module.glue_jobs.bucket_job_role_arn,
+    one(module.table_stream[*].role_arn),
+    one(module.bucket_events[*].role_arn),
+  ])
+
+  # A cross-account CopyObject is one request made with the target side's credentials: the source
+  # bucket must grant them read. Those are ferry's bucket roles, or the target role they assume.
+  source_bucket_readers = compact([
+    module.glue_jobs.bucket_job_role_arn,
+    one(module.bucket_events[*].role_arn),
+    var.target_role_arn,
+  ])
+
+  source_account_policy_hints = {
+    source_role_trust_statement = var.source_role_arn == null ? null : {
+      Sid       = "FerryAssumesSourceRole"
+      Effect    = "Allow"
+      Principal = { AWS = local.ferry_role_arns }
+      Action    = "sts:AssumeRole"
+    }
+    source_bucket_policy_statements = {
+      for source, b in local.buckets : source => {
+        Sid       = "FerryReadsSource"
+        Effect    = "Allow"
+        Principal = { AWS = local.source_bucket_readers }
+        Action    = ["s3:GetObject", "s3:GetObjectTagging", "s3:GetObjectVersion", "s3:ListBucket"]
+        Resource  = ["arn:${local.partition}:s3:::${b.source}", "arn:${local.partition}:s3:::${b.source}/*"]
+      }
+    }
+    # The stream event-source mappings poll with the table_stream role, not an assumed role: a
+    # stream in another account must allow that role in its resource-based policy.
+    source_stream_policy_statements = {
+      for source, t in local.tables : source => {
+        Sid       = "FerryReadsStream"
+        Effect    = "Allow"
+        Principal = { AWS = compact([one(module.table_stream[*].role_arn)]) }
+        Action    = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"]
+        Resource  = t.source_stream_arn
+      }
+    }
+  }
+}

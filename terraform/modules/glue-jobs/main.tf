@@ -1,0 +1,398 @@
+# The two backfill jobs (glue_jobs/table_backfill.py and bucket_backfill.py), one role each, and
+# the security configuration that encrypts their S3 writes, logs and bookmarks with ferry's key.
+# `ferry backfill --engine glue --job-name <prefix>-table-backfill` starts one run per table
+# (per bucket for the bucket job) with the per-run arguments (source, target, splits, ...).
+
+data "aws_caller_identity" "current" {}
+
+data "aws_partition" "current" {}
+
+locals {
+  partition  = data.aws_partition.current.partition
+  account_id = data.aws_caller_identity.current.account_id
+
+  table_job_name    = "${var.name_prefix}-table-backfill"
+  bucket_job_name   = "${var.name_prefix}-bucket-backfill"
+  create_table_job  = length(var.tables) > 0
+  create_bucket_job = length(var.buckets) > 0
+
+  security_configuration_name = var.name_prefix
+  assumable_role_arns         = compact([var.source_role_arn, var.target_role_arn])
+
+  # Arguments the scripts read (REQUIRED_ARGS/OPTIONAL_ARGS); the per-run ones come from
+  # `ferry backfill` and override these. The role ARNs are passed only when set.
+  role_arguments = merge(
+    var.source_role_arn == null ? {} : { "--source_role_arn" = var.source_role_arn },
+    var.target_role_arn == null ? {} : { "--target_role_arn" = var.target_role_arn },
+  )
+  glue_arguments = {
+    "--extra-py-files"                   = var.extra_py_files
+    "--enable-metrics"                   = "true"
+    "--enable-observability-metrics"     = "true"
+    "--enable-continuous-cloudwatch-log" = "true"
+    "--job-language"                     = "python"
+    # ferry checkpoints every scan page in its state table; Glue bookmarks are not used.
+    "--job-bookmark-option" = "job-bookmark-disable"
+  }
+
+  glue_log_groups_arn = "arn:${local.partition}:logs:${var.region}:${local.account_id}:log-group:/aws-glue/jobs/*"
+
+  source_bucket_arns = [for b in var.buckets : "arn:${local.partition}:s3:::${b.source}"]
+  target_bucket_arns = [for b in var.buckets : "arn:${local.partition}:s3:::${b.target}"]
+  # Only keys under the mapping's prefix are ever read or written (reconcile ignores the rest).
+  source_object_arns = [for b in var.buckets : "arn:${local.partition}:s3:::${b.source}/${b.prefix}*"]
+  target_object_arns = [for b in var.buckets : "arn:${local.partition}:s3:::${b.target}/${b.prefix}*"]
+
+  # With a security configuration that encrypts CloudWatch Logs, Glue writes to these log groups;
+  # created here so they have a retention and ferry's key.
+  log_groups = merge(
+    { continuous = "/aws-glue/jobs/logs-v2-${local.security_configuration_name}" },
+    local.create_table_job ? {
+      table_output = "/aws-glue/jobs/${local.security_configuration_name}-role/${local.table_job_name}/output"
+      table_error  = "/aws-glue/jobs/${local.security_configuration_name}-role/${local.table_job_name}/error"
+    } : {},
+    local.create_bucket_job ? {
+      bucket_output = "/aws-glue/jobs/${local.security_configuration_name}-role/${local.bucket_job_name}/output"
+      bucket_error  = "/aws-glue/jobs/${local.security_configuration_name}-role/${local.bucket_job_name}/error"
+    } : {},
+  )
+}
+
+resource "aws_glue_security_configuration" "this" {
+  name = local.security_configuration_name
+
+  encryption_configuration {
+    cloudwatch_encryption {
+      cloudwatch_encryption_mode = "SSE-KMS"
+      kms_key_arn                = var.kms_key_arn
+    }
+
+    job_bookmarks_encryption {
+      job_bookmarks_encryption_mode = "CSE-KMS"
+      kms_key_arn                   = var.kms_key_arn
+    }
+
+    s3_encryption {
+      s3_encryption_mode = "SSE-KMS"
+      kms_key_arn        = var.kms_key_arn
+    }
+  }
+}
+
+resource "aws_cloudwatch_log_group" "this" {
+  for_each = local.log_groups
+
+  name              = each.value
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+# --- roles -----------------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    sid     = "GlueAssumesRole"
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["glue.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "table" {
+  count = local.create_table_job ? 1 : 0
+
+  name                 = local.table_job_name
+  description          = "ferry table backfill (Glue): scans the source tables, writes the targets insert-only, checkpoints in the state table"
+  assume_role_policy   = data.aws_iam_policy_document.assume.json
+  max_session_duration = 3600
+  tags                 = var.tags
+}
+
+resource "aws_iam_role" "bucket" {
+  count = local.create_bucket_job ? 1 : 0
+
+  name                 = local.bucket_job_name
+  description          = "ferry bucket backfill (Glue): lists and reads the source buckets, copies server-side into the targets"
+  assume_role_policy   = data.aws_iam_policy_document.assume.json
+  max_session_duration = 3600
+  tags                 = var.tags
+}
+
+data "aws_iam_policy_document" "table" {
+  count = local.create_table_job ? 1 : 0
+
+  statement {
+    sid       = "ReadArtifacts"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = var.artifact_object_arns
+  }
+
+  # inspect_tables/plan_backfill describe both sides; copy_segment scans its parallel-scan segment.
+  statement {
+    sid    = "ScanSources"
+    effect = "Allow"
+    actions = [
+      "dynamodb:DescribeTable",
+      "dynamodb:Scan",
+    ]
+    resources = [for t in var.tables : t.source_arn]
+  }
+
+  # Insert-only conditional PutItem (attribute_not_exists); a failed condition is a skip.
+  statement {
+    sid    = "WriteTargetsInsertOnly"
+    effect = "Allow"
+    actions = [
+      "dynamodb:DescribeTable",
+      "dynamodb:PutItem",
+    ]
+    resources = [for t in var.tables : t.target_arn]
+  }
+
+  # StateStore: phase (has/get/set) and per-segment checkpoints (load/save).
+  statement {
+    sid    = "ReadWriteState"
+    effect = "Allow"
+    actions = [
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+    ]
+    resources = [var.state_table_arn]
+  }
+
+  statement {
+    sid    = "UseFerryKey"
+    effect = "Allow"
+    actions = [
+      "kms:Decrypt",
+      "kms:DescribeKey",
+      "kms:Encrypt",
+      "kms:GenerateDataKey",
+    ]
+    resources = [var.kms_key_arn]
+  }
+
+  statement {
+    sid    = "WriteEncryptedLogs"
+    effect = "Allow"
+    actions = [
+      "logs:AssociateKmsKey",
+      "logs:CreateLogGroup",
+      "logs:CreateLogStream",
+      "logs:PutLogEvents",
+    ]
+    resources = [local.glue_log_groups_arn]
+  }
+
+  # PutMetricData has no resource-level permissions: "*" is the only resource AWS accepts; the
+  # namespace condition limits it to Glue's job and observability metrics.
+  statement {
+    sid       = "PublishGlueMetrics"
+    effect    = "Allow"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = ["Glue"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(local.assumable_role_arns) > 0 ? [local.assumable_role_arns] : []
+    content {
+      sid       = "AssumeCrossAccountRoles"
+      effect    = "Allow"
+      actions   = ["sts:AssumeRole"]
+      resources = statement.value
+    }
+  }
+}
+
+data "aws_iam_policy_document" "bucket" {
+  count = local.create_bucket_job ? 1 : 0
+
+  statement {
+    sid       = "ReadArtifacts"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = var.artifact_object_arns
+  }
+
+  # HeadBucket and ListObjectsV2 (and a 404 rather than a 403 for a missing key on HEAD).
+  statement {
+    sid       = "ListBuckets"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = concat(local.source_bucket_arns, local.target_bucket_arns)
+  }
+
+  # HeadObject (also per part), GetObjectTagging, and the copy source of CopyObject/UploadPartCopy.
+  statement {
+    sid    = "ReadSourceObjects"
+    effect = "Allow"
+    actions = [
+      "s3:GetObject",
+      "s3:GetObjectTagging",
+      "s3:GetObjectVersion",
+    ]
+    resources = local.source_object_arns
+  }
+
+  # reconcile_key: HEAD + tags of the target, CopyObject / multipart UploadPartCopy with explicit
+  # tags (PutObjectTagging), delete of a key the source no longer has, abort of a failed upload.
+  statement {
+    sid    = "WriteTargetObjects"
+    effect = "Allow"
+    actions = [
+      "s3:AbortMultipartUpload",
+      "s3:DeleteObject",
+      "s3:GetObject",
+      "s3:GetObjectTagging",
+      "s3:PutObject",
+      "s3:PutObjectTagging",
+    ]
+    resources = local.target_object_arns
+  }
+
+  statement {
+    sid    = "UseFerryKey"
+    effect = "Allow"
+    actions = [
+      "kms:Decrypt",
+      "kms:DescribeKey",
+      "kms:Encrypt",
+      "kms:GenerateDataKey",
+    ]
+    resources = [var.kms_key_arn]
+  }
+
+  statement {
+    sid    = "WriteEncryptedLogs"
+    effect = "Allow"
+    actions = [
+      "logs:AssociateKmsKey",
+      "logs:CreateLogGroup",
+      "logs:CreateLogStream",
+      "logs:PutLogEvents",
+    ]
+    resources = [local.glue_log_groups_arn]
+  }
+
+  # PutMetricData has no resource-level permissions: "*" is the only resource AWS accepts; the
+  # namespace condition limits it to Glue's job and observability metrics.
+  statement {
+    sid       = "PublishGlueMetrics"
+    effect    = "Allow"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = ["Glue"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(local.assumable_role_arns) > 0 ? [local.assumable_role_arns] : []
+    content {
+      sid       = "AssumeCrossAccountRoles"
+      effect    = "Allow"
+      actions   = ["sts:AssumeRole"]
+      resources = statement.value
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "table" {
+  count = local.create_table_job ? 1 : 0
+
+  name   = "ferry-table-backfill"
+  role   = aws_iam_role.table[0].id
+  policy = data.aws_iam_policy_document.table[0].json
+}
+
+resource "aws_iam_role_policy" "bucket" {
+  count = local.create_bucket_job ? 1 : 0
+
+  name   = "ferry-bucket-backfill"
+  role   = aws_iam_role.bucket[0].id
+  policy = data.aws_iam_policy_document.bucket[0].json
+}
+
+# --- jobs ------------------------------------------------------------------------------------
+
+resource "aws_glue_job" "table" {
+  count = local.create_table_job ? 1 : 0
+
+  name                   = local.table_job_name
+  description            = "ferry: split-parallel, insert-only backfill of one DynamoDB table per run (glue_jobs/table_backfill.py)"
+  role_arn               = aws_iam_role.table[0].arn
+  glue_version           = var.glue_version
+  worker_type            = var.worker_type
+  number_of_workers      = var.number_of_workers
+  timeout                = var.timeout_minutes
+  max_retries            = 0
+  security_configuration = aws_glue_security_configuration.this.name
+
+  command {
+    name            = "glueetl"
+    script_location = var.table_script_location
+    python_version  = "3"
+  }
+
+  default_arguments = merge(local.glue_arguments, local.role_arguments, {
+    "--state_table" = var.state_table_name
+    "--region"      = var.region
+  })
+
+  # One concurrent run per table, so every table can backfill at the same time.
+  execution_property {
+    max_concurrent_runs = max(1, length(var.tables))
+  }
+
+  tags = var.tags
+
+  depends_on = [aws_iam_role_policy.table, aws_cloudwatch_log_group.this]
+}
+
+resource "aws_glue_job" "bucket" {
+  count = local.create_bucket_job ? 1 : 0
+
+  name                   = local.bucket_job_name
+  description            = "ferry: server-side copy of one S3 bucket (prefix) per run (glue_jobs/bucket_backfill.py)"
+  role_arn               = aws_iam_role.bucket[0].arn
+  glue_version           = var.glue_version
+  worker_type            = var.worker_type
+  number_of_workers      = var.number_of_workers
+  timeout                = var.timeout_minutes
+  max_retries            = 0
+  security_configuration = aws_glue_security_configuration.this.name
+
+  command {
+    name            = "glueetl"
+    script_location = var.bucket_script_location
+    python_version  = "3"
+  }
+
+  default_arguments = merge(local.glue_arguments, local.role_arguments, {
+    "--region" = var.region
+  })
+
+  # One concurrent run per bucket mapping.
+  execution_property {
+    max_concurrent_runs = max(1, length(var.buckets))
+  }
+
+  tags = var.tags
+
+  depends_on = [aws_iam_role_policy.bucket, aws_cloudwatch_log_group.this]
+}

@@ -1,0 +1,594 @@
+"""Static checks of terraform/: every .tf file parsed with python-hcl2, the invariants of
+tests/terraform/invariants.py run on the whole tree and, as negative controls, on small bad snippets
+(each must be caught), and the root variables checked against the `ferry tfvars` contract.
+
+Nothing here needs providers or credentials: `terraform init/validate/plan` cannot run offline.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+invariants = pytest.importorskip(
+    "tests.terraform.invariants",
+    reason="python-hcl2 8.x is not installed (pip install python-hcl2==8.1.4)",
+    exc_type=ImportError,
+)
+
+pytestmark = pytest.mark.terraform
+
+ROOT = Path(__file__).resolve().parents[2]
+TERRAFORM = ROOT / "terraform"
+MODULES = TERRAFORM / "modules"
+ENVS = ("dev", "prod")
+COMPOSITION = MODULES / "ferry"
+
+
+@functools.cache
+def tree() -> tuple[Any, ...]:
+    return tuple(invariants.load(path, ROOT) for path in sorted(TERRAFORM.rglob("*.tf")))
+
+
+def by_directory() -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for f in tree():
+        out.setdefault(str(Path(f.name).parent), []).append(f)
+    return out
+
+
+def in_dir(directory: Path) -> list[Any]:
+    return by_directory()[str(directory.relative_to(ROOT))]
+
+
+def module_files() -> list[Any]:
+    return [f for f in tree() if f.name.startswith("terraform/modules/")]
+
+
+def count(type_: str, kind: str = "resource") -> int:
+    return sum(1 for f in tree() for _ in invariants.blocks(f, kind, type_))
+
+
+def report(problems: list[str]) -> str:
+    return "\n".join(problems)
+
+
+# --- the invariants on the real tree --------------------------------------------------------------
+
+
+def test_every_tf_file_parses() -> None:
+    names = {f.name for f in tree()}
+    assert len(names) >= 40, f"expected the whole tree, parsed only {sorted(names)}"
+    for env in ENVS:
+        assert f"terraform/envs/{env}/main.tf" in names
+
+
+def test_every_module_has_the_four_files() -> None:
+    modules = [p.name for p in MODULES.iterdir() if p.is_dir()]
+    assert len(modules) >= 9, modules
+    assert invariants.layout_problems(MODULES) == []
+
+
+def test_every_variable_is_typed_and_described() -> None:
+    assert sum(1 for f in tree() for _ in invariants.named(f, "variable")) > 100
+    assert report([p for f in tree() for p in invariants.variable_problems(f)]) == ""
+
+
+def test_every_output_is_described() -> None:
+    assert report([p for f in tree() for p in invariants.output_problems(f)]) == ""
+
+
+def test_no_provider_block_inside_modules() -> None:
+    assert report([p for f in module_files() for p in invariants.provider_problems(f)]) == ""
+
+
+def test_count_is_only_an_on_off_switch() -> None:
+    assert report([p for f in tree() for p in invariants.count_problems(f)]) == ""
+
+
+def test_event_source_mappings_are_safe() -> None:
+    kinds = [
+        invariants._event_source_kind(body)
+        for f in tree()
+        for _, _, body in invariants.blocks(f, "resource", "aws_lambda_event_source_mapping")
+    ]
+    assert sorted(kinds) == ["sqs", "stream"], f"expected one stream and one SQS mapping resource, found {kinds}"
+    assert report([p for f in tree() for p in invariants.event_source_mapping_problems(f)]) == ""
+
+
+def test_every_queue_has_a_dead_letter_path() -> None:
+    assert count("aws_sqs_queue") >= 3
+    assert report([p for files in by_directory().values() for p in invariants.queue_problems(files)]) == ""
+
+
+def test_policies_name_actions_and_explain_star_resources() -> None:
+    assert count("aws_iam_policy_document", "data") >= 10
+    assert report([p for f in tree() for p in invariants.policy_problems(f)]) == ""
+
+
+def test_everything_stored_is_encrypted_and_buckets_are_locked_down() -> None:
+    assert count("aws_s3_bucket") >= 2 and count("aws_dynamodb_table") >= 2
+    assert report([p for files in by_directory().values() for p in invariants.encryption_problems(files)]) == ""
+
+
+def test_functions_are_traced_encrypted_and_configured() -> None:
+    assert count("aws_lambda_function") == 2
+    assert report([p for f in tree() for p in invariants.lambda_problems(f)]) == ""
+
+
+def test_every_module_pins_terraform_and_the_aws_provider() -> None:
+    problems = []
+    for module in sorted(p for p in MODULES.iterdir() if p.is_dir()):
+        (f,) = [f for f in in_dir(module) if f.name.endswith("/versions.tf")]
+        (terraform,) = f.doc.get("terraform", [{}])
+        providers = terraform.get("required_providers", [{}])[0]
+        aws = providers.get("aws", {})
+        if terraform.get("required_version") != ">= 1.5":
+            problems.append(f"{f.name}: required_version must be >= 1.5")
+        if aws.get("source") != "hashicorp/aws" or aws.get("version") != ">= 5.40":
+            problems.append(f"{f.name}: aws must be hashicorp/aws >= 5.40, got {aws}")
+    assert report(problems) == ""
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not on PATH")
+def test_terraform_fmt_is_clean() -> None:
+    result = subprocess.run(
+        ["terraform", "fmt", "-check", "-recursive", "-diff", str(TERRAFORM)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"terraform fmt -recursive terraform/ would change:\n{result.stdout}{result.stderr}"
+
+
+# --- negative controls: every invariant catches a hand-written bad snippet --------------------------
+
+STREAM_MAPPING = """
+resource "aws_lambda_event_source_mapping" "stream" {
+  event_source_arn              = each.value.source_stream_arn
+  function_name                 = aws_lambda_function.this.arn
+  starting_position             = "TRIM_HORIZON"
+  maximum_retry_attempts        = 3
+  maximum_record_age_in_seconds = 3600
+  %(bisect)s
+  function_response_types       = ["ReportBatchItemFailures"]
+  destination_config {
+    on_failure {
+      destination_arn = aws_sqs_queue.failures.arn
+    }
+  }
+  depends_on = [aws_iam_role_policy.this]
+}
+"""
+
+BARE_BUCKET = """
+resource "aws_s3_bucket" "loose" {
+  bucket = "loose"
+}
+"""
+
+
+def _one_file(check: Callable[[Any], list[str]]) -> Callable[[str], list[str]]:
+    return lambda text: check(invariants.parse(text))
+
+
+def _per_module(check: Callable[[list[Any]], list[str]]) -> Callable[[str], list[str]]:
+    return lambda text: check([invariants.parse(text)])
+
+
+CONTROLS: list[tuple[str, Callable[[str], list[str]], str, str]] = [
+    (
+        "variable without type or description",
+        _one_file(invariants.variable_problems),
+        'variable "x" {\n  default = 1\n}\n',
+        "has no type",
+    ),
+    (
+        "output without description",
+        _one_file(invariants.output_problems),
+        'output "x" {\n  value = 1\n}\n',
+        "no description",
+    ),
+    (
+        "provider in a module",
+        _one_file(invariants.provider_problems),
+        'provider "aws" {\n  region = "us-east-1"\n}\n',
+        "provider 'aws'",
+    ),
+    (
+        "count over a list",
+        _one_file(invariants.count_problems),
+        'resource "aws_sqs_queue" "q" {\n  count = length(var.names)\n  name  = var.names[count.index]\n}\n',
+        "use for_each",
+    ),
+    (
+        "stream mapping without bisect",
+        _one_file(invariants.event_source_mapping_problems),
+        STREAM_MAPPING % {"bisect": ""},
+        "without bisect_batch_on_function_error",
+    ),
+    (
+        "stream mapping with infinite retries",
+        _one_file(invariants.event_source_mapping_problems),
+        STREAM_MAPPING.replace("= 3\n", "= -1\n") % {"bisect": "bisect_batch_on_function_error = true"},
+        "maximum_retry_attempts = -1",
+    ),
+    (
+        "stream mapping without on-failure destination",
+        _one_file(invariants.event_source_mapping_problems),
+        re.sub(r"  destination_config \{.*?\n  \}\n", "", STREAM_MAPPING, flags=re.S)
+        % {"bisect": "bisect_batch_on_function_error = true"},
+        "destination_config.on_failure",
+    ),
+    (
+        "stream mapping without depends_on",
+        _one_file(invariants.event_source_mapping_problems),
+        STREAM_MAPPING.replace("  depends_on = [aws_iam_role_policy.this]\n", "")
+        % {"bisect": "bisect_batch_on_function_error = true"},
+        "depend_on",
+    ),
+    (
+        "SQS mapping without partial batch responses",
+        _one_file(invariants.event_source_mapping_problems),
+        'resource "aws_lambda_event_source_mapping" "q" {\n  event_source_arn = aws_sqs_queue.this.arn\n'
+        '  function_name    = "f"\n  depends_on       = [aws_iam_role_policy.this]\n}\n',
+        "ReportBatchItemFailures",
+    ),
+    (
+        "queue without redrive that is no dead-letter destination",
+        _per_module(invariants.queue_problems),
+        'resource "aws_sqs_queue" "orphan" {\n  name              = "orphan"\n  kms_master_key_id = var.key\n}\n',
+        "no redrive_policy",
+    ),
+    (
+        "dead-letter queue with the default retention",
+        _per_module(invariants.queue_problems),
+        'resource "aws_sqs_queue" "dlq" {\n  name = "dlq"\n}\n'
+        'resource "aws_sqs_queue" "main" {\n  name           = "main"\n'
+        "  redrive_policy = jsonencode({ deadLetterTargetArn = aws_sqs_queue.dlq.arn, maxReceiveCount = 5 })\n}\n",
+        "message_retention_seconds must be 1209600",
+    ),
+    (
+        "service wildcard action",
+        _one_file(invariants.policy_problems),
+        'data "aws_iam_policy_document" "p" {\n  statement {\n    actions   = ["dynamodb:*"]\n'
+        '    resources = ["arn:aws:dynamodb:us-east-1:123456789012:table/t"]\n  }\n}\n',
+        "'dynamodb:*' is not one named API action",
+    ),
+    (
+        "bare star action",
+        _one_file(invariants.policy_problems),
+        'data "aws_iam_policy_document" "p" {\n  statement {\n    actions   = ["*"]\n'
+        '    resources = ["arn:aws:s3:::b"]\n  }\n}\n',
+        "'*' is not one named API action",
+    ),
+    (
+        "prefix wildcard in a dynamic statement",
+        _one_file(invariants.policy_problems),
+        'data "aws_iam_policy_document" "p" {\n  dynamic "statement" {\n    for_each = [1]\n    content {\n'
+        '      actions   = ["s3:Get*"]\n      resources = ["arn:aws:s3:::b/*"]\n    }\n  }\n}\n',
+        "'s3:Get*' is not one named API action",
+    ),
+    (
+        "actions from an expression",
+        _one_file(invariants.policy_problems),
+        'data "aws_iam_policy_document" "p" {\n  statement {\n    actions   = local.actions\n'
+        '    resources = ["arn:aws:s3:::b"]\n  }\n}\n',
+        "literal, non-empty list",
+    ),
+    (
+        "star resources without a comment",
+        _one_file(invariants.policy_problems),
+        'data "aws_iam_policy_document" "p" {\n  statement {\n    actions   = ["xray:PutTraceSegments"]\n'
+        '    resources = ["*"]\n  }\n}\n',
+        "needs a comment right above it",
+    ),
+    (
+        "table without encryption",
+        _per_module(invariants.encryption_problems),
+        'resource "aws_dynamodb_table" "t" {\n  name     = "t"\n  hash_key = "pk"\n'
+        "  point_in_time_recovery {\n    enabled = true\n  }\n}\n",
+        "without server_side_encryption",
+    ),
+    (
+        "queue without encryption",
+        _per_module(invariants.encryption_problems),
+        'resource "aws_sqs_queue" "q" {\n  name = "q"\n}\n',
+        "without kms_master_key_id",
+    ),
+    ("bucket without encryption", _per_module(invariants.encryption_problems), BARE_BUCKET, "aws:kms"),
+    (
+        "bucket without public access block",
+        _per_module(invariants.encryption_problems),
+        BARE_BUCKET,
+        "public_access_block",
+    ),
+    ("bucket without multipart abort rule", _per_module(invariants.encryption_problems), BARE_BUCKET, "multipart"),
+    (
+        "function without tracing",
+        _one_file(invariants.lambda_problems),
+        'resource "aws_lambda_function" "f" {\n  function_name = "f"\n  filename = "p.zip"\n'
+        '  source_code_hash = filebase64sha256("p.zip")\n  kms_key_arn = var.key\n'
+        "  reserved_concurrent_executions = 1\n}\n",
+        "tracing_config.mode must be Active",
+    ),
+]
+
+
+@pytest.mark.parametrize(("check", "snippet", "expected"), [c[1:] for c in CONTROLS], ids=[c[0] for c in CONTROLS])
+def test_negative_control_is_caught(check: Callable[[str], list[str]], snippet: str, expected: str) -> None:
+    problems = check(snippet)
+    assert any(expected in p for p in problems), f"expected a problem containing {expected!r}, got {problems}"
+
+
+GOOD = [
+    (
+        "typed variable",
+        _one_file(invariants.variable_problems),
+        'variable "x" {\n  type = number\n  description = "d"\n}\n',
+    ),
+    (
+        "count as a switch",
+        _one_file(invariants.count_problems),
+        'resource "aws_sqs_queue" "q" {\n  count = var.on ? 1 : 0\n}\n',
+    ),
+    (
+        "complete stream mapping",
+        _one_file(invariants.event_source_mapping_problems),
+        STREAM_MAPPING % {"bisect": "bisect_batch_on_function_error = true"},
+    ),
+    (
+        "TLS deny and a commented star statement",
+        _one_file(invariants.policy_problems),
+        'data "aws_iam_policy_document" "p" {\n  statement {\n    effect    = "Deny"\n    actions   = ["s3:*"]\n'
+        '    resources = ["arn:aws:s3:::b/*"]\n  }\n\n  # X-Ray has no resource-level permissions.\n  statement {\n'
+        '    actions   = ["xray:PutTraceSegments"]\n    resources = ["*"]\n  }\n}\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("check", "snippet"), [g[1:] for g in GOOD], ids=[g[0] for g in GOOD])
+def test_positive_control_passes(check: Callable[[str], list[str]], snippet: str) -> None:
+    assert check(snippet) == []
+
+
+def test_layout_control_catches_a_missing_file(tmp_path: Path) -> None:
+    module = tmp_path / "broken"
+    module.mkdir()
+    for name in ("main.tf", "variables.tf", "versions.tf"):
+        (module / name).write_text("", encoding="utf-8")
+    assert invariants.layout_problems(tmp_path) == ["broken: missing outputs.tf"]
+
+
+# --- the root contract (`ferry tfvars` writes ferry.auto.tfvars.json with exactly these keys) --------
+
+REQUIRED = "<required>"
+TABLE_TYPE = """list(object({
+  source = string, target = string, source_arn = string, source_stream_arn = string, create_target = bool,
+  target_arn = string, hash_key = string, range_key = optional(string),
+  attributes = list(object({name = string, type = string})),
+  billing_mode = string, read_capacity = optional(number), write_capacity = optional(number),
+  global_secondary_indexes = optional(list(object({name = string, hash_key = string, range_key = optional(string),
+    projection_type = string, non_key_attributes = optional(list(string)), read_capacity = optional(number),
+    write_capacity = optional(number)})), []),
+  local_secondary_indexes = optional(list(object({name = string, range_key = string, projection_type = string,
+    non_key_attributes = optional(list(string))})), []),
+  ttl_attribute = optional(string)}))"""
+BUCKET_TYPE = """list(object({source = string, target = string, prefix = string, create_target = bool,
+  versioning = bool, manage_source_notifications = bool}))"""
+STREAM_MAPPING_TYPE = """object({batch_size = number, maximum_retry_attempts = number,
+  maximum_record_age_in_seconds = number, bisect_batch_on_function_error = bool, starting_position = string,
+  parallelization_factor = number, maximum_batching_window_in_seconds = number})"""
+BUCKET_EVENTS_TYPE = """object({queue_name = string, max_receive_count = number, visibility_timeout_seconds = number,
+  batch_size = number, maximum_batching_window_in_seconds = number})"""
+
+CONTRACT: dict[str, tuple[str, Any]] = {
+    "stage": ("string", REQUIRED),
+    "region": ("string", REQUIRED),
+    "spec_json": ("string", REQUIRED),
+    "state_table_name": ("string", REQUIRED),
+    "source_role_arn": ("string", None),
+    "target_role_arn": ("string", None),
+    "tables": (TABLE_TYPE, []),
+    "buckets": (BUCKET_TYPE, []),
+    "stream_mapping": (STREAM_MAPPING_TYPE, REQUIRED),
+    "stream_failure_queue_name": ("string", REQUIRED),
+    "bucket_events": (BUCKET_EVENTS_TYPE, REQUIRED),
+    "lambda_package": ("string", "../../../build/chalice/deployment.zip"),
+    "ferry_zip": ("string", "../../../build/ferry.zip"),
+    "glue_scripts_dir": ("string", "../../../glue_jobs"),
+    "glue_version": ("string", "5.0"),
+    "glue_worker_type": ("string", "G.1X"),
+    "glue_number_of_workers": ("number", 2),
+    "lambda_memory_size": ("number", 512),
+    "lambda_timeout": ("number", 120),
+    "lambda_reserved_concurrency": ("number", 100),
+    "kms_key_arn": ("string", None),
+    "alarm_actions": ("list(string)", []),
+    "iterator_age_alarm_seconds": ("number", 300),
+    "log_retention_days": ("number", 365),
+    "tags": ("map(string)", {}),
+}
+
+ROOT_OUTPUTS = {
+    "state_table_name",
+    "target_table_names",
+    "target_table_arns",
+    "target_bucket_names",
+    "artifacts_bucket",
+    "table_backfill_job_name",
+    "bucket_backfill_job_name",
+    "function_names",
+    "function_arns",
+    "stream_event_source_mapping_uuids",
+    "bucket_events_event_source_mapping_uuid",
+    "events_queue_url",
+    "events_dlq_url",
+    "stream_failure_queue_url",
+    "role_arns",
+    "kms_key_arn",
+    "source_account_policy_hints",
+}
+
+
+def _type(expression: str) -> str:
+    if expression.startswith("${") and expression.endswith("}"):
+        expression = expression[2:-1]
+    return re.sub(r"\s+", "", expression)
+
+
+def declared_variables(directory: Path) -> dict[str, dict[str, Any]]:
+    return {name: body for f in in_dir(directory) for name, body in invariants.named(f, "variable")}
+
+
+@pytest.mark.parametrize("directory", [TERRAFORM / "envs" / env for env in ENVS] + [COMPOSITION], ids=[*ENVS, "ferry"])
+def test_variables_match_the_tfvars_contract(directory: Path) -> None:
+    declared = declared_variables(directory)
+    assert sorted(declared) == sorted(CONTRACT), "variables differ from the `ferry tfvars` contract"
+    problems = []
+    for name, (type_, default) in CONTRACT.items():
+        body = declared[name]
+        if _type(str(body.get("type"))) != _type(type_):
+            problems.append(f"{name}: type {body.get('type')} is not {type_}")
+        if default == REQUIRED:
+            if "default" in body:
+                problems.append(f"{name}: must be required (no default), has {body['default']!r}")
+        elif body.get("default", REQUIRED) != default:
+            problems.append(f"{name}: default {body.get('default', REQUIRED)!r} is not {default!r}")
+    assert report(problems) == ""
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_root_is_thin_and_passes_every_variable_through(env: str) -> None:
+    directory = TERRAFORM / "envs" / env
+    files = in_dir(directory)
+    assert sorted(Path(f.name).name for f in files) == ["main.tf", "outputs.tf", "variables.tf", "versions.tf"]
+    modules = [(name, body) for f in files for name, body in invariants.named(f, "module")]
+    assert [name for name, _ in modules] == ["ferry"], f"{env}: the root must call only the composition module"
+    (_, call), *_ = modules
+    assert call["source"] == "../../modules/ferry"
+    missing = [name for name in CONTRACT if call.get(name) != f"${{var.{name}}}"]
+    assert missing == [], f"{env}: module.ferry does not receive var.<name> for {missing}"
+    assert not [r for f in files for r in invariants.blocks(f, "resource")], f"{env}: resources belong in modules"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_root_configures_the_provider(env: str) -> None:
+    (versions,) = [f for f in in_dir(TERRAFORM / "envs" / env) if f.name.endswith("/versions.tf")]
+    providers = dict(invariants.named(versions, "provider"))
+    assert providers["aws"]["region"] == "${var.region}"
+    tags = invariants.first(providers["aws"], "default_tags") or {}
+    assert "Stage" in str(tags.get("tags")), f"{env}: default_tags must name the stage"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_root_outputs_are_complete(env: str) -> None:
+    outputs = {name for f in in_dir(TERRAFORM / "envs" / env) for name, _ in invariants.named(f, "output")}
+    assert outputs >= ROOT_OUTPUTS, f"{env}: missing outputs {sorted(ROOT_OUTPUTS - outputs)}"
+
+
+@pytest.mark.parametrize(("env", "workers"), [("dev", 2), ("prod", 10)])
+def test_stage_sizing_is_committed(env: str, workers: int) -> None:
+    tfvars = invariants.parse((TERRAFORM / "envs" / env / "stage.auto.tfvars").read_text(encoding="utf-8"))
+    assert tfvars.doc["stage"] == env
+    assert tfvars.doc["glue_number_of_workers"] == workers
+    assert set(tfvars.doc) <= set(CONTRACT), f"{env}: stage.auto.tfvars sets unknown variables"
+
+
+# --- Glue job arguments are the ones the scripts read -------------------------------------------------
+
+
+def script_arguments(script: str) -> set[str]:
+    """REQUIRED_ARGS + OPTIONAL_ARGS of a glue_jobs script, read without importing it."""
+    module = ast.parse((ROOT / "glue_jobs" / script).read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in module.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id in ("REQUIRED_ARGS", "OPTIONAL_ARGS") for t in node.targets
+        ):
+            names |= {e.value for e in ast.walk(node.value) if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+    assert names, f"no REQUIRED_ARGS/OPTIONAL_ARGS in glue_jobs/{script}"
+    return names
+
+
+def job_arguments(job: str) -> set[str]:
+    """The ferry arguments (--name_with_underscores, not Glue's --hyphenated ones) a job's block passes."""
+    text = (MODULES / "glue-jobs" / "main.tf").read_text(encoding="utf-8")
+    header = re.search(rf'^resource\s+"aws_glue_job"\s+"{job}"\s*\{{', text, re.M)
+    assert header, f"no aws_glue_job.{job}"
+    block = text[header.end() - 1 : invariants.matching_brace(text, header.end() - 1)]
+    return set(re.findall(r'"--([a-z0-9_]+)"', block))
+
+
+def role_arguments() -> set[str]:
+    text = (MODULES / "glue-jobs" / "main.tf").read_text(encoding="utf-8")
+    return set(re.findall(r'"--([a-z]+_role_arn)"', text))
+
+
+@pytest.mark.parametrize(("job", "script"), [("table", "table_backfill.py"), ("bucket", "bucket_backfill.py")])
+def test_glue_job_arguments_are_read_by_their_script(job: str, script: str) -> None:
+    passed = job_arguments(job)
+    assert "region" in passed
+    unread = passed - script_arguments(script)
+    assert unread == set(), f"aws_glue_job.{job} passes arguments glue_jobs/{script} does not read: {sorted(unread)}"
+
+
+def test_table_job_gets_the_state_table() -> None:
+    assert "state_table" in job_arguments("table")
+
+
+@pytest.mark.parametrize("script", ["table_backfill.py", "bucket_backfill.py"])
+def test_role_arguments_are_read_by_the_scripts(script: str) -> None:
+    # merge()d into both jobs' default_arguments only when source_role_arn / target_role_arn are set
+    assert role_arguments() == {"source_role_arn", "target_role_arn"}
+    assert role_arguments() <= script_arguments(script)
+
+
+# --- the same least privilege as the Chalice quick path (ferry/deploy.py policy_documents) ---------
+
+# Data-plane services; KMS, logs, X-Ray and metrics depend on how each path encrypts and observes.
+DATA_PLANE = ("dynamodb:", "s3:", "sqs:", "sts:")
+TERRAFORM_DOCUMENTS = {
+    "table_stream": [("table-stream", "this")],
+    "bucket_events": [("bucket-events", "this")],
+    "table_backfill": [("glue-jobs", "table")],
+    "bucket_backfill": [("glue-jobs", "bucket")],
+}
+
+
+def terraform_actions(module: str, document: str) -> set[str]:
+    (f,) = [f for f in in_dir(MODULES / module) if f.name.endswith("/main.tf")]
+    (body,) = [b for _, name, b in invariants.blocks(f, "data", "aws_iam_policy_document") if name == document]
+    return {a for s in invariants.statements(body) for a in s.get("actions", [])}
+
+
+@pytest.mark.parametrize("role", sorted(TERRAFORM_DOCUMENTS))
+def test_terraform_and_the_quick_path_grant_the_same_data_actions(role: str) -> None:
+    from ferry.deploy import Arns, policy_documents
+    from ferry.spec import parse_spec
+
+    spec = parse_spec(
+        {
+            "region": "us-east-1",
+            "tables": [{"source": "orders", "target": "orders-v2"}],
+            "buckets": [{"source": "media", "target": "media-v2"}],
+            "source_role_arn": "arn:aws:iam::111111111111:role/ferry-source",
+            "target_role_arn": "arn:aws:iam::222222222222:role/ferry-target",
+        }
+    )
+    document = policy_documents(spec, "dev", Arns("us-east-1", "123456789012"), artifacts_bucket="artifacts")[role]
+    quick = {a for s in document["Statement"] for a in s["Action"]}
+    terraform = {a for module, name in TERRAFORM_DOCUMENTS[role] for a in terraform_actions(module, name)}
+    extra = {a for a in terraform - quick if a.startswith(DATA_PLANE)}
+    assert extra == set(), f"{role}: Terraform grants {sorted(extra)}, which ferry/deploy.py's policy does not"
+    missing = {a for a in quick - terraform if a.startswith(DATA_PLANE)}
+    assert missing == set(), f"{role}: ferry/deploy.py grants {sorted(missing)}, which Terraform does not"
