@@ -7,8 +7,15 @@ PYTEST_ARGS ?=
 FORMATTED := ferry ferry_cli glue_jobs chalice_app/app.py chalice_app/chalicelib tests
 
 CHAOS_ARGS ?=
+# Deployment: `make deploy STAGE=prod SPEC=ferry.yaml`
+STAGE ?= dev
+SPEC  ?= ferry.yaml
+TF    ?= terraform
+TF_ENV := terraform/envs/$(STAGE)
+FERRY := $(VENV)/bin/ferry
 
-.PHONY: help install demo chaos test test-unit test-functional test-spark lint fmt typecheck vendor glue-zip clean
+.PHONY: help install demo chaos test test-unit test-functional test-spark lint fmt typecheck vendor glue-zip clean \
+	package credentials plan deploy deploy-local security tf-fmt
 
 help:
 	@echo "make demo   - set up, start the embedded emulator and migrate a live table end to end"
@@ -17,6 +24,11 @@ help:
 	@echo "make lint   - ruff + mypy"
 	@echo "make vendor - copy the ferry core into chalice_app/vendor for packaging"
 	@echo "make glue-zip - build/ferry.zip for Glue's --extra-py-files"
+	@echo "make package  - vendor + Chalice package (build/chalice/deployment.zip) + Glue zip"
+	@echo "make plan STAGE=x SPEC=f   - artifacts, Terraform variables from the spec, terraform plan"
+	@echo "make deploy STAGE=x SPEC=f - prepare the sources (streams, EventBridge), then plan and apply"
+	@echo "make deploy-local          - rehearse the deployment against the embedded emulator"
+	@echo "make security              - checkov on terraform/ (own venv), zero failed checks"
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +61,13 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check $(FORMATTED)
 	$(PY) -m mypy
+	$(TF) fmt -check -recursive terraform
+
+tf-fmt:
+	$(TF) fmt -recursive terraform
+
+security:
+	bash scripts/checkov.sh
 
 fmt: $(STAMP)
 	$(PY) -m ruff format $(FORMATTED)
@@ -59,9 +78,34 @@ vendor:
 	cp -r ferry chalice_app/vendor/ferry
 	find chalice_app/vendor -name __pycache__ -prune -exec rm -rf {} +
 
-glue-zip:
+glue-zip: $(STAMP)
 	mkdir -p build && rm -f build/ferry.zip
-	$(PY) -c "import shutil; shutil.make_archive('build/ferry', 'zip', '.', 'ferry')"
+	$(PY) -c "from pathlib import Path; from ferry_cli.deploy import package_ferry; package_ferry(Path('build/ferry.zip'))"
+
+# Chalice's own package: deployment.zip has app.py, chalicelib/, vendor/ferry and Powertools. The
+# "package" stage only builds the zip (Terraform creates the roles and reads only deployment.zip).
+package: $(STAMP) vendor glue-zip
+	rm -rf build/chalice
+	cd chalice_app && ../$(VENV)/bin/chalice package --stage package ../build/chalice
+
+# Every AWS step needs credentials; `ferry whoami` exits 2 with a clear message without them.
+credentials: $(STAMP)
+	@test -f "$(SPEC)" || { echo "error: SPEC=$(SPEC) does not exist (make deploy STAGE=x SPEC=path/to/ferry.yaml)"; exit 2; }
+	@test -d "$(TF_ENV)" || { echo "error: no Terraform root for STAGE=$(STAGE) ($(TF_ENV) is missing)"; exit 2; }
+	$(FERRY) whoami --spec $(SPEC)
+
+plan: credentials package
+	$(FERRY) tfvars --spec $(SPEC) --stage $(STAGE) --out $(TF_ENV)/ferry.auto.tfvars.json
+	$(TF) -chdir=$(TF_ENV) init -input=false
+	$(TF) -chdir=$(TF_ENV) plan -input=false -out=tfplan
+
+deploy: credentials
+	$(FERRY) init --spec $(SPEC) --sources-only
+	$(MAKE) plan STAGE=$(STAGE) SPEC=$(SPEC)
+	$(TF) -chdir=$(TF_ENV) apply -input=false tfplan
+
+deploy-local: $(STAMP)
+	$(FERRY) deploy-local
 
 clean:
 	rm -rf build chalice_app/vendor .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,233 @@
+"""`make deploy-local`: the deployment rehearsed against the embedded emulator.
+
+It takes the documented steps in their documented order, through the same functions the CLI
+commands run: `ferry init --sources-only` and `ferry tfvars` (what `make deploy` does before
+Terraform), then the quick path — `ferry init`, `ferry chalice-config`, `chalice deploy --stage`,
+`ferry wire`. Then it reads back what exists and checks it against the spec. Terraform itself
+cannot run here (no provider downloads); its variables are written and checked by the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ferry.clients import AwsTarget, make_client
+from ferry.deploy import (
+    BUCKET_FUNCTION,
+    STREAM_FUNCTION,
+    bucket_events_settings,
+    function_name,
+    glue_job_name,
+    lambda_spec_json,
+    stream_mapping_settings,
+)
+from ferry.local.emulator import DUMMY_CREDENTIALS, Emulator, use_dummy_credentials
+from ferry.spec import Spec, parse_spec
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Rehearsal:
+    stage: str
+    spec: Spec
+    tfvars: dict[str, Any] = field(default_factory=dict)
+    steps: list[str] = field(default_factory=list)
+    checks: list[tuple[str, bool, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(ok for _, ok, _ in self.checks)
+
+    def check(self, what: str, ok: bool, detail: str = "") -> None:
+        self.checks.append((what, ok, detail))
+
+
+def _seed_sources(endpoint: str) -> None:
+    """A source table with the parts Terraform must reproduce (GSI, LSI, TTL) and a source
+    bucket that already sends notifications elsewhere (which must be kept)."""
+    where = AwsTarget("us-east-1", endpoint)
+    ddb, s3, sqs = make_client("dynamodb", where), make_client("s3", where), make_client("sqs", where)
+    ddb.create_table(
+        TableName="orders",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "N"},
+            {"AttributeName": "customer", "AttributeType": "S"},
+            {"AttributeName": "placed", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-customer",
+                "KeySchema": [{"AttributeName": "customer", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+        LocalSecondaryIndexes=[
+            {
+                "IndexName": "by-placed",
+                "KeySchema": [
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "placed", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["total"]},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    ddb.update_time_to_live(TableName="orders", TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires"})
+    s3.create_bucket(Bucket="media-src")
+    audit = sqs.create_queue(QueueName="audit")["QueueUrl"]
+    audit_arn = sqs.get_queue_attributes(QueueUrl=audit, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.put_bucket_notification_configuration(
+        Bucket="media-src",
+        NotificationConfiguration={"QueueConfigurations": [{"QueueArn": audit_arn, "Events": ["s3:ObjectCreated:*"]}]},
+    )
+
+
+def _chalice_deploy(app_dir: Path, stage: str, endpoint: str) -> str:
+    env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_DEFAULT_REGION="us-east-1", **DUMMY_CREDENTIALS)
+    chalice = Path(sys.executable).parent / "chalice"
+    result = subprocess.run(
+        [str(chalice), "deploy", "--stage", stage], cwd=app_dir, env=env, capture_output=True, text=True, timeout=300
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"chalice deploy --stage {stage} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def _copy_app(destination: Path) -> Path:
+    """The Chalice app with the core vendored (what `make vendor` does), outside the repo so a
+    rehearsal never leaves a stage in the committed config."""
+    app = destination / "chalice_app"
+    shutil.copytree(
+        REPO / "chalice_app",
+        app,
+        ignore=shutil.ignore_patterns("__pycache__", "vendor", "deployed", "deployments", "policy-*.json"),
+    )
+    shutil.copytree(REPO / "ferry", app / "vendor" / "ferry", ignore=shutil.ignore_patterns("__pycache__"))
+    return app
+
+
+def rehearsal_spec(endpoint: str) -> Spec:
+    return parse_spec(
+        {
+            "region": "us-east-1",
+            "endpoint_url": endpoint,
+            "tables": [{"source": "orders", "target": "orders-v2"}],
+            "buckets": [{"source": "media-src", "target": "media-dst", "prefix": "photos/"}],
+        }
+    )
+
+
+def rehearse(stage: str = "local", endpoint: str | None = None) -> Rehearsal:
+    """Against ``endpoint`` (an emulator the caller keeps, to look at afterwards) or a fresh one."""
+    use_dummy_credentials()
+    if endpoint is None:
+        with Emulator() as emu:
+            return rehearse(stage, emu.endpoint_url)
+    from ferry_cli.deploy import (
+        account_of,
+        chalice_config,
+        prepare_sources,
+        terraform_variables_for,
+        wire,
+        write_json,
+    )
+    from ferry_cli.operations import initialize
+
+    _seed_sources(endpoint)
+    spec = rehearsal_spec(endpoint)
+    run = Rehearsal(stage, spec)
+    with tempfile.TemporaryDirectory() as tmp:
+        run.steps += [f"ferry init --sources-only: {line}" for line in prepare_sources(spec)]
+        run.tfvars = terraform_variables_for(spec, stage)
+        write_json(Path(tmp) / "ferry.auto.tfvars.json", run.tfvars)
+        run.steps.append("ferry tfvars: wrote ferry.auto.tfvars.json")
+        run.steps += [f"ferry init: {line}" for line in initialize(spec)]
+        app = _copy_app(Path(tmp))
+        written = chalice_config(spec, stage, app, account=account_of(spec))
+        run.steps += [f"ferry chalice-config: wrote {Path(p).name}" for p in written]
+        run.steps += [f"chalice deploy: {line}" for line in _chalice_deploy(app, stage, endpoint).splitlines() if line]
+        run.steps += [f"ferry wire: {line}" for line in wire(spec, stage)]
+    inspect(run)
+    return run
+
+
+def inspect(run: Rehearsal) -> None:
+    """Read back every resource the documentation promises and compare it with the spec."""
+    spec, stage = run.spec, run.stage
+    home = spec.home_where()
+    lam, sqs, glue, iam = (make_client(s, home) for s in ("lambda", "sqs", "glue", "iam"))
+    ddb = make_client("dynamodb", home)
+    roles = set()
+    for fn in (STREAM_FUNCTION, BUCKET_FUNCTION):
+        name = function_name(stage, fn)
+        config = lam.get_function(FunctionName=name)["Configuration"]
+        env = config.get("Environment", {}).get("Variables", {})
+        run.check(f"function {name}", config["Handler"] == f"app.{fn}", config["Handler"])
+        run.check(f"{name} FERRY_SPEC", env.get("FERRY_SPEC") == lambda_spec_json(spec), "the spec, compact")
+        policies = iam.list_role_policies(RoleName=config["Role"].split("/")[-1])["PolicyNames"]
+        roles.add(config["Role"])
+        run.check(f"{name} role has its own policy", bool(policies), ", ".join(policies))
+    run.check("one role per function", len(roles) == 2, ", ".join(sorted(roles)))
+
+    settings = stream_mapping_settings(spec)
+    for mapping in spec.tables:
+        stream_arn = ddb.describe_table(TableName=mapping.source)["Table"]["LatestStreamArn"]
+        found = lam.list_event_source_mappings(EventSourceArn=stream_arn)["EventSourceMappings"]
+        run.check(f"stream mapping of {mapping.source}", len(found) == 1, f"{len(found)} mapping(s)")
+        for m in found:
+            want = {
+                "BatchSize": settings.batch_size,
+                "MaximumRetryAttempts": settings.maximum_retry_attempts,
+                "MaximumRecordAgeInSeconds": settings.maximum_record_age_in_seconds,
+                "BisectBatchOnFunctionError": True,
+                "StartingPosition": "TRIM_HORIZON",
+                "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            }
+            got = {k: m.get(k) for k in want}
+            run.check(f"  settings of {m['UUID']}", got == want, json.dumps(got, sort_keys=True))
+            destination = m.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination", "")
+            run.check(
+                "  on-failure destination",
+                destination.endswith(f":{spec.replication.on_failure_queue}"),
+                destination,
+            )
+    events = bucket_events_settings(spec)
+    queue_url = sqs.get_queue_url(QueueName=events.queue_name)["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+    redrive = json.loads(attributes.get("RedrivePolicy", "{}"))
+    run.check(
+        f"queue {events.queue_name} has a DLQ",
+        redrive.get("deadLetterTargetArn", "").endswith(f"{events.queue_name}-dlq")
+        and int(redrive.get("maxReceiveCount", 0)) == events.max_receive_count,
+        json.dumps(redrive),
+    )
+    found = lam.list_event_source_mappings(EventSourceArn=attributes["QueueArn"])["EventSourceMappings"]
+    run.check(
+        f"queue mapping {events.queue_name} → {function_name(stage, BUCKET_FUNCTION)}",
+        len(found) == 1 and found[0].get("FunctionResponseTypes") == ["ReportBatchItemFailures"],
+        json.dumps([m.get("FunctionResponseTypes") for m in found]),
+    )
+    for kind in ("table", "bucket"):
+        name = glue_job_name(stage, kind)
+        job = glue.get_job(JobName=name)["Job"]
+        args = job.get("DefaultArguments", {})
+        run.check(
+            f"Glue job {name}",
+            job.get("GlueVersion", "").startswith("5.")
+            and args.get("--extra-py-files", "").endswith("/ferry.zip")
+            and args.get("--region") == spec.region
+            and args.get("--state_table") == (spec.state_table if kind == "table" else None),
+            f"{job.get('GlueVersion')} {job.get('WorkerType')}×{job.get('NumberOfWorkers')}",
+        )

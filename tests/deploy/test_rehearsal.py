@@ -1,0 +1,148 @@
+"""`make deploy-local`: the documented deployment steps against a fresh emulator, then every
+promised resource read back independently of the rehearsal's own checks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ferry.clients import AwsTarget, make_client
+from ferry.local.emulator import Emulator
+from ferry_cli.rehearsal import Rehearsal, rehearse
+
+pytestmark = [pytest.mark.deploy, pytest.mark.xdist_group("deploy")]
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def rehearsed() -> Iterator[tuple[Rehearsal, AwsTarget]]:
+    with Emulator() as emu:
+        run = rehearse("local", emu.endpoint_url)
+        yield run, AwsTarget("us-east-1", emu.endpoint_url)
+
+
+def test_every_check_of_the_rehearsal_passes(rehearsed: tuple[Rehearsal, AwsTarget]) -> None:
+    run, _ = rehearsed
+    failed = [(what, detail) for what, ok, detail in run.checks if not ok]
+    assert run.checks and not failed, failed
+
+
+def test_functions_have_one_least_privilege_role_each(rehearsed: tuple[Rehearsal, AwsTarget]) -> None:
+    _, where = rehearsed
+    lam, iam = make_client("lambda", where), make_client("iam", where)
+    names = sorted(f["FunctionName"] for f in lam.list_functions()["Functions"])
+    assert names == ["ferry-local-bucket_events", "ferry-local-table_stream"]
+    roles = set()
+    for name in names:
+        config = lam.get_function_configuration(FunctionName=name)
+        assert json.loads(config["Environment"]["Variables"]["FERRY_SPEC"])["tables"][0]["target"] == "orders-v2"
+        role = config["Role"].split("/")[-1]
+        roles.add(role)
+        for policy_name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+            document = iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
+            document = json.loads(document) if isinstance(document, str) else document
+            for statement in document["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                assert all("*" not in a for a in actions), (name, statement)
+                resources = (
+                    statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                )
+                assert "*" not in resources, (name, statement)
+    assert len(roles) == 2
+
+
+def test_stream_mapping_has_the_safety_settings(rehearsed: tuple[Rehearsal, AwsTarget]) -> None:
+    _, where = rehearsed
+    ddb, lam, sqs = make_client("dynamodb", where), make_client("lambda", where), make_client("sqs", where)
+    stream = ddb.describe_table(TableName="orders")["Table"]["LatestStreamArn"]
+    (mapping,) = lam.list_event_source_mappings(EventSourceArn=stream)["EventSourceMappings"]
+    assert mapping["FunctionArn"].endswith(":function:ferry-local-table_stream")
+    assert mapping["StartingPosition"] == "TRIM_HORIZON"
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert 0 <= mapping["MaximumRetryAttempts"] <= 10
+    assert 60 <= mapping["MaximumRecordAgeInSeconds"] < 24 * 3600
+    failure_queue = sqs.get_queue_url(QueueName="ferry-stream-failures")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=failure_queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == arn
+
+
+def test_bucket_events_flow_into_a_queue_with_a_dlq_and_partial_batches(
+    rehearsed: tuple[Rehearsal, AwsTarget],
+) -> None:
+    _, where = rehearsed
+    s3, sqs, lam, events = (make_client(s, where) for s in ("s3", "sqs", "lambda", "events"))
+    notification = s3.get_bucket_notification_configuration(Bucket="media-src")
+    assert len(notification["QueueConfigurations"]) == 1  # the bucket's own notification is kept
+    url = sqs.get_queue_url(QueueName="ferry-bucket-events")["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"].endswith(":ferry-bucket-events-dlq")
+    (mapping,) = lam.list_event_source_mappings(EventSourceArn=attributes["QueueArn"])["EventSourceMappings"]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["FunctionArn"].endswith(":function:ferry-local-bucket_events")
+    (target,) = events.list_targets_by_rule(Rule="ferry-media-src")["Targets"]
+    assert target["Arn"] == attributes["QueueArn"]
+
+
+def test_glue_jobs_carry_the_shared_package_and_defaults(rehearsed: tuple[Rehearsal, AwsTarget]) -> None:
+    _, where = rehearsed
+    glue, s3 = make_client("glue", where), make_client("s3", where)
+    for kind, script in (("table", "table_backfill.py"), ("bucket", "bucket_backfill.py")):
+        job = glue.get_job(JobName=f"ferry-local-{kind}-backfill")["Job"]
+        assert job["GlueVersion"] == "5.0" and job["Command"]["Name"] == "glueetl"
+        bucket, key = job["Command"]["ScriptLocation"].removeprefix("s3://").split("/", 1)
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == (REPO / "glue_jobs" / script).read_bytes()
+        zip_bucket, zip_key = job["DefaultArguments"]["--extra-py-files"].removeprefix("s3://").split("/", 1)
+        assert s3.head_object(Bucket=zip_bucket, Key=zip_key)["ContentLength"] > 10_000
+        assert job["DefaultArguments"]["--region"] == "us-east-1"
+        assert job["DefaultArguments"].get("--state_table") == ("ferry-state" if kind == "table" else None)
+
+
+def test_terraform_variables_match_the_roots_and_the_source(rehearsed: tuple[Rehearsal, AwsTarget]) -> None:
+    import hcl2
+    from hcl2 import SerializationOptions
+
+    options = SerializationOptions(strip_string_quotes=True, explicit_blocks=False)
+    run, _ = rehearsed
+    (table,) = run.tfvars["tables"]
+    assert table["create_target"] is True  # tfvars ran before the quick path created it
+    assert (table["hash_key"], table["range_key"], table["ttl_attribute"]) == ("pk", "sk", "expires")
+    assert [g["name"] for g in table["global_secondary_indexes"]] == ["by-customer"]
+    assert table["local_secondary_indexes"][0]["non_key_attributes"] == ["total"]
+    assert table["source_stream_arn"].startswith(table["source_arn"] + "/stream/")
+    (bucket,) = run.tfvars["buckets"]
+    assert bucket["manage_source_notifications"] is False  # it has a queue notification of its own
+    for env in sorted((REPO / "terraform" / "envs").iterdir()):
+        declared: dict[str, Any] = {}
+        for tf in env.glob("*.tf"):
+            with tf.open() as f:
+                for block in hcl2.load(f, serialization_options=options).get("variable", []):
+                    declared.update(block)
+        unknown = set(run.tfvars) - set(declared)
+        assert not unknown, f"{env.name}: tfvars keys without a variable: {unknown}"
+        required = {name for name, body in declared.items() if "default" not in body}
+        assert required <= set(run.tfvars), f"{env.name}: required variables not written: {required - set(run.tfvars)}"
+
+
+def test_the_rehearsal_notices_a_mapping_without_its_safety_settings(
+    rehearsed: tuple[Rehearsal, AwsTarget],
+) -> None:
+    """Negative control: the rehearsal's read-back fails when a setting is missing."""
+    from ferry_cli.rehearsal import inspect
+
+    run, where = rehearsed
+    lam, ddb = make_client("lambda", where), make_client("dynamodb", where)
+    stream = ddb.describe_table(TableName="orders")["Table"]["LatestStreamArn"]
+    (mapping,) = lam.list_event_source_mappings(EventSourceArn=stream)["EventSourceMappings"]
+    lam.update_event_source_mapping(UUID=mapping["UUID"], BisectBatchOnFunctionError=False)
+    try:
+        again = Rehearsal(run.stage, run.spec)
+        inspect(again)
+        failed = [what for what, ok, _ in again.checks if not ok]
+        assert failed == [f"  settings of {mapping['UUID']}"]
+    finally:
+        lam.update_event_source_mapping(UUID=mapping["UUID"], BisectBatchOnFunctionError=True)
