@@ -467,6 +467,18 @@ def test_variables_match_the_tfvars_contract(directory: Path) -> None:
     assert report(problems) == ""
 
 
+def test_stage_roots_differ_only_in_their_sizing() -> None:
+    """The roots are copies by design (Terraform needs one directory per state); what a stage
+    changes lives in its stage.auto.tfvars, so a fix to one root cannot miss the others."""
+    first, *others = ENVS
+    for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf"):
+        reference = (TERRAFORM / "envs" / first / name).read_text()
+        for env in others:
+            assert (TERRAFORM / "envs" / env / name).read_text() == reference, (
+                f"envs/{env}/{name} differs from envs/{first}/{name}"
+            )
+
+
 @pytest.mark.parametrize("env", ENVS)
 def test_root_is_thin_and_passes_every_variable_through(env: str) -> None:
     directory = TERRAFORM / "envs" / env

@@ -1,5 +1,5 @@
-# The prod deployment of ferry: everything is in modules/ferry; this root only configures the
-# provider (versions.tf) and passes every variable through. `make deploy STAGE=prod` writes
+# One stage's deployment of ferry: everything is in modules/ferry; this root only configures the
+# provider (versions.tf) and passes every variable through. `make deploy STAGE=<stage>` writes
 # ferry.auto.tfvars.json here (`ferry tfvars`); stage.auto.tfvars holds this stage's sizing.
 module "ferry" {
   source = "../../modules/ferry"
