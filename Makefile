@@ -4,9 +4,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
-FORMATTED := ferry ferry_cli glue_jobs chalice_app/app.py chalice_app/chalicelib tests
+FORMATTED := ferry ferry_cli glue_jobs chalice_app/app.py chalice_app/chalicelib tests bench
 
 CHAOS_ARGS ?=
+BENCH_ARGS ?=
 # Deployment: `make deploy STAGE=prod SPEC=ferry.yaml`
 STAGE ?= dev
 SPEC  ?= ferry.yaml
@@ -15,7 +16,7 @@ TF_ENV := terraform/envs/$(STAGE)
 FERRY := $(VENV)/bin/ferry
 
 .PHONY: help install demo chaos test test-unit test-functional test-spark lint fmt typecheck vendor glue-zip clean \
-	package credentials plan deploy deploy-local security tf-fmt
+	package credentials plan deploy deploy-local security tf-fmt bench
 
 help:
 	@echo "make demo   - set up, start the embedded emulator and migrate a live table end to end"
@@ -29,6 +30,7 @@ help:
 	@echo "make deploy STAGE=x SPEC=f - prepare the sources (streams, EventBridge), then plan and apply"
 	@echo "make deploy-local          - rehearse the deployment against the embedded emulator"
 	@echo "make security              - checkov on terraform/ (own venv), zero failed checks"
+	@echo "make bench [BENCH_ARGS=--quick] - ferry side by side with the naive way and the usual tools"
 
 $(STAMP): pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +46,11 @@ demo: $(STAMP)
 
 chaos: $(STAMP)
 	$(VENV)/bin/ferry chaos $(CHAOS_ARGS)
+
+# One table, every line measured in this run; writes build/bench/results.json (BENCHMARKS.md
+# holds the latest). BENCH_ARGS=--quick for the under-3-minute version.
+bench: $(STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
 
 test: lint
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)

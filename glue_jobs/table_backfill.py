@@ -122,7 +122,9 @@ def run_backfill(spark: Any, config: BackfillConfig) -> BackfillSummary:
         require_streams=True,
     )
     start_backfill_phase(spec, mapping, StateStore(clients.state, spec.state_table))
-    plan = plan_backfill(spec, mapping, clients, config.splits)
+    # Segments beyond the cluster's task slots wait for a slot: the budget is shared among the
+    # tasks that can run at once (speculative execution, off by default, would overspend it).
+    plan = plan_backfill(spec, mapping, clients, config.splits, concurrent_tasks=task_slots(spark))
     started = time.monotonic()
     n = plan.total_segments
     rows = (
@@ -130,6 +132,18 @@ def run_backfill(spark: Any, config: BackfillConfig) -> BackfillSummary:
     )
     results = tuple(sorted((SegmentResult(**row) for row in rows), key=lambda r: r.segment))
     return BackfillSummary(mapping.source, mapping.target, results, time.monotonic() - started)
+
+
+def task_slots(spark: Any) -> int:
+    """How many Spark tasks can run at once: with dynamic allocation its ceiling (executors ×
+    cores), else the context's default parallelism (local[n]: n; Glue: the workers' cores)."""
+    conf = spark.sparkContext.getConf()
+    if conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true":
+        executors = int(conf.get("spark.dynamicAllocation.maxExecutors", "0") or 0)
+        cores = int(conf.get("spark.executor.cores", "1") or 1)
+        if executors > 0:
+            return executors * cores
+    return max(1, int(spark.sparkContext.defaultParallelism))
 
 
 def _on_glue(argv: list[str]) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
@@ -70,9 +71,28 @@ class SegmentResult:
     write_units: float = 0.0
     throttled: int = 0
     error: str = ""
+    # What the requests made would cost by DynamoDB's published rules, from the item sizes (an
+    # emulator's ConsumedCapacity need not be DynamoDB's): each Scan page ceil(bytes / 4 KB) / 2
+    # (eventually consistent), each PutItem that reached the table (written or failing its
+    # condition) ceil(size / 1 KB). Requests count every attempt, retries included.
+    read_units_by_size: float = 0.0
+    write_units_by_size: float = 0.0
+    scan_requests: int = 0
+    put_requests: int = 0
+    started_at: float = 0.0  # wall clock (epoch seconds) when the segment started
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def scan_page_units(page_bytes: int) -> float:
+    """Read units DynamoDB charges for one eventually consistent Scan page of ``page_bytes``."""
+    return math.ceil(page_bytes / 4096) / 2 or 0.5
+
+
+def put_units(item_bytes: int) -> int:
+    """Write units DynamoDB charges for one PutItem of an item of ``item_bytes``."""
+    return math.ceil(max(item_bytes, 1) / 1024)
 
 
 def capacity_budget(shape: TableShape, percent: float, on_demand_units: int, write: bool) -> float:
@@ -81,8 +101,14 @@ def capacity_budget(shape: TableShape, percent: float, on_demand_units: int, wri
     return max(1.0, units * percent)
 
 
-def plan_backfill(spec: Spec, mapping: TableMapping, ddb: Any, splits: int | None = None) -> BackfillPlan:
-    """``ddb``: the spec's TableClients, or one client for every side."""
+def plan_backfill(
+    spec: Spec, mapping: TableMapping, ddb: Any, splits: int | None = None, concurrent_tasks: int | None = None
+) -> BackfillPlan:
+    """``ddb``: the spec's TableClients, or one client for every side.
+
+    The budget is shared by the tasks that run at the same time: ``concurrent_tasks`` (the
+    cluster's task slots) when there are fewer slots than segments, else every segment. Too many
+    slots only makes the job slower; too few would overspend, so the caller passes what it has."""
     clients = TableClients.of(ddb)
     source = describe_shape(clients.source, mapping.source, "source")
     target = describe_shape(clients.target, mapping.target, "target")
@@ -90,6 +116,9 @@ def plan_backfill(spec: Spec, mapping: TableMapping, ddb: Any, splits: int | Non
     settings = spec.backfill
     read_budget = capacity_budget(source, settings.read_percent, settings.on_demand_read_units, write=False)
     write_budget = capacity_budget(target, settings.write_percent, settings.on_demand_write_units, write=True)
+    if concurrent_tasks is not None and concurrent_tasks < 1:
+        raise ValueError(f"concurrent_tasks must be at least 1, got {concurrent_tasks}")
+    sharing = min(total, concurrent_tasks) if concurrent_tasks else total
     return BackfillPlan(
         where=spec.home_where(),
         source_role_arn=spec.source_role_arn,
@@ -100,8 +129,8 @@ def plan_backfill(spec: Spec, mapping: TableMapping, ddb: Any, splits: int | Non
         hash_key=source.hash_key,
         key_names=source.key_names,
         total_segments=total,
-        read_units_per_task=read_budget / total,
-        write_units_per_task=write_budget / total,
+        read_units_per_task=read_budget / sharing,
+        write_units_per_task=write_budget / sharing,
         write_concurrency=settings.write_concurrency,
         page_size=settings.page_size,
     )
@@ -123,21 +152,32 @@ class _SegmentCopier:
         self.throttled = 0
         self.read_units = 0.0
         self.write_units = 0.0
+        self.read_units_by_size = 0.0
+        self.write_units_by_size = 0.0
+        self.scan_requests = 0
+        self.put_requests = 0
+        self._counting = threading.Lock()  # the writes run in a thread pool
+
+    def _count(self, attribute: str, amount: float) -> None:
+        with self._counting:
+            setattr(self, attribute, getattr(self, attribute) + amount)
 
     def _with_retries(self, call: Any, what: str) -> Any:
         def count(_: BaseException) -> None:
-            self.throttled += 1
+            self._count("throttled", 1)
 
         return call_with_retries(
             call, f"segment {self.segment}: {what}", attempts=self.plan.max_write_attempts, on_retry=count
         )
 
-    def _put_insert_only(self, item: Item) -> bool:
-        """True if written, False if the key already exists in the target (live write or tombstone)."""
+    def _put_insert_only(self, item: Item, size: int) -> bool:
+        """True if written, False if the key already exists in the target (live write or tombstone).
+        ``size``: the item's size by DynamoDB's rules (:func:`ferry.wire.item_size`)."""
         self.writes.acquire()
-        estimate = math.ceil(max(item_size(item), 1) / 1024)
+        estimate = put_units(size)
 
         def put() -> Any:
+            self._count("put_requests", 1)
             return self.clients.target.put_item(
                 TableName=self.plan.target,
                 Item=item,
@@ -149,16 +189,19 @@ class _SegmentCopier:
             response = self._with_retries(put, "PutItem")
         except Exception as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
+                self._count("write_units_by_size", estimate)
                 self.writes.charge(estimate)
                 return False
             log.error("segment %d: PutItem of key %s failed", self.segment, key_text(key_of(item, self.plan.key_names)))
             raise
         units = float(response.get("ConsumedCapacity", {}).get("CapacityUnits", estimate))
-        self.write_units += units
+        self._count("write_units", units)
+        self._count("write_units_by_size", estimate)
         self.writes.charge(units)
         return True
 
-    def _scan_page(self, start_key: Item | None) -> dict[str, Any]:
+    def _scan_page(self, start_key: Item | None) -> tuple[dict[str, Any], list[int]]:
+        """One Scan page and the size of each of its items."""
         self.reads.acquire()
         kwargs: dict[str, Any] = {
             "TableName": self.plan.source,
@@ -170,16 +213,24 @@ class _SegmentCopier:
             kwargs["Limit"] = self.plan.page_size
         if start_key:
             kwargs["ExclusiveStartKey"] = start_key
-        page: dict[str, Any] = self._with_retries(lambda: self.clients.source.scan(**kwargs), "Scan")
+
+        def scan() -> Any:
+            self.scan_requests += 1
+            return self.clients.source.scan(**kwargs)
+
+        page: dict[str, Any] = self._with_retries(scan, "Scan")
+        sizes = [item_size(i) for i in page.get("Items", [])]
+        by_size = scan_page_units(sum(sizes))
+        self.read_units_by_size += by_size
         consumed = page.get("ConsumedCapacity", {}).get("CapacityUnits")
         if consumed is None:  # eventually consistent: 4 KB per half unit
-            consumed = math.ceil(sum(item_size(i) for i in page.get("Items", [])) / 4096) / 2 or 0.5
+            consumed = by_size
         self.read_units += float(consumed)
         self.reads.charge(float(consumed))
-        return page
+        return page, sizes
 
     def run(self) -> SegmentResult:
-        started = time.monotonic()
+        started, started_at = time.monotonic(), time.time()
         plan = self.plan
         cp = self.store.load_segment(plan.source, plan.total_segments, self.segment)
         if cp is not None and cp.status == SEGMENT_DONE:
@@ -191,9 +242,9 @@ class _SegmentCopier:
         try:
             with ThreadPoolExecutor(max_workers=plan.write_concurrency) as pool:
                 while True:
-                    page = self._scan_page(last_key)
+                    page, sizes = self._scan_page(last_key)
                     items = page.get("Items", [])
-                    outcomes = list(pool.map(self._put_insert_only, items))
+                    outcomes = list(pool.map(self._put_insert_only, items, sizes))
                     scanned += len(items)
                     written += sum(outcomes)
                     skipped += len(outcomes) - sum(outcomes)
@@ -231,6 +282,11 @@ class _SegmentCopier:
             write_units=self.write_units,
             throttled=self.throttled,
             error=error,
+            read_units_by_size=self.read_units_by_size,
+            write_units_by_size=self.write_units_by_size,
+            scan_requests=self.scan_requests,
+            put_requests=self.put_requests,
+            started_at=started_at,
         )
 
 
@@ -259,6 +315,14 @@ class BackfillSummary:
     @property
     def written(self) -> int:
         return sum(r.written for r in self.results)
+
+    def totals(self) -> dict[str, float]:
+        """Every counter of the segments, summed (items, pages, requests, capacity units)."""
+        names = (
+            "scanned", "written", "skipped", "pages", "throttled", "scan_requests", "put_requests",
+            "read_units", "write_units", "read_units_by_size", "write_units_by_size",
+        )  # fmt: skip
+        return {name: sum(getattr(r, name) for r in self.results) for name in names}
 
     def describe(self) -> str:
         lines = [

@@ -138,3 +138,28 @@ def test_big_item_near_400kb_is_copied(ddb, emulator, unique):
     copy_segment(plan, 0)
     got = ddb.get_item(TableName=plan.target, Key=key_of(big, KEYS))["Item"]
     assert items_equal(got, big)
+
+
+def test_the_budget_is_shared_by_the_tasks_that_run_at_once(ddb: Any, emulator: Any, unique: str) -> None:
+    """8 segments on 4 task slots run in two waves of 4: each task may use a quarter of the
+    budget, not an eighth (which held the job to half its share); never more than the whole."""
+    source, target = f"src-{unique}", f"dst-{unique}"
+    create_table(ddb, source, provisioned=(400, 200))
+    create_table(ddb, target, provisioned=(400, 200))
+    spec = parse_spec(
+        {
+            "region": "us-east-1",
+            "endpoint_url": emulator.endpoint_url,
+            "tables": [{"source": source, "target": target}],
+            "backfill": {"splits": 8, "read_percent": 0.5, "write_percent": 0.5},
+        }
+    )
+    mapping = spec.tables[0]
+    every = plan_backfill(spec, mapping, ddb)
+    assert (every.read_units_per_task, every.write_units_per_task) == (200 / 8, 100 / 8)
+    waves = plan_backfill(spec, mapping, ddb, concurrent_tasks=4)
+    assert (waves.read_units_per_task, waves.write_units_per_task) == (200 / 4, 100 / 4)
+    roomy = plan_backfill(spec, mapping, ddb, concurrent_tasks=64)  # more slots than segments
+    assert roomy.write_units_per_task * roomy.total_segments == 100
+    with pytest.raises(ValueError):
+        plan_backfill(spec, mapping, ddb, concurrent_tasks=0)
