@@ -7,8 +7,8 @@ local Spark (``ferry backfill --engine local``).
       "--source_bucket": "media", "--target_bucket": "media-v2", "--region": "us-east-1",
       "--splits": "8", "--prefix": "", "--delete_extra": "false", "--concurrency": "16"}'
 
-The driver lists the source (and, with delete_extra, the target) and splits the keys into
-partitions; each Spark task reconciles its keys (ferry.buckets.reconcile) and returns its result.
+The driver lists the source and the target and splits the keys into partitions, each with the keys
+the target lacked; each Spark task reconciles its keys (ferry.buckets.reconcile) and returns its result.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ferry.buckets.backfill import (
     BucketBackfillSummary,
     BucketPlan,
     PartitionResult,
-    keys_to_reconcile,
+    list_backfill_keys,
     partition_keys,
     reconcile_partition,
 )
@@ -135,11 +135,12 @@ def run_backfill(spark: Any, config: BucketBackfillConfig) -> BucketBackfillSumm
     clients = bucket_clients(spec)
     _check_buckets(clients, plan)
     started = time.monotonic()
-    partitions = partition_keys(keys_to_reconcile(clients.source, plan.mapping, clients.target), spec.s3.splits)
-    indexed = list(enumerate(partitions))
+    listed = list_backfill_keys(clients.source, plan.mapping, clients.target)
+    partitions = partition_keys(listed.keys, spec.s3.splits)
+    indexed = [(i, keys, listed.absent_of(keys)) for i, keys in enumerate(partitions)]
     rows = (
         spark.sparkContext.parallelize(indexed, len(indexed))
-        .map(lambda part: reconcile_partition(plan, part[0], part[1]).as_dict())
+        .map(lambda part: reconcile_partition(plan, part[0], part[1], absent=part[2]).as_dict())
         .collect()
     )
     results = []

@@ -1,8 +1,10 @@
 """The bucket backfill: list the source, split the keys into partitions, reconcile every key.
 
 Reconcile skips identical objects, so a rerun after a crash (or a second run) costs only the
-listing and the HEADs. With ``delete_extra`` the target's keys that the source lacks are
-reconciled too (which deletes them). Each partition runs its keys on a thread pool, under an
+listing and the HEADs. The target is listed too: a key it lacks is copied without first reading
+the target (``reconcile_key(target_absent=True)``; both sides are read in full after the copy as
+always). With ``delete_extra`` the target's keys that the source lacks are reconciled too (which
+deletes them). Each partition runs its keys on a thread pool, under an
 optional request-rate ceiling, and returns its result as data.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -78,6 +80,26 @@ def keys_to_reconcile(s3: Any, mapping: BucketMapping, target_s3: Any | None = N
     return sorted(keys)
 
 
+@dataclass(frozen=True)
+class BackfillKeys:
+    """What the driver hands out: the keys to reconcile, and which of them the target was listed without."""
+
+    keys: list[str]  # sorted
+    absent: frozenset[str]  # keys the target listing lacked: no target read before their copy
+
+    def absent_of(self, keys: list[str]) -> list[str]:
+        return [k for k in keys if k in self.absent]
+
+
+def list_backfill_keys(s3: Any, mapping: BucketMapping, target_s3: Any | None = None) -> BackfillKeys:
+    """Both sides listed once: the source's keys under the prefix (plus, with delete_extra, the target
+    keys the source lacks), and the source keys the target does not have yet."""
+    source = set(list_keys(s3, mapping.source, mapping.prefix))
+    target = set(list_keys(target_s3 or s3, mapping.target, mapping.prefix))
+    keys = source | target if mapping.delete_extra else source
+    return BackfillKeys(sorted(keys), frozenset(source - target))
+
+
 def partition_keys(keys: list[str], partitions: int) -> list[list[str]]:
     """Contiguous, nearly equal slices (never empty unless there are no keys)."""
     n = max(1, min(partitions, len(keys)))
@@ -90,10 +112,13 @@ def partition_keys(keys: list[str], partitions: int) -> list[list[str]]:
     return out
 
 
-def reconcile_partition(plan: BucketPlan, partition: int, keys: list[str], s3: Any | None = None) -> PartitionResult:
+def reconcile_partition(
+    plan: BucketPlan, partition: int, keys: list[str], s3: Any | None = None, absent: Collection[str] = ()
+) -> PartitionResult:
     """Reconcile every key of one partition. Never raises for a key: failures are listed.
 
-    ``s3`` (BucketClients, or one client for both sides) defaults to clients built from the plan."""
+    ``s3`` (BucketClients, or one client for both sides) defaults to clients built from the plan.
+    ``absent``: keys the target was just listed without (their first target read is skipped)."""
     started = time.monotonic()
     clients = (
         BucketClients.of(s3)
@@ -105,12 +130,20 @@ def reconcile_partition(plan: BucketPlan, partition: int, keys: list[str], s3: A
     actions: Counter[str] = Counter()
     failed: list[tuple[str, str]] = []
     requests = bytes_copied = 0
+    listed_absent = frozenset(absent)
 
     def one(key: str) -> ReconcileResult | tuple[str, str]:
         if bucket is not None:
             bucket.acquire()
         try:
-            result = reconcile_key(clients.source, plan.mapping, key, plan.settings, target_s3=clients.target)
+            result = reconcile_key(
+                clients.source,
+                plan.mapping,
+                key,
+                plan.settings,
+                target_s3=clients.target,
+                target_absent=key in listed_absent,
+            )
         except Exception as exc:
             log.error("partition %d: reconcile of key %r failed: %s", partition, key, type(exc).__name__)
             return (key, f"{type(exc).__name__}: {exc}")

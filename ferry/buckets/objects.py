@@ -42,7 +42,7 @@ class ObjectState:
         return dict(self.headers).get(name)
 
 
-def _not_found(exc: Exception) -> bool:
+def not_found(exc: Exception) -> bool:
     response = getattr(exc, "response", {}) or {}
     code = str(response.get("Error", {}).get("Code", ""))
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -54,7 +54,7 @@ def head_object(s3: Any, bucket: str, key: str, *, with_tags: bool = True) -> Ob
     try:
         head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     except Exception as exc:
-        if _not_found(exc):
+        if not_found(exc):
             return None
         raise
     tags: tuple[tuple[str, str], ...] | None = None
@@ -62,7 +62,7 @@ def head_object(s3: Any, bucket: str, key: str, *, with_tags: bool = True) -> Ob
         try:
             tag_set = s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
         except Exception as exc:
-            if _not_found(exc):
+            if not_found(exc):
                 return None
             raise
         tags = tuple(sorted((t["Key"], t["Value"]) for t in tag_set))

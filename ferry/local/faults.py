@@ -316,6 +316,7 @@ def fault_answer(service: str, kind: str, method: str = "POST") -> _Answer:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # stop() must not wait for clients to close their keep-alive connections
+    request_queue_size = 128  # socketserver's 5 stalls clients that open many connections at once
     proxy: FaultProxy
 
     def server_bind(self) -> None:
