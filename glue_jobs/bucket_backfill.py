@@ -3,7 +3,7 @@
 Runs unchanged on AWS Glue 5.x (the ferry core through ``--extra-py-files ferry.zip``) and on
 local Spark (``ferry backfill --engine local``).
 
-    aws glue start-job-run --job-name ferry-bucket-backfill --arguments '{
+    aws glue start-job-run --job-name ferry-prod-bucket-backfill --arguments '{
       "--source_bucket": "media", "--target_bucket": "media-v2", "--region": "us-east-1",
       "--splits": "8", "--prefix": "", "--delete_extra": "false", "--concurrency": "16"}'
 

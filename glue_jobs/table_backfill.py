@@ -3,7 +3,7 @@
 Runs unchanged on AWS Glue 5.x (Spark 3.5, Python 3.11; the ferry core arrives through
 ``--extra-py-files ferry.zip``) and on local Spark (``ferry backfill --engine local``).
 
-    aws glue start-job-run --job-name ferry-table-backfill --arguments '{
+    aws glue start-job-run --job-name ferry-prod-table-backfill --arguments '{
       "--source_table": "orders", "--target_table": "orders-v2", "--state_table": "ferry-state",
       "--region": "us-east-1", "--splits": "8", "--read_percent": "0.5", "--write_percent": "0.5"}'
 

@@ -72,14 +72,6 @@ def list_keys(s3: Any, bucket: str, prefix: str = "") -> Iterator[str]:
         kwargs["ContinuationToken"] = page["NextContinuationToken"]
 
 
-def keys_to_reconcile(s3: Any, mapping: BucketMapping, target_s3: Any | None = None) -> list[str]:
-    """The source's keys under the prefix, plus (delete_extra) the target keys the source lacks."""
-    keys = set(list_keys(s3, mapping.source, mapping.prefix))
-    if mapping.delete_extra:
-        keys |= set(list_keys(target_s3 or s3, mapping.target, mapping.prefix))
-    return sorted(keys)
-
-
 @dataclass(frozen=True)
 class BackfillKeys:
     """What the driver hands out: the keys to reconcile, and which of them the target was listed without."""
