@@ -28,8 +28,6 @@ from ferry.deploy import (
 )
 from ferry.errors import SetupError
 from ferry.spec import Spec
-from ferry.tables.schema import describe_shape, key_schema_mismatch, shape_from_description
-from ferry.tables.setup import STREAM_VIEW
 
 GLUE_SCRIPTS = {"table": "table_backfill.py", "bucket": "bucket_backfill.py"}
 
@@ -63,35 +61,20 @@ def prepare_sources(spec: Spec) -> list[str]:
     return done
 
 
-def _describe_or_none(ddb: Any, name: str) -> dict[str, Any] | None:
-    try:
-        return dict(ddb.describe_table(TableName=name)["Table"])
-    except ddb.exceptions.ResourceNotFoundException:
-        return None
-
-
 def terraform_variables_for(spec: Spec, stage: str) -> dict[str, Any]:
     """Read the sources (and existing targets) and return ``ferry.auto.tfvars.json``'s content."""
     from ferry.buckets.setup import NOTIFICATION_KINDS, inspect_buckets, notification_configuration
+    from ferry.tables.setup import inspect_tables
 
     clients = table_clients(spec)
-    source_ddb, target_ddb = clients.source, clients.target
     target_arns = Arns(spec.region, account_of(spec, "target"))
     tables = []
-    for i, mapping in enumerate(spec.tables):
-        source = describe_shape(source_ddb, mapping.source, "source").raw
-        stream = source.get("StreamSpecification") or {}
-        if not stream.get("StreamEnabled") or stream.get("StreamViewType") != STREAM_VIEW:
-            raise SetupError(
-                f"tables[{i}].source: {mapping.source!r} has no {STREAM_VIEW} stream; "
-                "run `ferry init --sources-only` first (Terraform does not own the source table)"
-            )
-        target = _describe_or_none(target_ddb, mapping.target)
-        if target is not None:
-            problem = key_schema_mismatch(shape_from_description(source), shape_from_description(target))
-            if problem:
-                raise SetupError(f"tables[{i}].target: {problem}")
-        ttl = source_ddb.describe_time_to_live(TableName=mapping.source).get("TimeToLiveDescription", {})
+    # The same checks as every other command: the source's NEW_AND_OLD_IMAGES stream, an existing
+    # target's key schema. Terraform does not own the source, so its stream must be there already.
+    for check in inspect_tables(spec, clients, require_targets=False, require_streams=True):
+        mapping, source = check.mapping, check.source.raw
+        target = check.target.raw if check.target is not None else None
+        ttl = clients.source.describe_time_to_live(TableName=mapping.source).get("TimeToLiveDescription", {})
         ttl_attribute = ttl.get("AttributeName") if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") else None
         tables.append(
             table_variables(
@@ -246,16 +229,15 @@ def wire(spec: Spec, stage: str, *, workers: int = 2, worker_type: str = "G.1X")
     lam, sqs = make_client("lambda", home), make_client("sqs", home)
     done: list[str] = []
     if spec.tables:
-        source_ddb = make_client("dynamodb", spec.source_where())
+        from ferry.tables.setup import inspect_tables
+
+        checks = inspect_tables(spec, table_clients(spec), require_targets=False, require_streams=True)
         _, failure_arn = _queue(sqs, spec.replication.on_failure_queue)
         settings = stream_mapping_settings(spec)
-        for i, mapping in enumerate(spec.tables):
-            stream_arn = describe_shape(source_ddb, mapping.source, "source").stream_arn
-            if stream_arn is None:
-                raise SetupError(f"tables[{i}].source: {mapping.source!r} has no stream; run `ferry init` first")
+        for check in checks:
             request = stream_mapping_request(
                 settings,
-                stream_arn=stream_arn,
+                stream_arn=str(check.source.stream_arn),
                 function=function_name(stage, STREAM_FUNCTION),
                 on_failure_arn=failure_arn,
             )

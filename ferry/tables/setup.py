@@ -58,7 +58,10 @@ def inspect_tables(spec: Spec, ddb: Any, *, require_targets: bool, require_strea
             )
         needs_stream = source.stream_arn is None
         if needs_stream and require_streams:
-            raise SetupError(f"tables[{i}].source: {mapping.source!r} has no stream; run `ferry init` to enable it")
+            raise SetupError(
+                f"tables[{i}].source: {mapping.source!r} has no stream; run `ferry init` to enable it "
+                "(`ferry init --sources-only` where Terraform creates the rest)"
+            )
         checks.append(TableCheck(mapping, source, target, needs_stream))
     return checks
 
