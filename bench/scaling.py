@@ -22,18 +22,16 @@ from typing import Any
 
 from bench.common import Row, Settings, fmt, ratio
 from bench.table_backfill import (
-    HASH_KEY,
-    RANGE_KEY,
     REGION,
     SPLITS,
     bench_spec,
     cpu_seconds,
-    create_table,
     run_ferry_job,
     seed,
 )
 from ferry.clients import AwsTarget, make_client
 from ferry.local.emulator import Emulator, use_dummy_credentials
+from ferry.local.workload import HASH_KEY, RANGE_KEY, create_workload_table
 from ferry.tables.setup import init_tables
 from ferry.wire import Item
 
@@ -139,11 +137,11 @@ class TreeSampler:
 
 def measure_size(emulator: Emulator, ddb: Any, items: int, workdir: Path) -> dict[str, Any]:
     source, target, state = f"bench-scale-{items}", f"bench-scale-{items}-target", f"bench-scale-{items}-state"
-    create_table(ddb, source)
+    create_workload_table(ddb, source)
     t0 = time.monotonic()
     seed(ddb, source, (flat_item(i) for i in range(items)))
     seed_seconds = time.monotonic() - t0
-    create_table(ddb, target)
+    create_workload_table(ddb, target)
     spec = bench_spec(emulator.endpoint_url, source, target, state)
     init_tables(spec, ddb)
     sampler = TreeSampler()

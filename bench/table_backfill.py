@@ -55,6 +55,7 @@ import boto3
 from bench.common import Row, Settings, Timed, alternate, fmt, ratio
 from ferry.clients import AwsTarget, client_config, make_client
 from ferry.local.emulator import Emulator, use_dummy_credentials
+from ferry.local.workload import HASH_KEY, RANGE_KEY, create_workload_table
 from ferry.spec import BackfillSettings, Spec, TableMapping, parse_spec
 from ferry.tables.backfill import SegmentResult, put_units, scan_page_units
 from ferry.tables.schema import describe_shape
@@ -65,7 +66,6 @@ from glue_jobs.table_backfill import args_for
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
-HASH_KEY, RANGE_KEY = "pk", "sk"
 SOURCE = "bench-backfill-source"
 SIZE, QUICK_SIZE = 20_000, 2_000
 ITEM_BYTES = 1_000  # by DynamoDB's sizing rules: one write unit per item
@@ -112,20 +112,6 @@ def bench_item(index: int, size: int = ITEM_BYTES) -> Item:
     item["padding"] = {"S": ""}
     item["padding"] = {"S": "p" * max(0, size - item_size(item))}
     return item
-
-
-def create_table(ddb: Any, name: str) -> None:
-    """An on-demand table with the benchmark's key schema (pk S, sk N)."""
-    ddb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": HASH_KEY, "KeyType": "HASH"}, {"AttributeName": RANGE_KEY, "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": HASH_KEY, "AttributeType": "S"},
-            {"AttributeName": RANGE_KEY, "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
 
 
 def seed(ddb: Any, table: str, items: Iterable[Item], threads: int = 2) -> list[int]:
@@ -377,7 +363,7 @@ class Bench:
     def fresh_target(self, approach: str) -> str:
         self.runs += 1
         name = f"bench-backfill-{approach}-{self.runs}"
-        create_table(self.ddb, name)
+        create_workload_table(self.ddb, name)
         return name
 
     def verify_and_drop(self, target: str, segments: int = SPLITS) -> dict[str, Any]:
@@ -666,7 +652,7 @@ def run(settings: Settings) -> tuple[list[Row], dict[str, Any]]:
     workdir.mkdir(parents=True, exist_ok=True)
     with Emulator(log_path=str(workdir / "emulator.log")) as emulator:
         ddb = make_client("dynamodb", AwsTarget(REGION, emulator.endpoint_url))
-        create_table(ddb, SOURCE)
+        create_workload_table(ddb, SOURCE)
         t0 = time.monotonic()
         sizes = seed(ddb, SOURCE, (bench_item(i) for i in range(items)))
         seed_seconds = time.monotonic() - t0

@@ -22,8 +22,8 @@ from bench.table_backfill import (
     cost_floor,
     seed,
 )
-from bench.table_backfill import create_table as create_bench_table
 from ferry.clients import client_config
+from ferry.local.workload import create_workload_table as create_bench_table
 from ferry.spec import parse_spec
 from ferry.tables.backfill import BackfillSummary, copy_segment, plan_backfill, put_units, scan_page_units
 from ferry.tables.setup import init_tables
