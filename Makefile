@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
-FORMATTED := ferry ferry_cli glue_jobs chalice_app/app.py chalice_app/chalicelib tests bench
+FORMATTED := ferry ferry_cli ferry_dev glue_jobs chalice_app/app.py chalice_app/chalicelib tests bench
 
 CHAOS_ARGS ?=
 BENCH_ARGS ?=
@@ -106,6 +106,7 @@ plan: credentials package
 	$(TF) -chdir=$(TF_ENV) init -input=false
 	$(TF) -chdir=$(TF_ENV) plan -input=false -out=tfplan
 
+# Nothing is auto-loaded: the generated variables first, the committed sizing last (it wins).
 deploy: credentials
 	$(FERRY) init --spec $(SPEC) --sources-only
 	$(MAKE) plan STAGE=$(STAGE) SPEC=$(SPEC)

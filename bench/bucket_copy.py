@@ -44,8 +44,8 @@ from urllib.parse import parse_qsl, quote, urlencode
 
 from bench.common import Row, Settings, Timed, alternate, fmt, ratio
 from ferry.clients import AwsTarget, make_client
-from ferry.local.emulator import DUMMY_CREDENTIALS, Emulator, use_dummy_credentials
-from ferry.local.faults import FaultProxy, _ProxyHandler, identify_operation
+from ferry_dev.emulator import DUMMY_CREDENTIALS, Emulator, use_dummy_credentials
+from ferry_dev.faults import FaultProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -82,58 +82,10 @@ def sizes_for(settings: Settings) -> Sizes:
 # --------------------------------------------------------------------------- the counting proxy
 
 
-class _CountingHandler(_ProxyHandler):
-    """The fault proxy's handler (no rules: it forwards everything), counting body bytes per operation."""
-
-    def _read_body(self) -> bytes:
-        body = super()._read_body()
-        self._request_bytes = len(body)
-        return body
-
-    def _relay(self, response: Any) -> None:
-        received = 0
-        read = response.read
-
-        def counting_read(*args: Any) -> bytes:
-            nonlocal received
-            data: bytes = read(*args)
-            received += len(data)
-            return data
-
-        response.read = counting_read
-        try:
-            super()._relay(response)
-        finally:
-            operation = identify_operation(self.command, self.path, self.headers)
-            proxy = self.server.proxy
-            assert isinstance(proxy, CountingProxy)
-            proxy.count_bytes(operation, getattr(self, "_request_bytes", 0), received)
-
-
-class CountingProxy(FaultProxy):
-    """A FaultProxy without rules that also counts request and response body bytes per operation."""
-
-    def __init__(self, upstream_url: str) -> None:
-        super().__init__(upstream_url)
-        self._server.RequestHandlerClass = _CountingHandler
-        # socketserver listens with a backlog of 5: s5cmd opens up to 256 connections at once (Go keeps
-        # few idle ones), and the dropped SYNs then wait for their 1 s, 3 s … retransmits. The emulator
-        # (werkzeug) listens with 128; listen() again with more so the proxy is not the bottleneck.
-        self._server.socket.listen(LISTEN_BACKLOG)
-        self._body_bytes: Counter[str] = Counter()
-
-    def __enter__(self) -> CountingProxy:
-        self.start()
-        return self
-
-    def count_bytes(self, operation: str, sent: int, received: int) -> None:
-        with self._lock:
-            self._body_bytes[operation] += sent + received
-
-    def body_bytes(self) -> dict[str, int]:
-        """``service:Operation`` → request plus response body bytes forwarded."""
-        with self._lock:
-            return dict(self._body_bytes)
+def counting_proxy(upstream_url: str) -> FaultProxy:
+    """A FaultProxy without rules: it forwards everything and counts requests and body bytes per
+    operation. Its listen backlog has room for s5cmd, which opens up to 256 connections at once."""
+    return FaultProxy(upstream_url, listen_backlog=LISTEN_BACKLOG)
 
 
 def data_bytes(body_bytes: dict[str, int]) -> int:
@@ -412,7 +364,7 @@ def run(settings: Settings) -> tuple[list[Row], dict[str, Any]]:
         "bytes": sizes.total_bytes,
     }
     with Emulator() as emu:
-        proxy = CountingProxy(emu.endpoint_url)
+        proxy = counting_proxy(emu.endpoint_url)
         with proxy:
             results = _compare(sizes, rounds, details, emu.endpoint_url, proxy, aws, s5cmd)
     details["approaches"] = {name: {"samples": t.samples, "runs": t.extra} for name, t in results.items()}
@@ -420,7 +372,7 @@ def run(settings: Settings) -> tuple[list[Row], dict[str, Any]]:
 
 
 def _compare(
-    sizes: Sizes, rounds: int, details: dict[str, Any], direct: str, proxy: CountingProxy, aws: str, s5cmd: str
+    sizes: Sizes, rounds: int, details: dict[str, Any], direct: str, proxy: FaultProxy, aws: str, s5cmd: str
 ) -> dict[str, Timed]:
     """Seed the source, then run the three tools alternately, each into a fresh target through the proxy.
     The seeding and the fidelity checks talk to the emulator directly."""

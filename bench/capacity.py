@@ -45,11 +45,12 @@ from typing import Any
 
 from bench.common import Row, Settings, Timed, alternate, fmt
 from bench.throttle_proxy import AcceptedWrite, OperationStats, ThrottleProxy
-from ferry.clients import AwsTarget, error_code, make_client
-from ferry.local.emulator import Emulator, use_dummy_credentials
+from ferry.aws import error_code
+from ferry.clients import AwsTarget, make_client
 from ferry.spec import Spec, parse_spec
 from ferry.tables.setup import init_tables
 from ferry.wire import Item, item_size
+from ferry_dev.emulator import Emulator, use_dummy_credentials
 
 REGION = "us-east-1"
 WRITE_CAPACITY = 100  # C: write units/s of every emulated table

@@ -33,11 +33,11 @@ from typing import Any
 
 from bench.common import Row, Settings, fmt
 from ferry.clients import AwsTarget, make_client
-from ferry.local.emulator import Emulator, use_dummy_credentials
-from ferry.local.stats import percentile
-from ferry.local.workload import create_workload_table, make_item, make_key
 from ferry.spec import Spec, parse_spec, spec_to_dict
 from ferry.tables.protocol import TOMBSTONE_ATTRIBUTE, TOMBSTONE_VALUE
+from ferry_dev.emulator import Emulator, use_dummy_credentials
+from ferry_dev.stats import percentile
+from ferry_dev.workload import create_workload_table, make_item, make_key
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -458,7 +458,7 @@ class ReplicationProcess:
 
 def serve_replication(spec_json: str) -> None:
     """The child of :class:`ReplicationProcess`."""
-    from ferry_cli.replication import LocalReplication
+    from ferry_dev.replication import LocalReplication
 
     use_dummy_credentials()
     replication = LocalReplication(parse_spec(json.loads(spec_json))).start()

@@ -30,10 +30,10 @@ from bench.table_backfill import (
     seed,
 )
 from ferry.clients import AwsTarget, make_client
-from ferry.local.emulator import Emulator, use_dummy_credentials
-from ferry.local.workload import HASH_KEY, RANGE_KEY, create_workload_table
 from ferry.tables.setup import init_tables
 from ferry.wire import Item
+from ferry_dev.emulator import Emulator, use_dummy_credentials
+from ferry_dev.workload import HASH_KEY, RANGE_KEY, create_workload_table
 
 # The issue asks for 10k, 40k and 160k items. The emulator spends ~2.5 ms of its one core per copied
 # item (one conditional PutItem each: moto's per-request cost), so those 210,000 items take ~10

@@ -54,14 +54,14 @@ import boto3
 
 from bench.common import Row, Settings, Timed, alternate, fmt, ratio
 from ferry.clients import AwsTarget, client_config, make_client
-from ferry.local.emulator import Emulator, use_dummy_credentials
-from ferry.local.workload import HASH_KEY, RANGE_KEY, create_workload_table
 from ferry.spec import BackfillSettings, Spec, TableMapping, parse_spec
 from ferry.tables.backfill import SegmentResult, put_units, scan_page_units
 from ferry.tables.schema import describe_shape
 from ferry.tables.setup import init_tables
 from ferry.tables.verify import verify_segment, verify_table
 from ferry.wire import Item, item_size
+from ferry_dev.emulator import Emulator, use_dummy_credentials
+from ferry_dev.workload import HASH_KEY, RANGE_KEY, create_workload_table
 from glue_jobs.table_backfill import args_for
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,7 +25,7 @@ Charging, by DynamoDB's published rules (simplified where said):
   in the answer (moto reports 1.0 for any Scan page), so a client's own accounting sees the table's.
 
 Counts per ``table:Operation`` (forwarded, throttled, units charged) and the time of every accepted
-write (for a per-second timeline) are kept for the report. Built on :class:`ferry.local.faults.FaultProxy`
+write (for a per-second timeline) are kept for the report. Built on :class:`ferry_dev.faults.FaultProxy`
 (its server, connection handling and forwarding), with no fault rules.
 """
 
@@ -40,8 +40,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ferry.local.faults import FaultProxy, _ProxyHandler, fault_answer, identify_operation
 from ferry.wire import item_size
+from ferry_dev.faults import FaultProxy, _ProxyHandler, fault_answer, identify_operation
 
 WRITE_UNIT_BYTES = 1024
 READ_UNIT_BYTES = 4096

@@ -3,44 +3,19 @@ and assumes a role (with credentials that refresh themselves) when the target na
 
 from __future__ import annotations
 
-import logging
-import random
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
 
-from ferry.errors import FerryError, PermanentError, RetryableError
-
 if TYPE_CHECKING:
     from ferry.spec import Spec
 
-log = logging.getLogger(__name__)
-T = TypeVar("T")
-
 ROLE_SESSION_NAME = "ferry"
-
-THROTTLING_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "Throttling",
-        "SlowDown",
-        "TooManyRequestsException",
-        "RequestThrottled",  # SQS
-        "RequestThrottledException",
-    }
-)
-TRANSIENT_CODES = THROTTLING_CODES | frozenset(
-    {"InternalServerError", "InternalFailure", "ServiceUnavailable", "InternalError", "LimitExceededException"}
-)
 
 
 @dataclass(frozen=True)
@@ -192,66 +167,3 @@ def table_clients(spec: Spec, *, max_attempts: int = 10, pool: int = 32) -> Tabl
 def bucket_clients(spec: Spec, *, max_attempts: int = 10, pool: int = 32) -> BucketClients:
     """The spec's S3 clients: source and target, each with its role."""
     return BucketClients.connect(spec.source_where(), spec.target_where(), max_attempts=max_attempts, pool=pool)
-
-
-def error_code(exc: BaseException) -> str:
-    """The AWS error code of a botocore ClientError, or '' for anything else."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Throttling, 5xx, and connection-level failures are worth retrying."""
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-    from botocore.exceptions import HTTPClientError, ReadTimeoutError
-
-    # HTTPClientError covers ConnectionClosedError: a connection reset before or after the request.
-    if isinstance(exc, (BotoConnectionError, ReadTimeoutError, HTTPClientError)):
-        return True
-    code = error_code(exc)
-    if code in TRANSIENT_CODES:
-        return True
-    response = getattr(exc, "response", None) or {}
-    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) if isinstance(response, dict) else 0
-    return isinstance(status, int) and status >= 500
-
-
-def call_with_retries(
-    call: Callable[[], T],
-    what: str,
-    *,
-    attempts: int = 8,
-    base_delay: float = 0.1,
-    on_retry: Callable[[BaseException], None] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> T:
-    """Run ``call`` (which already has botocore's retries) until it succeeds, fails permanently,
-    or stays transient for ``attempts`` tries; backoff is exponential with jitter, capped at 20 s.
-    The last exception is re-raised unchanged."""
-    for attempt in range(attempts):
-        try:
-            return call()
-        except Exception as exc:
-            if not is_transient(exc) or attempt == attempts - 1:
-                raise
-            if on_retry is not None:
-                on_retry(exc)
-            delay = min(20.0, base_delay * 2**attempt) * random.uniform(0.5, 1.0)
-            log.warning("%s: transient error %s, retry in %.2fs", what, error_code(exc) or type(exc).__name__, delay)
-            sleep(delay)
-    raise AssertionError("unreachable: attempts must be at least 1")
-
-
-def translate_error(exc: Exception, what: str) -> Exception:
-    """A data-path failure as one of ferry's errors, at the adapter edge: transient AWS errors
-    become RetryableError, other AWS errors PermanentError; ferry's own errors pass unchanged."""
-    if isinstance(exc, FerryError):
-        return exc
-    detail = f"{what}: {error_code(exc) or type(exc).__name__}: {exc}"
-    if is_transient(exc):
-        return RetryableError(detail)
-    if error_code(exc):
-        return PermanentError(detail)
-    return exc

@@ -16,6 +16,11 @@ from ferry.spec import Spec, spec_to_dict
 APP_NAME = "ferry"
 STREAM_FUNCTION = "table_stream"
 BUCKET_FUNCTION = "bucket_events"
+# The bucket events queue's dead-letter queue is named after it.
+DLQ_SUFFIX = "-dlq"
+# Every queue that holds failed work (stream on-failure queue, bucket events DLQ): encrypted, and
+# kept as long as SQS allows (14 days) so `ferry redrive` finds it.
+DEAD_LETTER_QUEUE_ATTRIBUTES = {"SqsManagedSseEnabled": "true", "MessageRetentionPeriod": str(14 * 24 * 3600)}
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ferry.clients import call_with_retries, error_code
+from ferry.aws import call_with_retries, error_code
 from ferry.errors import FerryError
 
 log = logging.getLogger(__name__)
@@ -98,17 +98,6 @@ def describe_error(exc: BaseException) -> str:
         return str(exc)
     code = error_code(exc)
     return f"{code or type(exc).__name__}: {exc}"
-
-
-def queue_url_or_none(sqs: Any, name: str) -> str | None:
-    """The URL of queue ``name``, or None when it does not exist."""
-    try:
-        return str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
-    except ClientError as exc:
-        code = error_code(exc)
-        if "NonExistentQueue" in code or "QueueDoesNotExist" in code:
-            return None
-        raise
 
 
 class _QueueWalk:

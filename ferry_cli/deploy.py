@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ferry.aws import queue_arn_of, queue_url_or_none
 from ferry.clients import bucket_clients, make_client, table_clients
 from ferry.deploy import (
     BUCKET_FUNCTION,
@@ -28,6 +29,7 @@ from ferry.deploy import (
 )
 from ferry.errors import SetupError
 from ferry.spec import Spec
+from ferry.tables.setup import ensure_failure_queue, inspect_tables
 
 GLUE_SCRIPTS = {"table": "table_backfill.py", "bucket": "bucket_backfill.py"}
 
@@ -46,7 +48,7 @@ def prepare_sources(spec: Spec) -> list[str]:
     every source table and EventBridge notifications merged into every source bucket's
     configuration (kept as it is otherwise). Everything is validated before the first write."""
     from ferry.buckets.setup import enable_eventbridge, inspect_buckets
-    from ferry.tables.setup import enable_stream, inspect_tables
+    from ferry.tables.setup import enable_stream
 
     tables = table_clients(spec)
     buckets = bucket_clients(spec)
@@ -64,7 +66,6 @@ def prepare_sources(spec: Spec) -> list[str]:
 def terraform_variables_for(spec: Spec, stage: str) -> dict[str, Any]:
     """Read the sources (and existing targets) and return ``ferry.auto.tfvars.json``'s content."""
     from ferry.buckets.setup import NOTIFICATION_KINDS, inspect_buckets, notification_configuration
-    from ferry.tables.setup import inspect_tables
 
     clients = table_clients(spec)
     target_arns = Arns(spec.region, account_of(spec, "target"))
@@ -141,15 +142,6 @@ def chalice_config(spec: Spec, stage: str, app_dir: Path, *, account: str) -> li
     write_json(config_path, config)
     written.append(str(config_path))
     return written
-
-
-def _queue(sqs: Any, name: str) -> tuple[str, str]:
-    """Create (or find) a dead-letter-style queue: SSE on, 14 days of retention."""
-    url = sqs.create_queue(
-        QueueName=name, Attributes={"MessageRetentionPeriod": "1209600", "SqsManagedSseEnabled": "true"}
-    )["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return url, arn
 
 
 def _upsert_mapping(lam: Any, request: dict[str, Any]) -> str:
@@ -229,10 +221,8 @@ def wire(spec: Spec, stage: str, *, workers: int = 2, worker_type: str = "G.1X")
     lam, sqs = make_client("lambda", home), make_client("sqs", home)
     done: list[str] = []
     if spec.tables:
-        from ferry.tables.setup import inspect_tables
-
         checks = inspect_tables(spec, table_clients(spec), require_targets=False, require_streams=True)
-        _, failure_arn = _queue(sqs, spec.replication.on_failure_queue)
+        _, failure_arn = ensure_failure_queue(sqs, spec.replication.on_failure_queue)
         settings = stream_mapping_settings(spec)
         for check in checks:
             request = stream_mapping_request(
@@ -244,13 +234,10 @@ def wire(spec: Spec, stage: str, *, workers: int = 2, worker_type: str = "G.1X")
             done.append(_upsert_mapping(lam, request))
     if spec.buckets:
         events = bucket_events_settings(spec)
-        try:
-            url = sqs.get_queue_url(QueueName=events.queue_name)["QueueUrl"]
-        except sqs.exceptions.QueueDoesNotExist:
-            raise SetupError(
-                f"s3.events_queue: queue {events.queue_name!r} does not exist; run `ferry init` first"
-            ) from None
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        url = queue_url_or_none(sqs, events.queue_name)
+        if url is None:
+            raise SetupError(f"s3.events_queue: queue {events.queue_name!r} does not exist; run `ferry init` first")
+        arn = queue_arn_of(sqs, url)
         request = queue_mapping_request(events, queue_arn=arn, function=function_name(stage, BUCKET_FUNCTION))
         done.append(_upsert_mapping(lam, request))
     done += _wire_glue(spec, stage, workers=workers, worker_type=worker_type)

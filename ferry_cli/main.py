@@ -132,11 +132,11 @@ def init(spec_path: str, enable_streams: bool, sources_only: bool) -> int:
 @_guard
 def replicate(spec_path: str, drain: bool, duration: float, anomalies: str) -> int:
     """Local/dev only: run the stream handler fed like Lambda's event-source mapping."""
-    from ferry_cli.replication import LocalReplication
+    from ferry_dev.replication import LocalReplication
 
     spec = load_spec(spec_path)
     check_ready(spec, require_streams=True)
-    from ferry.local.anomalies import DeliveryAnomalies
+    from ferry_dev.anomalies import DeliveryAnomalies
 
     replication = LocalReplication(spec, anomalies=DeliveryAnomalies.parse(anomalies) if anomalies else None)
     if drain:
@@ -339,6 +339,8 @@ def finalize(spec_path: str, force: bool) -> int:
 @_guard
 def status(spec_path: str) -> int:
     """Phase, per-segment progress, live lag, on-failure queue depth, last verify."""
+    from ferry.aws import queue_depth, queue_url_or_none
+    from ferry.deploy import DLQ_SUFFIX
     from ferry.tables.finalize import backfill_complete
     from ferry.tables.state import StateStore
 
@@ -348,12 +350,8 @@ def status(spec_path: str) -> int:
     sqs = make_client("sqs", home)
 
     def depth(queue: str) -> str:
-        try:
-            url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
-            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
-            return str(attrs["Attributes"]["ApproximateNumberOfMessages"])
-        except sqs.exceptions.QueueDoesNotExist:
-            return "n/a (queue not found)"
+        url = queue_url_or_none(sqs, queue)
+        return "n/a (queue not found)" if url is None else str(queue_depth(sqs, url))
 
     if spec.tables:
         console.print(
@@ -361,7 +359,8 @@ def status(spec_path: str) -> int:
         )
     if spec.buckets:
         queue = spec.s3.events_queue
-        console.print(f"bucket events queue {queue}: {depth(queue)} waiting; DLQ {queue}-dlq: {depth(queue + '-dlq')}")
+        dlq = queue + DLQ_SUFFIX
+        console.print(f"bucket events queue {queue}: {depth(queue)} waiting; DLQ {dlq}: {depth(dlq)}")
     for mapping in spec.tables:
         table = Table(title=f"{mapping.source} -> {mapping.target}: phase {store.get_phase(mapping.source)}")
         for column in ("segment", "status", "scanned", "written", "already present", "pages"):
@@ -402,9 +401,9 @@ def redrive(spec_path: str, tables: bool, buckets: bool) -> int:
     state (never an old image). Exit 3 when some messages had to be kept."""
     from rich.markup import escape
 
+    from ferry.aws import queue_url_or_none
     from ferry.buckets.redrive import redrive_bucket_failures
-    from ferry.local.sqs_poller import DLQ_SUFFIX
-    from ferry.redrive_report import queue_url_or_none
+    from ferry.deploy import DLQ_SUFFIX
     from ferry.tables.redrive import redrive_stream_failures
 
     spec = load_spec(spec_path)
@@ -463,7 +462,7 @@ def redrive(spec_path: str, tables: bool, buckets: bool) -> int:
 @_guard
 def demo(items: int, splits: int, traffic_rate: float, objects: int, object_traffic_rate: float, seed: int) -> int:
     """What `make demo` runs: a live table migrated end to end on the embedded emulator."""
-    from ferry_cli.demo import print_summary, run_demo
+    from ferry_dev.demo import print_summary, run_demo
 
     result = run_demo(
         items=items,
@@ -491,7 +490,7 @@ def chaos(seeds: str, minutes: float, items: int, objects: int, json_path: str |
     """A seeded campaign of live traffic, injected faults and crashes; exit 1 on any divergence."""
     from dataclasses import asdict
 
-    from ferry_cli.chaos import run_campaign
+    from ferry_dev.chaos import run_campaign
 
     chosen: list[int] = []
     for part in seeds.split(","):
@@ -631,7 +630,7 @@ def wire(spec_path: str, stage: str, glue_workers: int, glue_worker_type: str) -
 @_guard
 def deploy_local(stage: str) -> int:
     """Rehearse the deployment against the embedded emulator and check what it created."""
-    from ferry_cli.rehearsal import rehearse
+    from ferry_dev.rehearsal import rehearse
 
     run = rehearse(stage)
     out = console if console.is_terminal else Console(width=220)  # a log or CI: full width

@@ -11,8 +11,7 @@ from ferry.spec import Spec
 
 def initialize(spec: Spec, *, enable_streams: bool = True) -> list[str]:
     """Validate every table and bucket (no write yet), then create and wire what is missing."""
-    from ferry.buckets.setup import init_buckets, inspect_buckets
-    from ferry.local.sqs_poller import ensure_event_queues
+    from ferry.buckets.setup import ensure_event_queues, init_buckets, inspect_buckets
     from ferry.tables.setup import init_tables, inspect_tables
 
     home = spec.home_where()

@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT / "chalice_app"))  # chalicelib, as Lambda sees it
 sys.path.insert(0, str(ROOT))
 
 from ferry.clients import AwsTarget, make_client  # noqa: E402
-from ferry.local.emulator import DUMMY_CREDENTIALS, Emulator  # noqa: E402
+from ferry_dev.emulator import DUMMY_CREDENTIALS, Emulator  # noqa: E402
 
 REGION = "us-east-1"
 

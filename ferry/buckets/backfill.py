@@ -18,8 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from ferry.aws import call_with_retries
 from ferry.buckets.reconcile import ReconcileResult, reconcile_key
-from ferry.clients import AwsTarget, BucketClients, call_with_retries
+from ferry.clients import AwsTarget, BucketClients
 from ferry.ratelimit import CapacityBucket
 from ferry.spec import BucketMapping, S3Settings
 

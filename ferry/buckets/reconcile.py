@@ -33,9 +33,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
+from ferry.aws import call_with_retries, error_code
 from ferry.buckets import objects
 from ferry.buckets.objects import ObjectState
-from ferry.clients import call_with_retries, error_code
 from ferry.errors import PermanentError, RetryableError
 from ferry.spec import BucketMapping, S3Settings
 

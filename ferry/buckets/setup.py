@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from ferry.clients import BucketClients, call_with_retries, error_code
+from ferry.aws import call_with_retries, ensure_queue, error_code, queue_arn_of
+from ferry.clients import BucketClients
+from ferry.deploy import DEAD_LETTER_QUEUE_ATTRIBUTES, DLQ_SUFFIX
 from ferry.errors import SetupError
 from ferry.spec import BucketMapping, Spec
 
@@ -335,6 +337,28 @@ def _check_queue(sqs: Any, queue_url: str, queue_arn: str) -> None:
         ) from exc
     if attributes.get("QueueArn") != queue_arn:
         raise SetupError(f"s3.events_queue: {queue_url} is {attributes.get('QueueArn')}, not {queue_arn}")
+
+
+def ensure_event_queues(sqs: Any, name: str, max_receive_count: int, visibility_timeout: int) -> tuple[str, str, str]:
+    """The bucket-events queue ``name`` and its dead-letter queue ``<name>-dlq``, created or
+    brought up to date (idempotent): SSE-SQS on both, the DLQ keeps messages 14 days, the queue
+    sends a message to it after ``max_receive_count`` receives. Returns (queue_url, queue_arn, dlq_url).
+
+    Sending to the queue from EventBridge also needs a queue policy for that rule:
+    :func:`init_buckets` adds it."""
+    if max_receive_count < 1:
+        raise ValueError(f"max_receive_count must be at least 1, got {max_receive_count}")
+    if len(name) + len(DLQ_SUFFIX) > 80:
+        raise ValueError(f"queue name {name!r} is too long for a '{DLQ_SUFFIX}' companion (80 characters at most)")
+    dlq_url = ensure_queue(sqs, name + DLQ_SUFFIX, DEAD_LETTER_QUEUE_ATTRIBUTES)
+    redrive = json.dumps({"deadLetterTargetArn": queue_arn_of(sqs, dlq_url), "maxReceiveCount": max_receive_count})
+    attributes = {
+        "SqsManagedSseEnabled": "true",
+        "VisibilityTimeout": str(visibility_timeout),
+        "RedrivePolicy": redrive,
+    }
+    queue_url = ensure_queue(sqs, name, attributes)
+    return queue_url, queue_arn_of(sqs, queue_url), dlq_url
 
 
 _ARN = re.compile(r"arn:[^:]+:sqs:[^:]+:\d*:.+")

@@ -25,9 +25,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from ferry.aws import call_with_retries, error_code, translate_error
 from ferry.buckets.objects import ObjectState, differences, head_object
 from ferry.buckets.reconcile import reconcile_key
-from ferry.clients import BucketClients, bucket_clients, call_with_retries, error_code, translate_error
+from ferry.clients import BucketClients, bucket_clients
 from ferry.errors import SetupError
 from ferry.spec import BucketMapping, Spec
 from ferry.verify_report import VerifyReportMixin

@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from ferry.clients import AwsTarget, TableClients, call_with_retries, error_code
+from ferry.aws import call_with_retries, error_code
+from ferry.clients import AwsTarget, TableClients
 from ferry.ratelimit import CapacityBucket
 from ferry.spec import Spec, TableMapping
 from ferry.tables.protocol import insert_only_condition

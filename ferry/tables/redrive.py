@@ -31,7 +31,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ferry.clients import TableClients, call_with_retries, error_code
+from ferry.aws import call_with_retries, error_code
+from ferry.clients import TableClients
 from ferry.errors import FerryError, RetryableError, SetupError
 from ferry.redrive_report import KeptMessage, Message, Outcome, RedriveReport, describe_error, redrive_queue
 from ferry.spec import Spec, TableMapping

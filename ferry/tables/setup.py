@@ -10,14 +10,15 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from ferry.aws import STREAM_VIEW, ensure_queue, queue_arn_of
 from ferry.clients import TableClients
+from ferry.deploy import DEAD_LETTER_QUEUE_ATTRIBUTES
 from ferry.errors import SetupError
 from ferry.spec import Spec, TableMapping
 from ferry.tables.schema import TableShape, describe_shape, key_schema_mismatch
 from ferry.tables.state import StateStore, create_state_table
 
 log = logging.getLogger(__name__)
-STREAM_VIEW = "NEW_AND_OLD_IMAGES"
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,13 @@ def _target_definition(source: TableShape, target_name: str) -> dict[str, Any]:
     if lsis:
         definition["LocalSecondaryIndexes"] = lsis
     return definition
+
+
+def ensure_failure_queue(sqs: Any, name: str) -> tuple[str, str]:
+    """The stream on-failure queue (``replication.on_failure_queue``), created or brought up to date:
+    encrypted, messages kept 14 days. Returns (url, arn)."""
+    url = ensure_queue(sqs, name, DEAD_LETTER_QUEUE_ATTRIBUTES)
+    return url, queue_arn_of(sqs, url)
 
 
 def enable_stream(ddb: Any, source: str) -> str:

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
 
-from ferry.clients import TableClients, call_with_retries, table_clients, translate_error
+from ferry.aws import call_with_retries, translate_error
+from ferry.clients import TableClients, table_clients
 from ferry.errors import RetryableError, SetupError
 from ferry.spec import Spec, TableMapping
 from ferry.tables.protocol import is_tombstone

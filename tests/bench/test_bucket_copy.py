@@ -12,9 +12,9 @@ import pytest
 
 from bench import bucket_copy
 from bench.bucket_copy import (
-    CountingProxy,
     Fingerprint,
     check_fidelity,
+    counting_proxy,
     data_bytes,
     fidelity_text,
     fingerprint,
@@ -107,7 +107,7 @@ def test_the_checker_finds_lost_tags_and_a_changed_multipart_etag(where: AwsTarg
 @pytest.mark.functional
 def test_the_proxy_counts_object_bodies_and_not_server_side_copies(emulator: Any, unique: str) -> None:
     # GIVEN a client talking to the emulator through the counting proxy
-    with CountingProxy(emulator.endpoint_url) as proxy:
+    with counting_proxy(emulator.endpoint_url) as proxy:
         s3 = make_client("s3", AwsTarget("us-east-1", proxy.endpoint_url))
         s3.create_bucket(Bucket=f"p-{unique}")
         # WHEN an object is uploaded, downloaded, copied server-side and HEAD-ed

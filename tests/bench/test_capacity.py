@@ -23,9 +23,9 @@ from bench.throttle_proxy import (
     write_charges,
     write_units,
 )
-from ferry.clients import error_code
-from ferry.local.emulator import Emulator
+from ferry.aws import error_code
 from ferry.wire import item_size
+from ferry_dev.emulator import Emulator
 from tests.conftest import REGION, create_table
 
 

@@ -19,8 +19,8 @@ from bench.lag import (
     rows_for,
     table_reflects,
 )
-from ferry.local.emulator import Emulator, use_dummy_credentials
 from ferry.tables.protocol import TOMBSTONE_ATTRIBUTE, TOMBSTONE_VALUE
+from ferry_dev.emulator import Emulator, use_dummy_credentials
 
 TOMBSTONE = {"pk": {"S": "k"}, "sk": {"N": "0"}, TOMBSTONE_ATTRIBUTE: TOMBSTONE_VALUE}
 

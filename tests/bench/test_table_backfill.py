@@ -23,11 +23,11 @@ from bench.table_backfill import (
     seed,
 )
 from ferry.clients import client_config
-from ferry.local.workload import create_workload_table as create_bench_table
 from ferry.spec import parse_spec
 from ferry.tables.backfill import BackfillSummary, copy_segment, plan_backfill, put_units, scan_page_units
 from ferry.tables.setup import init_tables
 from ferry.wire import TYPE_TAGS, item_size
+from ferry_dev.workload import create_workload_table as create_bench_table
 
 
 def _tags(value: dict[str, Any]) -> set[str]:

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from ferry.clients import AwsTarget, make_client
-from ferry.local.emulator import Emulator
-from ferry_cli.rehearsal import Rehearsal, rehearse
+from ferry_dev.emulator import Emulator
+from ferry_dev.rehearsal import Rehearsal, rehearse
 
 pytestmark = [pytest.mark.deploy, pytest.mark.xdist_group("deploy")]
 REPO = Path(__file__).resolve().parents[2]
@@ -132,7 +132,7 @@ def test_the_rehearsal_notices_a_mapping_without_its_safety_settings(
     rehearsed: tuple[Rehearsal, AwsTarget],
 ) -> None:
     """Negative control: the rehearsal's read-back fails when a setting is missing."""
-    from ferry_cli.rehearsal import inspect
+    from ferry_dev.rehearsal import inspect
 
     run, where = rehearsed
     lam, ddb = make_client("lambda", where), make_client("dynamodb", where)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ferry_cli.chaos import run_seed
+from ferry_dev.chaos import run_seed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("spark")]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ferry_cli.demo import run_demo
+from ferry_dev.demo import run_demo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("spark")]
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from ferry.local.workload import make_big_item, make_item, seed_table
 from ferry.spec import parse_spec
 from ferry.tables.backfill import copy_segment, plan_backfill
 from ferry.tables.protocol import tombstone_for
 from ferry.tables.setup import init_tables
 from ferry.tables.state import SEGMENT_DONE, SEGMENT_RUNNING, SegmentCheckpoint, StateStore
 from ferry.wire import items_equal, key_of
+from ferry_dev.workload import make_big_item, make_item, seed_table
 from tests.conftest import create_table, scan_all
 
 pytestmark = pytest.mark.functional

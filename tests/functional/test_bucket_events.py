@@ -21,9 +21,10 @@ from urllib.parse import urlencode
 import pytest
 from chalicelib import bucket_events
 
+from ferry.buckets.setup import ensure_event_queues
 from ferry.clients import AwsTarget, make_client
-from ferry.local.sqs_poller import SqsPoller, SqsPollStats, ensure_event_queues
 from ferry.spec import parse_spec, spec_to_dict
+from ferry_dev.sqs_poller import SqsPoller, SqsPollStats
 
 pytestmark = pytest.mark.functional
 

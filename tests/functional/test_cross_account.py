@@ -21,17 +21,18 @@ import pytest
 from chalicelib import bucket_events, table_stream
 
 from ferry import clients
+from ferry.aws import stream_arn_of
 from ferry.buckets.backfill import BucketPlan, reconcile_partition
 from ferry.buckets.reconcile import COPIED, UNCHANGED, reconcile_key
 from ferry.buckets.verify import verify_bucket
 from ferry.clients import AwsTarget, BucketClients, TableClients, bucket_clients, make_client, table_clients
-from ferry.local.stream_poller import LocalContext, lambda_event, stream_arn_for
 from ferry.spec import Spec, parse_spec, spec_to_dict
 from ferry.tables.backfill import copy_segment, plan_backfill
 from ferry.tables.finalize import finalize_table
 from ferry.tables.setup import init_tables
 from ferry.tables.state import StateStore
 from ferry.tables.verify import verify_table
+from ferry_dev.stream_poller import LocalContext, lambda_event
 from tests.conftest import REGION, create_table, scan_all
 
 pytestmark = pytest.mark.functional
@@ -384,7 +385,7 @@ def test_a_table_migrates_across_accounts_with_both_roles(
     source_ddb.put_item(TableName=mapping.source, Item={"pk": {"S": "live"}, "n": {"N": "99"}})
     source_ddb.delete_item(TableName=mapping.source, Key={"pk": {"S": "item-0"}})
     streams = make_client("dynamodbstreams", spec.source_where())
-    stream_arn = stream_arn_for(source_ddb, mapping.source)
+    stream_arn = stream_arn_of(source_ddb, mapping.source)
     records = _stream_records(streams, stream_arn)
     assert records
     context = LocalContext("table_stream", "cross-account", deadline=float("inf"))

@@ -5,7 +5,7 @@ Data path: every edge item is written to a real source table and then taken thro
 paths ferry has, each into its own target so that each path is proven on its own:
 
 * the backfill: ``plan_backfill`` + ``copy_segment`` for every parallel-scan segment;
-* the live path: the table's real stream records, read by ``ferry.local.stream_poller`` (which
+* the live path: the table's real stream records, read by ``ferry_dev.stream_poller`` (which
   builds the event Lambda builds: base64 binaries at every depth, a JSON round trip) and handed
   to the real ``chalicelib.table_stream.handle`` configured through ``FERRY_SPEC``.
 
@@ -33,17 +33,19 @@ import yaml
 from chalicelib import table_stream
 from click.testing import CliRunner
 
+from ferry.aws import stream_arn_of
 from ferry.clients import AwsTarget, make_client
-from ferry.local.stream_poller import StreamPoller, ensure_queue, stream_arn_for
-from ferry.local.workload import make_big_item
 from ferry.spec import Spec, parse_spec, spec_to_dict
 from ferry.tables.backfill import copy_segment, plan_backfill
 from ferry.tables.finalize import remove_tombstones
 from ferry.tables.protocol import TOMBSTONE_ATTRIBUTE
+from ferry.tables.setup import ensure_failure_queue
 from ferry.tables.state import SEGMENT_DONE, create_state_table
 from ferry.tables.verify import verify_table
 from ferry.wire import item_size, items_equal, key_of, key_text
 from ferry_cli.main import cli
+from ferry_dev.stream_poller import StreamPoller
+from ferry_dev.workload import make_big_item
 from tests.conftest import create_table, scan_all
 
 pytestmark = pytest.mark.functional
@@ -182,12 +184,12 @@ def migration(
         poller = StreamPoller(
             streams,
             sqs,
-            stream_arn_for(ddb, source),
+            stream_arn_of(ddb, source),
             source,
             handler,
             batch_size=100,
             max_retries=0,  # a failing record is dead-lettered at once, and counted
-            on_failure_queue_url=ensure_queue(sqs, f"failures-{unique}"),
+            on_failure_queue_url=ensure_failure_queue(sqs, f"failures-{unique}")[0],
             retry_backoff=0,
         )
 
@@ -522,7 +524,7 @@ def test_an_invalid_name_exits_2_naming_the_field_in_every_command_and_writes_no
 # differs from the source's: exit 2, also before any write").
 _REPLICATE_QUEUE_BUG = (
     "ferry replicate (ferry_cli/replication.py LocalReplication.__init__) creates the on-failure queue "
-    "with ensure_queue() before stream_arn_for() looks at the source table, and it never runs "
+    "with ensure_failure_queue() before stream_arn_of() looks at the source table, and it never runs "
     "inspect_tables(): a missing source exits 2 only after the SQS queue was created, and the message "
     "(\"table 'x' does not exist\") does not name tables[0].source"
 )

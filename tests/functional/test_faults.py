@@ -22,9 +22,10 @@ from urllib.parse import urlsplit
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError
 
-from ferry.clients import AwsTarget, error_code, is_transient, make_client
-from ferry.local.emulator import Emulator
-from ferry.local.faults import FaultProxy, FaultRule, identify_operation
+from ferry.aws import error_code, is_transient
+from ferry.clients import AwsTarget, make_client
+from ferry_dev.emulator import Emulator
+from ferry_dev.faults import FaultProxy, FaultRule, identify_operation
 from tests.conftest import REGION, create_table, scan_all
 
 pytestmark = pytest.mark.functional

@@ -18,20 +18,21 @@ import yaml
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
+from ferry.aws import stream_arn_of
+from ferry.buckets.setup import ensure_event_queues
 from ferry.buckets.verify import verify_bucket
 from ferry.clients import AwsTarget, make_client
 from ferry.errors import RetryableError, SetupError
-from ferry.local.sqs_poller import ensure_event_queues
-from ferry.local.stream_poller import ensure_queue, stream_arn_for
 from ferry.spec import Spec, TableMapping
 from ferry.tables.protocol import TOMBSTONE_ATTRIBUTE, TOMBSTONE_VALUE, insert_only_condition
 from ferry.tables.redrive import converge_key, redrive_stream_failures
+from ferry.tables.setup import ensure_failure_queue
 from ferry.tables.state import StateStore
 from ferry.tables.verify import verify_table
 from ferry.wire import key_text
 from ferry_cli.main import cli
-from ferry_cli.replication import LocalReplication
 from ferry_cli.specfile import load_spec
+from ferry_dev.replication import LocalReplication
 from tests.conftest import create_table, scan_all
 
 pytestmark = pytest.mark.functional
@@ -334,9 +335,9 @@ def test_a_lambda_shaped_message_whose_records_cannot_be_read_is_kept_and_report
     create_table(ddb, src, stream=True)
     create_table(ddb, dst)
     _, spec = _write_spec(tmp_path, _table_spec(emulator, unique, [(src, dst)]))
-    url = ensure_queue(sqs, spec.replication.on_failure_queue)
+    url = ensure_failure_queue(sqs, spec.replication.on_failure_queue)[0]
     streams = make_client("dynamodbstreams", where)
-    arn = stream_arn_for(ddb, src)
+    arn = stream_arn_of(ddb, src)
     (shard,) = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
     beyond = str(int(shard["SequenceNumberRange"]["StartingSequenceNumber"]) + 1000)
     info = {"shardId": shard["ShardId"], "streamArn": arn, "batchSize": 1}
@@ -369,7 +370,7 @@ def test_messages_naming_tables_outside_the_spec_are_kept_and_exit_3_names_them(
     body["buckets"] = [{"source": f"media-{unique}", "target": f"media-v2-{unique}"}]
     body["s3"] = {"events_queue": f"events-{unique}"}
     spec_path, spec = _write_spec(tmp_path, body)
-    url = ensure_queue(sqs, spec.replication.on_failure_queue)
+    url = ensure_failure_queue(sqs, spec.replication.on_failure_queue)[0]
     _, _, dlq_url = ensure_event_queues(sqs, spec.s3.events_queue, 2, 30)
     ghost, other = f"ghost-{unique}", f"other-{unique}"
     local = {"ferry": {"sourceTable": ghost, "eventName": "INSERT", "keys": key_text({"pk": {"S": "a"}})}}

@@ -18,13 +18,8 @@ from typing import Any
 
 import pytest
 
-from ferry.local.sqs_poller import (
-    SqsPoller,
-    SqsPollStats,
-    ensure_event_queues,
-    failed_message_ids,
-    lambda_event,
-)
+from ferry.buckets.setup import ensure_event_queues
+from ferry_dev.sqs_poller import SqsPoller, SqsPollStats, failed_message_ids, lambda_event
 
 pytestmark = pytest.mark.functional
 
@@ -379,7 +374,7 @@ def test_stats_add_up() -> None:
 
 def test_delivery_anomalies_duplicate_delay_and_reorder_but_lose_nothing(queues: Queues) -> None:
     # GIVEN a poller told to duplicate, delay and reorder deliveries
-    from ferry.local.anomalies import DeliveryAnomalies
+    from ferry_dev.anomalies import DeliveryAnomalies
 
     bodies = [f"a-{i:02d}" for i in range(30)]
     # receive counts grow with every duplicate and delay: a redrive policy of 3 would move some to

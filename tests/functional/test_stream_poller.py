@@ -17,12 +17,14 @@ from typing import Any
 import pytest
 from chalicelib import table_stream
 
+from ferry.aws import stream_arn_of
 from ferry.clients import AwsTarget, make_client
 from ferry.errors import SetupError
-from ferry.local.stream_poller import StreamPoller, ensure_queue, failed_index, stream_arn_for
 from ferry.spec import parse_spec, spec_to_dict
+from ferry.tables.setup import ensure_failure_queue
 from ferry.tables.state import StateStore, create_state_table
 from ferry.wire import key_text
+from ferry_dev.stream_poller import StreamPoller, failed_index
 from tests.conftest import create_table, scan_all
 
 pytestmark = pytest.mark.functional
@@ -127,8 +129,8 @@ def env(
         source,
         target,
         StateStore(ddb, state),
-        stream_arn_for(ddb, source),
-        ensure_queue(sqs, f"failures-{unique}"),
+        stream_arn_of(ddb, source),
+        ensure_failure_queue(sqs, f"failures-{unique}")[0],
     )
     table_stream.reset()
 
@@ -431,14 +433,14 @@ def test_stream_arn_for_and_ensure_queue(ddb: Any, sqs: Any, unique: str) -> Non
 
     # THEN the stream ARN is found or a SetupError names the table
     with pytest.raises(SetupError, match=f"plain-{unique}"):
-        stream_arn_for(ddb, f"plain-{unique}")
+        stream_arn_of(ddb, f"plain-{unique}")
     with pytest.raises(SetupError, match="does not exist"):
-        stream_arn_for(ddb, f"missing-{unique}")
-    assert f"table/streamed-{unique}/stream/" in stream_arn_for(ddb, f"streamed-{unique}")
+        stream_arn_of(ddb, f"missing-{unique}")
+    assert f"table/streamed-{unique}/stream/" in stream_arn_of(ddb, f"streamed-{unique}")
 
     # AND ensure_queue creates a queue once and finds it afterwards
-    url = ensure_queue(sqs, f"q-{unique}")
-    assert ensure_queue(sqs, f"q-{unique}") == url
+    url = ensure_failure_queue(sqs, f"q-{unique}")[0]
+    assert ensure_failure_queue(sqs, f"q-{unique}")[0] == url
 
 
 # ---------------------------------------------------------------------------------------------
@@ -597,7 +599,7 @@ def test_failed_index_follows_lambdas_rules() -> None:
 
 def test_redelivered_batches_change_nothing(env: Env) -> None:
     # GIVEN a poller told to deliver handled batches again, and a hot key with deletes in between
-    from ferry.local.anomalies import DeliveryAnomalies
+    from ferry_dev.anomalies import DeliveryAnomalies
 
     for i in range(30):
         env.put("hot", v={"N": str(i)})

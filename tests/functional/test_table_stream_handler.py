@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 from chalicelib import table_stream
 
+from ferry.aws import stream_arn_of
 from ferry.clients import AwsTarget
-from ferry.local.stream_poller import LocalContext, StreamPoller, stream_arn_for
 from ferry.spec import parse_spec, spec_to_dict
 from ferry.tables.protocol import TOMBSTONE_ATTRIBUTE, TOMBSTONE_VALUE
 from ferry.tables.state import StateStore, create_state_table
 from ferry.wire import decode_stream_image
+from ferry_dev.stream_poller import LocalContext, StreamPoller
 from tests.conftest import create_table, scan_all
 
 pytestmark = pytest.mark.functional
@@ -86,7 +87,7 @@ def replication(
         )
         monkeypatch.setenv("FERRY_SPEC", json.dumps(spec_to_dict(spec)))
         table_stream.reset()
-        arn = stream_arn_for(ddb, source)
+        arn = stream_arn_of(ddb, source)
         captured: list[dict[str, Any]] = []
 
         def capture(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -308,9 +309,9 @@ def test_binary_keyed_items_are_deleted_by_their_real_key(ddb, streams, where, u
     # GIVEN a table whose hash key is binary, one item put and then deleted at the source
     from chalicelib import table_stream
 
-    from ferry.local.stream_poller import lambda_event
     from ferry.spec import parse_spec, spec_to_dict
     from ferry.tables.state import StateStore, create_state_table
+    from ferry_dev.stream_poller import lambda_event
 
     source, target, state = f"bsrc-{unique}", f"bdst-{unique}", f"bstate-{unique}"
     create_table(ddb, source, hash_key=("id", "B"), stream=True)

@@ -8,8 +8,8 @@ import pytest
 from ferry.buckets.backfill import partition_keys
 from ferry.buckets.objects import differences, head_object
 from ferry.clients import make_client
-from ferry.local.workload import seed_bucket
 from ferry.spec import parse_spec
+from ferry_dev.workload import seed_bucket
 from glue_jobs import bucket_backfill
 
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]

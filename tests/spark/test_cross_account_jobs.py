@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from ferry.clients import make_client, table_clients
-from ferry.local.workload import seed_table
 from ferry.spec import parse_spec
 from ferry.tables.setup import init_tables
 from ferry.tables.state import StateStore
+from ferry_dev.workload import seed_table
 from glue_jobs import bucket_backfill, table_backfill
 from tests.conftest import create_table, scan_all
 

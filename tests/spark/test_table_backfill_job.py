@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from ferry.errors import SpecError
-from ferry.local.workload import seed_table
 from ferry.spec import parse_spec
 from ferry.tables.setup import init_tables
 from ferry.tables.state import SegmentCheckpoint, StateStore
 from ferry.wire import items_equal, key_of
+from ferry_dev.workload import seed_table
 from glue_jobs import table_backfill
 from tests.conftest import create_table, scan_all
 

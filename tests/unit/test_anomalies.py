@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ferry.errors import SpecError
-from ferry.local.anomalies import DeliveryAnomalies
+from ferry_dev.anomalies import DeliveryAnomalies
 
 pytestmark = pytest.mark.unit
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from ferry.clients import call_with_retries, is_transient
+from ferry.aws import call_with_retries, is_transient
 
 pytestmark = pytest.mark.unit
 

@@ -28,6 +28,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+import ferry.aws
 import ferry.clients
 from ferry.errors import SpecError
 from ferry.spec import Spec, parse_spec
@@ -393,7 +394,7 @@ def one_quick_try() -> Iterator[None]:
     original = ferry.clients.client_config
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ferry.clients, "client_config", lambda max_attempts=10, pool=32: original(1, pool))
-        mp.setitem(ferry.clients.call_with_retries.__kwdefaults__, "sleep", lambda _seconds: None)
+        mp.setitem(ferry.aws.call_with_retries.__kwdefaults__, "sleep", lambda _seconds: None)
         yield
 
 

@@ -18,18 +18,18 @@ from rich.console import Console
 from rich.table import Table
 
 from ferry.clients import make_client, table_clients
-from ferry.local.emulator import Emulator, use_dummy_credentials
-from ferry.local.stats import percentile
-from ferry.local.workload import (
+from ferry.spec import parse_spec
+from ferry.tables.finalize import finalize_table
+from ferry_cli.operations import initialize, verify_all
+from ferry_dev.emulator import Emulator, use_dummy_credentials
+from ferry_dev.stats import percentile
+from ferry_dev.workload import (
     BucketTraffic,
     TrafficGenerator,
     create_workload_table,
     seed_bucket,
     seed_table,
 )
-from ferry.spec import parse_spec
-from ferry.tables.finalize import finalize_table
-from ferry_cli.operations import initialize, verify_all
 from glue_jobs import bucket_backfill, table_backfill
 
 SOURCE, TARGET = "orders", "orders-v2"
@@ -122,7 +122,7 @@ def run_demo(
         for line in initialize(spec):
             say(f"init: {line}")
 
-        from ferry_cli.replication import LocalReplication
+        from ferry_dev.replication import LocalReplication
 
         replication = LocalReplication(spec, retry_backoff=0.05).start()
         say("live replication running (table_stream and bucket_events handlers fed like Lambda's event sources)")

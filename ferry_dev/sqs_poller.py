@@ -32,11 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from ferry.local.anomalies import DeliveryAnomalies
-from ferry.local.stats import LagStatsMixin
-from ferry.local.stream_poller import LocalContext
+from ferry_dev.anomalies import DeliveryAnomalies
+from ferry_dev.stats import LagStatsMixin
+from ferry_dev.stream_poller import LocalContext
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +54,6 @@ LAMBDA_ATTRIBUTES = (
     "DeadLetterQueueSourceArn",
 )
 ALWAYS_PRESENT = LAMBDA_ATTRIBUTES[:4]
-DLQ_SUFFIX = "-dlq"
-DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # the SQS maximum: keep failed events as long as possible
 
 
 @dataclass
@@ -352,48 +348,3 @@ class SqsPoller:
             response = self.sqs.change_message_visibility_batch(QueueUrl=self.queue_url, Entries=entries)
             for failure in response.get("Failed", []):
                 log.warning("%s: could not shorten the visibility of a failed message (%s)", self.queue_arn, failure)
-
-
-def _ensure_queue(sqs: Any, name: str, attributes: dict[str, str]) -> str:
-    """The URL of queue ``name`` with ``attributes`` set: created, or updated when it exists."""
-    try:
-        url = str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
-    except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        if "NonExistentQueue" not in code and "QueueDoesNotExist" not in code:
-            raise
-        return str(sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
-    sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
-    return url
-
-
-def queue_arn_of(sqs: Any, queue_url: str) -> str:
-    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
-    return str(attributes["QueueArn"])
-
-
-def ensure_event_queues(sqs: Any, name: str, max_receive_count: int, visibility_timeout: int) -> tuple[str, str, str]:
-    """The bucket-events queue ``name`` and its dead-letter queue ``<name>-dlq``, created or
-    brought up to date (idempotent): SSE-SQS on both, the DLQ keeps messages 14 days, the queue
-    sends a message to it after ``max_receive_count`` receives. Returns (queue_url, queue_arn, dlq_url).
-
-    Sending to the queue from S3 or EventBridge on AWS also needs a queue policy for that
-    principal; that belongs to the infrastructure code, not here."""
-    if max_receive_count < 1:
-        raise ValueError(f"max_receive_count must be at least 1, got {max_receive_count}")
-    if len(name) + len(DLQ_SUFFIX) > 80:
-        raise ValueError(f"queue name {name!r} is too long for a '{DLQ_SUFFIX}' companion (80 characters at most)")
-    dlq_url = _ensure_queue(
-        sqs, name + DLQ_SUFFIX, {"SqsManagedSseEnabled": "true", "MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)}
-    )
-    redrive = json.dumps({"deadLetterTargetArn": queue_arn_of(sqs, dlq_url), "maxReceiveCount": max_receive_count})
-    queue_url = _ensure_queue(
-        sqs,
-        name,
-        {
-            "SqsManagedSseEnabled": "true",
-            "VisibilityTimeout": str(visibility_timeout),
-            "RedrivePolicy": redrive,
-        },
-    )
-    return queue_url, queue_arn_of(sqs, queue_url), dlq_url

@@ -29,8 +29,8 @@ from ferry.deploy import (
     lambda_spec_json,
     stream_mapping_settings,
 )
-from ferry.local.emulator import DUMMY_CREDENTIALS, Emulator, use_dummy_credentials
 from ferry.spec import Spec, parse_spec
+from ferry_dev.emulator import DUMMY_CREDENTIALS, Emulator, use_dummy_credentials
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -32,10 +32,9 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
-from ferry.errors import SetupError
-from ferry.local.anomalies import DeliveryAnomalies
-from ferry.local.stats import LagStatsMixin
 from ferry.wire import encode_lambda_value, key_text
+from ferry_dev.anomalies import DeliveryAnomalies
+from ferry_dev.stats import LagStatsMixin
 
 log = logging.getLogger(__name__)
 
@@ -501,37 +500,3 @@ class StreamPoller:
                 "error": error,
             },
         }
-
-
-def stream_arn_for(ddb: Any, table: str) -> str:
-    """The ARN of ``table``'s stream. Raises SetupError when it has none (or one without new images)."""
-    try:
-        description = ddb.describe_table(TableName=table)["Table"]
-    except ddb.exceptions.ResourceNotFoundException:
-        raise SetupError(f"table {table!r} does not exist") from None
-    spec = description.get("StreamSpecification") or {}
-    arn = description.get("LatestStreamArn")
-    if not arn or not spec.get("StreamEnabled"):
-        raise SetupError(
-            f"table {table!r} has no stream: enable one with StreamViewType NEW_AND_OLD_IMAGES "
-            f"(aws dynamodb update-table --table-name {table} "
-            "--stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES)"
-        )
-    if spec.get("StreamViewType") not in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES"):
-        raise SetupError(
-            f"the stream of {table!r} is {spec.get('StreamViewType')}: replication needs NEW_AND_OLD_IMAGES "
-            "(disable the stream and enable it again with that view type)"
-        )
-    return str(arn)
-
-
-def ensure_queue(sqs: Any, name: str) -> str:
-    """The URL of the SQS queue ``name``, created if it does not exist (the on-failure destination)."""
-    try:
-        return str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
-    except sqs.exceptions.QueueDoesNotExist:
-        pass
-    except ClientError as exc:
-        if "NonExistentQueue" not in str(exc.response.get("Error", {}).get("Code", "")):
-            raise
-    return str(sqs.create_queue(QueueName=name)["QueueUrl"])

@@ -32,9 +32,11 @@ from typing import Any
 import yaml
 
 from ferry.clients import AwsTarget, make_client
-from ferry.local.emulator import DUMMY_CREDENTIALS, Emulator, use_dummy_credentials
-from ferry.local.faults import FaultProxy, FaultRule
-from ferry.local.workload import (
+from ferry.spec import parse_spec
+from ferry.tables.state import StateStore
+from ferry_dev.emulator import DUMMY_CREDENTIALS, Emulator, use_dummy_credentials
+from ferry_dev.faults import FaultProxy, FaultRule
+from ferry_dev.workload import (
     AWKWARD_KEYS,
     BucketTraffic,
     TrafficGenerator,
@@ -43,8 +45,6 @@ from ferry.local.workload import (
     seed_bucket,
     seed_table,
 )
-from ferry.spec import parse_spec
-from ferry.tables.state import StateStore
 
 SOURCE, TARGET, BUCKET_SOURCE, BUCKET_TARGET = "orders", "orders-v2", "media", "media-v2"
 MULTIPART = 5 * 1024 * 1024

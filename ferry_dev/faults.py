@@ -337,7 +337,9 @@ class FaultProxy:
     ``endpoint_url`` is known at once; ``start`` serves it in a daemon thread. A proxy is started once.
     """
 
-    def __init__(self, upstream_url: str, rules: Sequence[FaultRule] = (), *, seed: int = 0) -> None:
+    def __init__(
+        self, upstream_url: str, rules: Sequence[FaultRule] = (), *, seed: int = 0, listen_backlog: int = 128
+    ) -> None:
         upstream = urlsplit(upstream_url)
         if upstream.scheme != "http" or not upstream.hostname:
             raise ValueError(f"upstream_url: {upstream_url!r} is not an http:// URL")
@@ -349,9 +351,13 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._injected: dict[str, int] = {}
         self._requests: dict[str, int] = {}
+        self._body_bytes: dict[str, int] = {}
         self._connections: set[socket.socket] = set()
         self._server = _Server(("127.0.0.1", 0), _ProxyHandler)
         self._server.proxy = self
+        # socketserver listens with a backlog of 5; a client that opens hundreds of connections at once
+        # (s5cmd does) would wait for SYN retransmits: listen again with room for them.
+        self._server.socket.listen(listen_backlog)
         self.port = int(self._server.server_address[1])
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         self._thread: threading.Thread | None = None
@@ -410,6 +416,15 @@ class FaultProxy:
         """``service:Operation`` → how many requests arrived (forwarded or faulted)."""
         with self._lock:
             return dict(self._requests)
+
+    def body_bytes(self) -> dict[str, int]:
+        """``service:Operation`` → request plus response body bytes forwarded."""
+        with self._lock:
+            return dict(self._body_bytes)
+
+    def _count_bytes(self, operation: str, count: int) -> None:
+        with self._lock:
+            self._body_bytes[operation] = self._body_bytes.get(operation, 0) + count
 
     def _decide(self, operation: str) -> tuple[list[str], float]:
         """Count one request and roll its faults: the kinds that fire (latency first) and the
@@ -511,7 +526,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 self._discard_upstream()
             self._reset()
             return
-        self._relay(response)
+        relayed = self._relay(response)
+        proxy._count_bytes(operation, len(body) + relayed)
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
@@ -564,7 +580,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         connection.endheaders(body or None)
         return connection.getresponse()
 
-    def _relay(self, response: http.client.HTTPResponse) -> None:
+    def _relay(self, response: http.client.HTTPResponse) -> int:
+        """Send the upstream answer to the client; the number of body bytes relayed."""
+        relayed = 0
         headers = [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP]
         no_body = self.command == "HEAD" or response.status in (204, 304) or 100 <= response.status < 200
         length = response.getheader("Content-Length")
@@ -581,10 +599,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     chunk = response.read(min(_COPY_CHUNK, remaining))
                     if not chunk:
                         raise http.client.IncompleteRead(b"", remaining)
+                    relayed += len(chunk)
                     self.wfile.write(chunk)
                     remaining -= len(chunk)
             else:
                 data = response.read()
+                relayed = len(data)
                 self._send_head(response.status, response.reason, [*headers, ("Content-Length", str(len(data)))])
                 self.wfile.write(data)
         except (OSError, http.client.HTTPException) as exc:
@@ -593,6 +613,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         if response.will_close:
             self._discard_upstream()
+        return relayed
 
     def _send_head(self, status: int, reason: str, headers: list[tuple[str, str]]) -> None:
         self.send_response_only(status, reason)

@@ -13,12 +13,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ferry.aws import queue_depth, stream_arn_of
+from ferry.buckets.setup import ensure_event_queues
 from ferry.clients import make_client
-from ferry.local.anomalies import DeliveryAnomalies
-from ferry.local.sqs_poller import SqsPoller, ensure_event_queues
-from ferry.local.stream_poller import StreamPoller, ensure_queue, stream_arn_for
 from ferry.spec import Spec, spec_to_dict
+from ferry.tables.setup import ensure_failure_queue
 from ferry.tables.state import StateStore
+from ferry_dev.anomalies import DeliveryAnomalies
+from ferry_dev.sqs_poller import SqsPoller
+from ferry_dev.stream_poller import StreamPoller
 
 CHALICE_APP = Path(__file__).resolve().parent.parent / "chalice_app"
 SQS_POLLERS = 5
@@ -58,12 +61,12 @@ class LocalReplication:
             # Few retries: an expired iterator is recovered by the poller itself, not by botocore.
             streams = make_client("dynamodbstreams", spec.source_where(), max_attempts=2)
             store = StateStore(make_client("dynamodb", spec.home_where()), spec.state_table)
-            self.queue_url = ensure_queue(self.sqs, spec.replication.on_failure_queue)
+            self.queue_url, _ = ensure_failure_queue(self.sqs, spec.replication.on_failure_queue)
             self.stream_pollers = [
                 StreamPoller(
                     streams=streams,
                     sqs=self.sqs,
-                    stream_arn=stream_arn_for(source, mapping.source),
+                    stream_arn=stream_arn_of(source, mapping.source),
                     source_table=mapping.source,
                     handler=table_stream.handle,
                     batch_size=spec.replication.batch_size,
@@ -136,12 +139,6 @@ class LocalReplication:
         if errors:
             raise errors[0]
 
-    def _depth(self, url: str) -> int:
-        if not url:
-            return 0
-        attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
-        return int(attrs["Attributes"]["ApproximateNumberOfMessages"])
-
     def dlq_depth(self) -> int:
         """Messages in the stream on-failure queue plus the bucket events DLQ."""
-        return self._depth(self.queue_url) + self._depth(self.bucket_dlq_url)
+        return sum(queue_depth(self.sqs, url) for url in (self.queue_url, self.bucket_dlq_url) if url)
