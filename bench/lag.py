@@ -470,7 +470,7 @@ def serve_replication(spec_json: str) -> None:
 
 def measure(plan: LagPlan, endpoint: str) -> dict[str, Any]:
     """Initialise, start the pollers, drive the writes, wait for them to show; every figure as data."""
-    from ferry_cli.operations import initialize
+    from ferry.operations import initialize
 
     where = AwsTarget(REGION, endpoint)
     ddb = make_client("dynamodb", where)

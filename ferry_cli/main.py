@@ -22,8 +22,8 @@ from rich.text import Text
 
 from ferry.clients import TableClients, bucket_clients, make_client, table_clients
 from ferry.errors import FerryError, SpecError
+from ferry.operations import check_ready
 from ferry.spec import Spec
-from ferry_cli.operations import check_ready
 from ferry_cli.specfile import load_spec
 
 EXIT_OK, EXIT_DIFFERENCES, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
@@ -104,7 +104,7 @@ def cli(verbose: bool) -> None:
 def init(spec_path: str, enable_streams: bool, sources_only: bool) -> int:
     """Check sources, create missing targets and the state table, enable/validate streams and
     bucket event capture. Everything is validated before the first write."""
-    from ferry_cli.operations import initialize
+    from ferry.operations import initialize
 
     spec = load_spec(spec_path)
     if sources_only:
@@ -303,7 +303,7 @@ def verify(
     spec_path: str, json_path: str | None, repair: bool, segments: int | None, workers: int, skip_tags: bool
 ) -> int:
     """Compare source and target item by item / object by object; exit 1 on differences."""
-    from ferry_cli.operations import verify_all
+    from ferry.operations import verify_all
 
     reports = verify_all(load_spec(spec_path), segments=segments, workers=workers, repair=repair, skip_tags=skip_tags)
     for report in reports:

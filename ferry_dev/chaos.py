@@ -230,7 +230,7 @@ def run_seed(
     workdir: Path | None = None,
     say: Callable[[str], None] = lambda _: None,
 ) -> SeedResult:
-    from ferry_cli.operations import initialize, verify_all
+    from ferry.operations import initialize, verify_all
 
     rng = random.Random(seed)
     result = SeedResult(seed)

@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from ferry.clients import make_client, table_clients
+from ferry.operations import initialize, verify_all
 from ferry.spec import parse_spec
 from ferry.tables.finalize import finalize_table
-from ferry_cli.operations import initialize, verify_all
 from ferry_dev.emulator import Emulator, use_dummy_credentials
 from ferry_dev.stats import percentile
 from ferry_dev.workload import (

@@ -135,6 +135,7 @@ def rehearse(stage: str = "local", endpoint: str | None = None) -> Rehearsal:
     if endpoint is None:
         with Emulator() as emu:
             return rehearse(stage, emu.endpoint_url)
+    from ferry.operations import initialize
     from ferry_cli.deploy import (
         account_of,
         chalice_config,
@@ -143,7 +144,6 @@ def rehearse(stage: str = "local", endpoint: str | None = None) -> Rehearsal:
         wire,
         write_json,
     )
-    from ferry_cli.operations import initialize
 
     _seed_sources(endpoint)
     spec = rehearsal_spec(endpoint)

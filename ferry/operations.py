@@ -1,4 +1,4 @@
-"""The steps the CLI commands and the demo share, so both take exactly the same code path."""
+"""Operations over a whole spec, tables and buckets alike, shared by every entry point (CLI, demo, chaos, bench)."""
 
 from __future__ import annotations
 
