@@ -12,7 +12,10 @@ BENCH_ARGS ?=
 STAGE ?= dev
 SPEC  ?= ferry.yaml
 TF    ?= terraform
-TF_ENV := terraform/envs/$(STAGE)
+# One root (terraform/) for every stage; a stage is terraform/stages/<stage>.tfvars (committed
+# sizing) + <stage>.tfbackend (where its state lives). TF_STAGE is relative to the root (-chdir).
+TF_ROOT  := terraform
+TF_STAGE := stages/$(STAGE)
 FERRY := $(VENV)/bin/ferry
 
 .PHONY: help install demo chaos test test-unit test-functional test-spark lint fmt typecheck vendor glue-zip clean \
@@ -71,7 +74,7 @@ lint: $(STAMP)
 	$(TF) fmt -check -recursive terraform
 
 tf-fmt:
-	$(TF) fmt -recursive terraform
+	$(TF) fmt -recursive $(TF_ROOT)
 
 security:
 	bash scripts/checkov.sh
@@ -98,19 +101,21 @@ package: $(STAMP) vendor glue-zip
 # Every AWS step needs credentials; `ferry whoami` exits 2 with a clear message without them.
 credentials: $(STAMP)
 	@test -f "$(SPEC)" || { echo "error: SPEC=$(SPEC) does not exist (make deploy STAGE=x SPEC=path/to/ferry.yaml)"; exit 2; }
-	@test -d "$(TF_ENV)" || { echo "error: no Terraform root for STAGE=$(STAGE) ($(TF_ENV) is missing)"; exit 2; }
+	@for f in $(TF_ROOT)/$(TF_STAGE).tfvars $(TF_ROOT)/$(TF_STAGE).tfbackend; do \
+	  test -f "$$f" || { echo "error: no Terraform stage STAGE=$(STAGE) ($$f is missing; a stage is $(TF_ROOT)/stages/<stage>.tfvars + <stage>.tfbackend)"; exit 2; }; \
+	done
 	$(FERRY) whoami --spec $(SPEC)
 
-plan: credentials package
-	$(FERRY) tfvars --spec $(SPEC) --stage $(STAGE) --out $(TF_ENV)/ferry.auto.tfvars.json
-	$(TF) -chdir=$(TF_ENV) init -input=false
-	$(TF) -chdir=$(TF_ENV) plan -input=false -out=tfplan
-
 # Nothing is auto-loaded: the generated variables first, the committed sizing last (it wins).
+plan: credentials package
+	$(FERRY) tfvars --spec $(SPEC) --stage $(STAGE) --out $(TF_ROOT)/$(TF_STAGE).ferry.tfvars.json
+	$(TF) -chdir=$(TF_ROOT) init -input=false -reconfigure -backend-config=$(TF_STAGE).tfbackend
+	$(TF) -chdir=$(TF_ROOT) plan -input=false -var-file=$(TF_STAGE).ferry.tfvars.json -var-file=$(TF_STAGE).tfvars -out=$(TF_STAGE).tfplan
+
 deploy: credentials
 	$(FERRY) init --spec $(SPEC) --sources-only
 	$(MAKE) plan STAGE=$(STAGE) SPEC=$(SPEC)
-	$(TF) -chdir=$(TF_ENV) apply -input=false tfplan
+	$(TF) -chdir=$(TF_ROOT) apply -input=false $(TF_STAGE).tfplan
 
 deploy-local: $(STAMP)
 	$(FERRY) deploy-local

@@ -567,7 +567,7 @@ def whoami(spec_path: str) -> int:
     "--out",
     type=click.Path(dir_okay=False, writable=True),
     default=None,
-    help="Default: terraform/envs/<stage>/ferry.auto.tfvars.json",
+    help="Default: terraform/stages/<stage>.ferry.tfvars.json",
 )
 @_guard
 def tfvars(spec_path: str, stage: str, out: str | None) -> int:
@@ -576,7 +576,7 @@ def tfvars(spec_path: str, stage: str, out: str | None) -> int:
 
     from ferry_cli.deploy import terraform_variables_for, write_json
 
-    path = Path(out or f"terraform/envs/{stage}/ferry.auto.tfvars.json")
+    path = Path(out or f"terraform/stages/{stage}.ferry.tfvars.json")
     variables = terraform_variables_for(load_spec(spec_path), stage)
     write_json(path, variables)
     console.print(

@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# Static security scan of terraform/ (every root and module) with checkov.
+# Static security scan of terraform/ (the root, terraform/*.tf, and every module under it) with
+# checkov, once per stage: each run loads that stage's committed sizing (--var-file
+# terraform/stages/<stage>.tfvars), as `make plan` does. Without a value for the root's required
+# variables checkov cannot evaluate some graph checks and silently drops them (CKV2_AWS_56 on every
+# role), so a stage's variables are always passed.
 #
 # checkov lives in its own virtual environment (.venv-checkov at the repository root): it depends
 # on bc-python-hcl2, which installs the same `hcl2` import name as python-hcl2 with an older API.
-# Exits non-zero unless checkov ran at least one check and none failed: checkov can silently check
-# nothing (e.g. a file it cannot parse) and still exit 0, so the JSON report is counted, not trusted.
+# Exits non-zero unless, for every stage, checkov ran at least MIN_CHECKS checks and none failed:
+# checkov can silently check nothing (e.g. a file it cannot parse) or drop checks it cannot
+# evaluate and still exit 0, so the JSON report is counted, not trusted.
 # Checks that do not apply are suppressed in place (#checkov:skip=<id>:<reason>) in the resource.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${CHECKOV_VENV:-$ROOT/.venv-checkov}"
 CHECKOV_VERSION="3.3.30"
+# passed + failed + skipped of one stage's run when this was last changed (235 + 0 + 16): fewer
+# means checks stopped running. Raise it when checks are added; lower it only on purpose.
+MIN_CHECKS="${CHECKOV_MIN_CHECKS:-251}"
 
 if ! "$VENV/bin/checkov" --version 2>/dev/null | grep -qx "$CHECKOV_VERSION"; then
   echo "checkov.sh: installing checkov==$CHECKOV_VERSION into $VENV" >&2
@@ -22,30 +30,44 @@ fi
 REPORT_DIR="$(mktemp -d)"
 trap 'rm -rf "$REPORT_DIR"' EXIT
 
-# The full JSON report (passed, failed and skipped checks; --quiet would drop all but the failed)
-# goes to a file and is summarised below. checkov's own exit code only says "some check failed";
-# the verdict is taken from the report.
-set +e
-"$VENV/bin/checkov" \
-  --directory "$ROOT/terraform" \
-  --framework terraform \
-  --skip-download \
-  --compact \
-  --output json \
-  --output-file-path "$REPORT_DIR" >/dev/null
-checkov_status=$?
-set -e
-
-REPORT="$REPORT_DIR/results_json.json"
-if [ ! -s "$REPORT" ]; then
-  echo "checkov.sh: FAILED: no JSON report (checkov exit $checkov_status)" >&2
+STAGES=()
+for tfvars in "$ROOT"/terraform/stages/*.tfvars; do
+  [ -f "$tfvars" ] && STAGES+=("$(basename "$tfvars" .tfvars)")
+done
+if [ "${#STAGES[@]}" -eq 0 ]; then
+  echo "checkov.sh: FAILED: no stage (terraform/stages/<stage>.tfvars)" >&2
   exit 1
 fi
 
-"$VENV/bin/python" - "$REPORT" <<'PY'
+status=0
+for stage in "${STAGES[@]}"; do
+  # The full JSON report (passed, failed and skipped checks; --quiet would drop all but the
+  # failed) goes to a file and is summarised below. checkov's own exit code only says "some check
+  # failed"; the verdict is taken from the report.
+  mkdir -p "$REPORT_DIR/$stage"
+  set +e
+  "$VENV/bin/checkov" \
+    --directory "$ROOT/terraform" \
+    --var-file "$ROOT/terraform/stages/$stage.tfvars" \
+    --framework terraform \
+    --skip-download \
+    --compact \
+    --output json \
+    --output-file-path "$REPORT_DIR/$stage" >/dev/null
+  checkov_status=$?
+  set -e
+
+  REPORT="$REPORT_DIR/$stage/results_json.json"
+  if [ ! -s "$REPORT" ]; then
+    echo "checkov.sh: FAILED: stage $stage: no JSON report (checkov exit $checkov_status)" >&2
+    status=1
+    continue
+  fi
+  "$VENV/bin/python" - "$REPORT" "$stage" "$MIN_CHECKS" <<'PY' || status=1
 import json
 import sys
 
+stage, min_checks = sys.argv[2], int(sys.argv[3])
 with open(sys.argv[1], encoding="utf-8") as f:
     data = json.load(f)
 reports = data if isinstance(data, list) else [data]
@@ -67,10 +89,14 @@ for report in reports:
         skipped.add(f"  {check['check_id']} in terraform{check['file_path']}: {reason}")
     for path in results.get("parsing_errors", []):
         failed.add(f"  PARSING ERROR {path}")
-# Modules are checked once per root that calls them (dev and prod): the counts include both.
+# A module's resources are checked as called from the root (through modules/ferry) and, for the
+# checks that can be evaluated without the caller's values, on their own.
+checks = totals["passed"] + totals["failed"] + totals["skipped"]
 print(
-    "checkov {}: passed={passed} failed={failed} skipped={skipped} parsing_errors={parsing_errors} "
-    "resources={resource_count}".format(reports[0].get("summary", {}).get("checkov_version", "?"), **totals)
+    "checkov {} stage={}: passed={passed} failed={failed} skipped={skipped} parsing_errors={parsing_errors} "
+    "resources={resource_count} checks={}".format(
+        reports[0].get("summary", {}).get("checkov_version", "?"), stage, checks, **totals
+    )
 )
 if failed:
     print("\n".join(sorted(failed)))
@@ -82,10 +108,18 @@ if totals["failed"]:
     problems.append(f"{totals['failed']} failed check(s)")
 if totals["passed"] == 0:
     problems.append("no check passed: checkov checked nothing")
+if checks < min_checks:
+    problems.append(f"only {checks} check(s) ran, expected at least {min_checks} (MIN_CHECKS)")
 if totals["parsing_errors"]:
     problems.append(f"{totals['parsing_errors']} file(s) checkov could not parse")
 if problems:
-    print("checkov.sh: FAILED: " + "; ".join(problems), file=sys.stderr)
+    print(f"checkov.sh: stage {stage}: FAILED: " + "; ".join(problems), file=sys.stderr)
     sys.exit(1)
-print("checkov.sh: OK")
 PY
+done
+
+if [ "$status" -ne 0 ]; then
+  echo "checkov.sh: FAILED" >&2
+  exit 1
+fi
+echo "checkov.sh: OK (stages: ${STAGES[*]})"

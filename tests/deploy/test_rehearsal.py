@@ -116,16 +116,16 @@ def test_terraform_variables_match_the_roots_and_the_source(rehearsed: tuple[Reh
     assert table["source_stream_arn"].startswith(table["source_arn"] + "/stream/")
     (bucket,) = run.tfvars["buckets"]
     assert bucket["manage_source_notifications"] is False  # it has a queue notification of its own
-    for env in sorted((REPO / "terraform" / "envs").iterdir()):
-        declared: dict[str, Any] = {}
-        for tf in env.glob("*.tf"):
-            with tf.open() as f:
-                for block in hcl2.load(f, serialization_options=options).get("variable", []):
-                    declared.update(block)
-        unknown = set(run.tfvars) - set(declared)
-        assert not unknown, f"{env.name}: tfvars keys without a variable: {unknown}"
-        required = {name for name, body in declared.items() if "default" not in body}
-        assert required <= set(run.tfvars), f"{env.name}: required variables not written: {required - set(run.tfvars)}"
+    declared: dict[str, Any] = {}
+    with (REPO / "terraform" / "variables.tf").open() as f:  # the one root, every stage
+        for block in hcl2.load(f, serialization_options=options).get("variable", []):
+            declared.update(block)
+    assert declared, "terraform/variables.tf declares no variable"
+    unknown = set(run.tfvars) - set(declared)
+    assert not unknown, f"terraform/variables.tf: tfvars keys without a variable: {unknown}"
+    required = {name for name, body in declared.items() if "default" not in body}
+    missing = required - set(run.tfvars)
+    assert not missing, f"terraform/variables.tf: required variables not written: {missing}"
 
 
 def test_the_rehearsal_notices_a_mapping_without_its_safety_settings(

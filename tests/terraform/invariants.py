@@ -8,7 +8,9 @@ cannot fail is worthless.
 
 from __future__ import annotations
 
+import posixpath
 import re
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -385,4 +387,204 @@ def lambda_problems(f: TfFile) -> list[str]:
         for key in ("FERRY_SPEC", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"):
             if key not in variables:
                 problems.append(f"{where}: environment without {key}")
+    return problems
+
+
+# --- one root, a stage = <stage>.tfvars + <stage>.tfbackend ---------------------------------------
+
+ROOT_FILES = ("main.tf", "outputs.tf", "variables.tf", "versions.tf")
+STAGE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")  # as modules/ferry validates var.stage
+# What a .tfbackend may set, by backend type (Terraform's documented settings, the common ones).
+BACKEND_SETTINGS = {
+    "local": {"path", "workspace_dir"},
+    "s3": {
+        "bucket",
+        "key",
+        "region",
+        "use_lockfile",
+        "encrypt",
+        "kms_key_id",
+        "dynamodb_table",
+        "workspace_key_prefix",
+        "profile",
+        "assume_role",
+        "acl",
+        "endpoints",
+        "shared_config_files",
+        "shared_credentials_files",
+        "allowed_account_ids",
+        "forbidden_account_ids",
+        "skip_region_validation",
+        "use_path_style",
+    },
+}
+BACKEND_REQUIRED = {"local": {"path"}, "s3": {"bucket", "key", "region"}}
+
+
+def root_layout_problems(terraform_dir: Path) -> list[str]:
+    """One root: terraform/ holds exactly the four root files, and every other directory with
+    .tf files is a module (terraform/modules/<name>); no per-stage copies of the root."""
+    problems = []
+    present = sorted(p.name for p in terraform_dir.glob("*.tf"))
+    if present != sorted(ROOT_FILES):
+        problems.append(f"{terraform_dir.name}/: root files are {present}, expected {sorted(ROOT_FILES)}")
+    for directory in sorted({p.parent for p in terraform_dir.rglob("*.tf")} - {terraform_dir}):
+        relative = directory.relative_to(terraform_dir)
+        if ".terraform" in relative.parts:  # what `terraform init` downloads
+            continue
+        if len(relative.parts) != 2 or relative.parts[0] != "modules":
+            problems.append(f"{terraform_dir.name}/{relative}: .tf files outside the root and modules/<name>")
+    return problems
+
+
+def backend_type(versions: TfFile) -> str | None:
+    backends = [b for t in versions.doc.get("terraform", []) for b in t.get("backend", [])]
+    return next(iter(backends[0])) if len(backends) == 1 and len(backends[0]) == 1 else None
+
+
+def backend_problems(versions: TfFile) -> list[str]:
+    """The root declares its backend's type only (partial configuration): the settings, and so the
+    state, come from each stage's .tfbackend at `terraform init -backend-config=...`."""
+    backends = [b for t in versions.doc.get("terraform", []) for b in t.get("backend", [])]
+    if len(backends) != 1 or len(backends[0]) != 1:
+        return [f"{versions.name}: expected exactly one backend block, found {len(backends)}"]
+    ((type_, settings),) = backends[0].items()
+    problems = []
+    if type_ not in BACKEND_SETTINGS:
+        problems.append(f"{versions.name}: backend {type_!r} is not one of {sorted(BACKEND_SETTINGS)}")
+    if settings:
+        problems.append(
+            f"{versions.name}: backend {type_!r} sets {sorted(settings)}: a partially configured backend "
+            "leaves every setting to stages/<stage>.tfbackend"
+        )
+    return problems
+
+
+def stage_file_problems(stages_dir: Path) -> list[str]:
+    """Every stage has both files, and a stage's name is one var.stage accepts."""
+    tfvars = {p.name.removesuffix(".tfvars") for p in stages_dir.glob("*.tfvars")}
+    backends = {p.name.removesuffix(".tfbackend") for p in stages_dir.glob("*.tfbackend")}
+    problems = [f"stages/{s}.tfvars has no stages/{s}.tfbackend" for s in sorted(tfvars - backends)]
+    problems += [f"stages/{s}.tfbackend has no stages/{s}.tfvars" for s in sorted(backends - tfvars)]
+    problems += [f"stages/{s}: not a valid stage name" for s in sorted(tfvars | backends) if not STAGE_NAME.match(s)]
+    if not tfvars | backends:
+        problems.append(f"{stages_dir.name}/: no stage")
+    return problems
+
+
+def stage_tfvars_problems(f: TfFile, stage: str, declared: set[str], generated: set[str]) -> list[str]:
+    """A stage's committed .tfvars sets only variables the root declares, names its own stage, and
+    leaves what `ferry tfvars` writes alone (passed last, it would silently override the spec)."""
+    problems = [
+        f"{f.name}: sets {name!r}, which terraform/variables.tf does not declare"
+        for name in f.doc
+        if name not in declared
+    ]
+    problems += [
+        f"{f.name}: sets {name!r}, which `ferry tfvars` writes from the spec and the sources"
+        for name in f.doc
+        if name in generated and name != "stage"
+    ]
+    if f.doc.get("stage") != stage:
+        problems.append(f"{f.name}: stage = {f.doc.get('stage')!r}, expected {stage!r}")
+    return problems
+
+
+def tfbackend_problems(f: TfFile, type_: str) -> list[str]:
+    """A .tfbackend holds only literal settings of the root's backend type (no variables, which
+    belong in the stage's .tfvars; Terraform rejects expressions there) and the required ones."""
+    allowed = BACKEND_SETTINGS.get(type_, set())
+    problems = [f"{f.name}: {name!r} is not a setting of the {type_} backend" for name in f.doc if name not in allowed]
+    problems += [
+        f"{f.name}: {name} = {value!r} is an expression" for name, value in f.doc.items() if "${" in repr(value)
+    ]
+    problems += [
+        f"{f.name}: {type_} backend without {name}" for name in sorted(BACKEND_REQUIRED.get(type_, set()) - set(f.doc))
+    ]
+    return problems
+
+
+def _tokens(line: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError:
+        return []
+
+
+def plan_command_problems(commands: list[str], stage: str) -> list[str]:
+    """The commands `make plan` (or `make deploy`) runs for a stage, as `make -n` prints them:
+    `ferry tfvars` writes stages/<stage>.ferry.tfvars.json, `terraform init` reads the stage's
+    .tfbackend, `terraform plan` passes the generated file first and the committed sizing last
+    (the last -var-file wins) and saves stages/<stage>.tfplan, which `apply` (if any) applies."""
+    found: dict[str, tuple[int, list[str], str]] = {}  # step -> (index, tokens, -chdir)
+    out = None
+    for index, line in enumerate(commands):
+        tokens = _tokens(line)
+        for i, token in enumerate(tokens[:-1]):
+            if (token == "ferry" or token.endswith("/ferry")) and tokens[i + 1] == "tfvars" and "tfvars" not in found:
+                found["tfvars"] = (index, tokens, "")
+                if "--out" in tokens[:-1]:
+                    out = tokens[tokens.index("--out") + 1]
+                if "--stage" not in tokens[:-1] or tokens[tokens.index("--stage") + 1] != stage:
+                    found["bad-stage"] = (index, tokens, "")
+            if token.startswith("-chdir=") and tokens[i + 1] in ("init", "plan", "apply"):
+                found.setdefault(tokens[i + 1], (index, tokens, token.removeprefix("-chdir=")))
+    problems = [f"no `{step}` command" for step in ("tfvars", "init", "plan") if step not in found]
+    if problems:
+        return problems
+    if "bad-stage" in found:
+        problems.append(f"`ferry tfvars` does not get --stage {stage}")
+    if not found["tfvars"][0] < found["init"][0] < found["plan"][0]:
+        problems.append("the order must be `ferry tfvars`, `terraform init`, `terraform plan`")
+    _, init, root = found["init"]
+    _, plan, plan_root = found["plan"]
+    if plan_root != root:
+        problems.append(f"init runs in {root!r}, plan in {plan_root!r}")
+    if "-reconfigure" not in init:
+        problems.append("`terraform init` without -reconfigure keeps the previous stage's backend")
+    if f"-backend-config=stages/{stage}.tfbackend" not in init:
+        problems.append(f"`terraform init` without -backend-config=stages/{stage}.tfbackend")
+    generated, committed = f"stages/{stage}.ferry.tfvars.json", f"stages/{stage}.tfvars"
+    if out is None or posixpath.normpath(posixpath.relpath(out, root)) != generated:
+        problems.append(f"`ferry tfvars --out {out}` does not write {root}/{generated}")
+    var_files = [t.removeprefix("-var-file=") for t in plan if t.startswith("-var-file=")]
+    if sorted(var_files) == sorted([generated, committed]) and var_files != [generated, committed]:
+        problems.append(f"-var-file order {var_files}: the committed sizing ({committed}) must come last, so it wins")
+    elif var_files != [generated, committed]:
+        problems.append(f"`terraform plan` -var-file {var_files}, expected [{generated!r}, {committed!r}]")
+    plan_file = next((t.removeprefix("-out=") for t in plan if t.startswith("-out=")), None)
+    if plan_file != f"stages/{stage}.tfplan":
+        problems.append(f"`terraform plan` -out={plan_file}, expected stages/{stage}.tfplan")
+    if "apply" in found:
+        apply_index, apply, apply_root = found["apply"]
+        if apply_index < found["plan"][0] or apply_root != root or apply[-1] != plan_file:
+            problems.append(f"`terraform apply` must apply {root}/{plan_file} after the plan, got {' '.join(apply)}")
+    return problems
+
+
+# --- Glue job arguments: the whole spec as --spec_json, per run --source ------------------------
+
+# ferry's own arguments are snake_case (--spec_json); Glue's are kebab-case (--extra-py-files).
+_FERRY_ARGUMENT = re.compile(r"""["']--([a-z0-9_]+)["']""")
+_SPEC_ARGUMENT = re.compile(r"""["']--spec_json["']\s*[=:]\s*["']?(?:\$\{)?var\.spec_json\b(?!_)""")
+
+
+def glue_job_argument_problems(f: TfFile) -> list[str]:
+    """Every Glue job's default arguments set "--spec_json" = var.spec_json and no other ferry
+    argument (the spec carries the region, state table and roles; `--source` comes per run).
+    Locals merged into default_arguments count as part of them."""
+    local_values = {name: value for entry in f.doc.get("locals", []) for name, value in entry.items()}
+    problems = []
+    for _, name, body in blocks(f, "resource", "aws_glue_job"):
+        where = f"{f.name}: aws_glue_job.{name}"
+        expression = str(body.get("default_arguments", ""))
+        merged = [
+            repr(local_values[n]) for n in re.findall(r"\blocal\.([A-Za-z0-9_]+)", expression) if n in local_values
+        ]
+        text = " ".join([expression, *merged])
+        if not _SPEC_ARGUMENT.search(text):
+            problems.append(f'{where}: default_arguments must set "--spec_json" = var.spec_json')
+        extra = sorted(f"--{a}" for a in set(_FERRY_ARGUMENT.findall(text)) - {"spec_json"})
+        if extra:
+            problems.append(f"{where}: default_arguments pass {extra}: the jobs read them from --spec_json")
     return problems

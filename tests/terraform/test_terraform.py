@@ -1,6 +1,7 @@
 """Static checks of terraform/: every .tf file parsed with python-hcl2, the invariants of
 tests/terraform/invariants.py run on the whole tree and, as negative controls, on small bad snippets
-(each must be caught), and the root variables checked against the `ferry tfvars` contract.
+(each must be caught), the root variables checked against the `ferry tfvars` contract, and the
+stages (terraform/stages/<stage>.tfvars + <stage>.tfbackend) against the one root and the Makefile.
 
 Nothing here needs providers or credentials: `terraform init/validate/plan` cannot run offline.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import os
 import re
 import shutil
 import subprocess
@@ -29,7 +31,8 @@ pytestmark = pytest.mark.terraform
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = ROOT / "terraform"
 MODULES = TERRAFORM / "modules"
-ENVS = ("dev", "prod")
+STAGES_DIR = TERRAFORM / "stages"
+STAGES = ("dev", "prod")
 COMPOSITION = MODULES / "ferry"
 
 
@@ -67,8 +70,7 @@ def report(problems: list[str]) -> str:
 def test_every_tf_file_parses() -> None:
     names = {f.name for f in tree()}
     assert len(names) >= 40, f"expected the whole tree, parsed only {sorted(names)}"
-    for env in ENVS:
-        assert f"terraform/envs/{env}/main.tf" in names
+    assert "terraform/main.tf" in names and "terraform/modules/ferry/main.tf" in names
 
 
 def test_every_module_has_the_four_files() -> None:
@@ -175,6 +177,45 @@ resource "aws_s3_bucket" "loose" {
   bucket = "loose"
 }
 """
+
+# `make -n plan STAGE=prod` as it should print the Terraform steps.
+PLAN_COMMANDS = "".join(
+    [
+        ".venv/bin/ferry tfvars --spec ferry.yaml --stage prod --out terraform/stages/prod.ferry.tfvars.json\n",
+        "terraform -chdir=terraform init -input=false -reconfigure -backend-config=stages/prod.tfbackend\n",
+        "terraform -chdir=terraform plan -input=false -var-file=stages/prod.ferry.tfvars.json",
+        " -var-file=stages/prod.tfvars -out=stages/prod.tfplan\n",
+    ]
+)
+
+GLUE_JOB = """
+locals {
+  glue_arguments = { "--job-language" = "python" }
+  %(local)s
+}
+resource "aws_glue_job" "table" {
+  name              = "j"
+  default_arguments = merge(local.glue_arguments, %(merged)s{
+    %(arguments)s
+  })
+}
+"""
+
+
+def _glue_job(arguments: str, local: str = "", merged: str = "") -> str:
+    return GLUE_JOB % {"arguments": arguments, "local": local, "merged": merged}
+
+
+def _stage_tfvars(stage: str) -> Callable[[str], list[str]]:
+    return lambda text: invariants.stage_tfvars_problems(invariants.parse(text), stage, set(CONTRACT), GENERATED)
+
+
+def _tfbackend(type_: str) -> Callable[[str], list[str]]:
+    return lambda text: invariants.tfbackend_problems(invariants.parse(text), type_)
+
+
+def _plan(stage: str) -> Callable[[str], list[str]]:
+    return lambda text: invariants.plan_command_problems(text.splitlines(), stage)
 
 
 def _one_file(check: Callable[[Any], list[str]]) -> Callable[[str], list[str]]:
@@ -321,6 +362,121 @@ CONTROLS: list[tuple[str, Callable[[str], list[str]], str, str]] = [
         "  reserved_concurrent_executions = 1\n}\n",
         "tracing_config.mode must be Active",
     ),
+    (
+        "root backend with settings",
+        _one_file(invariants.backend_problems),
+        'terraform {\n  backend "s3" {\n    bucket = "b"\n  }\n}\n',
+        "partially configured backend",
+    ),
+    (
+        "root without a backend",
+        _one_file(invariants.backend_problems),
+        'terraform {\n  required_version = ">= 1.5"\n}\n',
+        "exactly one backend block",
+    ),
+    (
+        "stage tfvars sets an undeclared variable",
+        _stage_tfvars("dev"),
+        'stage = "dev"\nglue_workers = 3\n',
+        "'glue_workers', which terraform/variables.tf does not declare",
+    ),
+    (
+        "stage tfvars overrides what ferry tfvars writes",
+        _stage_tfvars("dev"),
+        'stage = "dev"\nstate_table_name = "other"\n',
+        "'state_table_name', which `ferry tfvars` writes",
+    ),
+    ("stage tfvars of another stage", _stage_tfvars("dev"), 'stage = "prod"\n', "expected 'dev'"),
+    (
+        "tfbackend sets a variable",
+        _tfbackend("local"),
+        'path = "state/dev.tfstate"\nstage = "dev"\n',
+        "'stage' is not a setting of the local backend",
+    ),
+    (
+        "tfbackend sets another backend's setting",
+        _tfbackend("local"),
+        'path = "state/dev.tfstate"\nbucket = "b"\n',
+        "'bucket' is not a setting of the local backend",
+    ),
+    ("local tfbackend without path", _tfbackend("local"), 'workspace_dir = "w"\n', "local backend without path"),
+    ("s3 tfbackend without key", _tfbackend("s3"), 'bucket = "b"\nregion = "us-east-1"\n', "s3 backend without key"),
+    (
+        "plan passes the committed sizing first",
+        _plan("prod"),
+        PLAN_COMMANDS.replace(
+            "-var-file=stages/prod.ferry.tfvars.json -var-file=stages/prod.tfvars",
+            "-var-file=stages/prod.tfvars -var-file=stages/prod.ferry.tfvars.json",
+        ),
+        "must come last",
+    ),
+    (
+        "plan without the generated variables",
+        _plan("prod"),
+        PLAN_COMMANDS.replace("-var-file=stages/prod.ferry.tfvars.json ", ""),
+        "expected ['stages/prod.ferry.tfvars.json', 'stages/prod.tfvars']",
+    ),
+    (
+        "init without the stage's backend",
+        _plan("prod"),
+        PLAN_COMMANDS.replace(" -backend-config=stages/prod.tfbackend", ""),
+        "without -backend-config=stages/prod.tfbackend",
+    ),
+    (
+        "init without -reconfigure",
+        _plan("prod"),
+        PLAN_COMMANDS.replace(" -reconfigure", ""),
+        "without -reconfigure",
+    ),
+    (
+        "ferry tfvars writes where the plan does not read",
+        _plan("prod"),
+        PLAN_COMMANDS.replace(
+            "--out terraform/stages/prod.ferry.tfvars.json", "--out terraform/envs/prod/ferry.auto.tfvars.json"
+        ),
+        "does not write terraform/stages/prod.ferry.tfvars.json",
+    ),
+    (
+        "plan before ferry tfvars",
+        _plan("prod"),
+        "\n".join(PLAN_COMMANDS.splitlines()[1:] + PLAN_COMMANDS.splitlines()[:1]),
+        "the order must be",
+    ),
+    ("plan of another stage", _plan("dev"), PLAN_COMMANDS, "does not get --stage dev"),
+    (
+        "apply of another plan file",
+        _plan("prod"),
+        PLAN_COMMANDS + "terraform -chdir=terraform apply -input=false tfplan\n",
+        "must apply terraform/stages/prod.tfplan",
+    ),
+    (
+        "Glue job with an argument the spec carries",
+        _one_file(invariants.glue_job_argument_problems),
+        _glue_job('"--spec_json" = var.spec_json\n    "--region" = var.region'),
+        "pass ['--region']",
+    ),
+    (
+        "Glue job with role arguments merged from a local",
+        _one_file(invariants.glue_job_argument_problems),
+        _glue_job(
+            '"--spec_json" = var.spec_json',
+            local='role_arguments = { "--source_role_arn" = var.source_role_arn }',
+            merged="local.role_arguments, ",
+        ),
+        "pass ['--source_role_arn']",
+    ),
+    (
+        "Glue job without the spec",
+        _one_file(invariants.glue_job_argument_problems),
+        _glue_job('"--state_table" = var.state_table_name'),
+        'must set "--spec_json" = var.spec_json',
+    ),
+    (
+        "Glue job with the spec from another variable",
+        _one_file(invariants.glue_job_argument_problems),
+        _glue_job('"--spec_json" = var.spec_json_v2'),
+        'must set "--spec_json" = var.spec_json',
+    ),
 ]
 
 
@@ -353,6 +509,25 @@ GOOD = [
         '    resources = ["arn:aws:s3:::b/*"]\n  }\n\n  # X-Ray has no resource-level permissions.\n  statement {\n'
         '    actions   = ["xray:PutTraceSegments"]\n    resources = ["*"]\n  }\n}\n',
     ),
+    ("partial backend", _one_file(invariants.backend_problems), 'terraform {\n  backend "local" {}\n}\n'),
+    ("stage tfvars with sizing only", _stage_tfvars("prod"), 'stage = "prod"\nglue_number_of_workers = 10\n'),
+    ("local tfbackend", _tfbackend("local"), 'path = "state/dev.tfstate"\n'),
+    (
+        "s3 tfbackend (terraform/README.md: switching to a shared state)",
+        _tfbackend("s3"),
+        'bucket = "b"\nkey = "ferry/prod.tfstate"\nregion = "us-east-1"\nuse_lockfile = true\n',
+    ),
+    ("plan commands", _plan("prod"), PLAN_COMMANDS),
+    (
+        "plan and apply commands",
+        _plan("prod"),
+        PLAN_COMMANDS + "terraform -chdir=terraform apply -input=false stages/prod.tfplan\n",
+    ),
+    (
+        "Glue job with the spec",
+        _one_file(invariants.glue_job_argument_problems),
+        _glue_job('"--spec_json" = var.spec_json'),
+    ),
 ]
 
 
@@ -369,7 +544,28 @@ def test_layout_control_catches_a_missing_file(tmp_path: Path) -> None:
     assert invariants.layout_problems(tmp_path) == ["broken: missing outputs.tf"]
 
 
-# --- the root contract (`ferry tfvars` writes ferry.auto.tfvars.json with exactly these keys) --------
+def test_root_layout_control_catches_a_copied_root(tmp_path: Path) -> None:
+    terraform = tmp_path / "terraform"
+    for directory in (terraform, terraform / "envs" / "dev", terraform / "modules" / "x"):
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in invariants.ROOT_FILES:
+            (directory / name).write_text("", encoding="utf-8")
+    assert invariants.root_layout_problems(terraform) == [
+        "terraform/envs/dev: .tf files outside the root and modules/<name>"
+    ]
+    (terraform / "outputs.tf").unlink()
+    assert "terraform/: root files are" in invariants.root_layout_problems(terraform)[0]
+
+
+def test_stage_control_catches_a_stage_without_its_backend(tmp_path: Path) -> None:
+    for name in ("dev.tfvars", "dev.tfbackend", "qa.tfvars", "dev.ferry.tfvars.json"):
+        (tmp_path / name).write_text("", encoding="utf-8")
+    assert invariants.stage_file_problems(tmp_path) == ["stages/qa.tfvars has no stages/qa.tfbackend"]
+    (tmp_path / "Prod.tfbackend").write_text("", encoding="utf-8")
+    assert "stages/Prod: not a valid stage name" in invariants.stage_file_problems(tmp_path)
+
+
+# --- the root contract (`ferry tfvars` writes stages/<stage>.ferry.tfvars.json with these keys) ------
 
 REQUIRED = "<required>"
 TABLE_TYPE = """list(object({
@@ -403,9 +599,9 @@ CONTRACT: dict[str, tuple[str, Any]] = {
     "stream_mapping": (STREAM_MAPPING_TYPE, REQUIRED),
     "stream_failure_queue_name": ("string", REQUIRED),
     "bucket_events": (BUCKET_EVENTS_TYPE, REQUIRED),
-    "lambda_package": ("string", "../../../build/chalice/deployment.zip"),
-    "ferry_zip": ("string", "../../../build/ferry.zip"),
-    "glue_scripts_dir": ("string", "../../../glue_jobs"),
+    "lambda_package": ("string", "../build/chalice/deployment.zip"),
+    "ferry_zip": ("string", "../build/ferry.zip"),
+    "glue_scripts_dir": ("string", "../glue_jobs"),
     "glue_version": ("string", "5.0"),
     "glue_worker_type": ("string", "G.1X"),
     "glue_number_of_workers": ("number", 2),
@@ -450,7 +646,7 @@ def declared_variables(directory: Path) -> dict[str, dict[str, Any]]:
     return {name: body for f in in_dir(directory) for name, body in invariants.named(f, "variable")}
 
 
-@pytest.mark.parametrize("directory", [TERRAFORM / "envs" / env for env in ENVS] + [COMPOSITION], ids=[*ENVS, "ferry"])
+@pytest.mark.parametrize("directory", [TERRAFORM, COMPOSITION], ids=["root", "ferry"])
 def test_variables_match_the_tfvars_contract(directory: Path) -> None:
     declared = declared_variables(directory)
     assert sorted(declared) == sorted(CONTRACT), "variables differ from the `ferry tfvars` contract"
@@ -467,69 +663,201 @@ def test_variables_match_the_tfvars_contract(directory: Path) -> None:
     assert report(problems) == ""
 
 
-def test_stage_roots_differ_only_in_their_sizing() -> None:
-    """The roots are copies by design (Terraform needs one directory per state); what a stage
-    changes lives in its stage.auto.tfvars, so a fix to one root cannot miss the others."""
-    first, *others = ENVS
-    for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf"):
-        reference = (TERRAFORM / "envs" / first / name).read_text()
-        for env in others:
-            assert (TERRAFORM / "envs" / env / name).read_text() == reference, (
-                f"envs/{env}/{name} differs from envs/{first}/{name}"
-            )
+@pytest.mark.parametrize("directory", [TERRAFORM, COMPOSITION], ids=["root", "ferry"])
+def test_default_paths_are_relative_to_the_root(directory: Path) -> None:
+    """`terraform -chdir=terraform` resolves the artifact paths from terraform/."""
+    declared = declared_variables(directory)
+    assert (TERRAFORM / declared["glue_scripts_dir"]["default"] / "table_backfill.py").is_file()
+    for name, artifact in (("lambda_package", "build/chalice/deployment.zip"), ("ferry_zip", "build/ferry.zip")):
+        assert (TERRAFORM / declared[name]["default"]).resolve() == (ROOT / artifact).resolve(), name
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_root_is_thin_and_passes_every_variable_through(env: str) -> None:
-    directory = TERRAFORM / "envs" / env
-    files = in_dir(directory)
+def test_root_is_thin_and_passes_every_variable_through() -> None:
+    files = in_dir(TERRAFORM)
     assert sorted(Path(f.name).name for f in files) == ["main.tf", "outputs.tf", "variables.tf", "versions.tf"]
     modules = [(name, body) for f in files for name, body in invariants.named(f, "module")]
-    assert [name for name, _ in modules] == ["ferry"], f"{env}: the root must call only the composition module"
+    assert [name for name, _ in modules] == ["ferry"], "the root must call only the composition module"
     (_, call), *_ = modules
-    assert call["source"] == "../../modules/ferry"
+    assert call["source"] == "./modules/ferry"
     missing = [name for name in CONTRACT if call.get(name) != f"${{var.{name}}}"]
-    assert missing == [], f"{env}: module.ferry does not receive var.<name> for {missing}"
-    assert not [r for f in files for r in invariants.blocks(f, "resource")], f"{env}: resources belong in modules"
+    assert missing == [], f"module.ferry does not receive var.<name> for {missing}"
+    assert not [r for f in files for r in invariants.blocks(f, "resource")], "resources belong in modules"
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_root_configures_the_provider(env: str) -> None:
-    (versions,) = [f for f in in_dir(TERRAFORM / "envs" / env) if f.name.endswith("/versions.tf")]
-    providers = dict(invariants.named(versions, "provider"))
+def test_root_configures_the_provider() -> None:
+    providers = dict(invariants.named(root_file("versions.tf"), "provider"))
     assert providers["aws"]["region"] == "${var.region}"
     tags = invariants.first(providers["aws"], "default_tags") or {}
-    assert "Stage" in str(tags.get("tags")), f"{env}: default_tags must name the stage"
+    assert "Stage" in str(tags.get("tags")), "default_tags must name the stage"
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_root_outputs_are_complete(env: str) -> None:
-    outputs = {name for f in in_dir(TERRAFORM / "envs" / env) for name, _ in invariants.named(f, "output")}
-    assert outputs >= ROOT_OUTPUTS, f"{env}: missing outputs {sorted(ROOT_OUTPUTS - outputs)}"
+def test_root_outputs_are_complete() -> None:
+    outputs = {name for f in in_dir(TERRAFORM) for name, _ in invariants.named(f, "output")}
+    assert outputs >= ROOT_OUTPUTS, f"missing outputs {sorted(ROOT_OUTPUTS - outputs)}"
 
 
-@pytest.mark.parametrize(("env", "workers"), [("dev", 2), ("prod", 10)])
-def test_stage_sizing_is_committed(env: str, workers: int) -> None:
-    tfvars = invariants.parse((TERRAFORM / "envs" / env / "stage.auto.tfvars").read_text(encoding="utf-8"))
-    assert tfvars.doc["stage"] == env
+# --- one root; a stage is stages/<stage>.tfvars + stages/<stage>.tfbackend ---------------------------
+
+# The keys `ferry tfvars` writes (ferry/deploy.py terraform_variables); a stage's .tfvars is passed
+# after them, so it must not set them (it would silently override the spec and the sources).
+GENERATED = {
+    "stage",
+    "region",
+    "spec_json",
+    "state_table_name",
+    "source_role_arn",
+    "target_role_arn",
+    "tables",
+    "buckets",
+    "stream_mapping",
+    "stream_failure_queue_name",
+    "bucket_events",
+}
+
+
+def test_generated_keys_are_what_ferry_tfvars_writes() -> None:
+    from ferry.deploy import terraform_variables
+    from ferry.spec import parse_spec
+
+    spec = parse_spec({"region": "us-east-1", "tables": [{"source": "orders", "target": "orders-v2"}]})
+    assert set(terraform_variables(spec, "dev", [], [])) == GENERATED
+
+
+def root_file(name: str) -> Any:
+    (f,) = [f for f in in_dir(TERRAFORM) if Path(f.name).name == name]
+    return f
+
+
+def stage_file(stage: str, suffix: str) -> Any:
+    return invariants.load(STAGES_DIR / f"{stage}{suffix}", ROOT)
+
+
+def test_one_root_and_no_per_stage_copies() -> None:
+    assert not (TERRAFORM / "envs").exists(), "terraform/envs/ is gone: a stage is a file in terraform/stages/"
+    assert invariants.root_layout_problems(TERRAFORM) == []
+
+
+def test_the_root_backend_is_partially_configured() -> None:
+    versions = root_file("versions.tf")
+    assert invariants.backend_problems(versions) == []
+    assert invariants.backend_type(versions) == "local"
+
+
+def test_every_stage_has_both_files() -> None:
+    assert invariants.stage_file_problems(STAGES_DIR) == []
+    assert sorted(p.name.removesuffix(".tfvars") for p in STAGES_DIR.glob("*.tfvars")) == sorted(STAGES)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_stage_tfvars_sets_only_declared_sizing(stage: str) -> None:
+    assert set(GENERATED) <= set(CONTRACT)
+    declared = set(declared_variables(TERRAFORM))
+    assert invariants.stage_tfvars_problems(stage_file(stage, ".tfvars"), stage, declared, GENERATED) == []
+
+
+@pytest.mark.parametrize(("stage", "workers"), [("dev", 2), ("prod", 10)])
+def test_stage_sizing_is_committed(stage: str, workers: int) -> None:
+    tfvars = stage_file(stage, ".tfvars")
+    assert tfvars.doc["stage"] == stage
     assert tfvars.doc["glue_number_of_workers"] == workers
-    assert set(tfvars.doc) <= set(CONTRACT), f"{env}: stage.auto.tfvars sets unknown variables"
+    assert tfvars.doc["lambda_timeout"] == 90  # below the events queue's default visibility timeout
 
 
-# --- Glue job arguments are the ones the scripts read -------------------------------------------------
+@pytest.mark.parametrize("stage", STAGES)
+def test_stage_tfbackend_sets_only_backend_settings(stage: str) -> None:
+    backend = stage_file(stage, ".tfbackend")
+    assert invariants.tfbackend_problems(backend, invariants.backend_type(root_file("versions.tf"))) == []
+    assert backend.doc == {"path": f"state/{stage}.tfstate"}  # relative to terraform/, git-ignored
 
 
-def script_arguments(script: str) -> set[str]:
-    """REQUIRED_ARGS + OPTIONAL_ARGS of a glue_jobs script, read without importing it."""
+def test_every_stage_has_its_own_state() -> None:
+    states = [tuple(sorted(stage_file(s, ".tfbackend").doc.items())) for s in STAGES]
+    assert len(set(states)) == len(STAGES), f"two stages share a state: {states}"
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not on PATH")
+def test_generated_files_are_ignored_and_stage_files_are_not() -> None:
+    generated = [
+        "terraform/stages/dev.ferry.tfvars.json",
+        "terraform/stages/prod.tfplan",
+        "terraform/state/dev.tfstate",
+    ]
+    committed = ["terraform/stages/dev.tfvars", "terraform/stages/prod.tfbackend", "terraform/main.tf"]
+    result = subprocess.run(
+        ["git", "check-ignore", "--no-index", *generated, *committed],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if result.returncode == 128:
+        pytest.skip(f"not a git checkout: {result.stderr.strip()}")
+    assert sorted(result.stdout.split()) == sorted(generated)
+
+
+def make_dry_run(target: str, stage: str) -> list[str]:
+    """The commands `make <target>` would run (`make -n` prints them; the recursive `$(MAKE) plan`
+    of deploy inherits -n; `-o` leaves the virtualenv stamp out)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "TF", "VENV")}
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-n", "-o", ".venv/.installed", target, f"STAGE={stage}", "SPEC=ferry.yaml"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout.splitlines()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not on PATH")
+@pytest.mark.parametrize("target", ["plan", "deploy"])
+@pytest.mark.parametrize("stage", STAGES)
+def test_make_uses_the_stage_files_generated_first_committed_last(target: str, stage: str) -> None:
+    commands = make_dry_run(target, stage)
+    assert invariants.plan_command_problems(commands, stage) == [], "\n".join(commands)
+    if target == "deploy":
+        assert any(line.endswith(f"apply -input=false stages/{stage}.tfplan") for line in commands), commands
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not on PATH")
+def test_make_refuses_a_stage_without_its_files() -> None:
+    """Runs the real `credentials` recipe; it must stop at the stage check (`-o` keeps make from
+    rebuilding the virtualenv stamp; FERRY=false keeps `ferry whoami` from running if it does not)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "VENV")}
+    command = ["make", "--no-print-directory", "-o", ".venv/.installed", "credentials", "FERRY=false"]
+    result = subprocess.run(
+        [*command, "STAGE=nosuchstage", "SPEC=Makefile"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "terraform/stages/nosuchstage.tfvars is missing" in result.stdout + result.stderr
+
+
+# --- Glue job arguments: the whole spec as --spec_json, the source per run -----------------------------
+
+
+def script_reads_the_job_contract(script: str) -> bool:
+    """Whether a glue_jobs script asks getResolvedOptions for ferry.jobs' option names (read without importing it)."""
     module = ast.parse((ROOT / "glue_jobs" / script).read_text(encoding="utf-8"))
-    names: set[str] = set()
-    for node in module.body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id in ("REQUIRED_ARGS", "OPTIONAL_ARGS") for t in node.targets
-        ):
-            names |= {e.value for e in ast.walk(node.value) if isinstance(e, ast.Constant) and isinstance(e.value, str)}
-    assert names, f"no REQUIRED_ARGS/OPTIONAL_ARGS in glue_jobs/{script}"
-    return names
+    imported = {
+        alias.name
+        for node in ast.walk(module)
+        if isinstance(node, ast.ImportFrom) and node.module == "ferry.jobs"
+        for alias in node.names
+    }
+    called = {
+        node.func.id for node in ast.walk(module) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    }
+    return {"resolved_option_names", "job_run_from_arguments"} <= imported & called
 
 
 def job_arguments(job: str) -> set[str]:
@@ -541,28 +869,62 @@ def job_arguments(job: str) -> set[str]:
     return set(re.findall(r'"--([a-z0-9_]+)"', block))
 
 
-def role_arguments() -> set[str]:
-    text = (MODULES / "glue-jobs" / "main.tf").read_text(encoding="utf-8")
-    return set(re.findall(r'"--([a-z]+_role_arn)"', text))
+def glue_jobs_main() -> Any:
+    (f,) = [f for f in in_dir(MODULES / "glue-jobs") if f.name.endswith("/main.tf")]
+    return f
+
+
+def test_glue_jobs_take_the_spec_as_one_argument() -> None:
+    f = glue_jobs_main()
+    assert sorted(name for _, name, _ in invariants.blocks(f, "resource", "aws_glue_job")) == ["bucket", "table"]
+    assert invariants.glue_job_argument_problems(f) == []
+    for job in ("table", "bucket"):
+        assert job_arguments(job) == {"spec_json"}, job
+    removed = ("--state_table", "--region", "--source_role_arn", "--target_role_arn")
+    text = f.text
+    assert [a for a in removed if f'"{a}"' in text] == [], "arguments the spec now carries are still passed"
+
+
+def test_the_composition_passes_the_spec_to_the_glue_jobs() -> None:
+    calls = {name: body for f in in_dir(COMPOSITION) for name, body in invariants.named(f, "module")}
+    assert calls["glue_jobs"]["spec_json"] == "${var.spec_json}"
+    assert "state_table_name" not in calls["glue_jobs"], "the jobs read the state table from the spec"
+    variable = declared_variables(MODULES / "glue-jobs")["spec_json"]
+    assert _type(str(variable["type"])) == "string" and variable.get("description")
 
 
 @pytest.mark.parametrize(("job", "script"), [("table", "table_backfill.py"), ("bucket", "bucket_backfill.py")])
 def test_glue_job_arguments_are_read_by_their_script(job: str, script: str) -> None:
-    passed = job_arguments(job)
-    assert "region" in passed
-    unread = passed - script_arguments(script)
-    assert unread == set(), f"aws_glue_job.{job} passes arguments glue_jobs/{script} does not read: {sorted(unread)}"
+    from ferry.jobs import resolved_option_names
+
+    # The scripts read exactly ferry.jobs' options: the spec and, per run, the source.
+    assert script_reads_the_job_contract(script), f"glue_jobs/{script} does not read ferry.jobs' options"
+    read = set(resolved_option_names([]))
+    assert read == {"spec_json", "source"}
+    passed = job_arguments(job) | {"source"}  # the job passes the spec; each run names its source
+    assert passed == read, f"aws_glue_job.{job} passes {sorted(passed - read)}, reads {sorted(read - passed)} unpassed"
 
 
-def test_table_job_gets_the_state_table() -> None:
-    assert "state_table" in job_arguments("table")
+def test_terraform_and_ferry_wire_give_the_jobs_the_same_default_arguments() -> None:
+    from ferry.jobs import default_arguments
+    from ferry.spec import parse_spec
+
+    spec = parse_spec({"region": "us-east-1", "tables": [{"source": "orders", "target": "orders-v2"}]})
+    wired = set(default_arguments(spec, "artifacts"))
+    text = (MODULES / "glue-jobs" / "main.tf").read_text(encoding="utf-8")
+    for job in ("table", "bucket"):
+        header = re.search(rf'^resource\s+"aws_glue_job"\s+"{job}"\s*\{{', text, re.M)
+        assert header, f"no aws_glue_job.{job}"
+        block = text[header.end() - 1 : invariants.matching_brace(text, header.end() - 1)]
+        in_terraform = set(re.findall(r'"(--[A-Za-z0-9_-]+)"', block)) | set(
+            re.findall(r'"(--[A-Za-z0-9_-]+)"\s*=', _glue_locals(text))
+        )
+        assert wired <= in_terraform, f"aws_glue_job.{job} lacks {sorted(wired - in_terraform)}"
 
 
-@pytest.mark.parametrize("script", ["table_backfill.py", "bucket_backfill.py"])
-def test_role_arguments_are_read_by_the_scripts(script: str) -> None:
-    # merge()d into both jobs' default_arguments only when source_role_arn / target_role_arn are set
-    assert role_arguments() == {"source_role_arn", "target_role_arn"}
-    assert role_arguments() <= script_arguments(script)
+def _glue_locals(text: str) -> str:
+    start = text.index("locals {")
+    return text[start : invariants.matching_brace(text, start + len("locals ")) + 1]
 
 
 # --- the same least privilege as the Chalice quick path (ferry/deploy.py policy_documents) ---------

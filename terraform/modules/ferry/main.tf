@@ -1,5 +1,5 @@
-# ferry's deployment, composed from the modules next to this one. The roots (envs/<stage>) only
-# configure the provider and call this module with their variables.
+# ferry's deployment, composed from the modules next to this one. The root (terraform/, the same
+# for every stage) only configures the provider and the backend and calls this module.
 #
 # Not managed here, on purpose: the source tables (their streams are enabled with
 # NEW_AND_OLD_IMAGES by `ferry init --sources-only`) and the source buckets (EventBridge is merged
@@ -92,6 +92,7 @@ module "glue_jobs" {
 
   name_prefix = local.name
   region      = var.region
+  spec_json   = var.spec_json
   tables = {
     for source, t in local.tables : source => {
       source_arn = t.source_arn
@@ -105,7 +106,6 @@ module "glue_jobs" {
       prefix = b.prefix
     }
   }
-  state_table_name       = module.state_table.name
   state_table_arn        = module.state_table.arn
   table_script_location  = module.artifacts.object_uris["glue/table_backfill.py"]
   bucket_script_location = module.artifacts.object_uris["glue/bucket_backfill.py"]

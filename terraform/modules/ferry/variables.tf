@@ -1,6 +1,6 @@
 # The variables of ferry's deployment: exactly the keys `ferry tfvars` writes to
-# envs/<stage>/ferry.auto.tfvars.json (plus the stage sizing in stage.auto.tfvars). The roots
-# declare the same variables and pass every one through unchanged.
+# stages/<stage>.ferry.tfvars.json (plus the stage sizing in stages/<stage>.tfvars). The root
+# declares the same variables and passes every one through unchanged.
 
 variable "stage" {
   type        = string
@@ -14,12 +14,12 @@ variable "stage" {
 
 variable "region" {
   type        = string
-  description = "AWS region of the deployment (the provider's region and the jobs' --region)."
+  description = "AWS region of the deployment (the provider's region)."
 }
 
 variable "spec_json" {
   type        = string
-  description = "The ferry spec as JSON; becomes the Lambdas' FERRY_SPEC environment variable."
+  description = "The ferry spec as JSON; becomes the Lambdas' FERRY_SPEC environment variable and the Glue jobs' --spec_json argument."
 
   validation {
     condition     = can(jsondecode(var.spec_json))
@@ -181,20 +181,20 @@ variable "bucket_events" {
 
 variable "lambda_package" {
   type        = string
-  description = "Chalice's `chalice package` deployment.zip (handlers app.table_stream and app.bucket_events), relative to the root module directory."
-  default     = "../../../build/chalice/deployment.zip"
+  description = "Chalice's `chalice package` deployment.zip (handlers app.table_stream and app.bucket_events), relative to the root module directory (terraform/)."
+  default     = "../build/chalice/deployment.zip"
 }
 
 variable "ferry_zip" {
   type        = string
-  description = "build/ferry.zip, the ferry core for Glue's --extra-py-files, relative to the root module directory."
-  default     = "../../../build/ferry.zip"
+  description = "build/ferry.zip, the ferry core for Glue's --extra-py-files, relative to the root module directory (terraform/)."
+  default     = "../build/ferry.zip"
 }
 
 variable "glue_scripts_dir" {
   type        = string
-  description = "Directory holding table_backfill.py and bucket_backfill.py, relative to the root module directory."
-  default     = "../../../glue_jobs"
+  description = "Directory holding table_backfill.py and bucket_backfill.py, relative to the root module directory (terraform/)."
+  default     = "../glue_jobs"
 }
 
 variable "glue_version" {

@@ -1,7 +1,9 @@
 # The two backfill jobs (glue_jobs/table_backfill.py and bucket_backfill.py), one role each, and
 # the security configuration that encrypts their S3 writes, logs and bookmarks with ferry's key.
-# `ferry backfill --engine glue --job-name <prefix>-table-backfill` starts one run per table
-# (per bucket for the bucket job) with the per-run arguments (source, target, splits, ...).
+# Both jobs get the whole spec as one default argument, --spec_json (the compact JSON the Lambdas
+# get in FERRY_SPEC: region, state table, roles, every mapping's settings). `ferry backfill
+# --engine glue --job-name <prefix>-table-backfill` starts one run per table (per bucket for the
+# bucket job) and adds --source, the source table or bucket that run copies.
 
 data "aws_caller_identity" "current" {}
 
@@ -19,12 +21,7 @@ locals {
   security_configuration_name = var.name_prefix
   assumable_role_arns         = compact([var.source_role_arn, var.target_role_arn])
 
-  # Arguments the scripts read (REQUIRED_ARGS/OPTIONAL_ARGS); the per-run ones come from
-  # `ferry backfill` and override these. The role ARNs are passed only when set.
-  role_arguments = merge(
-    var.source_role_arn == null ? {} : { "--source_role_arn" = var.source_role_arn },
-    var.target_role_arn == null ? {} : { "--target_role_arn" = var.target_role_arn },
-  )
+  # Glue's own flags, the same for both jobs; each job adds --spec_json, each run --source.
   glue_arguments = {
     "--extra-py-files"                   = var.extra_py_files
     "--enable-metrics"                   = "true"
@@ -349,9 +346,8 @@ resource "aws_glue_job" "table" {
     python_version  = "3"
   }
 
-  default_arguments = merge(local.glue_arguments, local.role_arguments, {
-    "--state_table" = var.state_table_name
-    "--region"      = var.region
+  default_arguments = merge(local.glue_arguments, {
+    "--spec_json" = var.spec_json
   })
 
   # One concurrent run per table, so every table can backfill at the same time.
@@ -383,8 +379,8 @@ resource "aws_glue_job" "bucket" {
     python_version  = "3"
   }
 
-  default_arguments = merge(local.glue_arguments, local.role_arguments, {
-    "--region" = var.region
+  default_arguments = merge(local.glue_arguments, {
+    "--spec_json" = var.spec_json
   })
 
   # One concurrent run per bucket mapping.

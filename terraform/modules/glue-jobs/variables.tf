@@ -5,7 +5,12 @@ variable "name_prefix" {
 
 variable "region" {
   type        = string
-  description = "Region of the deployment (the jobs' --region argument and log-group ARNs)."
+  description = "Region of the deployment (the log-group ARNs in the jobs' policies)."
+}
+
+variable "spec_json" {
+  type        = string
+  description = "The ferry spec as compact JSON (the Lambdas' FERRY_SPEC): both jobs' --spec_json default argument."
 }
 
 variable "tables" {
@@ -25,11 +30,6 @@ variable "buckets" {
   }))
   description = "Bucket mappings by source bucket name: the buckets (and key prefix) the bucket job's role may read and write. Empty: no bucket job."
   default     = {}
-}
-
-variable "state_table_name" {
-  type        = string
-  description = "Name of ferry's state table (the table job's --state_table)."
 }
 
 variable "state_table_arn" {
@@ -88,13 +88,13 @@ variable "timeout_minutes" {
 
 variable "source_role_arn" {
   type        = string
-  description = "Role in the source account the jobs may assume (cross-account), or null."
+  description = "Role in the source account the jobs may assume (cross-account), or null: their policies allow sts:AssumeRole on it (the jobs read it from spec_json)."
   default     = null
 }
 
 variable "target_role_arn" {
   type        = string
-  description = "Role in the target account the jobs may assume (cross-account), or null."
+  description = "Role in the target account the jobs may assume (cross-account), or null: their policies allow sts:AssumeRole on it (the jobs read it from spec_json)."
   default     = null
 }
 

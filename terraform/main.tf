@@ -1,8 +1,10 @@
-# One stage's deployment of ferry: everything is in modules/ferry; this root only configures the
-# provider (versions.tf) and passes every variable through. `make deploy STAGE=<stage>` writes
-# ferry.auto.tfvars.json here (`ferry tfvars`); stage.auto.tfvars holds this stage's sizing.
+# ferry's deployment, the one root for every stage: everything is in modules/ferry; this root only
+# configures the provider and the backend (versions.tf) and passes every variable through.
+# A stage is two files in stages/: <stage>.tfvars (its committed sizing) and <stage>.tfbackend
+# (where its state lives). `make plan STAGE=<stage>` writes stages/<stage>.ferry.tfvars.json
+# (`ferry tfvars`) and passes both variable files, the committed sizing last so that it wins.
 module "ferry" {
-  source = "../../modules/ferry"
+  source = "./modules/ferry"
 
   stage                       = var.stage
   region                      = var.region

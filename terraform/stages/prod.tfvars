@@ -1,5 +1,5 @@
-# Sizing of the prod stage. Loaded after ferry.auto.tfvars.json (auto.tfvars files load in
-# lexical order), so these values win over the generated ones.
+# Sizing of the prod stage. `make plan STAGE=prod` passes this file after the generated
+# stages/prod.ferry.tfvars.json (-var-file=... -var-file=...), so these values win over it.
 stage = "prod"
 
 glue_worker_type       = "G.1X"

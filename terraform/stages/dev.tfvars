@@ -1,5 +1,5 @@
-# Sizing of the dev stage. Loaded after ferry.auto.tfvars.json (auto.tfvars files load in
-# lexical order), so these values win over the generated ones.
+# Sizing of the dev stage. `make plan STAGE=dev` passes this file after the generated
+# stages/dev.ferry.tfvars.json (-var-file=... -var-file=...), so these values win over it.
 stage = "dev"
 
 glue_worker_type       = "G.1X"
