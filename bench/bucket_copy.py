@@ -324,11 +324,11 @@ _SUMMARY = re.compile(r"(\d+) keys \(([^)]*)\), (\d+) failed, ([0-9.]+)s")
 
 def ferry_argv(endpoint: str, target: str) -> list[str]:
     """The Glue script as ``ferry backfill --engine local`` runs it, with the spec's defaults."""
+    from ferry.jobs import run_argv
     from ferry.spec import parse_spec
-    from glue_jobs.bucket_backfill import args_for
 
     spec = parse_spec({"region": REGION, "endpoint_url": endpoint, "buckets": [{"source": SOURCE, "target": target}]})
-    return [sys.executable, "-m", "glue_jobs.bucket_backfill", "bucket_backfill.py", *args_for(spec, SOURCE)]
+    return [sys.executable, "-m", "glue_jobs.bucket_backfill", *run_argv(spec, SOURCE)]
 
 
 def parse_ferry_summary(output: str) -> dict[str, Any]:

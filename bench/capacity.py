@@ -30,9 +30,6 @@ exactness is line 1's measure.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import math
 import random
 import statistics
@@ -208,28 +205,21 @@ def ferry_spec(bench: Bench, target: str, state: str) -> Spec:
 
 
 def run_ferry(bench: Bench, round_: int) -> tuple[float, dict[str, Any]]:
-    from glue_jobs import table_backfill
+    from ferry.jobs import TABLE
+    from glue_jobs.local_spark import run_locally
 
     target, state = f"cap-ferry-{round_}", f"cap-state-{round_}"
     spec = ferry_spec(bench, target, state)
     init_tables(spec, bench.ddb)  # target mirrors the source: PROVISIONED, C' RCU and C WCU
     bench.fresh_target(target)
     via_proxy = replace(spec, endpoint_url=bench.proxy.endpoint_url)
-    argv = ["table_backfill.py", *table_backfill.args_for(via_proxy, SOURCE)]
-    printed = io.StringIO()
-    error = ""
     started = time.monotonic()
-    try:
-        with contextlib.redirect_stdout(printed):  # the job prints its summary; the bench prints the table
-            table_backfill.main(argv)
-    except RuntimeError as exc:  # failed segments: the losses below show what it cost
-        error = str(exc)
+    summary = run_locally(TABLE, via_proxy, SOURCE)  # failed segments: the losses below show what it cost
     seconds = time.monotonic() - started
-    lines = printed.getvalue().splitlines()
-    segments: list[dict[str, Any]] = next((json.loads(x)["segments"] for x in lines if x.startswith('{"segments"')), [])
-    details = bench.outcome(target, seconds, {"summary": lines[:1], "error": error})
+    error = summary.describe() if summary.failed else ""
+    details = bench.outcome(target, seconds, {"summary": summary.describe().splitlines()[:1], "error": error})
     # How many tasks ran at once on average: each holds p·C / splits of the budget.
-    busy = sum(float(r["seconds"]) for r in segments)
+    busy = sum(r.seconds for r in summary.results)
     details["mean_concurrent_tasks"] = round(busy / details["window_seconds"], 2) if details["window_seconds"] else None
     details["write_units_per_task"] = PERCENT * WRITE_CAPACITY / SPLITS
     return details["of_p_c"], details

@@ -54,6 +54,7 @@ import boto3
 
 from bench.common import Row, Settings, Timed, alternate, fmt, ratio
 from ferry.clients import AwsTarget, client_config, make_client
+from ferry.jobs import run_argv
 from ferry.spec import BackfillSettings, Spec, TableMapping, parse_spec
 from ferry.tables.backfill import SegmentResult, put_units, scan_page_units
 from ferry.tables.schema import describe_shape
@@ -62,7 +63,6 @@ from ferry.tables.verify import verify_segment, verify_table
 from ferry.wire import Item, item_size
 from ferry_dev.emulator import Emulator, use_dummy_credentials
 from ferry_dev.workload import HASH_KEY, RANGE_KEY, create_workload_table
-from glue_jobs.table_backfill import args_for
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -291,7 +291,7 @@ def run_ferry_job(
 ) -> JobRun:
     """``python -m glue_jobs.table_backfill`` with the Glue arguments of ``spec`` (what ``ferry backfill
     --engine local`` and Glue run). ``watch(pid)`` starts observing the process and returns its stop."""
-    argv = [sys.executable, "-m", "glue_jobs.table_backfill", *args_for(spec, source)]
+    argv = [sys.executable, "-m", "glue_jobs.table_backfill", *run_argv(spec, source)]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     segments: list[SegmentResult] = []
     summary_at = float("nan")

@@ -1,7 +1,7 @@
 """What a deployment configures, derived once from the spec.
 
 Both deployment paths take their settings from here, so they cannot drift apart:
-``ferry tfvars`` writes them into ``terraform/envs/<stage>/ferry.auto.tfvars.json`` for
+``ferry tfvars`` writes them into ``terraform/stages/<stage>.ferry.tfvars.json`` for
 ``make deploy``, and ``ferry wire`` applies them through the API after ``chalice deploy``.
 """
 
@@ -79,11 +79,6 @@ def function_name(stage: str, function: str) -> str:
     return f"{APP_NAME}-{stage}-{function}"
 
 
-def glue_job_name(stage: str, kind: str) -> str:
-    """``kind`` is ``table`` or ``bucket``."""
-    return f"{APP_NAME}-{stage}-{kind}-backfill"
-
-
 def stream_mapping_request(
     settings: StreamMappingSettings, *, stream_arn: str, function: str, on_failure_arn: str
 ) -> dict[str, Any]:
@@ -119,7 +114,7 @@ def lambda_spec_json(spec: Spec) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Terraform variables (the contract is terraform/envs/<stage>/variables.tf)
+# Terraform variables (the contract is terraform/variables.tf)
 
 
 def table_variables(
@@ -202,7 +197,7 @@ def bucket_variables(
 def terraform_variables(
     spec: Spec, stage: str, tables: list[dict[str, Any]], buckets: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """The whole ``ferry.auto.tfvars.json``; sizing variables keep their stage defaults."""
+    """The whole ``<stage>.ferry.tfvars.json``; the stage file (terraform/stages/<stage>.tfvars) sets the sizing."""
     out: dict[str, Any] = {
         "stage": stage,
         "region": spec.region,

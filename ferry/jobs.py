@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 from ferry.deploy import APP_NAME, lambda_spec_json
 from ferry.errors import SpecError
@@ -81,6 +83,11 @@ def run_arguments(spec: Spec, source: str) -> dict[str, str]:
     return {f"--{SPEC_ARGUMENT}": lambda_spec_json(spec), f"--{SOURCE_ARGUMENT}": source}
 
 
+def run_argv(spec: Spec, source: str) -> list[str]:
+    """The same arguments as a command line (``python -m glue_jobs.table_backfill …``)."""
+    return [part for name, value in run_arguments(spec, source).items() for part in (name, value)]
+
+
 def default_arguments(spec: Spec, artifacts_bucket: str) -> dict[str, str]:
     """The default arguments of both jobs (``ferry wire``; Terraform's glue-jobs module sets the same)."""
     return {
@@ -111,3 +118,37 @@ def task_slots(conf: Mapping[str, str], default_parallelism: int) -> int:
         if executors > 0:
             return executors * cores
     return max(1, default_parallelism)
+
+
+class _Result(Protocol):
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+class _Summary(Protocol):
+    @property
+    def results(self) -> Sequence[_Result]: ...
+
+    @property
+    def failed(self) -> Sequence[Any]: ...
+
+    def describe(self) -> str: ...
+
+
+S = TypeVar("S", bound=_Summary)
+
+
+def configure_job_logging() -> None:
+    """A run's log: ferry's progress at INFO, the SDK and Spark's bridge only when they warn."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("botocore", "py4j"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def report_job_run(summary: S, results_key: str) -> S:
+    """Print a run's summary line and, as one JSON line ``{results_key: [...]}``, every per-task result
+    (the run's output log on Glue; the bench reads it); raise when a task failed, so the run fails."""
+    print(summary.describe())
+    print(json.dumps({results_key: [r.as_dict() for r in summary.results]}))
+    if summary.failed:
+        raise RuntimeError(f"backfill failed ({len(summary.failed)} failed):\n{summary.describe()}")
+    return summary

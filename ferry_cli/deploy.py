@@ -18,7 +18,6 @@ from ferry.deploy import (
     bucket_events_settings,
     bucket_variables,
     function_name,
-    glue_job_name,
     lambda_spec_json,
     policy_documents,
     queue_mapping_request,
@@ -28,10 +27,9 @@ from ferry.deploy import (
     terraform_variables,
 )
 from ferry.errors import SetupError
+from ferry.jobs import SCRIPTS, TABLE, default_arguments, job_name
 from ferry.spec import Spec
 from ferry.tables.setup import ensure_failure_queue, inspect_tables
-
-GLUE_SCRIPTS = {"table": "table_backfill.py", "bucket": "bucket_backfill.py"}
 
 
 def account_of(spec: Spec, side: str = "home") -> str:
@@ -64,7 +62,7 @@ def prepare_sources(spec: Spec) -> list[str]:
 
 
 def terraform_variables_for(spec: Spec, stage: str) -> dict[str, Any]:
-    """Read the sources (and existing targets) and return ``ferry.auto.tfvars.json``'s content."""
+    """Read the sources (and existing targets) and return ``terraform/stages/<stage>.ferry.tfvars.json``'s content."""
     from ferry.buckets.setup import NOTIFICATION_KINDS, inspect_buckets, notification_configuration
 
     clients = table_clients(spec)
@@ -169,25 +167,6 @@ def package_ferry(destination: Path) -> Path:
         return Path(shutil.make_archive(str(base), "zip", tmp, "ferry"))
 
 
-def glue_default_arguments(spec: Spec, artifacts_bucket: str, kind: str) -> dict[str, str]:
-    """What every run of a job gets (as Terraform sets them); each run adds its table or bucket."""
-    arguments = {
-        "--extra-py-files": f"s3://{artifacts_bucket}/ferry.zip",
-        "--enable-metrics": "true",
-        "--enable-observability-metrics": "true",
-        "--enable-continuous-cloudwatch-log": "true",
-        "--job-language": "python",
-        "--region": spec.region,
-    }
-    if kind == "table":
-        arguments["--state_table"] = spec.state_table
-    for name in ("source_role_arn", "target_role_arn"):
-        value = getattr(spec, name)
-        if value:
-            arguments[f"--{name}"] = value
-    return arguments
-
-
 def _glue_role(iam: Any, name: str, policy: dict[str, Any]) -> str:
     """One role per job, named after it."""
     trust = {
@@ -269,26 +248,26 @@ def _wire_glue(spec: Spec, stage: str, *, workers: int, worker_type: str) -> lis
     with tempfile.TemporaryDirectory() as tmp:
         archive = package_ferry(Path(tmp) / "ferry.zip")
         s3.upload_file(str(archive), bucket, "ferry.zip")
-    for script in GLUE_SCRIPTS.values():
+    for script in SCRIPTS.values():
         s3.upload_file(str(scripts / script), bucket, f"scripts/{script}")
-    done.append(f"uploaded ferry.zip and {', '.join(GLUE_SCRIPTS.values())} to s3://{bucket}")
+    done.append(f"uploaded ferry.zip and {', '.join(SCRIPTS.values())} to s3://{bucket}")
     policies = policy_documents(spec, stage, Arns(spec.region, account), artifacts_bucket=bucket)
     iam, glue = make_client("iam", home), make_client("glue", home)
-    for kind, script in GLUE_SCRIPTS.items():
-        runs = len(spec.tables) if kind == "table" else len(spec.buckets)
+    for kind, script in SCRIPTS.items():
+        runs = len(spec.tables) if kind == TABLE else len(spec.buckets)
         if not runs:
             continue
         definition = {
-            "Role": _glue_role(iam, glue_job_name(stage, kind), policies[f"{kind}_backfill"]),
+            "Role": _glue_role(iam, job_name(stage, kind), policies[f"{kind}_backfill"]),
             "Command": {"Name": "glueetl", "ScriptLocation": f"s3://{bucket}/scripts/{script}", "PythonVersion": "3"},
-            "DefaultArguments": glue_default_arguments(spec, bucket, kind),
+            "DefaultArguments": default_arguments(spec, bucket),
             "GlueVersion": "5.0",
             "WorkerType": worker_type,
             "NumberOfWorkers": workers,
             "ExecutionProperty": {"MaxConcurrentRuns": runs},  # one run per table or bucket at once
             "MaxRetries": 0,  # a rerun resumes from checkpoints; an automatic one would hide the failure
         }
-        done.append(_upsert_glue_job(glue, glue_job_name(stage, kind), definition))
+        done.append(_upsert_glue_job(glue, job_name(stage, kind), definition))
     return done
 
 

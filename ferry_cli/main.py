@@ -71,6 +71,23 @@ def _spec_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
+def _stage_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--stage",
+        required=True,
+        callback=_check_stage,
+        help="Deployment stage (names: ferry-<stage>-…).",
+    )(fn)
+
+
+def _check_stage(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    import re
+
+    if not re.fullmatch(r"[a-z][a-z0-9-]{0,15}", value):
+        raise click.BadParameter(f"{value!r} must be 1-16 of a-z 0-9 - starting with a letter")
+    return value
+
+
 def _ddb(spec: Spec) -> TableClients:
     return table_clients(spec)
 
@@ -162,32 +179,32 @@ def replicate(spec_path: str, drain: bool, duration: float, anomalies: str) -> i
     return EXIT_OK
 
 
-def _bucket_backfill(spec: Spec, source: str, splits: int | None, engine: str, job_name: str, poll: float) -> int:
-    from glue_jobs import bucket_backfill
+def _local_backfill(spec: Spec, kind: str, source: str) -> int:
+    """One backfill on local Spark: the Glue script's own run_backfill, with the spec as given."""
+    from ferry.jobs import TABLE
+    from glue_jobs.local_spark import run_locally
 
-    argv = bucket_backfill.args_for(spec, source, splits)
-    if engine == "glue":
-        return _start_glue_run(spec, source, argv, job_name, poll)
-    try:
-        summary = bucket_backfill.main(["bucket_backfill.py", *argv])
-    except RuntimeError as exc:
-        _error("error:", str(exc))
-        return EXIT_RUNTIME
-    rate = summary.keys / summary.seconds if summary.seconds else 0.0
-    console.print(f"[green]{summary.describe()}[/] ({rate:.0f} keys/s)")
-    return EXIT_OK
+    summary = run_locally(kind, spec, source)
+    done, unit = (summary.written, "items") if kind == TABLE else (summary.keys, "keys")
+    rate = done / summary.seconds if summary.seconds else 0.0
+    style = "red" if summary.failed else "green"
+    console.print(Text(summary.describe(), style=style), Text(f"({rate:.0f} {unit}/s)"))
+    return EXIT_RUNTIME if summary.failed else EXIT_OK
 
 
-def _start_glue_run(spec: Spec, source: str, argv: list[str], job_name: str, poll: float) -> int:
+def _glue_backfill(spec: Spec, kind: str, source: str, stage: str, poll: float) -> int:
+    """One run of the stage's Glue job with the spec as given, followed to its end."""
+    from ferry.jobs import job_name, run_arguments
+
     glue = make_client("glue", spec.home_where())
-    arguments = dict(zip(argv[::2], argv[1::2], strict=True))
-    run_id = glue.start_job_run(JobName=job_name, Arguments=arguments)["JobRunId"]
-    console.print(f"{source}: started Glue job run {run_id} of {job_name}")
+    name = job_name(stage, kind)
+    run_id = glue.start_job_run(JobName=name, Arguments=run_arguments(spec, source))["JobRunId"]
+    console.print(f"{source}: started Glue job run {run_id} of {name}", markup=False)
     while True:
-        state = glue.get_job_run(JobName=job_name, RunId=run_id)["JobRun"]
+        state = glue.get_job_run(JobName=name, RunId=run_id)["JobRun"]
         status = state["JobRunState"]
         if status in ("SUCCEEDED", "FAILED", "STOPPED", "TIMEOUT", "ERROR", "EXPIRED"):
-            console.print(f"{source}: {status} {state.get('ErrorMessage', '')}")
+            console.print(f"{source}: {status} {state.get('ErrorMessage', '')}", markup=False)
             return EXIT_OK if status == "SUCCEEDED" else EXIT_RUNTIME
         time.sleep(poll)
 
@@ -198,7 +215,7 @@ def _start_glue_run(spec: Spec, source: str, argv: list[str], job_name: str, pol
     "--splits",
     type=click.IntRange(1, 1_000_000),
     default=None,
-    help="Parallel-scan segments (Spark tasks); default from the spec.",
+    help="Parallel-scan segments / bucket partitions (Spark tasks); default from the spec.",
 )
 @click.option("--engine", type=click.Choice(["local", "glue"]), default="local", show_default=True)
 @click.option("--table", "tables", multiple=True, help="Only these source tables or buckets (default: all).")
@@ -206,9 +223,9 @@ def _start_glue_run(spec: Spec, source: str, argv: list[str], job_name: str, pol
     "--stage",
     default="dev",
     show_default=True,
+    callback=_check_stage,
     help="Deployment stage of the Glue jobs (--engine glue): ferry-<stage>-table-backfill, …-bucket-backfill.",
 )
-@click.option("--job-name", default=None, help="Glue job for tables, instead of the stage's (--engine glue).")
 @click.option(
     "--restart", is_flag=True, help="Forget checkpoints and scan from the start (safe: writes are insert-only)."
 )
@@ -226,12 +243,11 @@ def backfill(
     engine: str,
     tables: tuple[str, ...],
     stage: str,
-    job_name: str | None,
     restart: bool,
     poll_seconds: float,
 ) -> int:
-    """Copy existing items, insert-only, split-parallel, within the capacity budget."""
-    from ferry.deploy import glue_job_name
+    """Copy existing items and objects, split-parallel, within the budget (tables insert-only)."""
+    from ferry.jobs import BUCKET, TABLE, with_splits
     from ferry.tables.state import StateStore
 
     spec = load_spec(spec_path)
@@ -241,31 +257,18 @@ def backfill(
     for name in tables:
         if name not in known:
             raise SpecError("--table", f"{name!r} is not a source table or bucket of the spec")
-    sources = [t.source for t in spec.tables if not tables or t.source in tables]
+    runs = [(BUCKET, b.source) for b in spec.buckets] + [(TABLE, t.source) for t in spec.tables]
     code = EXIT_OK
-    table_job = job_name or glue_job_name(stage, "table")
-    bucket_job = glue_job_name(stage, "bucket") if job_name is None else job_name.replace("table", "bucket")
-    for bucket in [b.source for b in spec.buckets if not tables or b.source in tables]:
-        code = max(code, _bucket_backfill(spec, bucket, splits, engine, bucket_job, poll_seconds))
-    for source in sources:
-        if restart:
+    for kind, source in runs:
+        if tables and source not in tables:
+            continue
+        if restart and kind == TABLE:
             StateStore(ddb.state, spec.state_table).clear_segments(source)
+        run_spec = with_splits(spec, kind, splits)
         if engine == "glue":
-            from glue_jobs.table_backfill import args_for
-
-            argv = args_for(spec, source, splits)
-            code = max(code, _start_glue_run(spec, source, argv, table_job, poll_seconds))
-            continue
-        from glue_jobs import table_backfill
-
-        try:
-            summary = table_backfill.main(["table_backfill.py", *table_backfill.args_for(spec, source, splits)])
-        except RuntimeError as exc:
-            _error("error:", str(exc))
-            code = EXIT_RUNTIME
-            continue
-        rate = summary.written / summary.seconds if summary.seconds else 0.0
-        console.print(f"[green]{summary.describe()}[/] ({rate:.0f} items/s)")
+            code = max(code, _glue_backfill(run_spec, kind, source, stage, poll_seconds))
+        else:
+            code = max(code, _local_backfill(run_spec, kind, source))
     return code
 
 
@@ -529,23 +532,6 @@ def chaos(seeds: str, minutes: float, items: int, objects: int, json_path: str |
 
 
 # --- deployment ------------------------------------------------------------------------------
-
-
-def _stage_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--stage",
-        required=True,
-        callback=_check_stage,
-        help="Deployment stage (names: ferry-<stage>-…).",
-    )(fn)
-
-
-def _check_stage(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    import re
-
-    if not re.fullmatch(r"[a-z][a-z0-9-]{0,15}", value):
-        raise click.BadParameter(f"{value!r} must be 1-16 of a-z 0-9 - starting with a letter")
-    return value
 
 
 @cli.command()

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ferry.clients import make_client, table_clients
+from ferry.jobs import BUCKET, TABLE
 from ferry.operations import initialize, verify_all
 from ferry.spec import parse_spec
 from ferry.tables.finalize import finalize_table
@@ -30,7 +31,7 @@ from ferry_dev.workload import (
     seed_bucket,
     seed_table,
 )
-from glue_jobs import bucket_backfill, table_backfill
+from glue_jobs.local_spark import run_locally
 
 SOURCE, TARGET = "orders", "orders-v2"
 BUCKET_SOURCE, BUCKET_TARGET = "media", "media-v2"
@@ -137,14 +138,12 @@ def run_demo(
         )
 
         say(f"backfill: local Spark, {splits} splits (the Glue scripts, unchanged)")
-        summary = table_backfill.main(["table_backfill.py", *table_backfill.args_for(spec, SOURCE, splits)])
+        summary = run_locally(TABLE, spec, SOURCE)
         result.items_copied = summary.written
         result.items_already_present = sum(r.skipped for r in summary.results)
         result.backfill_seconds = summary.seconds
         if objects:
-            bucket_summary = bucket_backfill.main(
-                ["bucket_backfill.py", *bucket_backfill.args_for(spec, BUCKET_SOURCE)]
-            )
+            bucket_summary = run_locally(BUCKET, spec, BUCKET_SOURCE)
             result.objects_actions = bucket_summary.actions
             result.bucket_backfill_seconds = bucket_summary.seconds
 

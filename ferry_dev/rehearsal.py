@@ -25,10 +25,10 @@ from ferry.deploy import (
     STREAM_FUNCTION,
     bucket_events_settings,
     function_name,
-    glue_job_name,
     lambda_spec_json,
     stream_mapping_settings,
 )
+from ferry.jobs import KINDS, job_name
 from ferry.spec import Spec, parse_spec
 from ferry_dev.emulator import DUMMY_CREDENTIALS, Emulator, use_dummy_credentials
 
@@ -151,8 +151,8 @@ def rehearse(stage: str = "local", endpoint: str | None = None) -> Rehearsal:
     with tempfile.TemporaryDirectory() as tmp:
         run.steps += [f"ferry init --sources-only: {line}" for line in prepare_sources(spec)]
         run.tfvars = terraform_variables_for(spec, stage)
-        write_json(Path(tmp) / "ferry.auto.tfvars.json", run.tfvars)
-        run.steps.append("ferry tfvars: wrote ferry.auto.tfvars.json")
+        write_json(Path(tmp) / f"{stage}.ferry.tfvars.json", run.tfvars)
+        run.steps.append(f"ferry tfvars: wrote {stage}.ferry.tfvars.json")
         run.steps += [f"ferry init: {line}" for line in initialize(spec)]
         app = _copy_app(Path(tmp))
         written = chalice_config(spec, stage, app, account=account_of(spec))
@@ -219,15 +219,14 @@ def inspect(run: Rehearsal) -> None:
         len(found) == 1 and found[0].get("FunctionResponseTypes") == ["ReportBatchItemFailures"],
         json.dumps([m.get("FunctionResponseTypes") for m in found]),
     )
-    for kind in ("table", "bucket"):
-        name = glue_job_name(stage, kind)
+    for kind in KINDS:
+        name = job_name(stage, kind)
         job = glue.get_job(JobName=name)["Job"]
         args = job.get("DefaultArguments", {})
         run.check(
             f"Glue job {name}",
             job.get("GlueVersion", "").startswith("5.")
             and args.get("--extra-py-files", "").endswith("/ferry.zip")
-            and args.get("--region") == spec.region
-            and args.get("--state_table") == (spec.state_table if kind == "table" else None),
+            and args.get("--spec_json") == lambda_spec_json(spec),
             f"{job.get('GlueVersion')} {job.get('WorkerType')}×{job.get('NumberOfWorkers')}",
         )

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from ferry.clients import AwsTarget, make_client
+from ferry.spec import parse_spec
 from ferry_dev.emulator import Emulator
 from ferry_dev.rehearsal import Rehearsal, rehearse
 
@@ -89,7 +90,7 @@ def test_bucket_events_flow_into_a_queue_with_a_dlq_and_partial_batches(
 
 
 def test_glue_jobs_carry_the_shared_package_and_defaults(rehearsed: tuple[Rehearsal, AwsTarget]) -> None:
-    _, where = rehearsed
+    run, where = rehearsed
     glue, s3 = make_client("glue", where), make_client("s3", where)
     for kind, script in (("table", "table_backfill.py"), ("bucket", "bucket_backfill.py")):
         job = glue.get_job(JobName=f"ferry-local-{kind}-backfill")["Job"]
@@ -98,8 +99,10 @@ def test_glue_jobs_carry_the_shared_package_and_defaults(rehearsed: tuple[Rehear
         assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == (REPO / "glue_jobs" / script).read_bytes()
         zip_bucket, zip_key = job["DefaultArguments"]["--extra-py-files"].removeprefix("s3://").split("/", 1)
         assert s3.head_object(Bucket=zip_bucket, Key=zip_key)["ContentLength"] > 10_000
-        assert job["DefaultArguments"]["--region"] == "us-east-1"
-        assert job["DefaultArguments"].get("--state_table") == ("ferry-state" if kind == "table" else None)
+        # the whole spec, as the functions get it; each run then names only its --source
+        spec = parse_spec(json.loads(job["DefaultArguments"]["--spec_json"]))
+        assert spec == run.spec
+        assert not {"--region", "--state_table", "--source_table"} & set(job["DefaultArguments"])
 
 
 def test_terraform_variables_match_the_roots_and_the_source(rehearsed: tuple[Rehearsal, AwsTarget]) -> None:

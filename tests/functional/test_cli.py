@@ -143,33 +143,37 @@ def test_replicate_drain_applies_live_changes_through_the_real_handler(ddb, emul
 
 
 def test_backfill_engine_glue_starts_a_job_run_with_the_documented_arguments(ddb, emulator, unique, tmp_path, where):
-    # GIVEN a Glue job (the emulator records runs but does not execute them)
+    # GIVEN the stage's Glue job (the emulator records runs but does not execute them)
     from ferry.clients import make_client
-    from glue_jobs.table_backfill import REQUIRED_ARGS
+    from ferry.jobs import job_name, job_run_from_arguments
 
     create_table(ddb, f"src-{unique}")
     spec = _write_spec(tmp_path, _base(emulator, unique))
     runner = CliRunner()
     assert runner.invoke(cli, ["init", "--spec", spec]).exit_code == 0
     glue = make_client("glue", where)
-    job = f"ferry-table-backfill-{unique}"
+    stage = f"t{unique[:8]}"
     glue.create_job(
-        Name=job,
+        Name=job_name(stage, "table"),
         Role="arn:aws:iam::123456789012:role/ferry",
         Command={"Name": "glueetl", "ScriptLocation": "s3://a/b.py"},
     )
-    # WHEN ferry backfill --engine glue runs
+    # WHEN ferry backfill --engine glue runs with a split count of its own
     result = runner.invoke(
-        cli, ["backfill", "--spec", spec, "--engine", "glue", "--job-name", job, "--poll-seconds", "0.1"]
+        cli,
+        ["backfill", "--spec", spec, "--engine", "glue", "--stage", stage, "--splits", "3", "--poll-seconds", "0.1"],
     )
-    # THEN it started one run with every required argument and followed it to SUCCEEDED
+    # THEN it started one run of the stage's job and followed it to SUCCEEDED
     assert result.exit_code == 0, result.output
     assert "SUCCEEDED" in result.output
-    runs = glue.get_job_runs(JobName=job)["JobRuns"]
+    runs = glue.get_job_runs(JobName=job_name(stage, "table"))["JobRuns"]
     assert len(runs) == 1
+    # AND the run's arguments are what the script reads: the spec as given (with --splits) and the source
     arguments = runs[0]["Arguments"]
-    assert {f"--{name}" for name in REQUIRED_ARGS} <= set(arguments)
-    assert arguments["--source_table"] == f"src-{unique}" and arguments["--splits"] == "2"
+    assert set(arguments) == {"--spec_json", "--source"}
+    run = job_run_from_arguments("table", {k.removeprefix("--"): v for k, v in arguments.items()})
+    assert run.source == f"src-{unique}" and run.spec.backfill.splits == 3
+    assert run.spec.tables[0].target == f"dst-{unique}"
 
 
 def test_buckets_through_the_cli_init_replicate_backfill_verify(where, emulator, unique, tmp_path):

@@ -8,6 +8,8 @@ import pytest
 from ferry.buckets.backfill import partition_keys
 from ferry.buckets.objects import differences, head_object
 from ferry.clients import make_client
+from ferry.errors import SetupError
+from ferry.jobs import run_argv
 from ferry.spec import parse_spec
 from ferry_dev.workload import seed_bucket
 from glue_jobs import bucket_backfill
@@ -40,7 +42,7 @@ def test_bucket_backfill_copies_every_object_with_full_fidelity_and_reruns_cheap
     s3.create_bucket(Bucket=f"dst-{unique}")
     seeded = seed_bucket(s3, f"src-{unique}", 60, seed=3, multipart_part=THRESHOLD)
     spec = _spec(emulator, unique)
-    argv = ["bucket_backfill.py", *bucket_backfill.args_for(spec, f"src-{unique}")]
+    argv = ["bucket_backfill.py", *run_argv(spec, f"src-{unique}")]
     # WHEN the Glue script runs on local Spark
     summary = bucket_backfill.main(argv)
     # THEN 3 partitions (Spark tasks) reconciled every key, nothing failed
@@ -65,7 +67,7 @@ def test_delete_extra_removes_target_keys_the_source_lacks(where, emulator, uniq
     s3.put_object(Bucket=f"src-{unique}", Key="keep me", Body=b"1")
     s3.put_object(Bucket=f"dst-{unique}", Key="stale+extra", Body=b"2")
     summary = bucket_backfill.main(
-        ["bucket_backfill.py", *bucket_backfill.args_for(_spec(emulator, unique, delete_extra=True), f"src-{unique}")]
+        ["bucket_backfill.py", *run_argv(_spec(emulator, unique, delete_extra=True), f"src-{unique}")]
     )
     assert summary.actions == {"copied": 1, "deleted": 1}
     assert _keys(s3, f"dst-{unique}") == ["keep me"]
@@ -77,9 +79,9 @@ def test_the_job_fails_at_the_end_naming_the_keys_it_could_not_copy(where, emula
     s3.create_bucket(Bucket=f"src-{unique}")
     s3.put_object(Bucket=f"src-{unique}", Key="a", Body=b"1")
     spec = _spec(emulator, unique)
-    # WHEN the job runs without its target THEN it refuses before copying (setup error)
-    with pytest.raises(Exception, match="not reachable"):
-        bucket_backfill.main(["bucket_backfill.py", *bucket_backfill.args_for(spec, f"src-{unique}")])
+    # WHEN the job runs without its target THEN it refuses before copying, naming the field
+    with pytest.raises(SetupError, match=r"buckets\[0\]\.target: .* does not exist"):
+        bucket_backfill.main(["bucket_backfill.py", *run_argv(spec, f"src-{unique}")])
 
 
 @pytest.mark.parametrize(("n", "parts"), [(0, 4), (1, 4), (10, 3), (7, 7), (5, 10)])

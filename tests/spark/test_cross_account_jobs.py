@@ -8,11 +8,13 @@ accounts here: a task that used the wrong side would find no table.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from ferry.clients import make_client, table_clients
+from ferry.jobs import run_argv
 from ferry.spec import parse_spec
 from ferry.tables.setup import init_tables
 from ferry.tables.state import StateStore
@@ -48,8 +50,8 @@ def test_the_table_glue_script_copies_across_accounts_with_the_roles(emulator: A
     seeded = seed_table(source, f"src-{unique}", 60, big_item=False)
     init_tables(spec, table_clients(spec))
     # WHEN the Glue script runs with the role arguments
-    argv = table_backfill.args_for(spec, f"src-{unique}")
-    assert "--source_role_arn" in argv and "--target_role_arn" in argv
+    argv = run_argv(spec, f"src-{unique}")
+    assert parse_spec(json.loads(argv[argv.index("--spec_json") + 1])).target_where() == spec.target_where()
     summary = table_backfill.main(["table_backfill.py", *argv])
     # THEN every segment ran, and the target account's table holds every item
     assert [r.status for r in summary.results] == ["done", "done"]
@@ -71,7 +73,7 @@ def test_the_bucket_glue_script_copies_across_accounts_with_the_roles(emulator: 
     for i in range(6):
         source.put_object(Bucket=f"src-{unique}", Key=f"k/{i}", Body=f"object {i}".encode(), Tagging="t=1")
     # WHEN the Glue script runs with the role arguments
-    summary = bucket_backfill.main(["bucket_backfill.py", *bucket_backfill.args_for(spec, f"src-{unique}")])
+    summary = bucket_backfill.main(["bucket_backfill.py", *run_argv(spec, f"src-{unique}")])
     # THEN every object was copied (server-side, by the target side) and nothing failed
     assert summary.failed == ()
     assert summary.actions == {"copied": 6}

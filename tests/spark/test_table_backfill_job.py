@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ferry.errors import SpecError
+from ferry.jobs import run_argv
 from ferry.spec import parse_spec
 from ferry.tables.setup import init_tables
 from ferry.tables.state import SegmentCheckpoint, StateStore
@@ -37,7 +37,7 @@ def test_glue_script_copies_the_table_exactly_with_one_task_per_segment(ddb, emu
     seeded = seed_table(ddb, f"src-{unique}", 300, seed=5)
     init_tables(spec, ddb)
     # WHEN the Glue script's main runs with Glue-style arguments
-    argv = ["table_backfill.py", *table_backfill.args_for(spec, f"src-{unique}")]
+    argv = ["table_backfill.py", *run_argv(spec, f"src-{unique}")]
     summary = table_backfill.main(argv)
     # THEN 4 segments (Spark tasks) ran, all done, and the copy is exact
     assert [r.segment for r in summary.results] == [0, 1, 2, 3]
@@ -64,23 +64,9 @@ def test_the_job_fails_at_the_end_with_a_summary_when_a_segment_fails(ddb, emula
     store = StateStore(ddb, spec.state_table)
     store.save_segment(f"src-{unique}", SegmentCheckpoint(0, 2, "running", {"nope": {"S": "x"}}, 0, 0, 0, 1))
     # WHEN the job runs THEN the healthy segment completes and the job fails at the end, naming segment 0
-    with pytest.raises(RuntimeError, match=r"backfill failed for 1 segment") as failure:
-        table_backfill.main(["table_backfill.py", *table_backfill.args_for(spec, f"src-{unique}")])
+    with pytest.raises(RuntimeError, match=r"backfill failed \(1 failed\)") as failure:
+        table_backfill.main(["table_backfill.py", *run_argv(spec, f"src-{unique}")])
     assert "segment 0: ClientError" in str(failure.value) or "segment 0:" in str(failure.value)
     by_segment = {cp.segment: cp for cp in store.list_segments(f"src-{unique}")}
     assert by_segment[0].status == "failed" and by_segment[0].error
     assert by_segment[1].status == "done"
-
-
-def test_glue_arguments_are_validated_like_the_spec(emulator):
-    args = {
-        "source_table": "a-table",
-        "target_table": "a-table",
-        "state_table": "ferry-state",
-        "region": "us-east-1",
-        "splits": "4",
-        "read_percent": "0.5",
-        "write_percent": "0.5",
-    }
-    with pytest.raises(SpecError, match=r"tables\[0\]\.target"):
-        table_backfill.config_from_args(args)
