@@ -183,45 +183,43 @@ def _check_range(value: float, low: float, high: float, name: str) -> None:
         raise SpecError(name, f"must be between {low} and {high}, got {_show(value)}")
 
 
-def _parse_table(raw: Any, index: int) -> TableMapping:
-    where = f"tables[{index}]"
-    data = _expect_mapping(raw, where)
-    _reject_unknown(data, _fields_of(TableMapping), where)
+def _source_and_target(data: Mapping[str, Any], where: str, pattern: re.Pattern[str], what: str) -> tuple[str, str]:
+    """A mapping's ``source`` and ``target``: both required, valid names of ``what``, and different."""
+    names = []
     for key in ("source", "target"):
         if data.get(key) is None:
             raise SpecError(f"{where}.{key}", "is required")
         name = _typed(data, key, str, None, where)
-        if not _TABLE_NAME.fullmatch(name):
-            raise SpecError(
-                f"{where}.{key}", f"{name!r} is not a valid DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"
-            )
-    if data["source"] == data["target"]:
-        raise SpecError(f"{where}.target", "must differ from the source table")
-    return TableMapping(
-        source=data["source"],
-        target=data["target"],
-        replicate_ttl_deletes=_typed(data, "replicate_ttl_deletes", bool, True, where),
-    )
+        if not pattern.fullmatch(name) or (what == "bucket" and ".." in name):
+            raise SpecError(f"{where}.{key}", f"{name!r} is not a valid {_NAME_RULES[what]}")
+        names.append(name)
+    source, target = names
+    if source == target:
+        raise SpecError(f"{where}.target", f"must differ from the source {what}")
+    return source, target
+
+
+_NAME_RULES = {
+    "table": "DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)",
+    "bucket": "S3 bucket name (3-63 of a-z 0-9 . -)",
+}
+
+
+def _parse_table(raw: Any, index: int) -> TableMapping:
+    where = f"tables[{index}]"
+    data = _expect_mapping(raw, where)
+    _reject_unknown(data, _fields_of(TableMapping), where)
+    source, target = _source_and_target(data, where, _TABLE_NAME, "table")
+    return TableMapping(source, target, _typed(data, "replicate_ttl_deletes", bool, True, where))
 
 
 def _parse_bucket(raw: Any, index: int) -> BucketMapping:
     where = f"buckets[{index}]"
     data = _expect_mapping(raw, where)
     _reject_unknown(data, _fields_of(BucketMapping), where)
-    for key in ("source", "target"):
-        if data.get(key) is None:
-            raise SpecError(f"{where}.{key}", "is required")
-        name = _typed(data, key, str, None, where)
-        if not _BUCKET_NAME.fullmatch(name) or ".." in name:
-            raise SpecError(f"{where}.{key}", f"{name!r} is not a valid S3 bucket name (3-63 of a-z 0-9 . -)")
-    if data["source"] == data["target"]:
-        raise SpecError(f"{where}.target", "must differ from the source bucket")
-    return BucketMapping(
-        source=data["source"],
-        target=data["target"],
-        prefix=_typed(data, "prefix", str, "", where),
-        delete_extra=_typed(data, "delete_extra", bool, False, where),
-    )
+    source, target = _source_and_target(data, where, _BUCKET_NAME, "bucket")
+    prefix = _typed(data, "prefix", str, "", where)
+    return BucketMapping(source, target, prefix, _typed(data, "delete_extra", bool, False, where))
 
 
 def _role_arn(data: Mapping[str, Any], name: str) -> str | None:
@@ -231,52 +229,65 @@ def _role_arn(data: Mapping[str, Any], name: str) -> str | None:
     return role
 
 
-def parse_spec(raw: Any) -> Spec:
-    """Validate a spec mapping (from YAML or JSON) and freeze it. Raises SpecError naming the field."""
-    data = _expect_mapping(raw, "spec")
-    _reject_unknown(data, _fields_of(Spec), "")
+# --- one validator per section of the spec ----------------------------------------------------
+
+
+def _parse_region(data: Mapping[str, Any]) -> str:
     if data.get("region") is None:
         raise SpecError("region", "is required (e.g. us-east-1)")
-    region = _typed(data, "region", str, None, "")
+    region: str = _typed(data, "region", str, None, "")
     if not _REGION.fullmatch(region):
         raise SpecError("region", f"{region!r} is not an AWS region name")
-    endpoint = _typed(data, "endpoint_url", str, None, "")
+    return region
+
+
+def _parse_endpoint(data: Mapping[str, Any]) -> str | None:
+    endpoint: str | None = _typed(data, "endpoint_url", str, None, "")
     if endpoint is not None and not re.match(r"^https?://", endpoint):
         raise SpecError("endpoint_url", f"{endpoint!r} must start with http:// or https://")
-    state_table = _typed(data, "state_table", str, "ferry-state", "")
+    return endpoint
+
+
+def _parse_state_table(data: Mapping[str, Any]) -> str:
+    state_table: str = _typed(data, "state_table", str, "ferry-state", "")
     if not _TABLE_NAME.fullmatch(state_table):
         raise SpecError("state_table", f"{state_table!r} is not a valid DynamoDB table name")
-    source_role_arn = _role_arn(data, "source_role_arn")
-    target_role_arn = _role_arn(data, "target_role_arn")
+    return state_table
 
-    raw_tables = data.get("tables")
-    raw_buckets = data.get("buckets")
-    if raw_tables is not None and not isinstance(raw_tables, list):
-        raise SpecError("tables", "must be a list of {source, target}")
-    if raw_buckets is not None and not isinstance(raw_buckets, list):
-        raise SpecError("buckets", "must be a list of {source, target}")
+
+def _parse_mappings(
+    data: Mapping[str, Any], state_table: str
+) -> tuple[tuple[TableMapping, ...], tuple[BucketMapping, ...]]:
+    """``tables`` and ``buckets``: at least one mapping in all, each name used once, none the state table."""
+    raw_tables, raw_buckets = data.get("tables"), data.get("buckets")
+    for name, raw in (("tables", raw_tables), ("buckets", raw_buckets)):
+        if raw is not None and not isinstance(raw, list):
+            raise SpecError(name, "must be a list of {source, target}")
     if not raw_tables and not raw_buckets:
         raise SpecError("tables", "must be a non-empty list of {source, target} (or give buckets)")
     tables = tuple(_parse_table(t, i) for i, t in enumerate(raw_tables or []))
     buckets = tuple(_parse_bucket(b, i) for i, b in enumerate(raw_buckets or []))
-    bucket_names: dict[str, str] = {}
-    for i, b in enumerate(buckets):
-        for role, name in (("source", b.source), ("target", b.target)):
-            if name in bucket_names:
-                raise SpecError(f"buckets[{i}].{role}", f"{name!r} is already used as a {bucket_names[name]}")
-            bucket_names[name] = role
-    names: dict[str, str] = {}
-    for i, t in enumerate(tables):
-        for role, name in (("source", t.source), ("target", t.target)):
-            if name == state_table:
-                raise SpecError(f"tables[{i}].{role}", "must not be the state table")
-            if name in names:
-                raise SpecError(f"tables[{i}].{role}", f"{name!r} is already used as a {names[name]}")
-            names[name] = role
+    _check_each_name_once("buckets", buckets, reserved=None)
+    _check_each_name_once("tables", tables, reserved=state_table)
+    return tables, buckets
 
-    backfill = _parse_settings(BackfillSettings, data.get("backfill"), "backfill")
-    if not 1 <= backfill.splits <= 1_000_000:
-        raise SpecError("backfill.splits", f"must be between 1 and 1000000, got {_show(backfill.splits)}")
+
+def _check_each_name_once(
+    section: str, mappings: tuple[TableMapping | BucketMapping, ...], reserved: str | None
+) -> None:
+    used: dict[str, str] = {}
+    for i, mapping in enumerate(mappings):
+        for role, name in (("source", mapping.source), ("target", mapping.target)):
+            if name == reserved:
+                raise SpecError(f"{section}[{i}].{role}", "must not be the state table")
+            if name in used:
+                raise SpecError(f"{section}[{i}].{role}", f"{name!r} is already used as a {used[name]}")
+            used[name] = role
+
+
+def _parse_backfill(raw: Any) -> BackfillSettings:
+    backfill: BackfillSettings = _parse_settings(BackfillSettings, raw, "backfill")
+    _check_range(backfill.splits, 1, 1_000_000, "backfill.splits")
     _check_range(backfill.read_percent, 0.01, 1.0, "backfill.read_percent")
     _check_range(backfill.write_percent, 0.01, 1.0, "backfill.write_percent")
     for name in ("on_demand_read_units", "on_demand_write_units", "write_concurrency"):
@@ -284,8 +295,11 @@ def parse_spec(raw: Any) -> Spec:
             raise SpecError(f"backfill.{name}", "must be at least 1")
     if backfill.page_size < 0:
         raise SpecError("backfill.page_size", "must be 0 (full pages) or positive")
+    return backfill
 
-    replication = _parse_settings(ReplicationSettings, data.get("replication"), "replication")
+
+def _parse_replication(raw: Any) -> ReplicationSettings:
+    replication: ReplicationSettings = _parse_settings(ReplicationSettings, raw, "replication")
     if replication.starting_position not in STARTING_POSITIONS:
         raise SpecError("replication.starting_position", f"must be one of {', '.join(STARTING_POSITIONS)}")
     if not 1 <= replication.batch_size <= 10_000:
@@ -301,8 +315,11 @@ def parse_spec(raw: Any) -> Spec:
         )
     if replication.phase_cache_seconds < 0:
         raise SpecError("replication.phase_cache_seconds", "must not be negative")
+    return replication
 
-    s3 = _parse_settings(S3Settings, data.get("s3"), "s3")
+
+def _parse_s3(raw: Any) -> S3Settings:
+    s3: S3Settings = _parse_settings(S3Settings, raw, "s3")
     if s3.multipart_threshold < 5 * 1024**2:
         raise SpecError("s3.multipart_threshold", "must be at least 5 MiB (the smallest S3 part)")
     for name in ("concurrency", "max_rounds", "max_receive_count", "visibility_timeout", "splits"):
@@ -312,18 +329,31 @@ def parse_spec(raw: Any) -> Spec:
         raise SpecError("s3.batch_size", "must be between 1 and 10 (SQS receive limit)")
     if s3.request_rate < 0:
         raise SpecError("s3.request_rate", "must be 0 (no ceiling) or positive")
+    return s3
 
+
+def parse_spec(raw: Any) -> Spec:
+    """Validate a spec mapping (from YAML or JSON) and freeze it. Raises SpecError naming the field.
+    The sections are validated in the order they are listed here; the first problem is reported."""
+    data = _expect_mapping(raw, "spec")
+    _reject_unknown(data, _fields_of(Spec), "")
+    region = _parse_region(data)
+    endpoint_url = _parse_endpoint(data)
+    state_table = _parse_state_table(data)
+    source_role_arn = _role_arn(data, "source_role_arn")
+    target_role_arn = _role_arn(data, "target_role_arn")
+    tables, buckets = _parse_mappings(data, state_table)
     return Spec(
-        buckets=buckets,
-        s3=s3,
         region=region,
-        endpoint_url=endpoint,
+        endpoint_url=endpoint_url,
         state_table=state_table,
-        tables=tables,
-        backfill=backfill,
-        replication=replication,
         source_role_arn=source_role_arn,
         target_role_arn=target_role_arn,
+        tables=tables,
+        buckets=buckets,
+        backfill=_parse_backfill(data.get("backfill")),
+        replication=_parse_replication(data.get("replication")),
+        s3=_parse_s3(data.get("s3")),
     )
 
 
