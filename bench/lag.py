@@ -36,8 +36,9 @@ from ferry.clients import AwsTarget, make_client
 from ferry.spec import Spec, parse_spec, spec_to_dict
 from ferry.tables.protocol import TOMBSTONE_ATTRIBUTE, TOMBSTONE_VALUE
 from ferry_dev.emulator import Emulator, use_dummy_credentials
+from ferry_dev.phases import seed_sources
 from ferry_dev.stats import percentile
-from ferry_dev.workload import create_workload_table, make_item, make_key
+from ferry_dev.workload import make_item, make_key
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -475,9 +476,8 @@ def measure(plan: LagPlan, endpoint: str) -> dict[str, Any]:
     where = AwsTarget(REGION, endpoint)
     ddb = make_client("dynamodb", where)
     s3 = make_client("s3", where)
-    create_workload_table(ddb, SOURCE_TABLE)
-    s3.create_bucket(Bucket=SOURCE_BUCKET)
     spec = lag_spec(endpoint)
+    seed_sources(where, spec, items=0, objects=0, seed=0)  # empty: every write is a live one
     init_lines = initialize(spec)
     replication = ReplicationProcess(spec).start()
     ledger = Ledger()

@@ -462,9 +462,20 @@ def redrive(spec_path: str, tables: bool, buckets: bool) -> int:
 @click.option("--objects", type=click.IntRange(0, 100_000), default=1000, show_default=True, help="0: tables only.")
 @click.option("--object-traffic-rate", type=float, default=8.0, show_default=True, help="Live object operations/s.")
 @click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False, writable=True), help="Write every phase's results here."
+)
 @_guard
-def demo(items: int, splits: int, traffic_rate: float, objects: int, object_traffic_rate: float, seed: int) -> int:
-    """What `make demo` runs: a live table migrated end to end on the embedded emulator."""
+def demo(
+    items: int,
+    splits: int,
+    traffic_rate: float,
+    objects: int,
+    object_traffic_rate: float,
+    seed: int,
+    json_path: str | None,
+) -> int:
+    """What `make demo` runs: a live table and bucket migrated end to end on the embedded emulator."""
     from ferry_dev.demo import print_summary, run_demo
 
     result = run_demo(
@@ -474,10 +485,14 @@ def demo(items: int, splits: int, traffic_rate: float, objects: int, object_traf
         objects=objects,
         object_traffic_rate=object_traffic_rate,
         seed=seed,
-        say=console.print,
+        say=lambda line: console.print(line, markup=False),
     )
     print_summary(result, console)
-    return EXIT_OK if result.verify_ok and result.bucket_verify_ok else EXIT_DIFFERENCES
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as out:
+            json.dump(result.as_dict(), out, indent=2)
+        console.print(f"every phase's results: {json_path}", markup=False)
+    return EXIT_OK if result.ok else EXIT_DIFFERENCES
 
 
 @cli.command()

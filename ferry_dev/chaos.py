@@ -32,19 +32,13 @@ from typing import Any
 import yaml
 
 from ferry.clients import AwsTarget, make_client
+from ferry.operations import initialize, verify_all
 from ferry.spec import parse_spec
 from ferry.tables.state import StateStore
 from ferry_dev.emulator import DUMMY_CREDENTIALS, Emulator, use_dummy_credentials
 from ferry_dev.faults import FaultProxy, FaultRule
-from ferry_dev.workload import (
-    AWKWARD_KEYS,
-    BucketTraffic,
-    TrafficGenerator,
-    create_workload_table,
-    object_key,
-    seed_bucket,
-    seed_table,
-)
+from ferry_dev.phases import seed_sources, start_traffic
+from ferry_dev.workload import AWKWARD_KEYS, object_key
 
 SOURCE, TARGET, BUCKET_SOURCE, BUCKET_TARGET = "orders", "orders-v2", "media", "media-v2"
 MULTIPART = 5 * 1024 * 1024
@@ -220,6 +214,117 @@ def _spec_dict(endpoint: str, splits: int) -> dict[str, Any]:
     }
 
 
+class _SeedRun:
+    """One seed's migration, phase by phase (ferry_dev.phases), with the ferry commands in processes
+    of their own so they can be killed, and the faults injected between ferry and the emulator."""
+
+    def __init__(
+        self, seed: int, splits: int, intensity: float, work: Path, emulator: Emulator, proxy: FaultProxy
+    ) -> None:
+        self.seed, self.splits, self.intensity, self.work, self.proxy = seed, splits, intensity, work, proxy
+        self.rng = random.Random(seed)
+        self.result = SeedResult(seed)
+        self.crashes: Counter[str] = Counter()
+        self.direct = AwsTarget("us-east-1", emulator.endpoint_url)  # the application, not ferry: no faults
+        self.ddb = make_client("dynamodb", self.direct)
+        self.spec_path = work / "ferry.yaml"
+        self.spec_path.write_text(yaml.safe_dump(_spec_dict(proxy.endpoint_url, splits)), encoding="utf-8")
+        self.spec = parse_spec(_spec_dict(proxy.endpoint_url, splits))
+        self.anomalies_arg = ["--anomalies", f"duplicate=0.15,delay=0.1,reorder,redeliver=0.15,seed={seed}"]
+        self.unfinished_runs = 0  # killed or failed backfill runs: each may redo one page per segment
+
+    def ferry(self, args: list[str], log_name: str) -> _Process:
+        return _Process([*args[:1], "--spec", str(self.spec_path), *args[1:]], self.work / log_name)
+
+    def prepare(self, items: int, objects: int) -> None:
+        """Sources with data, ferry's init (without faults), then the faults on."""
+        seed_sources(
+            self.direct,
+            self.spec,
+            items=items,
+            objects=objects,
+            seed=self.seed,
+            big_item=self.rng.random() < 0.5,
+            multipart_part=MULTIPART,
+        )
+        initialize(self.spec)
+        self.proxy.set_rules(fault_rules(self.rng, self.intensity))
+
+    def start_replication(self) -> _Process:
+        return self.ferry(["replicate", *self.anomalies_arg], "replicate.log")
+
+    def crash_pollers(self, pollers: _Process) -> _Process:
+        pollers.kill()
+        self.crashes["poller"] += 1
+        return self.start_replication()
+
+    def wait_for_progress(self, process: _Process, baseline: int, timeout: float = 90.0) -> bool:
+        """Until a page beyond ``baseline`` is checkpointed: crashes must land mid-copy."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and process.proc.poll() is None:
+            if _pages(self.ddb, self.spec) > baseline:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def backfill_with_crashes(self, pollers: _Process) -> _Process:
+        """A Spark task killed mid-copy, the rerun's driver killed mid-copy, the pollers killed in
+        between, then reruns until the backfill completes. Returns the pollers now running."""
+        backfill = self.ferry(["backfill"], "backfill-1.log")
+        if self.wait_for_progress(backfill, 0):
+            workers = backfill.spark_workers()
+            if workers and backfill.proc.poll() is None:
+                try:
+                    os.kill(self.rng.choice(workers), signal.SIGKILL)
+                    self.crashes["backfill-task"] += 1
+                except ProcessLookupError:
+                    pass
+        pollers = self.crash_pollers(pollers)
+        self.unfinished_runs += backfill.wait(timeout=600) != 0
+        backfill = self.ferry(["backfill"], "backfill-2.log")
+        if self.wait_for_progress(backfill, _pages(self.ddb, self.spec)):
+            time.sleep(self.rng.uniform(0.0, 0.4))
+        if backfill.proc.poll() is None:
+            backfill.kill()
+            self.crashes["backfill-driver"] += 1
+        self.unfinished_runs += backfill.proc.returncode != 0
+        if self.rng.random() < 0.7:
+            pollers = self.crash_pollers(pollers)
+        for attempt in range(3, 8):  # faults may still fail a run (exit 3)
+            if self.ferry(["backfill"], f"backfill-{attempt}.log").wait(timeout=900) == 0:
+                break
+            self.unfinished_runs += 1
+        else:
+            self.result.detail = "backfill never completed"
+        return pollers
+
+    def count_redone_pages(self) -> None:
+        """Scan pages forwarded beyond those the checkpoints account for. A run that did not finish may
+        redo at most one page per segment; a Scan whose connection was reset after it took effect is
+        sent again by the client and counts once more."""
+        r = self.result
+        r.scans_forwarded, r.pages_checkpointed = _forwarded(self.proxy, "dynamodb:Scan"), _pages(self.ddb, self.spec)
+        r.redone_pages = r.scans_forwarded - r.pages_checkpointed
+        r.redone_bound = self.splits * self.unfinished_runs + self.proxy.injected().get("dynamodb:Scan:reset_after", 0)
+
+    def finish(self) -> None:
+        """Drain, finalize, drain: each retried while faults still fail it."""
+        for step in (["replicate", "--drain"], ["finalize"], ["replicate", "--drain"]):
+            if not any(self.ferry(step, f"{step[0]}-final.log").wait(900) == 0 for _attempt in range(5)):
+                self.result.detail += f"; {' '.join(step)} kept failing"
+
+    def verify(self) -> None:
+        """With the faults off: every difference counts."""
+        self.result.faults = _by_kind(self.proxy.injected())
+        self.proxy.set_rules([])
+        reports = verify_all(self.spec, workers=self.splits)
+        self.result.differences = sum(len(r.differences) for r in reports)
+        if self.result.differences:
+            samples = {r.source: {k: v for k, v in r.samples(5).items() if v} for r in reports}
+            self.result.detail += f"; differences {samples}"
+        (self.work / "verify.json").write_text(json.dumps([r.as_dict() for r in reports], indent=1), encoding="utf-8")
+
+
 def run_seed(
     seed: int,
     *,
@@ -230,117 +335,32 @@ def run_seed(
     workdir: Path | None = None,
     say: Callable[[str], None] = lambda _: None,
 ) -> SeedResult:
-    from ferry.operations import initialize, verify_all
-
-    rng = random.Random(seed)
-    result = SeedResult(seed)
-    crashes: Counter[str] = Counter()
     started = time.monotonic()
     work = workdir or Path(tempfile.mkdtemp(prefix=f"ferry-chaos-{seed}-"))
     work.mkdir(parents=True, exist_ok=True)
     use_dummy_credentials()
     with Emulator(log_path=str(work / "emulator.log")) as emu, FaultProxy(emu.endpoint_url, seed=seed) as proxy:
-        direct = AwsTarget("us-east-1", emu.endpoint_url)  # the application, not ferry: no faults
-        ddb, s3, sqs = make_client("dynamodb", direct), make_client("s3", direct), make_client("sqs", direct)
-        spec_path = work / "ferry.yaml"
-        spec_path.write_text(yaml.safe_dump(_spec_dict(proxy.endpoint_url, splits)), encoding="utf-8")
-        spec = parse_spec(_spec_dict(proxy.endpoint_url, splits))
-
-        create_workload_table(ddb, SOURCE)
-        seed_table(ddb, SOURCE, items, seed=seed, big_item=rng.random() < 0.5)
-        s3.create_bucket(Bucket=BUCKET_SOURCE)
-        seed_bucket(s3, BUCKET_SOURCE, objects, seed=seed, multipart_part=MULTIPART)
-        initialize(spec)
-        queue_url = sqs.get_queue_url(QueueName=spec.s3.events_queue)["QueueUrl"]
+        run = _SeedRun(seed, splits, intensity, work, emu, proxy)
+        run.prepare(items, objects)
         say(f"seed {seed}: seeded {items} items, {objects} objects; faults on")
-        proxy.set_rules(fault_rules(rng, intensity))
-
-        anomalies_arg = ["--anomalies", f"duplicate=0.15,delay=0.1,reorder,redeliver=0.15,seed={seed}"]
-        pollers = _Process(["replicate", "--spec", str(spec_path), *anomalies_arg], work / "replicate.log")
-        traffic = TrafficGenerator(ddb, SOURCE, key_space=items, seed=seed + 1, rate=25).start()
-        object_traffic = BucketTraffic(s3, BUCKET_SOURCE, key_space=objects, seed=seed + 2, rate=5).start()
+        pollers = run.start_replication()
+        traffic = start_traffic(
+            run.direct, run.spec, items=items, objects=objects, seed=seed, table_rate=25, object_rate=5
+        )
+        sqs = make_client("sqs", run.direct)
+        queue_url = sqs.get_queue_url(QueueName=run.spec.s3.events_queue)["QueueUrl"]
         anomalies = _EventAnomalies(sqs, queue_url, random.Random(seed + 3), objects, rate=2).start()
-
-        def crash_pollers() -> None:
-            nonlocal pollers
-            pollers.kill()
-            crashes["poller"] += 1
-            pollers = _Process(["replicate", "--spec", str(spec_path), *anomalies_arg], work / "replicate.log")
-
-        unfinished_runs = 0  # killed or failed backfill runs: each may redo one page per segment
-
-        def wait_for_progress(process: _Process, baseline: int, timeout: float = 90.0) -> bool:
-            """Until a page beyond ``baseline`` is checkpointed: crashes must land mid-copy."""
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and process.proc.poll() is None:
-                if _pages(ddb, spec) > baseline:
-                    return True
-                time.sleep(0.05)
-            return False
-
-        # 1. one Spark task (a Python worker) is killed mid-copy, after the first checkpointed page
-        backfill = _Process(["backfill", "--spec", str(spec_path)], work / "backfill-1.log")
-        if wait_for_progress(backfill, 0):
-            workers = backfill.spark_workers()
-            if workers and backfill.proc.poll() is None:
-                try:
-                    os.kill(rng.choice(workers), signal.SIGKILL)
-                    crashes["backfill-task"] += 1
-                except ProcessLookupError:
-                    pass
-        crash_pollers()
-        unfinished_runs += backfill.wait(timeout=600) != 0
-        # 2. the rerun's driver is killed mid-copy, at a random moment after progress of its own
-        backfill = _Process(["backfill", "--spec", str(spec_path)], work / "backfill-2.log")
-        if wait_for_progress(backfill, _pages(ddb, spec)):
-            time.sleep(rng.uniform(0.0, 0.4))
-        if backfill.proc.poll() is None:
-            backfill.kill()
-            crashes["backfill-driver"] += 1
-        unfinished_runs += backfill.proc.returncode != 0
-        if rng.random() < 0.7:
-            crash_pollers()
-        # 3. reruns until the backfill completes (faults may still fail a run: exit 3)
-        for attempt in range(3, 8):
-            backfill = _Process(["backfill", "--spec", str(spec_path)], work / f"backfill-{attempt}.log")
-            if backfill.wait(timeout=900) == 0:
-                break
-            unfinished_runs += 1
-        else:
-            result.detail = "backfill never completed"
-        # Re-done work: Scan pages forwarded beyond those the checkpoints account for. A run that
-        # did not finish may redo at most one page per segment; a Scan whose connection was reset
-        # after it took effect is sent again by the client and counts once more.
-        result.scans_forwarded, result.pages_checkpointed = _forwarded(proxy, "dynamodb:Scan"), _pages(ddb, spec)
-        result.redone_pages = result.scans_forwarded - result.pages_checkpointed
-        result.redone_bound = splits * unfinished_runs + proxy.injected().get("dynamodb:Scan:reset_after", 0)
-
-        stats = traffic.stop()
-        object_stats = object_traffic.stop()
+        pollers = run.backfill_with_crashes(pollers)
+        run.count_redone_pages()
+        traffic.stop()
         anomalies.stop()
-        result.operations = sum(stats.operations.values()) + sum(object_stats.operations.values())
-        result.anomalies = anomalies.sent
+        run.result.operations, run.result.anomalies = traffic.total(), anomalies.sent
         pollers.kill()
-        for step in (["replicate", "--drain"], ["finalize"], ["replicate", "--drain"]):
-            for _attempt in range(5):
-                if (
-                    _Process([*step[:1], "--spec", str(spec_path), *step[1:]], work / f"{step[0]}-final.log").wait(900)
-                    == 0
-                ):
-                    break
-            else:
-                result.detail += f"; {' '.join(step)} kept failing"
-        result.faults = _by_kind(proxy.injected())
-        proxy.set_rules([])
-        reports = verify_all(spec, workers=splits)
-        result.differences = sum(len(r.differences) for r in reports)
-        if result.differences:
-            samples = {r.source: {k: v for k, v in r.samples(5).items() if v} for r in reports}
-            result.detail += f"; differences {samples}"
-        (work / "verify.json").write_text(json.dumps([r.as_dict() for r in reports], indent=1), encoding="utf-8")
-    result.crashes = dict(crashes)
-    result.seconds = time.monotonic() - started
-    return result
+        run.finish()
+        run.verify()
+    run.result.crashes = dict(run.crashes)
+    run.result.seconds = time.monotonic() - started
+    return run.result
 
 
 def _forwarded(proxy: FaultProxy, operation: str) -> int:

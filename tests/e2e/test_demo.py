@@ -14,12 +14,12 @@ def test_shortened_demo_migrates_a_live_table_and_bucket_with_zero_differences()
     # WHEN the demo runs init, live replication, the Spark backfills, drain, finalize and verify
     result = run_demo(items=400, splits=2, traffic_rate=40, objects=150, object_traffic_rate=15, seed=21)
     # THEN verify finds no difference, the live paths applied real traffic, nothing was dead-lettered
-    assert result.verify_ok, result.verify_counts
-    assert result.bucket_verify_ok, result.bucket_verify_counts
-    assert result.source_objects == result.target_objects > 0
+    assert result.verify_ok, result.report.counts()
+    assert result.bucket_verify_ok, result.bucket_report.counts()
+    assert result.bucket_report.source_items == result.bucket_report.target_items > 0
     assert result.objects_actions.get("copied-multipart") == 1
     assert result.bucket_events_applied > 0
-    assert result.source_items == result.target_items > 0
+    assert result.report.source_items == result.report.target_items > 0
     assert result.live_events_applied >= sum(v for k, v in result.live_operations.items() if k != "noop") * 0.9
     assert result.items_copied + result.items_already_present >= 380
     assert result.dlq_depth == 0
