@@ -83,14 +83,13 @@ fmt: $(STAMP)
 	$(PY) -m ruff format $(FORMATTED)
 	$(PY) -m ruff check --fix .
 
-vendor:
-	rm -rf chalice_app/vendor && mkdir -p chalice_app/vendor
-	cp -r ferry chalice_app/vendor/ferry
-	find chalice_app/vendor -name __pycache__ -prune -exec rm -rf {} +
+# What ships is defined once, in ferry_cli/artifacts.py: the core package, nothing else.
+vendor: $(STAMP)
+	$(PY) -m ferry_cli.artifacts vendor --app-dir chalice_app
 
 glue-zip: $(STAMP)
 	mkdir -p build && rm -f build/ferry.zip
-	$(PY) -c "from pathlib import Path; from ferry_cli.deploy import package_ferry; package_ferry(Path('build/ferry.zip'))"
+	$(PY) -m ferry_cli.artifacts glue-zip --out build/ferry.zip
 
 # Chalice's own package: deployment.zip has app.py, chalicelib/, vendor/ferry and Powertools. The
 # "package" stage only builds the zip (Terraform creates the roles and reads only deployment.zip).

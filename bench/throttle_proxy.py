@@ -26,7 +26,7 @@ Charging, by DynamoDB's published rules (simplified where said):
 
 Counts per ``table:Operation`` (forwarded, throttled, units charged) and the time of every accepted
 write (for a per-second timeline) are kept for the report. Built on :class:`ferry_dev.faults.FaultProxy`
-(its server, connection handling and forwarding), with no fault rules.
+(its server, connection handling and forwarding) through its public ``intercept`` hook, with no fault rules.
 """
 
 from __future__ import annotations
@@ -35,13 +35,12 @@ import json
 import math
 import threading
 import time
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ferry.wire import item_size
-from ferry_dev.faults import FaultProxy, _ProxyHandler, fault_answer, identify_operation
+from ferry_dev.faults import Answer, FaultProxy, Rewrite, fault_answer
 
 WRITE_UNIT_BYTES = 1024
 READ_UNIT_BYTES = 4096
@@ -168,8 +167,7 @@ class ThrottleProxy(FaultProxy):
     def __init__(
         self, upstream_url: str, *, burst_seconds: float = 1.0, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        super().__init__(upstream_url)
-        self._server.RequestHandlerClass = _ThrottleHandler
+        super().__init__(upstream_url, intercept=self.intercept)
         self.burst_seconds = burst_seconds
         self.clock = clock
         self._capacity_lock = threading.Lock()
@@ -203,7 +201,34 @@ class ThrottleProxy(FaultProxy):
             self._stats.clear()
             self._accepted.clear()
 
-    # ------------------------------------------------------------------ used by the handler
+    def intercept(self, operation: str, body: bytes) -> Answer | Rewrite | None:
+        """FaultProxy's hook: a request to a provisioned table that does not fit is answered with
+        DynamoDB's throttling error and never forwarded; one that fits is charged, and its answer
+        carries the emulated ConsumedCapacity. Everything else passes untouched."""
+        service, _, name = operation.partition(":")
+        if service != "dynamodb" or name not in WRITE_OPERATIONS | READ_OPERATIONS:
+            return None
+        request: dict[str, Any] = json.loads(body or b"{}")
+        if not request or not self._provisioned(name, request):
+            return None
+        admitted, charges = self._admit(name, request)
+        if not admitted:
+            return fault_answer("dynamodb", "throttle")
+
+        def charged(status: int, data: bytes) -> bytes:
+            if status != 200:
+                return data
+            parsed = json.loads(data or b"{}")
+            if name in READ_OPERATIONS:
+                paid = self._charge_reads(name, read_charges(name, request, parsed))
+            else:
+                self._record_accepted(name, request, charges)
+                paid = charges
+            return json.dumps(parsed).encode() if _with_consumed_capacity(parsed, paid) else data
+
+        return charged
+
+    # ------------------------------------------------------------------ used by intercept
 
     def _stat(self, table: str, operation: str) -> OperationStats:
         return self._stats.setdefault(f"{table}:{operation}", OperationStats())
@@ -266,60 +291,3 @@ def _with_consumed_capacity(response: dict[str, Any], charges: Mapping[str, floa
             entry["CapacityUnits"] = charges[table]
             changed = True
     return changed
-
-
-class _ThrottleHandler(_ProxyHandler):
-    server: Any  # _Server whose .proxy is a ThrottleProxy
-
-    def _proxy(self) -> None:
-        proxy: ThrottleProxy = self.server.proxy
-        try:
-            body = self._read_body()
-        except (ValueError, OSError):
-            self.close_connection = True
-            return
-        operation = identify_operation(self.command, self.path, self.headers, body)
-        proxy._decide(operation)  # counts the request (no fault rules)
-        service, _, name = operation.partition(":")
-        request: dict[str, Any] = {}
-        if service == "dynamodb" and name in WRITE_OPERATIONS | READ_OPERATIONS:
-            request = json.loads(body or b"{}")
-        if not request or not proxy._provisioned(name, request):
-            self._pass_through(body, operation)
-            return
-        admitted, charges = proxy._admit(name, request)
-        if not admitted:
-            answer = fault_answer("dynamodb", "throttle")
-            self._answer(answer.status, list(answer.headers), answer.body)
-            return
-        try:
-            response = self._forward(body)
-            status, reason, headers, data = response.status, response.reason, response.getheaders(), response.read()
-        except Exception as exc:  # any upstream failure becomes a 502, as in FaultProxy
-            self._discard_upstream()
-            self._answer(502, [("Content-Type", "text/plain")], f"throttle proxy: upstream failed: {exc}".encode())
-            return
-        if response.will_close:
-            self._discard_upstream()
-        if status == 200:
-            parsed = json.loads(data or b"{}")
-            if name in READ_OPERATIONS:
-                charges = proxy._charge_reads(name, read_charges(name, request, parsed))
-            else:
-                proxy._record_accepted(name, request, charges)
-            if _with_consumed_capacity(parsed, charges):
-                data = json.dumps(parsed).encode()
-                headers = [(k, v) for k, v in headers if k.lower() != "x-amz-crc32"]
-                headers.append(("x-amz-crc32", str(zlib.crc32(data) & 0xFFFFFFFF)))
-        kept = [(k, v) for k, v in headers if k.lower() not in ("content-length", "transfer-encoding", "connection")]
-        self._send_head(status, reason, [*kept, ("Content-Length", str(len(data)))])
-        self.wfile.write(data)
-
-    def _pass_through(self, body: bytes, operation: str) -> None:
-        try:
-            response = self._forward(body)
-        except Exception as exc:
-            self._discard_upstream()
-            self._answer(502, [("Content-Type", "text/plain")], f"throttle proxy: {operation}: {exc}".encode())
-            return
-        self._relay(response)

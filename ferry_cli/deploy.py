@@ -4,7 +4,6 @@ and wire the Chalice quick path. The settings come from ``ferry.deploy``, shared
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from ferry.errors import SetupError
 from ferry.jobs import SCRIPTS, TABLE, default_arguments, job_name
 from ferry.spec import Spec
 from ferry.tables.setup import ensure_failure_queue, inspect_tables
+from ferry_cli.artifacts import build_glue_zip
 
 
 def account_of(spec: Spec, side: str = "home") -> str:
@@ -155,18 +155,6 @@ def _upsert_mapping(lam: Any, request: dict[str, Any]) -> str:
     return f"created event-source mapping {uuid}: {request['EventSourceArn']} → {request['FunctionName']}"
 
 
-def package_ferry(destination: Path) -> Path:
-    """The shared package as a zip for Glue's --extra-py-files (``make glue-zip`` builds the same)."""
-    import ferry
-
-    root = Path(ferry.__file__).parent.parent
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    base = destination.with_suffix("")
-    with tempfile.TemporaryDirectory() as tmp:
-        shutil.copytree(root / "ferry", Path(tmp) / "ferry", ignore=shutil.ignore_patterns("__pycache__"))
-        return Path(shutil.make_archive(str(base), "zip", tmp, "ferry"))
-
-
 def _glue_role(iam: Any, name: str, policy: dict[str, Any]) -> str:
     """One role per job, named after it."""
     trust = {
@@ -246,7 +234,7 @@ def _wire_glue(spec: Spec, stage: str, *, workers: int, worker_type: str) -> lis
         done.append(f"created artifacts bucket {bucket}")
     scripts = Path(__file__).resolve().parent.parent / "glue_jobs"
     with tempfile.TemporaryDirectory() as tmp:
-        archive = package_ferry(Path(tmp) / "ferry.zip")
+        archive = build_glue_zip(Path(tmp) / "ferry.zip")
         s3.upload_file(str(archive), bucket, "ferry.zip")
     for script in SCRIPTS.values():
         s3.upload_file(str(scripts / script), bucket, f"scripts/{script}")

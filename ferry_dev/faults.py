@@ -37,7 +37,8 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -240,23 +241,33 @@ def _s3_operation(method: str, target: str, headers: HeaderLookup) -> str:
     return {"GET": "ListObjects", "PUT": "CreateBucket", "DELETE": "DeleteBucket"}[method]
 
 
+# An intercept sees every request the fault rules let through (operation, body) and answers with an
+# Answer to send instead of forwarding, a rewrite ``(status, body) -> body`` for the upstream answer
+# (buffered, its x-amz-crc32 recomputed when the body changes), or None to forward as usual. The
+# bench's capacity emulator (bench/throttle_proxy.py) is one.
+Rewrite = Callable[[int, bytes], bytes]
+Intercept = Callable[[str, bytes], "Answer | Rewrite | None"]
+
+
 # --------------------------------------------------------------------------- fault answers
 
 
 @dataclass(frozen=True)
-class _Answer:
+class Answer:
+    """An HTTP answer the proxy sends instead of forwarding the request."""
+
     status: int
     headers: tuple[tuple[str, str], ...]
     body: bytes
 
 
-def _json_error(status: int, type_: str, message: str, extra: tuple[tuple[str, str], ...] = ()) -> _Answer:
+def _json_error(status: int, type_: str, message: str, extra: tuple[tuple[str, str], ...] = ()) -> Answer:
     request_id = uuid.uuid4().hex
     body = json.dumps({"__type": type_, "message": message}).encode()
-    return _Answer(status, (("Content-Type", _JSON_10), ("x-amzn-RequestId", request_id), *extra), body)
+    return Answer(status, (("Content-Type", _JSON_10), ("x-amzn-RequestId", request_id), *extra), body)
 
 
-def _s3_error(status: int, code: str, message: str, method: str) -> _Answer:
+def _s3_error(status: int, code: str, message: str, method: str) -> Answer:
     request_id = uuid.uuid4().hex[:16].upper()
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -264,7 +275,7 @@ def _s3_error(status: int, code: str, message: str, method: str) -> _Answer:
         f"<RequestId>{request_id}</RequestId><HostId>ferry-fault-proxy</HostId></Error>"
     ).encode()
     # A HEAD answer has no body (botocore then names the error by its status code, as with AWS).
-    return _Answer(
+    return Answer(
         status,
         (("Content-Type", "application/xml"), ("x-amz-request-id", request_id)),
         b"" if method.upper() == "HEAD" else body,
@@ -274,7 +285,7 @@ def _s3_error(status: int, code: str, message: str, method: str) -> _Answer:
 _DDB = "com.amazonaws.dynamodb.v20120810#"
 
 
-def fault_answer(service: str, kind: str, method: str = "POST") -> _Answer:
+def fault_answer(service: str, kind: str, method: str = "POST") -> Answer:
     """The answer a ``throttle`` or ``error500`` fault gives for ``service``."""
     if service == "dynamodb":
         if kind == "throttle":
@@ -338,7 +349,13 @@ class FaultProxy:
     """
 
     def __init__(
-        self, upstream_url: str, rules: Sequence[FaultRule] = (), *, seed: int = 0, listen_backlog: int = 128
+        self,
+        upstream_url: str,
+        rules: Sequence[FaultRule] = (),
+        *,
+        seed: int = 0,
+        listen_backlog: int = 128,
+        intercept: Intercept | None = None,
     ) -> None:
         upstream = urlsplit(upstream_url)
         if upstream.scheme != "http" or not upstream.hostname:
@@ -346,6 +363,7 @@ class FaultProxy:
         self.upstream_host = upstream.hostname
         self.upstream_port = upstream.port or 80
         self.upstream_timeout = 300.0
+        self.intercept = intercept
         self._rules: tuple[FaultRule, ...] = tuple(rules)
         self._random = random.Random(seed)
         self._lock = threading.Lock()
@@ -511,6 +529,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 answer = fault_answer(operation.partition(":")[0], kind, self.command)
                 self._answer(answer.status, list(answer.headers), answer.body)
                 return
+        verdict = proxy.intercept(operation, body) if proxy.intercept is not None else None
+        if isinstance(verdict, Answer):
+            self._answer(verdict.status, list(verdict.headers), verdict.body)
+            return
+        if verdict is not None:
+            self._forward_rewritten(body, operation, verdict)
+            return
         try:
             response = self._forward(body)
         except (OSError, http.client.HTTPException) as exc:
@@ -579,6 +604,29 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             connection.putheader("Content-Length", str(len(body)))
         connection.endheaders(body or None)
         return connection.getresponse()
+
+    def _forward_rewritten(self, body: bytes, operation: str, rewrite: Rewrite) -> None:
+        """Forward, read the whole answer, let ``rewrite`` change its body, send it."""
+        try:
+            response = self._forward(body)
+            status, reason, headers, data = response.status, response.reason, response.getheaders(), response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self._discard_upstream()
+            self._answer(
+                502, [("Content-Type", "text/plain")], f"fault proxy: {operation}: upstream failed: {exc}".encode()
+            )
+            return
+        if response.will_close:
+            self._discard_upstream()
+        rewritten = rewrite(status, data)
+        kept = [(k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP and k.lower() != "content-length"]
+        if rewritten != data:
+            kept = [(k, v) for k, v in kept if k.lower() != "x-amz-crc32"]
+            if any(k.lower() == "x-amz-crc32" for k, _ in headers):
+                kept.append(("x-amz-crc32", str(zlib.crc32(rewritten) & 0xFFFFFFFF)))
+        self._send_head(status, reason, [*kept, ("Content-Length", str(len(rewritten)))])
+        self.wfile.write(rewritten)
+        self.server.proxy._count_bytes(operation, len(body) + len(data))
 
     def _relay(self, response: http.client.HTTPResponse) -> int:
         """Send the upstream answer to the client; the number of body bytes relayed."""

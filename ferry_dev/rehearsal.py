@@ -1,7 +1,7 @@
 """`make deploy-local`: the deployment rehearsed against the embedded emulator.
 
-It takes the documented steps in their documented order, through the same functions the CLI
-commands run: `ferry init --sources-only` and `ferry tfvars` (what `make deploy` does before
+It runs the documented commands in their documented order, each in its own process as a user
+runs it: `ferry init --sources-only` and `ferry tfvars` (what `make deploy` does before
 Terraform), then the quick path — `ferry init`, `ferry chalice-config`, `chalice deploy --stage`,
 `ferry wire`. Then it reads back what exists and checks it against the spec. Terraform itself
 cannot run here (no provider downloads); its variables are written and checked by the tests.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from ferry.deploy import (
     stream_mapping_settings,
 )
 from ferry.jobs import KINDS, job_name
-from ferry.spec import Spec, parse_spec
+from ferry.spec import Spec, parse_spec, spec_to_dict
 from ferry_dev.emulator import DUMMY_CREDENTIALS, Emulator, use_dummy_credentials
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,28 +93,18 @@ def _seed_sources(endpoint: str) -> None:
     )
 
 
-def _chalice_deploy(app_dir: Path, stage: str, endpoint: str) -> str:
-    env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_DEFAULT_REGION="us-east-1", **DUMMY_CREDENTIALS)
-    chalice = Path(sys.executable).parent / "chalice"
-    result = subprocess.run(
-        [str(chalice), "deploy", "--stage", stage], cwd=app_dir, env=env, capture_output=True, text=True, timeout=300
-    )
+def _run(command: list[str], endpoint: str, cwd: Path = REPO) -> list[str]:
+    """One documented command, run as a user runs it (its own process, the emulator's endpoint);
+    its output lines. A failing step stops the rehearsal with what it printed."""
+    env = {**os.environ, **DUMMY_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": "us-east-1"}
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
-        raise RuntimeError(f"chalice deploy --stage {stage} failed:\n{result.stdout}\n{result.stderr}")
-    return result.stdout
+        raise RuntimeError(f"{' '.join(command[:4])} … failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return [line.removeprefix("• ") for line in result.stdout.splitlines() if line.strip()]
 
 
-def _copy_app(destination: Path) -> Path:
-    """The Chalice app with the core vendored (what `make vendor` does), outside the repo so a
-    rehearsal never leaves a stage in the committed config."""
-    app = destination / "chalice_app"
-    shutil.copytree(
-        REPO / "chalice_app",
-        app,
-        ignore=shutil.ignore_patterns("__pycache__", "vendor", "deployed", "deployments", "policy-*.json"),
-    )
-    shutil.copytree(REPO / "ferry", app / "vendor" / "ferry", ignore=shutil.ignore_patterns("__pycache__"))
-    return app
+def _ferry(*args: str, endpoint: str) -> list[str]:
+    return _run([sys.executable, "-m", "ferry_cli.main", *args], endpoint)
 
 
 def rehearsal_spec(endpoint: str) -> Spec:
@@ -135,30 +124,29 @@ def rehearse(stage: str = "local", endpoint: str | None = None) -> Rehearsal:
     if endpoint is None:
         with Emulator() as emu:
             return rehearse(stage, emu.endpoint_url)
-    from ferry.operations import initialize
-    from ferry_cli.deploy import (
-        account_of,
-        chalice_config,
-        prepare_sources,
-        terraform_variables_for,
-        wire,
-        write_json,
-    )
-
     _seed_sources(endpoint)
     spec = rehearsal_spec(endpoint)
     run = Rehearsal(stage, spec)
     with tempfile.TemporaryDirectory() as tmp:
-        run.steps += [f"ferry init --sources-only: {line}" for line in prepare_sources(spec)]
-        run.tfvars = terraform_variables_for(spec, stage)
-        write_json(Path(tmp) / f"{stage}.ferry.tfvars.json", run.tfvars)
-        run.steps.append(f"ferry tfvars: wrote {stage}.ferry.tfvars.json")
-        run.steps += [f"ferry init: {line}" for line in initialize(spec)]
-        app = _copy_app(Path(tmp))
-        written = chalice_config(spec, stage, app, account=account_of(spec))
-        run.steps += [f"ferry chalice-config: wrote {Path(p).name}" for p in written]
-        run.steps += [f"chalice deploy: {line}" for line in _chalice_deploy(app, stage, endpoint).splitlines() if line]
-        run.steps += [f"ferry wire: {line}" for line in wire(spec, stage)]
+        spec_file, tfvars = Path(tmp) / "ferry.yaml", Path(tmp) / f"{stage}.ferry.tfvars.json"
+        spec_file.write_text(json.dumps(spec_to_dict(spec)), encoding="utf-8")  # JSON is YAML
+        spec_args = ("--spec", str(spec_file))
+        run.steps += [
+            f"ferry init --sources-only: {line}"
+            for line in _ferry("init", *spec_args, "--sources-only", endpoint=endpoint)
+        ]
+        _ferry("tfvars", *spec_args, "--stage", stage, "--out", str(tfvars), endpoint=endpoint)
+        run.tfvars = json.loads(tfvars.read_text(encoding="utf-8"))
+        run.steps.append(f"ferry tfvars: wrote {tfvars.name}")
+        run.steps += [f"ferry init: {line}" for line in _ferry("init", *spec_args, endpoint=endpoint)]
+        (app,) = _run([sys.executable, "-m", "ferry_cli.artifacts", "copy-app", "--out", tmp], endpoint)
+        written = _ferry("chalice-config", *spec_args, "--stage", stage, "--app-dir", app, endpoint=endpoint)
+        run.steps += [f"ferry chalice-config: {Path(line.removeprefix('wrote ')).name}" for line in written]
+        chalice = str(Path(sys.executable).parent / "chalice")
+        run.steps += [
+            f"chalice deploy: {line}" for line in _run([chalice, "deploy", "--stage", stage], endpoint, Path(app))
+        ]
+        run.steps += [f"ferry wire: {line}" for line in _ferry("wire", *spec_args, "--stage", stage, endpoint=endpoint)]
     inspect(run)
     return run
 
