@@ -1,8 +1,13 @@
 """The one adapter around boto3: named operations that call AWS and translate its errors once.
 
 Everything else in ferry calls these instead of a client method whose failure it would have to
-interpret. An operation answers in ferry's terms — a value, ``None`` for "does not exist", or one of
-:mod:`ferry.errors` — so no other module looks at a ``ClientError`` code.
+interpret. An operation answers in ferry's terms — a value, ``None`` for "does not exist", a bool,
+or one of :mod:`ferry.errors` — so no other module looks at a ``ClientError`` or its code.
+
+Each operation translates exactly the AWS errors its docstring names; every other error (throttling,
+5xx, access denied, …) propagates unchanged, so :func:`call_with_retries` around an operation still
+retries what is transient and callers still see what is permanent. The translated errors are never
+transient, so wrapping an operation in :func:`call_with_retries` or not makes no difference to them.
 """
 
 from __future__ import annotations
@@ -10,22 +15,54 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from botocore.exceptions import ClientError
 
-from ferry.errors import FerryError, PermanentError, RetryableError, SetupError
+from ferry.errors import (
+    FerryError,
+    PermanentError,
+    RetryableError,
+    SetupError,
+    ShardIteratorExpired,
+    SourceChanged,
+    StreamNotFound,
+    StreamTrimmed,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import PutItemOutputTypeDef
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_dynamodbstreams.literals import ShardIteratorTypeType
+    from mypy_boto3_dynamodbstreams.type_defs import GetRecordsOutputTypeDef
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_glue import GlueClient
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.literals import BucketLocationConstraintType
+    from mypy_boto3_s3.type_defs import (
+        CopyObjectOutputTypeDef,
+        HeadObjectOutputTypeDef,
+        ListObjectsV2OutputTypeDef,
+        TagTypeDef,
+        UploadPartCopyOutputTypeDef,
+    )
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-STREAM_VIEW = "NEW_AND_OLD_IMAGES"
+STREAM_VIEW: Final = "NEW_AND_OLD_IMAGES"
 _NO_QUEUE_CODES = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+_NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})  # HEAD answers carry no body: "404"
+_NO_BUCKET_CODES = frozenset({"404", "NoSuchBucket", "NotFound"})
+_FORBIDDEN_CODES = frozenset({"403", "AccessDenied", "Forbidden"})
+# A pinned copy failing with these: the source is no longer what was read.
+_SOURCE_CHANGED_CODES = frozenset({"PreconditionFailed", "412", "NoSuchKey"})
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -55,6 +92,31 @@ def error_code(exc: BaseException) -> str:
     return ""
 
 
+def _status(exc: BaseException) -> int:
+    """The HTTP status of an AWS error answer, or 0."""
+    response = getattr(exc, "response", None)
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) if isinstance(response, dict) else 0
+    return status if isinstance(status, int) else 0
+
+
+def is_aws_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is an error answer of an AWS service (botocore's ClientError), as opposed to
+    a failure to reach it or a bug: callers log those two differently."""
+    return isinstance(exc, ClientError)
+
+
+def error_name(exc: BaseException) -> str:
+    """A short name for a failure, for messages and logs: the AWS error code, else the exception's class."""
+    return error_code(exc) or type(exc).__name__
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line reason for a failure: ferry's own message, or the AWS error code and message."""
+    if isinstance(exc, FerryError):
+        return str(exc)
+    return f"{error_name(exc)}: {exc}"
+
+
 def is_transient(exc: BaseException) -> bool:
     """Throttling, 5xx, and connection-level failures are worth retrying."""
     from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -66,9 +128,7 @@ def is_transient(exc: BaseException) -> bool:
     code = error_code(exc)
     if code in TRANSIENT_CODES:
         return True
-    response = getattr(exc, "response", None) or {}
-    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) if isinstance(response, dict) else 0
-    return isinstance(status, int) and status >= 500
+    return _status(exc) >= 500
 
 
 def call_with_retries(
@@ -92,7 +152,7 @@ def call_with_retries(
             if on_retry is not None:
                 on_retry(exc)
             delay = min(20.0, base_delay * 2**attempt) * random.uniform(0.5, 1.0)
-            log.warning("%s: transient error %s, retry in %.2fs", what, error_code(exc) or type(exc).__name__, delay)
+            log.warning("%s: transient error %s, retry in %.2fs", what, error_name(exc), delay)
             sleep(delay)
     raise AssertionError("unreachable: attempts must be at least 1")
 
@@ -102,7 +162,7 @@ def translate_error(exc: Exception, what: str) -> Exception:
     become RetryableError, other AWS errors PermanentError; ferry's own errors pass unchanged."""
     if isinstance(exc, FerryError):
         return exc
-    detail = f"{what}: {error_code(exc) or type(exc).__name__}: {exc}"
+    detail = f"{what}: {error_name(exc)}: {exc}"
     if is_transient(exc):
         return RetryableError(detail)
     if error_code(exc):
@@ -114,7 +174,8 @@ def translate_error(exc: Exception, what: str) -> Exception:
 
 
 def queue_url_or_none(sqs: SQSClient, name: str) -> str | None:
-    """The URL of queue ``name``, or None when it does not exist."""
+    """The URL of queue ``name``, or None when it does not exist (QueueDoesNotExist /
+    AWS.SimpleQueueService.NonExistentQueue)."""
     try:
         return str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
     except ClientError as exc:
@@ -124,6 +185,7 @@ def queue_url_or_none(sqs: SQSClient, name: str) -> str | None:
 
 
 def queue_arn_of(sqs: SQSClient, queue_url: str) -> str:
+    """The ARN of the queue at ``queue_url`` (its QueueArn attribute); no error is translated."""
     attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
     return str(attributes["QueueArn"])
 
@@ -134,12 +196,13 @@ def queue_depth(sqs: SQSClient, queue_url: str) -> int:
     return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
 
 
-def ensure_queue(sqs: SQSClient, name: str, attributes: dict[str, str]) -> str:
+def ensure_queue(sqs: SQSClient, name: str, attributes: Mapping[str, str]) -> str:
     """The URL of queue ``name`` with ``attributes`` set: created, or brought up to date when it exists."""
+    wanted = cast("Mapping[QueueAttributeNameType, str]", attributes)
     url = queue_url_or_none(sqs, name)
     if url is None:
-        return str(sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
-    sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+        return str(sqs.create_queue(QueueName=name, Attributes=wanted)["QueueUrl"])
+    sqs.set_queue_attributes(QueueUrl=url, Attributes=wanted)
     return url
 
 
@@ -147,12 +210,24 @@ def ensure_queue(sqs: SQSClient, name: str, attributes: dict[str, str]) -> str:
 
 
 def describe_table_or_none(ddb: DynamoDBClient, name: str) -> dict[str, Any] | None:
-    """DescribeTable's ``Table``, or None when the table does not exist."""
+    """DescribeTable's ``Table``, or None when the table does not exist (ResourceNotFoundException)."""
     try:
         return dict(ddb.describe_table(TableName=name)["Table"])
     except ClientError as exc:
         if error_code(exc) == "ResourceNotFoundException":
             return None
+        raise
+
+
+@contextmanager
+def missing_table_raises(error: Exception) -> Iterator[None]:
+    """Inside the block, DynamoDB's ResourceNotFoundException (a table the requests name does not
+    exist) is raised as ``error``, without the AWS error as its context; anything else passes unchanged."""
+    try:
+        yield
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            raise error from None
         raise
 
 
@@ -175,3 +250,304 @@ def stream_arn_of(ddb: DynamoDBClient, table: str) -> str:
             "(disable the stream and enable it again with that view type)"
         )
     return str(arn)
+
+
+def create_table_if_missing(ddb: DynamoDBClient, definition: Mapping[str, Any], *, max_wait_attempts: int = 60) -> bool:
+    """Create the table of CreateTable arguments ``definition`` unless DescribeTable finds it
+    (ResourceNotFoundException means: create it), and wait until it exists. True when it was created."""
+    name = str(definition["TableName"])
+    if describe_table_or_none(ddb, name) is not None:
+        return False
+    ddb.create_table(**definition)
+    ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": max_wait_attempts})
+    return True
+
+
+def put_item_if(
+    ddb: DynamoDBClient,
+    table: str,
+    item: Mapping[str, Any],
+    condition: Mapping[str, Any],
+    *,
+    consumed_capacity: bool = False,
+) -> tuple[bool, PutItemOutputTypeDef | None]:
+    """A conditional PutItem: ``(True, response)`` when written, ``(False, None)`` when the condition
+    (``ConditionExpression`` and its names/values) did not hold (ConditionalCheckFailedException).
+    ``consumed_capacity`` asks for the request's ConsumedCapacity (TOTAL)."""
+    extra: dict[str, Any] = dict(condition)
+    if consumed_capacity:
+        extra["ReturnConsumedCapacity"] = "TOTAL"
+    try:
+        return True, ddb.put_item(TableName=table, Item=item, **extra)
+    except ClientError as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            return False, None
+        raise
+
+
+def delete_item_if(ddb: DynamoDBClient, table: str, key: Mapping[str, Any], condition: Mapping[str, Any]) -> bool:
+    """A conditional DeleteItem: True when deleted, False when the condition did not hold
+    (ConditionalCheckFailedException: the item is not, or no longer, what the condition describes)."""
+    try:
+        ddb.delete_item(TableName=table, Key=key, **condition)
+    except ClientError as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+# --- DynamoDB Streams --------------------------------------------------------------------------
+
+
+def _stream_error(exc: ClientError) -> Exception | None:
+    """The ferry error for a stream read that can no longer succeed as asked, or None."""
+    code = error_code(exc)
+    if code == "TrimmedDataAccessException":
+        return StreamTrimmed(describe_error(exc))
+    if code == "ResourceNotFoundException":
+        return StreamNotFound(describe_error(exc))
+    if code == "ExpiredIteratorException":
+        return ShardIteratorExpired(describe_error(exc), code)
+    return None
+
+
+def shard_iterator(
+    streams: DynamoDBStreamsClient,
+    stream_arn: str,
+    shard_id: str,
+    iterator_type: ShardIteratorTypeType,
+    sequence_number: str | None = None,
+) -> str:
+    """GetShardIterator. StreamTrimmed when ``sequence_number`` is no longer in the stream
+    (TrimmedDataAccessException), StreamNotFound when the stream or shard is gone (ResourceNotFoundException)."""
+    kwargs: dict[str, Any] = {"StreamArn": stream_arn, "ShardId": shard_id, "ShardIteratorType": iterator_type}
+    if sequence_number is not None:
+        kwargs["SequenceNumber"] = sequence_number
+    try:
+        return str(streams.get_shard_iterator(**kwargs)["ShardIterator"])
+    except ClientError as exc:
+        translated = _stream_error(exc)
+        if translated is None:
+            raise
+        raise translated from exc
+
+
+def get_records(
+    streams: DynamoDBStreamsClient, iterator: str, limit: int, *, server_error_expires: bool = False
+) -> GetRecordsOutputTypeDef:
+    """GetRecords. ShardIteratorExpired when the iterator can no longer be used (ExpiredIteratorException),
+    StreamTrimmed when its records are gone (TrimmedDataAccessException), StreamNotFound when the
+    stream or shard is (ResourceNotFoundException).
+
+    ``server_error_expires``: a 5xx answer is ShardIteratorExpired too (the emulator answers a bad
+    iterator with HTTP 500); without it a 5xx propagates unchanged, for :func:`call_with_retries`."""
+    try:
+        return streams.get_records(ShardIterator=iterator, Limit=limit)
+    except ClientError as exc:
+        translated = _stream_error(exc)
+        if translated is None and server_error_expires and _status(exc) >= 500:
+            translated = ShardIteratorExpired(describe_error(exc), error_code(exc))
+        if translated is None:
+            raise
+        raise translated from exc
+
+
+# --- S3 ----------------------------------------------------------------------------------------
+
+
+def _not_found(exc: ClientError, codes: frozenset[str]) -> bool:
+    return error_code(exc) in codes or _status(exc) == 404
+
+
+def head_bucket(s3: S3Client, bucket: str, *, field: str | None = None) -> tuple[bool, str | None]:
+    """HeadBucket: ``(exists, region)``; ``(False, None)`` when there is no such bucket (404 /
+    NoSuchBucket / NotFound). A name that answers 403 (AccessDenied / Forbidden) exists but is not
+    ours: SetupError, naming ``field`` (the spec field holding the name) when given."""
+    try:
+        head = s3.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if _not_found(exc, _NO_BUCKET_CODES):
+            return False, None
+        if error_code(exc) in _FORBIDDEN_CODES or _status(exc) == 403:
+            prefix = f"{field}: " if field else ""
+            raise SetupError(
+                f"{prefix}bucket {bucket!r} exists but is not accessible with these credentials "
+                "(owned by another account, or access denied)"
+            ) from exc
+        raise
+    region = head.get("BucketRegion") or head.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get(
+        "x-amz-bucket-region"
+    )
+    return True, region
+
+
+def create_bucket_if_missing(s3: S3Client, bucket: str, region: str) -> bool:
+    """CreateBucket in ``region``: True when created, False when this account already owns it
+    (BucketAlreadyOwnedByYou: a concurrent run made it). Every other error propagates."""
+    kwargs: dict[str, Any] = {"Bucket": bucket}
+    if region != "us-east-1":
+        location = cast("BucketLocationConstraintType", region)
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": location}
+    try:
+        s3.create_bucket(**kwargs)
+    except ClientError as exc:
+        if error_code(exc) == "BucketAlreadyOwnedByYou":
+            return False
+        raise
+    return True
+
+
+def bucket_encryption_or_none(s3: S3Client, bucket: str) -> dict[str, Any] | None:
+    """The bucket's ServerSideEncryptionConfiguration, or None when it has none
+    (ServerSideEncryptionConfigurationNotFoundError)."""
+    try:
+        response = s3.get_bucket_encryption(Bucket=bucket)
+    except ClientError as exc:
+        if error_code(exc) == "ServerSideEncryptionConfigurationNotFoundError":
+            return None
+        raise
+    config = response.get("ServerSideEncryptionConfiguration")
+    return dict(config) if config else None
+
+
+def public_access_block_or_none(s3: S3Client, bucket: str) -> dict[str, Any] | None:
+    """The bucket's PublicAccessBlockConfiguration, or None when it has none
+    (NoSuchPublicAccessBlockConfiguration)."""
+    try:
+        response = s3.get_public_access_block(Bucket=bucket)
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchPublicAccessBlockConfiguration":
+            return None
+        raise
+    return dict(response.get("PublicAccessBlockConfiguration", {}))
+
+
+def head_object_or_none(s3: S3Client, bucket: str, key: str) -> HeadObjectOutputTypeDef | None:
+    """HeadObject with checksums (``ChecksumMode=ENABLED``), or None when the key does not exist
+    (404 / NoSuchKey / NotFound)."""
+    try:
+        return s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except ClientError as exc:
+        if _not_found(exc, _NOT_FOUND_CODES):
+            return None
+        raise
+
+
+def object_tags_or_none(s3: S3Client, bucket: str, key: str) -> list[TagTypeDef] | None:
+    """GetObjectTagging's TagSet, or None when the key does not exist (404 / NoSuchKey / NotFound)."""
+    try:
+        return list(s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"])
+    except ClientError as exc:
+        if _not_found(exc, _NOT_FOUND_CODES):
+            return None
+        raise
+
+
+def list_objects_page(
+    s3: S3Client, bucket: str, prefix: str = "", continuation_token: str | None = None
+) -> ListObjectsV2OutputTypeDef:
+    """One ListObjectsV2 page under ``prefix``. SetupError naming the bucket when it does not exist (NoSuchBucket)."""
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+    if continuation_token is not None:
+        kwargs["ContinuationToken"] = continuation_token
+    try:
+        return s3.list_objects_v2(**kwargs)
+    except ClientError as exc:
+        if error_code(exc) == "NoSuchBucket":
+            raise SetupError(f"bucket {bucket!r} does not exist; check the spec or run `ferry init`") from exc
+        raise
+
+
+def _source_changed(exc: ClientError) -> SourceChanged | None:
+    if error_code(exc) in _SOURCE_CHANGED_CODES or _status(exc) == 412:
+        return SourceChanged(error_code(exc) or "412")
+    return None
+
+
+def copy_object_pinned(
+    s3: S3Client, *, source_bucket: str, bucket: str, key: str, etag: str, **arguments: Any
+) -> CopyObjectOutputTypeDef:
+    """A server-side CopyObject of ``s3://source_bucket/key`` to ``s3://bucket/key``, pinned to the
+    source's ``etag`` (``CopySourceIfMatch``); ``arguments`` are CopyObject's others (directives,
+    storage class, SSE). SourceChanged when the source is no longer that version (412 /
+    PreconditionFailed) or no longer there (NoSuchKey)."""
+    try:
+        return s3.copy_object(
+            Bucket=bucket,
+            Key=key,
+            CopySource={"Bucket": source_bucket, "Key": key},
+            CopySourceIfMatch=etag,
+            **arguments,
+        )
+    except ClientError as exc:
+        changed = _source_changed(exc)
+        if changed is None:
+            raise
+        raise changed from exc
+
+
+def upload_part_copy_pinned(
+    s3: S3Client,
+    *,
+    source_bucket: str,
+    bucket: str,
+    key: str,
+    etag: str,
+    upload_id: str,
+    part_number: int,
+    byte_range: str,
+) -> UploadPartCopyOutputTypeDef:
+    """One UploadPartCopy of ``byte_range`` (``bytes=first-last``) of ``s3://source_bucket/key``, pinned
+    to ``etag`` like :func:`copy_object_pinned`, with the same translation: SourceChanged on 412 /
+    PreconditionFailed / NoSuchKey."""
+    try:
+        return s3.upload_part_copy(
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=part_number,
+            CopySource={"Bucket": source_bucket, "Key": key},
+            CopySourceRange=byte_range,
+            CopySourceIfMatch=etag,
+        )
+    except ClientError as exc:
+        changed = _source_changed(exc)
+        if changed is None:
+            raise
+        raise changed from exc
+
+
+# --- EventBridge, Glue, IAM --------------------------------------------------------------------
+
+
+def describe_rule_or_none(events: EventBridgeClient, name: str) -> dict[str, Any] | None:
+    """DescribeRule's answer, or None when there is no such rule (ResourceNotFoundException)."""
+    try:
+        return dict(events.describe_rule(Name=name))
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def glue_job_or_none(glue: GlueClient, name: str) -> dict[str, Any] | None:
+    """GetJob's ``Job``, or None when there is no such job (EntityNotFoundException)."""
+    try:
+        return dict(glue.get_job(JobName=name)["Job"])
+    except ClientError as exc:
+        if error_code(exc) == "EntityNotFoundException":
+            return None
+        raise
+
+
+def role_arn_or_create(iam: IAMClient, name: str, trust_policy: str) -> str:
+    """The ARN of role ``name``: created with the trust policy document ``trust_policy`` (JSON), or,
+    when it exists already (EntityAlreadyExists, IAM's code of its EntityAlreadyExistsException), read;
+    an existing role's trust policy is left as it is."""
+    try:
+        return str(iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust_policy)["Role"]["Arn"])
+    except ClientError as exc:
+        if error_code(exc) != "EntityAlreadyExists":
+            raise
+    return str(iam.get_role(RoleName=name)["Role"]["Arn"])

@@ -4,15 +4,27 @@ and assumes a role (with credentials that refresh themselves) when the target na
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Literal, cast, overload
 
 import boto3
 import botocore.session
+from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_glue import GlueClient
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sts import STSClient
+
     from ferry.spec import Spec
 
 ROLE_SESSION_NAME = "ferry"
@@ -43,7 +55,7 @@ _role_credentials: dict[tuple[str, str, str | None], RefreshableCredentials] = {
 _role_credentials_lock = threading.Lock()
 
 
-def _assume_role(sts: Any, role_arn: str) -> dict[str, str]:
+def _assume_role(sts: STSClient, role_arn: str) -> dict[str, str]:
     """One sts:AssumeRole, as the metadata botocore's RefreshableCredentials reads."""
     credentials = sts.assume_role(RoleArn=role_arn, RoleSessionName=ROLE_SESSION_NAME)["Credentials"]
     return {
@@ -84,7 +96,44 @@ def role_credentials(where: AwsTarget) -> RefreshableCredentials:
     return cached
 
 
-def make_client(service: str, where: AwsTarget, *, max_attempts: int = 10, pool: int = 32) -> Any:
+# make_client's type follows the service asked for: one overload per service ferry uses.
+@overload
+def make_client(
+    service: Literal["dynamodb"], where: AwsTarget, *, max_attempts: int = ..., pool: int = ...
+) -> DynamoDBClient: ...
+@overload
+def make_client(
+    service: Literal["dynamodbstreams"], where: AwsTarget, *, max_attempts: int = ..., pool: int = ...
+) -> DynamoDBStreamsClient: ...
+@overload
+def make_client(service: Literal["s3"], where: AwsTarget, *, max_attempts: int = ..., pool: int = ...) -> S3Client: ...
+@overload
+def make_client(
+    service: Literal["sqs"], where: AwsTarget, *, max_attempts: int = ..., pool: int = ...
+) -> SQSClient: ...
+@overload
+def make_client(
+    service: Literal["events"], where: AwsTarget, *, max_attempts: int = ..., pool: int = ...
+) -> EventBridgeClient: ...
+@overload
+def make_client(
+    service: Literal["glue"], where: AwsTarget, *, max_attempts: int = ..., pool: int = ...
+) -> GlueClient: ...
+@overload
+def make_client(
+    service: Literal["iam"], where: AwsTarget, *, max_attempts: int = ..., pool: int = ...
+) -> IAMClient: ...
+@overload
+def make_client(
+    service: Literal["lambda"], where: AwsTarget, *, max_attempts: int = ..., pool: int = ...
+) -> LambdaClient: ...
+@overload
+def make_client(
+    service: Literal["sts"], where: AwsTarget, *, max_attempts: int = ..., pool: int = ...
+) -> STSClient: ...
+@overload
+def make_client(service: str, where: AwsTarget, *, max_attempts: int = ..., pool: int = ...) -> BaseClient: ...
+def make_client(service: str, where: AwsTarget, *, max_attempts: int = 10, pool: int = 32) -> BaseClient:
     """A low-level boto3 client. ``endpoint_url=None`` lets botocore honour AWS_ENDPOINT_URL.
 
     With ``where.role_arn`` the client signs with that role's self-refreshing credentials
@@ -93,11 +142,13 @@ def make_client(service: str, where: AwsTarget, *, max_attempts: int = 10, pool:
     """
     if where.role_arn:
         core = botocore.session.get_session()
-        core._credentials = role_credentials(where)  # what botocore's get_credentials() returns
+        core._credentials = role_credentials(where)  # type: ignore[attr-defined]  # what get_credentials() returns
         session = boto3.session.Session(botocore_session=core)
     else:
         session = boto3.session.Session()
-    return session.client(
+    # The service is a run-time value here: the overloads above give callers the precise type.
+    new_client: Callable[..., BaseClient] = session.client
+    return new_client(
         service,
         region_name=where.region,
         endpoint_url=where.endpoint_url,
@@ -105,12 +156,14 @@ def make_client(service: str, where: AwsTarget, *, max_attempts: int = 10, pool:
     )
 
 
-def _one_client_per_target(service: str, wheres: tuple[AwsTarget, ...], **kwargs: Any) -> list[Any]:
+def _one_client_per_target(
+    service: Literal["dynamodb", "s3"], wheres: tuple[AwsTarget, ...], *, max_attempts: int, pool: int
+) -> list[BaseClient]:
     """A client for each of ``wheres``; equal targets share one (without roles: a single client)."""
-    made: dict[AwsTarget, Any] = {}
+    made: dict[AwsTarget, BaseClient] = {}
     for where in wheres:
         if where not in made:
-            made[where] = make_client(service, where, **kwargs)
+            made[where] = make_client(service, where, max_attempts=max_attempts, pool=pool)
     return [made[where] for where in wheres]
 
 
@@ -120,12 +173,12 @@ class TableClients:
     their streams on), ``target`` reads and writes the target tables, ``state`` is the state table
     in ferry's home account. Without roles the three are one and the same client."""
 
-    source: Any
-    target: Any
-    state: Any
+    source: DynamoDBClient
+    target: DynamoDBClient
+    state: DynamoDBClient
 
     @classmethod
-    def of(cls, ddb: Any) -> TableClients:
+    def of(cls, ddb: DynamoDBClient | TableClients) -> TableClients:
         """``ddb`` itself if it is a TableClients, else one client that serves every side."""
         return ddb if isinstance(ddb, TableClients) else cls(ddb, ddb, ddb)
 
@@ -134,7 +187,7 @@ class TableClients:
         cls, source: AwsTarget, target: AwsTarget, state: AwsTarget, *, max_attempts: int = 10, pool: int = 32
     ) -> TableClients:
         clients = _one_client_per_target("dynamodb", (source, target, state), max_attempts=max_attempts, pool=pool)
-        return cls(*clients)
+        return cls(*cast("list[DynamoDBClient]", clients))
 
 
 @dataclass(frozen=True)
@@ -143,18 +196,18 @@ class BucketClients:
     their event notifications), ``target`` reads and writes the target buckets and makes the
     server-side copies. Without roles both are one and the same client."""
 
-    source: Any
-    target: Any
+    source: S3Client
+    target: S3Client
 
     @classmethod
-    def of(cls, s3: Any) -> BucketClients:
+    def of(cls, s3: S3Client | BucketClients) -> BucketClients:
         """``s3`` itself if it is a BucketClients, else one client that serves both sides."""
         return s3 if isinstance(s3, BucketClients) else cls(s3, s3)
 
     @classmethod
     def connect(cls, source: AwsTarget, target: AwsTarget, *, max_attempts: int = 10, pool: int = 32) -> BucketClients:
         clients = _one_client_per_target("s3", (source, target), max_attempts=max_attempts, pool=pool)
-        return cls(*clients)
+        return cls(*cast("list[S3Client]", clients))
 
 
 def table_clients(spec: Spec, *, max_attempts: int = 10, pool: int = 32) -> TableClients:

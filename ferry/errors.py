@@ -41,3 +41,26 @@ class PoisonRecordError(PermanentError):
         super().__init__(f"{field}: {problem}")
         self.field = field
         self.problem = problem
+
+
+class SourceChanged(RetryableError):
+    """An S3 source object changed or vanished between being read and being copied: a pinned copy
+    (``CopySourceIfMatch``) answered 412 PreconditionFailed, or the source key was gone (NoSuchKey).
+    The round is lost; read the source again."""
+
+
+class StreamTrimmed(PermanentError):
+    """The stream records asked for are no longer in the stream (TrimmedDataAccessException: older
+    than the stream's 24 hours)."""
+
+
+class StreamNotFound(PermanentError):
+    """The stream or shard asked for does not exist (any more) (ResourceNotFoundException)."""
+
+
+class ShardIteratorExpired(RetryableError):
+    """A shard iterator can no longer be used (ExpiredIteratorException); get a new one."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code  # the AWS error code, for logs

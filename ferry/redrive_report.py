@@ -17,12 +17,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from botocore.exceptions import ClientError
-
-from ferry.aws import call_with_retries, error_code
+from ferry.aws import call_with_retries, describe_error, error_name, is_aws_error
 from ferry.errors import FerryError
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 log = logging.getLogger(__name__)
 
@@ -92,16 +93,8 @@ class Outcome:
     subjects: tuple[str, ...] = ()
 
 
-def describe_error(exc: BaseException) -> str:
-    """A one-line reason for a failure: ferry's own message, or the AWS error code and message."""
-    if isinstance(exc, FerryError):
-        return str(exc)
-    code = error_code(exc)
-    return f"{code or type(exc).__name__}: {exc}"
-
-
 class _QueueWalk:
-    def __init__(self, sqs: Any, queue_url: str, max_messages: int, visibility_timeout: int, wait_seconds: int):
+    def __init__(self, sqs: SQSClient, queue_url: str, max_messages: int, visibility_timeout: int, wait_seconds: int):
         self.sqs = sqs
         self.queue_url = queue_url
         self.max_messages = max_messages
@@ -125,7 +118,7 @@ class _QueueWalk:
                 ),
                 f"ReceiveMessage {self.queue_url}",
             )
-            received: list[Message] = response.get("Messages", [])
+            received = cast("list[Message]", response.get("Messages", []))
             if not received:
                 return
             fresh = 0
@@ -145,13 +138,15 @@ class _QueueWalk:
 
     def delete(self, message: Message) -> str | None:
         """Delete ``message``; the reason when that failed (it then comes back: harmless)."""
-        handle = self.handles.get(str(message["MessageId"]), message["ReceiptHandle"])
+        handle = self.handles.get(str(message["MessageId"])) or str(message["ReceiptHandle"])
         try:
             call_with_retries(
                 lambda: self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=handle),
                 f"DeleteMessage {self.queue_url}",
             )
-        except ClientError as exc:
+        except Exception as exc:
+            if not is_aws_error(exc):
+                raise
             return describe_error(exc)
         return None
 
@@ -162,12 +157,14 @@ class _QueueWalk:
                 self.sqs.change_message_visibility(
                     QueueUrl=self.queue_url, ReceiptHandle=self.handles[message_id], VisibilityTimeout=0
                 )
-            except ClientError as exc:  # it becomes visible anyway when its timeout ends
-                log.warning("%s: could not release kept message %s (%s)", self.queue_url, message_id, error_code(exc))
+            except Exception as exc:  # it becomes visible anyway when its timeout ends
+                if not is_aws_error(exc):
+                    raise
+                log.warning("%s: could not release kept message %s (%s)", self.queue_url, message_id, error_name(exc))
 
 
 def redrive_queue(
-    sqs: Any,
+    sqs: SQSClient,
     queue_url: str,
     redrive_one: Callable[[Message], Outcome],
     *,
@@ -189,7 +186,7 @@ def redrive_queue(
             try:
                 outcome = redrive_one(message)
             except Exception as exc:
-                if not isinstance(exc, (FerryError, ClientError)):
+                if not isinstance(exc, FerryError) and not is_aws_error(exc):
                     log.exception("%s: redriving message %s failed unexpectedly", queue_url, message_id)
                 outcome = Outcome(problem=describe_error(exc))
             report.keys_converged += outcome.keys_converged

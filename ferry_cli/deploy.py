@@ -161,18 +161,17 @@ def _glue_role(iam: Any, name: str, policy: dict[str, Any]) -> str:
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Principal": {"Service": "glue.amazonaws.com"}, "Action": "sts:AssumeRole"}],
     }
-    try:
-        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-    except iam.exceptions.EntityAlreadyExistsException:
-        arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+    from ferry.aws import role_arn_or_create
+
+    arn = role_arn_or_create(iam, name, json.dumps(trust))
     iam.put_role_policy(RoleName=name, PolicyName="ferry-backfill", PolicyDocument=json.dumps(policy))
-    return str(arn)
+    return arn
 
 
 def _upsert_glue_job(glue: Any, name: str, definition: dict[str, Any]) -> str:
-    try:
-        glue.get_job(JobName=name)
-    except glue.exceptions.EntityNotFoundException:
+    from ferry.aws import glue_job_or_none
+
+    if glue_job_or_none(glue, name) is None:
         glue.create_job(Name=name, **definition)
         return f"created Glue job {name}"
     glue.update_job(JobName=name, JobUpdate=definition)
@@ -219,9 +218,9 @@ def _wire_glue(spec: Spec, stage: str, *, workers: int, worker_type: str) -> lis
     bucket = artifacts_bucket_name(stage, account)
     s3 = make_client("s3", home)
     done: list[str] = []
-    try:
-        s3.head_bucket(Bucket=bucket)
-    except Exception:
+    from ferry.aws import head_bucket
+
+    if not head_bucket(s3, bucket)[0]:
         extra = {} if spec.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": spec.region}}
         s3.create_bucket(Bucket=bucket, **extra)
         s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)

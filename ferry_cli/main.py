@@ -37,7 +37,9 @@ def _guard(fn: Callable[..., int | None]) -> Callable[..., None]:
 
     @wraps(fn)
     def run(*args: Any, **kwargs: Any) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+        from botocore.exceptions import BotoCoreError, NoCredentialsError
+
+        from ferry.aws import is_aws_error
 
         try:
             code = fn(*args, **kwargs) or EXIT_OK
@@ -47,14 +49,14 @@ def _guard(fn: Callable[..., int | None]) -> Callable[..., None]:
         except NoCredentialsError:
             _error("error:", "no AWS credentials: configure a profile, or set endpoint_url for the emulator")
             code = EXIT_USAGE
-        except ClientError as exc:
-            _error("AWS error:", str(exc))
-            code = EXIT_RUNTIME
         except BotoCoreError as exc:  # endpoint unreachable, connection reset, …
             _error("AWS error:", str(exc))
             code = EXIT_RUNTIME
-        except Exception:
-            logging.getLogger("ferry").exception("unexpected failure")
+        except Exception as exc:
+            if is_aws_error(exc):  # an error answer of AWS: access denied, a missing resource, …
+                _error("AWS error:", str(exc))
+            else:
+                logging.getLogger("ferry").exception("unexpected failure")
             code = EXIT_RUNTIME
         sys.exit(code)
 

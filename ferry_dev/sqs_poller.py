@@ -30,11 +30,19 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ferry_dev.anomalies import DeliveryAnomalies
 from ferry_dev.stats import LagStatsMixin
 from ferry_dev.stream_poller import LocalContext
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
+    from mypy_boto3_sqs.type_defs import (
+        ChangeMessageVisibilityBatchRequestEntryTypeDef,
+        DeleteMessageBatchRequestEntryTypeDef,
+    )
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +165,7 @@ class SqsPoller:
 
     def __init__(
         self,
-        sqs: Any,
+        sqs: SQSClient,
         queue_url: str,
         queue_arn: str,
         handler: Handler,
@@ -241,13 +249,13 @@ class SqsPoller:
 
     def pending(self) -> int:
         """Messages visible, in flight (not visible) or delayed, by the queue's approximate counts."""
-        names = [
+        names: list[QueueAttributeNameType] = [
             "ApproximateNumberOfMessages",
             "ApproximateNumberOfMessagesNotVisible",
             "ApproximateNumberOfMessagesDelayed",
         ]
         attributes = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=names)["Attributes"]
-        return sum(int(attributes.get(name, 0)) for name in names)
+        return sum(int(attributes.get(name, "0")) for name in names)
 
     # delivery -----------------------------------------------------------------------------
     def _receive(self, wait_seconds: int) -> list[Message]:
@@ -259,8 +267,7 @@ class SqsPoller:
             MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
         )
-        messages: list[Message] = response.get("Messages", [])
-        return messages
+        return cast("list[Message]", response.get("Messages", []))
 
     def _deliver(self, messages: list[Message], stats: SqsPollStats) -> None:
         anomalies = self.anomalies
@@ -323,7 +330,9 @@ class SqsPoller:
     def _delete(self, messages: list[Message]) -> None:
         for start in range(0, len(messages), MAX_BATCH):
             chunk = messages[start : start + MAX_BATCH]
-            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)]
+            entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
+            ]
             response = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
             for failure in response.get("Failed", []):
                 # The message comes back and is handled again: harmless for an idempotent handler.
@@ -341,7 +350,7 @@ class SqsPoller:
         self._held_until = max(self._held_until, time.monotonic() + seconds + 1.0)
         for start in range(0, len(messages), MAX_BATCH):
             chunk = messages[start : start + MAX_BATCH]
-            entries = [
+            entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": seconds}
                 for i, m in enumerate(chunk)
             ]

@@ -28,13 +28,17 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from botocore.exceptions import ClientError
-
+from ferry.aws import get_records
+from ferry.errors import ShardIteratorExpired
 from ferry.wire import encode_lambda_value, key_text
 from ferry_dev.anomalies import DeliveryAnomalies
 from ferry_dev.stats import LagStatsMixin
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_sqs import SQSClient
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,6 @@ Handler = Callable[[dict[str, Any], Any], Any]
 Record = dict[str, Any]
 STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
 GET_RECORDS_LIMIT = 1000  # DynamoDB Streams' maximum Limit per GetRecords call
-ITERATOR_ERROR_CODES = frozenset({"ExpiredIteratorException"})
 ERROR_TEXT_LIMIT = 1000
 
 
@@ -179,8 +182,8 @@ class StreamPoller:
 
     def __init__(
         self,
-        streams: Any,
-        sqs: Any,
+        streams: DynamoDBStreamsClient,
+        sqs: SQSClient,
         stream_arn: str,
         source_table: str,
         handler: Handler,
@@ -306,7 +309,7 @@ class StreamPoller:
         kwargs: dict[str, Any] = {"StreamArn": self.stream_arn}
         while True:
             description = self.streams.describe_stream(**kwargs)["StreamDescription"]
-            shards.extend(description.get("Shards", []))
+            shards.extend(cast("list[dict[str, Any]]", description.get("Shards", [])))
             last = description.get("LastEvaluatedShardId")
             if not last:
                 return shards
@@ -336,24 +339,20 @@ class StreamPoller:
             shard.iterator = self._acquire_iterator(shard)
         limit = min(GET_RECORDS_LIMIT, self.batch_size - len(shard.buffer))
         try:
-            response = self.streams.get_records(ShardIterator=shard.iterator, Limit=limit)
-        except ClientError as exc:
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code not in ITERATOR_ERROR_CODES and not (isinstance(status, int) and status >= 500):
-                raise
+            response = get_records(self.streams, shard.iterator, limit, server_error_expires=True)
+        except ShardIteratorExpired as exc:
             # Expired iterator (AWS) or a bad one (moto answers 500): re-acquire on the next round.
             log.warning(
                 "shard %s of %s: GetRecords failed (%s); re-acquiring the iterator",
                 shard.shard_id,
                 self.source_table,
-                code,
+                exc.code,
             )
             shard.iterator = None
             self._busy = True  # not idle: the next round reads again
             self.sleep(min(self.max_backoff, self.retry_backoff))
             return 0
-        records: list[Record] = response.get("Records", [])
+        records = cast("list[Record]", response.get("Records", []))
         shard.buffer.extend(records)
         shard.iterator = response.get("NextShardIterator")
         if shard.iterator is None:

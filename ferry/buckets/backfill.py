@@ -16,13 +16,16 @@ from collections import Counter
 from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ferry.aws import call_with_retries
 from ferry.buckets.reconcile import ReconcileResult, reconcile_key
 from ferry.clients import AwsTarget, BucketClients
 from ferry.ratelimit import CapacityBucket
 from ferry.spec import BucketMapping, S3Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +65,7 @@ class PartitionResult:
         return asdict(self)
 
 
-def list_keys(s3: Any, bucket: str, prefix: str = "") -> Iterator[str]:
+def list_keys(s3: S3Client, bucket: str, prefix: str = "") -> Iterator[str]:
     kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
     while True:
         page = call_with_retries(lambda: s3.list_objects_v2(**kwargs), f"ListObjectsV2 {bucket}")
@@ -84,7 +87,7 @@ class BackfillKeys:
         return [k for k in keys if k in self.absent]
 
 
-def list_backfill_keys(s3: Any, mapping: BucketMapping, target_s3: Any | None = None) -> BackfillKeys:
+def list_backfill_keys(s3: S3Client, mapping: BucketMapping, target_s3: S3Client | None = None) -> BackfillKeys:
     """Both sides listed once: the source's keys under the prefix (plus, with delete_extra, the target
     keys the source lacks), and the source keys the target does not have yet."""
     source = set(list_keys(s3, mapping.source, mapping.prefix))
@@ -106,7 +109,11 @@ def partition_keys(keys: list[str], partitions: int) -> list[list[str]]:
 
 
 def reconcile_partition(
-    plan: BucketPlan, partition: int, keys: list[str], s3: Any | None = None, absent: Collection[str] = ()
+    plan: BucketPlan,
+    partition: int,
+    keys: list[str],
+    s3: S3Client | BucketClients | None = None,
+    absent: Collection[str] = (),
 ) -> PartitionResult:
     """Reconcile every key of one partition. Never raises for a key: failures are listed.
 

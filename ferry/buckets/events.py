@@ -27,12 +27,15 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from ferry.buckets.reconcile import ReconcileResult, reconcile_key
 from ferry.errors import PoisonRecordError
 from ferry.spec import BucketMapping, Spec
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +156,7 @@ class BucketReplicator:
     ``s3`` reads the source buckets (source side); ``target_s3`` (default ``s3``) reads and writes
     the targets and makes the server-side copies (target side)."""
 
-    def __init__(self, spec: Spec, s3: Any, target_s3: Any | None = None) -> None:
+    def __init__(self, spec: Spec, s3: S3Client, target_s3: S3Client | None = None) -> None:
         self.spec = spec
         self.s3 = s3
         self.target_s3 = target_s3

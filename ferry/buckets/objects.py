@@ -12,8 +12,14 @@ need it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ferry.aws import head_object_or_none, object_tags_or_none
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 CONTENT_HEADERS = ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl", "Expires")
 
@@ -42,34 +48,21 @@ class ObjectState:
         return dict(self.headers).get(name)
 
 
-def not_found(exc: Exception) -> bool:
-    response = getattr(exc, "response", {}) or {}
-    code = str(response.get("Error", {}).get("Code", ""))
-    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return code in ("404", "NoSuchKey", "NotFound") or status == 404
-
-
-def head_object(s3: Any, bucket: str, key: str, *, with_tags: bool = True) -> ObjectState | None:
+def head_object(s3: S3Client, bucket: str, key: str, *, with_tags: bool = True) -> ObjectState | None:
     """HEAD (with checksums) plus, optionally, GetObjectTagging. None when the key does not exist."""
-    try:
-        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
-    except Exception as exc:
-        if not_found(exc):
-            return None
-        raise
+    head = head_object_or_none(s3, bucket, key)
+    if head is None:
+        return None
     tags: tuple[tuple[str, str], ...] | None = None
     if with_tags:
-        try:
-            tag_set = s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]
-        except Exception as exc:
-            if not_found(exc):
-                return None
-            raise
+        tag_set = object_tags_or_none(s3, bucket, key)
+        if tag_set is None:
+            return None
         tags = tuple(sorted((t["Key"], t["Value"]) for t in tag_set))
     return state_from_head(key, head, tags)
 
 
-def state_from_head(key: str, head: dict[str, Any], tags: tuple[tuple[str, str], ...] | None) -> ObjectState:
+def state_from_head(key: str, head: Mapping[str, Any], tags: tuple[tuple[str, str], ...] | None) -> ObjectState:
     headers = []
     for name in CONTENT_HEADERS:
         value = head.get("ExpiresString") if name == "Expires" else head.get(name)
@@ -95,7 +88,7 @@ def state_from_head(key: str, head: dict[str, Any], tags: tuple[tuple[str, str],
     )
 
 
-def part_sizes(s3: Any, bucket: str, key: str, state: ObjectState) -> tuple[int, ...]:
+def part_sizes(s3: S3Client, bucket: str, key: str, state: ObjectState) -> tuple[int, ...]:
     """The source's multipart layout (size of each part). Not pinned here: every UploadPartCopy is
     pinned with CopySourceIfMatch, and the copy's ETag equals the source's only if the layout was right."""
     if not state.multipart:

@@ -30,14 +30,18 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import quote, urlencode
 
-from ferry.aws import call_with_retries, error_code
+from ferry.aws import call_with_retries, copy_object_pinned, error_name, object_tags_or_none, upload_part_copy_pinned
 from ferry.buckets import objects
 from ferry.buckets.objects import ObjectState
-from ferry.errors import PermanentError, RetryableError
+from ferry.errors import PermanentError, RetryableError, SourceChanged
 from ferry.spec import BucketMapping, S3Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,8 +55,6 @@ IGNORED = "ignored"
 ACTIONS = (UNCHANGED, COPIED, COPIED_MULTIPART, DELETED, ABSENT, IGNORED)
 
 MAX_PART_WORKERS = 8
-# A copy failing with these means the source is no longer what was read: the round is lost, read again.
-_SOURCE_MOVED_CODES = frozenset({"PreconditionFailed", "412", "NoSuchKey"})
 # Content headers passed to CreateMultipartUpload as they are (Expires is parsed into a datetime).
 _MULTIPART_HEADERS = ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl")
 
@@ -77,14 +79,10 @@ class ReconcileError(RetryableError):
         self.problem = problem
 
 
-class _SourceMoved(Exception):
-    """The source changed (or vanished) between reading it and copying it: this round is lost."""
-
-
 class _CountingClient:
     """Forwards every call to a boto3 client and counts it (thread-safe): the ``requests`` of a result."""
 
-    def __init__(self, client: Any, counter: _Counter) -> None:
+    def __init__(self, client: S3Client, counter: _Counter) -> None:
         self._client = client
         self._counter = counter
 
@@ -114,13 +112,6 @@ class _Counter:
 
 def _retried(call: Callable[[], T], what: str) -> T:
     return call_with_retries(call, what)
-
-
-def _source_moved(exc: BaseException) -> bool:
-    if error_code(exc) in _SOURCE_MOVED_CODES:
-        return True
-    status = (getattr(exc, "response", None) or {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return status == 412
 
 
 def _has_full_object_checksum(state: ObjectState) -> bool:
@@ -201,8 +192,8 @@ def _create_arguments(bucket: str, source: ObjectState) -> dict[str, Any]:
 class _Reconciler:
     def __init__(
         self,
-        s3: Any,
-        target_s3: Any,
+        s3: S3Client,
+        target_s3: S3Client,
         mapping: BucketMapping,
         key: str,
         settings: S3Settings,
@@ -210,8 +201,9 @@ class _Reconciler:
         target_absent: bool = False,
     ) -> None:
         self.counter = _Counter()
-        self.source_s3 = _CountingClient(s3, self.counter)
-        self.target_s3 = _CountingClient(target_s3, self.counter)
+        # The counting wrappers forward every client method: typed as the clients they wrap.
+        self.source_s3 = cast("S3Client", _CountingClient(s3, self.counter))
+        self.target_s3 = cast("S3Client", _CountingClient(target_s3, self.counter))
         self.mapping = mapping
         self.key = key
         self.settings = settings
@@ -227,15 +219,12 @@ class _Reconciler:
 
     def source_tags(self, source: ObjectState) -> ObjectState | None:
         """``source`` with its tags (a HEAD made without them); None when the key has gone since."""
-        try:
-            tag_set = _retried(
-                lambda: self.source_s3.get_object_tagging(Bucket=self.mapping.source, Key=self.key)["TagSet"],
-                f"tags of s3://{self.mapping.source}/{self.key}",
-            )
-        except Exception as exc:
-            if objects.not_found(exc):
-                return None
-            raise
+        tag_set = _retried(
+            lambda: object_tags_or_none(self.source_s3, self.mapping.source, self.key),
+            f"tags of s3://{self.mapping.source}/{self.key}",
+        )
+        if tag_set is None:
+            return None
         return replace(source, tags=tuple(sorted((t["Key"], t["Value"]) for t in tag_set)))
 
     def head_target(self, *, with_tags: bool) -> ObjectState | None:
@@ -246,37 +235,40 @@ class _Reconciler:
 
     # --- writes: every one names the target bucket -----------------------------------------------
 
-    def _write(self, operation: str, **kwargs: Any) -> Any:
-        bucket = kwargs["Bucket"]
+    def _write(self, operation: str, bucket: str, call: Callable[[str], T]) -> T:
+        """``call(bucket)`` with retries: the one way this class writes, and only to the target bucket."""
         if bucket != self.mapping.target:  # a guard, never expected to trip
             raise PermanentError(
                 f"refusing {operation} on s3://{bucket}/{self.key}: only {self.mapping.target} is written"
             )
-        method = getattr(self.target_s3, operation)
-        return _retried(lambda: method(**kwargs), f"{operation} s3://{bucket}/{self.key}")
+        return _retried(lambda: call(bucket), f"{operation} s3://{bucket}/{self.key}")
 
     def delete_target(self) -> None:
-        self._write("delete_object", Bucket=self.mapping.target, Key=self.key)
+        self._write(
+            "delete_object",
+            self.mapping.target,
+            lambda bucket: self.target_s3.delete_object(Bucket=bucket, Key=self.key),
+        )
 
     def copy_object(self, source: ObjectState) -> None:
+        """One CopyObject pinned to the source's ETag; SourceChanged when the source moved meanwhile."""
         # Made by the target side, reading the source server-side: see the module docstring for the
         # source bucket policy a cross-account copy needs.
-        try:
-            self._write(
-                "copy_object",
-                Bucket=self.mapping.target,
-                Key=self.key,
-                CopySource={"Bucket": self.mapping.source, "Key": self.key},
-                CopySourceIfMatch=source.etag,
+        self._write(
+            "copy_object",
+            self.mapping.target,
+            lambda bucket: copy_object_pinned(
+                self.target_s3,
+                source_bucket=self.mapping.source,
+                bucket=bucket,
+                key=self.key,
+                etag=source.etag,
                 MetadataDirective="COPY",
                 **_tagging_arguments(source),
                 StorageClass=source.storage_class,
                 **_sse_arguments(source),
-            )
-        except Exception as exc:
-            if _source_moved(exc):
-                raise _SourceMoved(error_code(exc) or "412") from exc
-            raise
+            ),
+        )
         self.counter.add(0, source.size)
 
     def copy_parts(self, source: ObjectState) -> None:
@@ -290,42 +282,51 @@ class _Reconciler:
             # as parts that do not add up or do not exist. That is a lost round, not a failure.
             now = self.head_source(with_tags=False)
             if now is None or now.etag != source.etag:
-                raise _SourceMoved("the source changed while its parts were read") from exc
+                raise SourceChanged("the source changed while its parts were read") from exc
             raise
-        upload_id = self._write("create_multipart_upload", **_create_arguments(self.mapping.target, source))["UploadId"]
+        upload_id = self._write(
+            "create_multipart_upload",
+            self.mapping.target,
+            lambda bucket: self.target_s3.create_multipart_upload(**_create_arguments(bucket, source)),
+        )["UploadId"]
         try:
             parts = self._copy_each_part(source, sizes, upload_id)
             self._write(
                 "complete_multipart_upload",
-                Bucket=self.mapping.target,
-                Key=self.key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
+                self.mapping.target,
+                lambda bucket: self.target_s3.complete_multipart_upload(
+                    Bucket=bucket, Key=self.key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                ),
             )
-        except BaseException as exc:
+        except BaseException:
+            # A part copy that met a changed source raised SourceChanged: the round is lost, not the key.
             self._abort(upload_id)
-            if isinstance(exc, Exception) and _source_moved(exc):
-                raise _SourceMoved(error_code(exc) or "412") from exc
             raise
 
-    def _copy_each_part(self, source: ObjectState, sizes: tuple[int, ...], upload_id: str) -> list[dict[str, Any]]:
-        def copy_part(number: int, start: int, size: int) -> dict[str, Any]:
+    def _copy_each_part(
+        self, source: ObjectState, sizes: tuple[int, ...], upload_id: str
+    ) -> list[CompletedPartTypeDef]:
+        def copy_part(number: int, start: int, size: int) -> CompletedPartTypeDef:
             result = self._write(
                 "upload_part_copy",
-                Bucket=self.mapping.target,
-                Key=self.key,
-                UploadId=upload_id,
-                PartNumber=number,
-                CopySource={"Bucket": self.mapping.source, "Key": self.key},
-                CopySourceRange=f"bytes={start}-{start + size - 1}",
-                CopySourceIfMatch=source.etag,
+                self.mapping.target,
+                lambda bucket: upload_part_copy_pinned(
+                    self.target_s3,
+                    source_bucket=self.mapping.source,
+                    bucket=bucket,
+                    key=self.key,
+                    etag=source.etag,
+                    upload_id=upload_id,
+                    part_number=number,
+                    byte_range=f"bytes={start}-{start + size - 1}",
+                ),
             )
             self.counter.add(0, size)
             return {"ETag": result["CopyPartResult"]["ETag"], "PartNumber": number}
 
         offsets = [sum(sizes[:i]) for i in range(len(sizes))]
         pool = ThreadPoolExecutor(max_workers=min(MAX_PART_WORKERS, len(sizes)), thread_name_prefix="ferry-part")
-        futures: list[Future[dict[str, Any]]] = []
+        futures: list[Future[CompletedPartTypeDef]] = []
         try:
             for number, (start, size) in enumerate(zip(offsets, sizes, strict=True), start=1):
                 futures.append(pool.submit(copy_part, number, start, size))
@@ -337,14 +338,18 @@ class _Reconciler:
 
     def _abort(self, upload_id: str) -> None:
         try:
-            self._write("abort_multipart_upload", Bucket=self.mapping.target, Key=self.key, UploadId=upload_id)
+            self._write(
+                "abort_multipart_upload",
+                self.mapping.target,
+                lambda bucket: self.target_s3.abort_multipart_upload(Bucket=bucket, Key=self.key, UploadId=upload_id),
+            )
         except Exception as exc:  # the original failure matters more; a lifecycle rule cleans up leftovers
             log.error(
                 "s3://%s/%s: could not abort multipart upload %s: %s",
                 self.mapping.target,
                 self.key,
                 upload_id,
-                error_code(exc) or type(exc).__name__,
+                error_name(exc),
             )
 
     # --- the loop -----------------------------------------------------------------------------------
@@ -399,7 +404,7 @@ class _Reconciler:
                 else:
                     self.copy_object(source)
                     copied = COPIED
-            except _SourceMoved as moved:
+            except SourceChanged as moved:
                 log.info(
                     "s3://%s/%s: source changed during the copy (%s), reading it again",
                     self.mapping.source,
@@ -427,12 +432,12 @@ class _Reconciler:
 
 
 def reconcile_key(
-    s3: Any,
+    s3: S3Client,
     mapping: BucketMapping,
     key: str,
     settings: S3Settings,
     *,
-    target_s3: Any | None = None,
+    target_s3: S3Client | None = None,
     target_absent: bool = False,
 ) -> ReconcileResult:
     """Make ``s3://target/key`` equal to ``s3://source/key`` as the source is now; idempotent.

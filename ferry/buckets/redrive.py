@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
+from ferry.aws import describe_error, is_aws_error
 from ferry.buckets.events import BucketReplicator, object_events
 from ferry.errors import FerryError
-from ferry.redrive_report import KeptMessage, Message, Outcome, RedriveReport, describe_error, redrive_queue
+from ferry.redrive_report import KeptMessage, Message, Outcome, RedriveReport, redrive_queue
 from ferry.spec import Spec
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
 
 __all__ = ["KeptMessage", "RedriveReport", "redrive_bucket_failures"]
 
@@ -39,13 +42,13 @@ def _subjects(body: Any) -> tuple[str, ...]:
 def redrive_bucket_failures(
     spec: Spec,
     *,
-    s3: Any,
-    sqs: Any,
+    s3: S3Client,
+    sqs: SQSClient,
     dlq_url: str,
     max_messages: int = 1000,
     visibility_timeout: int = 120,
     wait_seconds: int = 1,
-    target_s3: Any | None = None,
+    target_s3: S3Client | None = None,
 ) -> RedriveReport:
     """Redrive the bucket events DLQ at ``dlq_url`` (normally ``<spec.s3.events_queue>-dlq``):
     reconcile the keys of every message, delete the messages that succeeded, keep the others.
@@ -61,7 +64,7 @@ def redrive_bucket_failures(
         try:
             results = replicator.apply_sqs_record(record)
         except Exception as exc:
-            if not isinstance(exc, (FerryError, ClientError)):
+            if not isinstance(exc, FerryError) and not is_aws_error(exc):
                 log.exception("redrive of a bucket event failed unexpectedly")
             where = f"{', '.join(subjects)}: " if subjects else ""
             return Outcome(problem=f"{where}{describe_error(exc)}", subjects=subjects)

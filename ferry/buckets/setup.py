@@ -23,16 +23,37 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import quote, quote_plus
 
-from ferry.aws import call_with_retries, ensure_queue, error_code, queue_arn_of
+from ferry.aws import (
+    bucket_encryption_or_none,
+    call_with_retries,
+    create_bucket_if_missing,
+    describe_rule_or_none,
+    ensure_queue,
+    error_name,
+    head_bucket,
+    public_access_block_or_none,
+    queue_arn_of,
+)
 from ferry.clients import BucketClients
 from ferry.deploy import DEAD_LETTER_QUEUE_ATTRIBUTES, DLQ_SUFFIX
 from ferry.errors import SetupError
 from ferry.spec import BucketMapping, Spec
 
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import (
+        NotificationConfigurationTypeDef,
+        PublicAccessBlockConfigurationTypeDef,
+        ServerSideEncryptionConfigurationTypeDef,
+    )
+    from mypy_boto3_sqs import SQSClient
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # The object events ferry replicates (EventBridge detail-types of S3 events).
 EVENT_DETAIL_TYPES = ("Object Created", "Object Deleted", "Object Tags Added", "Object Tags Deleted")
@@ -40,7 +61,7 @@ EVENT_DETAIL_TYPES = ("Object Created", "Object Deleted", "Object Tags Added", "
 NOTIFICATION_KINDS = ("TopicConfigurations", "QueueConfigurations", "LambdaFunctionConfigurations")
 RULE_TARGET_ID = "ferry-events-queue"
 DEFAULT_ENCRYPTION: dict[str, Any] = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
-PUBLIC_ACCESS_BLOCK = {
+PUBLIC_ACCESS_BLOCK: PublicAccessBlockConfigurationTypeDef = {
     "BlockPublicAcls": True,
     "IgnorePublicAcls": True,
     "BlockPublicPolicy": True,
@@ -95,52 +116,25 @@ def queue_policy_statement(queue_arn: str, rule_arn: str) -> dict[str, Any]:
 # --- reads -----------------------------------------------------------------------------------
 
 
-def _call(fn: Callable[[], Any], what: str) -> Any:
+def _call(fn: Callable[[], T], what: str) -> T:
     return call_with_retries(fn, what, attempts=5, base_delay=0.2)
 
 
-def _status(exc: BaseException) -> int:
-    response = getattr(exc, "response", None) or {}
-    return int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+def _head_bucket(s3: S3Client, bucket: str, field_name: str) -> tuple[bool, str | None]:
+    """(exists, region). A bucket name that answers 403 exists but is not ours: a SetupError naming the field."""
+    return _call(lambda: head_bucket(s3, bucket, field=field_name), f"HeadBucket {bucket}")
 
 
-def _head_bucket(s3: Any, bucket: str, field_name: str) -> tuple[bool, str | None]:
-    """(exists, region). A bucket name that answers 403 exists but is not ours: an error."""
-    try:
-        head = _call(lambda: s3.head_bucket(Bucket=bucket), f"HeadBucket {bucket}")
-    except Exception as exc:
-        code, status = error_code(exc), _status(exc)
-        if code in ("404", "NoSuchBucket", "NotFound") or status == 404:
-            return False, None
-        if code in ("403", "AccessDenied", "Forbidden") or status == 403:
-            raise SetupError(
-                f"{field_name}: bucket {bucket!r} exists but is not accessible with these credentials "
-                "(owned by another account, or access denied)"
-            ) from exc
-        raise
-    region = head.get("BucketRegion") or head.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get(
-        "x-amz-bucket-region"
-    )
-    return True, region
-
-
-def _versioning(s3: Any, bucket: str) -> str | None:
+def _versioning(s3: S3Client, bucket: str) -> str | None:
     status = _call(lambda: s3.get_bucket_versioning(Bucket=bucket), f"GetBucketVersioning {bucket}").get("Status")
     return str(status) if status else None
 
 
-def _encryption(s3: Any, bucket: str) -> dict[str, Any] | None:
-    try:
-        response = _call(lambda: s3.get_bucket_encryption(Bucket=bucket), f"GetBucketEncryption {bucket}")
-    except Exception as exc:
-        if error_code(exc) == "ServerSideEncryptionConfigurationNotFoundError":
-            return None
-        raise
-    config = response.get("ServerSideEncryptionConfiguration")
-    return dict(config) if config else None
+def _encryption(s3: S3Client, bucket: str) -> dict[str, Any] | None:
+    return _call(lambda: bucket_encryption_or_none(s3, bucket), f"GetBucketEncryption {bucket}")
 
 
-def notification_configuration(s3: Any, bucket: str) -> dict[str, Any]:
+def notification_configuration(s3: S3Client, bucket: str) -> dict[str, Any]:
     response = _call(
         lambda: s3.get_bucket_notification_configuration(Bucket=bucket),
         f"GetBucketNotificationConfiguration {bucket}",
@@ -148,9 +142,10 @@ def notification_configuration(s3: Any, bucket: str) -> dict[str, Any]:
     return {k: v for k, v in response.items() if k != "ResponseMetadata"}
 
 
-def inspect_buckets(spec: Spec, s3: Any) -> list[BucketCheck]:
+def inspect_buckets(spec: Spec, s3: S3Client | BucketClients, *, require_targets: bool = False) -> list[BucketCheck]:
     """Read-only validation of every bucket mapping. Raises SetupError naming ``buckets[i].…``.
-    ``s3``: BucketClients, or one client for both sides."""
+    ``s3``: BucketClients, or one client for both sides. ``require_targets``: a missing target
+    bucket is an error too (as :func:`ferry.tables.setup.inspect_tables` has it), saying to run ``ferry init``."""
     clients = BucketClients.of(s3)
     checks: list[BucketCheck] = []
     for i, mapping in enumerate(spec.buckets):
@@ -161,6 +156,10 @@ def inspect_buckets(spec: Spec, s3: Any) -> list[BucketCheck]:
                 "credentials can see); fix the spec"
             )
         target_exists, target_region = _head_bucket(clients.target, mapping.target, f"buckets[{i}].target")
+        if not target_exists and require_targets:
+            raise SetupError(
+                f"buckets[{i}].target: bucket {mapping.target!r} does not exist; run `ferry init` to create it"
+            )
         checks.append(
             BucketCheck(
                 mapping=mapping,
@@ -203,22 +202,17 @@ def _encryption_text(config: dict[str, Any]) -> str:
     return f"{default['SSEAlgorithm']}" + (f" with key {key}" if key else "")
 
 
-def _prepare_target(spec: Spec, s3: Any, check: BucketCheck) -> list[str]:
+def _prepare_target(spec: Spec, s3: S3Client, check: BucketCheck) -> list[str]:
     """``s3``: the target side's client (the source was read in ``check``)."""
     m = check.mapping
     done: list[str] = []
     if not check.target_exists:
-        kwargs: dict[str, Any] = {"Bucket": m.target}
-        if spec.region != "us-east-1":
-            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": spec.region}
         try:
-            s3.create_bucket(**kwargs)
-            done.append(f"created target bucket {m.target} in {spec.region}")
+            created = create_bucket_if_missing(s3, m.target, spec.region)  # False: a concurrent init made it
         except Exception as exc:
-            if error_code(exc) != "BucketAlreadyOwnedByYou":  # a concurrent init made it: fine
-                raise SetupError(
-                    f"cannot create target bucket {m.target!r}: {error_code(exc) or type(exc).__name__}"
-                ) from exc
+            raise SetupError(f"cannot create target bucket {m.target!r}: {error_name(exc)}") from exc
+        if created:
+            done.append(f"created target bucket {m.target} in {spec.region}")
         _call(lambda: s3.get_waiter("bucket_exists").wait(Bucket=m.target), f"wait for {m.target}")
 
     if check.source_versioning == "Enabled" and _versioning(s3, m.target) != "Enabled":
@@ -227,16 +221,13 @@ def _prepare_target(spec: Spec, s3: Any, check: BucketCheck) -> list[str]:
 
     wanted = _wanted_encryption(check)
     if _normalized_rules(_encryption(s3, m.target)) != _normalized_rules(wanted):
-        s3.put_bucket_encryption(Bucket=m.target, ServerSideEncryptionConfiguration=wanted)
+        s3.put_bucket_encryption(
+            Bucket=m.target, ServerSideEncryptionConfiguration=cast("ServerSideEncryptionConfigurationTypeDef", wanted)
+        )
         origin = f"as on {m.source}" if check.source_encryption else f"{m.source} has none: the default"
         done.append(f"set default encryption of {m.target} to {_encryption_text(wanted)} ({origin})")
 
-    try:
-        current = s3.get_public_access_block(Bucket=m.target).get("PublicAccessBlockConfiguration", {})
-    except Exception as exc:
-        if error_code(exc) != "NoSuchPublicAccessBlockConfiguration":
-            raise
-        current = {}
+    current = public_access_block_or_none(s3, m.target) or {}
     if any(not current.get(name) for name in PUBLIC_ACCESS_BLOCK):
         s3.put_public_access_block(Bucket=m.target, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)
         done.append(f"blocked all public access to {m.target}")
@@ -246,16 +237,11 @@ def _prepare_target(spec: Spec, s3: Any, check: BucketCheck) -> list[str]:
 # --- event capture -----------------------------------------------------------------------------
 
 
-def _describe_rule(events: Any, name: str) -> dict[str, Any] | None:
-    try:
-        return dict(_call(lambda: events.describe_rule(Name=name), f"DescribeRule {name}"))
-    except Exception as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return None
-        raise
+def _describe_rule(events: EventBridgeClient, name: str) -> dict[str, Any] | None:
+    return _call(lambda: describe_rule_or_none(events, name), f"DescribeRule {name}")
 
 
-def enable_eventbridge(s3: Any, source: str, *, rule_existed: bool) -> list[str]:
+def enable_eventbridge(s3: S3Client, source: str, *, rule_existed: bool) -> list[str]:
     """Merge ``EventBridgeConfiguration`` into the source's notification configuration, keeping
     every existing Queue/Topic/Lambda configuration exactly as it is."""
     current = notification_configuration(s3, source)
@@ -264,10 +250,12 @@ def enable_eventbridge(s3: Any, source: str, *, rule_existed: bool) -> list[str]
     merged: dict[str, Any] = {kind: current[kind] for kind in NOTIFICATION_KINDS if current.get(kind)}
     merged["EventBridgeConfiguration"] = {}
     try:
-        s3.put_bucket_notification_configuration(Bucket=source, NotificationConfiguration=merged)
+        s3.put_bucket_notification_configuration(
+            Bucket=source, NotificationConfiguration=cast("NotificationConfigurationTypeDef", merged)
+        )
     except Exception as exc:
         raise SetupError(
-            f"cannot enable EventBridge on bucket {source!r}: {error_code(exc) or type(exc).__name__} "
+            f"cannot enable EventBridge on bucket {source!r}: {error_name(exc)} "
             "(S3 validates every destination of the bucket's notification configuration on each write; "
             "fix or remove a broken destination and run `ferry init` again)"
         ) from exc
@@ -280,7 +268,7 @@ def enable_eventbridge(s3: Any, source: str, *, rule_existed: bool) -> list[str]
     return [f"enabled EventBridge notifications on {source} (kept {kept} existing notification configurations)"]
 
 
-def _ensure_rule(events: Any, mapping: BucketMapping, queue_arn: str) -> tuple[str, list[str]]:
+def _ensure_rule(events: EventBridgeClient, mapping: BucketMapping, queue_arn: str) -> tuple[str, list[str]]:
     name = event_rule_name(mapping.source)
     pattern = event_pattern(mapping)
     existing = _describe_rule(events, name)
@@ -302,14 +290,14 @@ def _ensure_rule(events: Any, mapping: BucketMapping, queue_arn: str) -> tuple[s
         rule_arn = str(existing["Arn"])
     targets = _call(lambda: events.list_targets_by_rule(Rule=name), f"ListTargetsByRule {name}").get("Targets", [])
     if not any(t.get("Id") == RULE_TARGET_ID and t.get("Arn") == queue_arn for t in targets):
-        response = events.put_targets(Rule=name, Targets=[{"Id": RULE_TARGET_ID, "Arn": queue_arn}])
-        if response.get("FailedEntryCount"):
-            raise SetupError(f"cannot point rule {name} at {queue_arn}: {response.get('FailedEntries')}")
+        put = events.put_targets(Rule=name, Targets=[{"Id": RULE_TARGET_ID, "Arn": queue_arn}])
+        if put.get("FailedEntryCount"):
+            raise SetupError(f"cannot point rule {name} at {queue_arn}: {put.get('FailedEntries')}")
         done.append(f"rule {name} sends to {queue_arn}")
     return rule_arn, done
 
 
-def _allow_rule_to_send(sqs: Any, queue_url: str, queue_arn: str, rule_arn: str) -> list[str]:
+def _allow_rule_to_send(sqs: SQSClient, queue_url: str, queue_arn: str, rule_arn: str) -> list[str]:
     """Add (or fix) this rule's statement in the queue policy; every other statement is kept."""
     attributes = _call(
         lambda: sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["Policy"]), "GetQueueAttributes"
@@ -326,20 +314,20 @@ def _allow_rule_to_send(sqs: Any, queue_url: str, queue_arn: str, rule_arn: str)
     return [f"queue policy of {queue_arn} allows rule {rule_arn.rsplit('/', 1)[-1]} to send"]
 
 
-def _check_queue(sqs: Any, queue_url: str, queue_arn: str) -> None:
+def _check_queue(sqs: SQSClient, queue_url: str, queue_arn: str) -> None:
     try:
         attributes = _call(
             lambda: sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"]), "GetQueueAttributes"
         )["Attributes"]
     except Exception as exc:
-        raise SetupError(
-            f"s3.events_queue: queue {queue_url} is not readable: {error_code(exc) or type(exc).__name__}"
-        ) from exc
+        raise SetupError(f"s3.events_queue: queue {queue_url} is not readable: {error_name(exc)}") from exc
     if attributes.get("QueueArn") != queue_arn:
         raise SetupError(f"s3.events_queue: {queue_url} is {attributes.get('QueueArn')}, not {queue_arn}")
 
 
-def ensure_event_queues(sqs: Any, name: str, max_receive_count: int, visibility_timeout: int) -> tuple[str, str, str]:
+def ensure_event_queues(
+    sqs: SQSClient, name: str, max_receive_count: int, visibility_timeout: int
+) -> tuple[str, str, str]:
     """The bucket-events queue ``name`` and its dead-letter queue ``<name>-dlq``, created or
     brought up to date (idempotent): SSE-SQS on both, the DLQ keeps messages 14 days, the queue
     sends a message to it after ``max_receive_count`` receives. Returns (queue_url, queue_arn, dlq_url).
@@ -364,7 +352,15 @@ def ensure_event_queues(sqs: Any, name: str, max_receive_count: int, visibility_
 _ARN = re.compile(r"arn:[^:]+:sqs:[^:]+:\d*:.+")
 
 
-def init_buckets(spec: Spec, s3: Any, sqs: Any, events: Any, *, queue_url: str, queue_arn: str) -> list[str]:
+def init_buckets(
+    spec: Spec,
+    s3: S3Client | BucketClients,
+    sqs: SQSClient,
+    events: EventBridgeClient,
+    *,
+    queue_url: str,
+    queue_arn: str,
+) -> list[str]:
     """Create and configure what is missing for every bucket mapping. One line per action taken.
 
     Every mapping (and the queue) is validated before the first write. ``s3``: BucketClients

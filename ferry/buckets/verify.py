@@ -23,17 +23,21 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from ferry.aws import call_with_retries, error_code, translate_error
+from ferry.aws import call_with_retries, error_name, list_objects_page, translate_error
 from ferry.buckets.objects import ObjectState, differences, head_object
 from ferry.buckets.reconcile import reconcile_key
 from ferry.clients import BucketClients, bucket_clients
-from ferry.errors import SetupError
 from ferry.spec import BucketMapping, Spec
 from ferry.verify_report import VerifyReportMixin
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MISSING = "missing"  # in the source, not in the target
 EXTRA = "extra"  # in the target, not in the source
@@ -71,27 +75,22 @@ class BucketVerifyReport(VerifyReportMixin):
 # --- reads ---------------------------------------------------------------------------------
 
 
-def _call(fn: Callable[[], Any], what: str) -> Any:
+def _call(fn: Callable[[], T], what: str) -> T:
     return call_with_retries(fn, what, attempts=_ATTEMPTS, base_delay=0.2)
 
 
-def list_key_pages(s3: Any, bucket: str, prefix: str = "") -> Iterator[list[str]]:
-    """The keys under ``prefix``, one ListObjectsV2 page at a time."""
-    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+def list_key_pages(s3: S3Client, bucket: str, prefix: str = "") -> Iterator[list[str]]:
+    """The keys under ``prefix``, one ListObjectsV2 page at a time. SetupError when the bucket does not exist."""
+    token: str | None = None
     while True:
-        try:
-            page = _call(lambda: s3.list_objects_v2(**kwargs), f"ListObjectsV2 {bucket}")
-        except Exception as exc:
-            if error_code(exc) == "NoSuchBucket":
-                raise SetupError(f"bucket {bucket!r} does not exist; check the spec or run `ferry init`") from exc
-            raise
+        page = _call(partial(list_objects_page, s3, bucket, prefix, token), f"ListObjectsV2 {bucket}")
         yield [entry["Key"] for entry in page.get("Contents", [])]
         if not page.get("IsTruncated"):
             return
-        kwargs["ContinuationToken"] = page["NextContinuationToken"]
+        token = page["NextContinuationToken"]
 
 
-def _head(s3: Any, bucket: str, key: str, with_tags: bool) -> ObjectState | None:
+def _head(s3: S3Client, bucket: str, key: str, with_tags: bool) -> ObjectState | None:
     return _call(lambda: head_object(s3, bucket, key, with_tags=with_tags), f"HEAD s3://{bucket}/{key}")
 
 
@@ -164,7 +163,7 @@ def _repair(
                 mapping.source,
                 mapping.target,
                 key,
-                error_code(exc) or type(exc).__name__,
+                error_name(exc),
             )
             return
         log.info("repair %s -> %s: %s key %r", mapping.source, mapping.target, result.action, key)
@@ -177,7 +176,7 @@ class _SourceSplit:
     """Streams the source's listing past the target's keys: common keys are yielded (and taken
     out of ``target_keys``, which ends up holding the extras), the others collected as missing."""
 
-    def __init__(self, s3: Any, mapping: BucketMapping, target_keys: set[str]) -> None:
+    def __init__(self, s3: S3Client, mapping: BucketMapping, target_keys: set[str]) -> None:
         self.s3 = s3
         self.mapping = mapping
         self.target_keys = target_keys
@@ -205,7 +204,7 @@ def verify_bucket(
     workers: int = 8,
     repair: bool = False,
     compare_tags: bool | None = None,
-    s3_factory: Callable[[], Any] | None = None,
+    s3_factory: Callable[[], S3Client | BucketClients] | None = None,
 ) -> BucketVerifyReport:
     """Verify (and with ``repair`` fix) one bucket mapping. Tags are compared unless ``compare_tags``
     is False (default: ``spec.s3.verify_tags``). Raises a ferry error if a listing or HEAD fails.

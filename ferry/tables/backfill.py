@@ -12,11 +12,12 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from ferry.aws import call_with_retries, error_code
+from ferry.aws import call_with_retries, put_item_if
 from ferry.clients import AwsTarget, TableClients
 from ferry.ratelimit import CapacityBucket
 from ferry.spec import Spec, TableMapping
@@ -25,7 +26,12 @@ from ferry.tables.schema import TableShape, describe_shape
 from ferry.tables.state import SEGMENT_DONE, SEGMENT_FAILED, SEGMENT_RUNNING, SegmentCheckpoint, StateStore
 from ferry.wire import Item, item_size, key_of, key_text
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import PutItemOutputTypeDef, ScanOutputTypeDef
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -103,7 +109,11 @@ def capacity_budget(shape: TableShape, percent: float, on_demand_units: int, wri
 
 
 def plan_backfill(
-    spec: Spec, mapping: TableMapping, ddb: Any, splits: int | None = None, concurrent_tasks: int | None = None
+    spec: Spec,
+    mapping: TableMapping,
+    ddb: DynamoDBClient | TableClients,
+    splits: int | None = None,
+    concurrent_tasks: int | None = None,
 ) -> BackfillPlan:
     """``ddb``: the spec's TableClients, or one client for every side.
 
@@ -138,7 +148,7 @@ def plan_backfill(
 
 
 class _SegmentCopier:
-    def __init__(self, plan: BackfillPlan, segment: int, ddb: Any | None) -> None:
+    def __init__(self, plan: BackfillPlan, segment: int, ddb: DynamoDBClient | TableClients | None) -> None:
         self.plan = plan
         self.segment = segment
         # Scan the source, write the target, checkpoint in the home account (one client without roles).
@@ -163,7 +173,7 @@ class _SegmentCopier:
         with self._counting:
             setattr(self, attribute, getattr(self, attribute) + amount)
 
-    def _with_retries(self, call: Any, what: str) -> Any:
+    def _with_retries(self, call: Callable[[], T], what: str) -> T:
         def count(_: BaseException) -> None:
             self._count("throttled", 1)
 
@@ -177,24 +187,25 @@ class _SegmentCopier:
         self.writes.acquire()
         estimate = put_units(size)
 
-        def put() -> Any:
+        def put() -> tuple[bool, PutItemOutputTypeDef | None]:
             self._count("put_requests", 1)
-            return self.clients.target.put_item(
-                TableName=self.plan.target,
-                Item=item,
-                ReturnConsumedCapacity="TOTAL",
-                **insert_only_condition(self.plan.hash_key),
+            return put_item_if(
+                self.clients.target,
+                self.plan.target,
+                item,
+                insert_only_condition(self.plan.hash_key),
+                consumed_capacity=True,
             )
 
         try:
-            response = self._with_retries(put, "PutItem")
-        except Exception as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                self._count("write_units_by_size", estimate)
-                self.writes.charge(estimate)
-                return False
+            written, response = self._with_retries(put, "PutItem")
+        except Exception:
             log.error("segment %d: PutItem of key %s failed", self.segment, key_text(key_of(item, self.plan.key_names)))
             raise
+        if not written or response is None:  # the condition failed: the key is there already
+            self._count("write_units_by_size", estimate)
+            self.writes.charge(estimate)
+            return False
         units = float(response.get("ConsumedCapacity", {}).get("CapacityUnits", estimate))
         self._count("write_units", units)
         self._count("write_units_by_size", estimate)
@@ -215,11 +226,11 @@ class _SegmentCopier:
         if start_key:
             kwargs["ExclusiveStartKey"] = start_key
 
-        def scan() -> Any:
+        def scan() -> ScanOutputTypeDef:
             self.scan_requests += 1
             return self.clients.source.scan(**kwargs)
 
-        page: dict[str, Any] = self._with_retries(scan, "Scan")
+        page = cast("dict[str, Any]", self._with_retries(scan, "Scan"))
         sizes = [item_size(i) for i in page.get("Items", [])]
         by_size = scan_page_units(sum(sizes))
         self.read_units_by_size += by_size
@@ -291,7 +302,7 @@ class _SegmentCopier:
         )
 
 
-def copy_segment(plan: BackfillPlan, segment: int, ddb: Any | None = None) -> SegmentResult:
+def copy_segment(plan: BackfillPlan, segment: int, ddb: DynamoDBClient | TableClients | None = None) -> SegmentResult:
     """Copy one parallel-scan segment. Never raises for data-path errors: the result says it.
 
     ``ddb`` (TableClients, or one client for every side) defaults to clients built from the plan."""

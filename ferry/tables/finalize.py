@@ -6,8 +6,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ferry.aws import delete_item_if
 from ferry.clients import TableClients
 from ferry.errors import SetupError
 from ferry.spec import Spec, TableMapping
@@ -15,6 +16,9 @@ from ferry.tables.protocol import PHASE_BACKFILL, PHASE_LIVE, tombstone_only_con
 from ferry.tables.schema import describe_shape
 from ferry.tables.state import SEGMENT_DONE, StateStore
 from ferry.wire import key_of
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +47,7 @@ def backfill_complete(store: StateStore, source: str) -> tuple[bool, str]:
     return False, f"{done} of {total} segments done"
 
 
-def remove_tombstones(ddb: Any, target: str, key_names: tuple[str, ...]) -> int:
+def remove_tombstones(ddb: DynamoDBClient, target: str, key_names: tuple[str, ...]) -> int:
     """Delete every tombstone in ``target``; conditional, so a live put that replaced one survives."""
     removed = 0
     condition = tombstone_only_condition()
@@ -57,11 +61,9 @@ def remove_tombstones(ddb: Any, target: str, key_names: tuple[str, ...]) -> int:
     while True:
         page = ddb.scan(**kwargs)
         for item in page.get("Items", []):
-            try:
-                ddb.delete_item(TableName=target, Key=key_of(item, key_names), **tombstone_only_condition())
+            # Conditional: False when a live write replaced the tombstone meanwhile (kept).
+            if delete_item_if(ddb, target, key_of(item, key_names), condition):
                 removed += 1
-            except ddb.exceptions.ConditionalCheckFailedException:
-                pass  # a live write replaced the tombstone meanwhile: keep it
         if "LastEvaluatedKey" not in page:
             return removed
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -70,7 +72,7 @@ def remove_tombstones(ddb: Any, target: str, key_names: tuple[str, ...]) -> int:
 def finalize_table(
     spec: Spec,
     mapping: TableMapping,
-    ddb: Any,
+    ddb: DynamoDBClient | TableClients,
     *,
     force: bool = False,
     sleep: Callable[[float], None] = time.sleep,

@@ -25,22 +25,32 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from botocore.exceptions import ClientError
-
-from ferry.aws import call_with_retries, error_code
+from ferry.aws import (
+    call_with_retries,
+    describe_error,
+    get_records,
+    is_aws_error,
+    missing_table_raises,
+    shard_iterator,
+)
 from ferry.clients import TableClients
-from ferry.errors import FerryError, RetryableError, SetupError
-from ferry.redrive_report import KeptMessage, Message, Outcome, RedriveReport, describe_error, redrive_queue
+from ferry.errors import FerryError, RetryableError, SetupError, StreamNotFound, StreamTrimmed
+from ferry.redrive_report import KeptMessage, Message, Outcome, RedriveReport, redrive_queue
 from ferry.spec import Spec, TableMapping
 from ferry.tables.protocol import PHASE_LIVE, tombstone_for
 from ferry.tables.replicate import table_name_from_arn
 from ferry.tables.schema import TableShape, describe_shape
 from ferry.tables.state import StateStore
 from ferry.wire import Item, items_equal, key_from_text, key_text
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_sqs import SQSClient
 
 __all__ = [
     "DELETE",
@@ -54,6 +64,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PUT = "put"
 DELETE = "delete"
@@ -62,47 +73,31 @@ GET_RECORDS_LIMIT = 1000
 _EMPTY_PAGES = 5  # GetRecords pages without records before a range is given up as unreadable
 
 
-def _call(fn: Callable[[], Any], what: str) -> Any:
+def _call(fn: Callable[[], T], what: str) -> T:
     return call_with_retries(fn, what, attempts=8, base_delay=0.2)
 
 
-def _missing_table(exc: BaseException) -> bool:
-    return error_code(exc) == "ResourceNotFoundException"
-
-
-def _read_source(ddb: Any, mapping: TableMapping, key: Item) -> Item | None:
-    try:
+def _read_source(ddb: DynamoDBClient, mapping: TableMapping, key: Item) -> Item | None:
+    missing = SetupError(f"source table {mapping.source!r} does not exist in this account and region")
+    with missing_table_raises(missing):
         response = _call(
             lambda: ddb.get_item(TableName=mapping.source, Key=key, ConsistentRead=True), f"GetItem {mapping.source}"
         )
-    except ClientError as exc:
-        if _missing_table(exc):
-            raise SetupError(f"source table {mapping.source!r} does not exist in this account and region") from None
-        raise
-    item: Item | None = response.get("Item")
-    return item
+    return cast("Item | None", response.get("Item"))
 
 
-def _write_target(fn: Callable[[], Any], mapping: TableMapping, what: str) -> None:
-    try:
+def _write_target(fn: Callable[[], object], mapping: TableMapping, what: str) -> None:
+    missing = SetupError(
+        f"target table {mapping.target!r} does not exist: fix the cause (run `ferry init` to create it), "
+        "then redrive again"
+    )
+    with missing_table_raises(missing):
         _call(fn, f"{what} {mapping.target}")
-    except ClientError as exc:
-        if _missing_table(exc):
-            raise SetupError(
-                f"target table {mapping.target!r} does not exist: fix the cause (run `ferry init` to create it), "
-                "then redrive again"
-            ) from None
-        raise
 
 
 def _phase(store: StateStore, spec: Spec, source: str) -> str:
-    try:
-        phase: str = _call(lambda: store.get_phase(source), f"GetItem {spec.state_table}")
-    except ClientError as exc:
-        if _missing_table(exc):
-            raise SetupError(f"state table {spec.state_table!r} does not exist: run `ferry init`") from None
-        raise
-    return phase
+    with missing_table_raises(SetupError(f"state table {spec.state_table!r} does not exist: run `ferry init`")):
+        return _call(lambda: store.get_phase(source), f"GetItem {spec.state_table}")
 
 
 def _same(before: Item | None, after: Item | None) -> bool:
@@ -111,7 +106,9 @@ def _same(before: Item | None, after: Item | None) -> bool:
     return items_equal(before, after)
 
 
-def converge_key(ddb: Any, spec: Spec, mapping: TableMapping, key: Item, *, max_rounds: int = 5) -> str:
+def converge_key(
+    ddb: DynamoDBClient | TableClients, spec: Spec, mapping: TableMapping, key: Item, *, max_rounds: int = 5
+) -> str:
     """Make the target's ``key`` equal to the source's current state, respecting the protocol.
 
     Returns the last write made: ``"put"`` (the source item, unchanged), ``"delete"`` (source
@@ -170,7 +167,7 @@ def converge_key(ddb: Any, spec: Spec, mapping: TableMapping, key: Item, *, max_
 # --- keys of a message ------------------------------------------------------------------------
 
 
-def _record_key(change: dict[str, Any]) -> Item:
+def _record_key(change: Mapping[str, Any]) -> Item:
     """The key of one GetRecords record. The key attributes are taken from the record's image when
     it has one (equal to ``Keys`` on AWS; the emulator base64-encodes binary attributes of ``Keys``
     a second time, but not those of the images), else from ``Keys``."""
@@ -182,7 +179,7 @@ def _record_key(change: dict[str, Any]) -> Item:
     return keys
 
 
-def stream_batch_keys(streams: Any, info: dict[str, Any]) -> tuple[list[Item], str | None]:
+def stream_batch_keys(streams: DynamoDBStreamsClient, info: dict[str, Any]) -> tuple[list[Item], str | None]:
     """The distinct keys of the records of ``DDBStreamBatchInfo`` ``info``, read again from the
     stream, and a problem when not all of them could be read (trimmed records, stream gone)."""
     try:
@@ -199,15 +196,12 @@ def stream_batch_keys(streams: Any, info: dict[str, Any]) -> tuple[list[Item], s
     found = 0
     try:
         iterator: str | None = _call(
-            lambda: streams.get_shard_iterator(
-                StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType="AT_SEQUENCE_NUMBER", SequenceNumber=start
-            )["ShardIterator"],
-            "GetShardIterator",
+            lambda: shard_iterator(streams, stream_arn, shard_id, "AT_SEQUENCE_NUMBER", start), "GetShardIterator"
         )
         empty = 0
         done = False
         while iterator and not done and empty < _EMPTY_PAGES:
-            page = _call(partial(streams.get_records, ShardIterator=iterator, Limit=GET_RECORDS_LIMIT), "GetRecords")
+            page = _call(partial(get_records, streams, iterator, GET_RECORDS_LIMIT), "GetRecords")
             records = page.get("Records", [])
             empty = 0 if records else empty + 1
             for record in records:
@@ -226,12 +220,13 @@ def stream_batch_keys(streams: Any, info: dict[str, Any]) -> tuple[list[Item], s
                     done = True
                     break
             iterator = page.get("NextShardIterator")
-    except ClientError as exc:
-        code = error_code(exc)
-        if code == "TrimmedDataAccessException":
-            return [], f"{where} are no longer in the stream (trimmed after 24 hours): {describe_error(exc)}"
-        if code == "ResourceNotFoundException":
-            return [], f"the stream or shard of {where} no longer exists: {describe_error(exc)}"
+    except StreamTrimmed as exc:
+        return [], f"{where} are no longer in the stream (trimmed after 24 hours): {describe_error(exc)}"
+    except StreamNotFound as exc:
+        return [], f"the stream or shard of {where} no longer exists: {describe_error(exc)}"
+    except Exception as exc:
+        if not isinstance(exc, FerryError) and not is_aws_error(exc):  # an expired iterator is a FerryError
+            raise
         return [], f"cannot read {where}: {describe_error(exc)}"
     if found == 0:
         return [], f"{where} are no longer in the stream (trimmed?)"
@@ -241,7 +236,9 @@ def stream_batch_keys(streams: Any, info: dict[str, Any]) -> tuple[list[Item], s
 
 
 class _StreamRedriver:
-    def __init__(self, spec: Spec, ddb: Any, streams: Any, max_rounds: int) -> None:
+    def __init__(
+        self, spec: Spec, ddb: DynamoDBClient | TableClients, streams: DynamoDBStreamsClient, max_rounds: int
+    ) -> None:
         self.spec = spec
         self.clients = TableClients.of(ddb)
         self.streams = streams
@@ -328,7 +325,7 @@ class _StreamRedriver:
                 actions[converge_key(self.clients, self.spec, mapping, key, max_rounds=self.max_rounds)] += 1
                 converged += 1
             except Exception as exc:
-                if not isinstance(exc, (FerryError, ClientError)):
+                if not isinstance(exc, FerryError) and not is_aws_error(exc):
                     log.exception("redrive of key %s of %s failed unexpectedly", key_text(key), table)
                 problems.append(f"key {key_text(key)}: {describe_error(exc)}")
                 if isinstance(exc, SetupError):  # a missing table: every other key would fail the same way
@@ -344,9 +341,9 @@ class _StreamRedriver:
 def redrive_stream_failures(
     spec: Spec,
     *,
-    ddb: Any,
-    sqs: Any,
-    streams: Any,
+    ddb: DynamoDBClient | TableClients,
+    sqs: SQSClient,
+    streams: DynamoDBStreamsClient,
     queue_url: str,
     max_messages: int = 1000,
     max_rounds: int = 5,

@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ferry.errors import PoisonRecordError
 from ferry.spec import Spec
 from ferry.tables.protocol import StreamAction, decide_stream_action, is_ttl_delete, tombstone_for
 from ferry.tables.state import PhaseCache
 from ferry.wire import decode_stream_image, decode_stream_value, key_text
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ class TableReplicator:
     come from the source's stream and the phase from the state table (``phases``, home account);
     nothing here reads the source table."""
 
-    def __init__(self, spec: Spec, ddb: Any, phases: PhaseCache) -> None:
+    def __init__(self, spec: Spec, ddb: DynamoDBClient, phases: PhaseCache) -> None:
         self.spec = spec
         self.ddb = ddb
         self.phases = phases

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ferry.aws import describe_table_or_none
 from ferry.errors import SetupError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 
 @dataclass(frozen=True)
@@ -31,12 +35,11 @@ class TableShape:
         return dict(self.key_types)
 
 
-def describe_shape(ddb: Any, name: str, role: str = "table") -> TableShape:
+def describe_shape(ddb: DynamoDBClient, name: str, role: str = "table") -> TableShape:
     """DescribeTable → TableShape. A missing table is a SetupError naming it."""
-    try:
-        table = ddb.describe_table(TableName=name)["Table"]
-    except ddb.exceptions.ResourceNotFoundException:
-        raise SetupError(f"{role} table {name!r} does not exist in this account and region") from None
+    table = describe_table_or_none(ddb, name)
+    if table is None:
+        raise SetupError(f"{role} table {name!r} does not exist in this account and region")
     return shape_from_description(table)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ferry.aws import STREAM_VIEW, ensure_queue, queue_arn_of
 from ferry.clients import TableClients
@@ -17,6 +17,10 @@ from ferry.errors import SetupError
 from ferry.spec import Spec, TableMapping
 from ferry.tables.schema import TableShape, describe_shape, key_schema_mismatch
 from ferry.tables.state import StateStore, create_state_table
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +33,16 @@ class TableCheck:
     stream_needs_enabling: bool
 
 
-def _describe_or_none(ddb: Any, name: str) -> TableShape | None:
+def _describe_or_none(ddb: DynamoDBClient, name: str) -> TableShape | None:
     try:
         return describe_shape(ddb, name)
     except SetupError:
         return None
 
 
-def inspect_tables(spec: Spec, ddb: Any, *, require_targets: bool, require_streams: bool) -> list[TableCheck]:
+def inspect_tables(
+    spec: Spec, ddb: DynamoDBClient | TableClients, *, require_targets: bool, require_streams: bool
+) -> list[TableCheck]:
     """Read-only validation of every table in the spec. Raises SetupError naming the table.
     ``ddb``: TableClients, or one client for every side."""
     clients = TableClients.of(ddb)
@@ -108,20 +114,20 @@ def _target_definition(source: TableShape, target_name: str) -> dict[str, Any]:
     return definition
 
 
-def ensure_failure_queue(sqs: Any, name: str) -> tuple[str, str]:
+def ensure_failure_queue(sqs: SQSClient, name: str) -> tuple[str, str]:
     """The stream on-failure queue (``replication.on_failure_queue``), created or brought up to date:
     encrypted, messages kept 14 days. Returns (url, arn)."""
     url = ensure_queue(sqs, name, DEAD_LETTER_QUEUE_ATTRIBUTES)
     return url, queue_arn_of(sqs, url)
 
 
-def enable_stream(ddb: Any, source: str) -> str:
+def enable_stream(ddb: DynamoDBClient, source: str) -> str:
     """Turn on the NEW_AND_OLD_IMAGES stream of a source table (``ddb``: the source side)."""
     ddb.update_table(TableName=source, StreamSpecification={"StreamEnabled": True, "StreamViewType": STREAM_VIEW})
     return f"enabled stream ({STREAM_VIEW}) on {source}"
 
 
-def init_tables(spec: Spec, ddb: Any, *, enable_streams: bool = True) -> list[str]:
+def init_tables(spec: Spec, ddb: DynamoDBClient | TableClients, *, enable_streams: bool = True) -> list[str]:
     """Create what is missing (targets, state table), enable source streams, set the phase.
 
     Returns one line per action taken. Validation of every table happens before the first write.

@@ -7,11 +7,16 @@ LastEvaluatedKey is stored as a wire-format map, so a resumed scan restarts from
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+from ferry.aws import create_table_if_missing
 from ferry.tables.protocol import PHASE_BACKFILL, PHASES
 from ferry.wire import Item
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 PHASE_SK = "phase"
 VERIFY_SK = "verify"
@@ -41,31 +46,25 @@ class SegmentCheckpoint:
     error: str = ""
 
 
-def create_state_table(ddb: Any, name: str) -> bool:
+def create_state_table(ddb: DynamoDBClient, name: str) -> bool:
     """Create the state table if it does not exist. Returns True when it was created."""
-    try:
-        ddb.describe_table(TableName=name)
-        return False
-    except ddb.exceptions.ResourceNotFoundException:
-        pass
-    ddb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
+    definition = {
+        "TableName": name,
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        "AttributeDefinitions": [
             {"AttributeName": "pk", "AttributeType": "S"},
             {"AttributeName": "sk", "AttributeType": "S"},
         ],
-        BillingMode="PAY_PER_REQUEST",
-        SSESpecification={"Enabled": True},
-    )
-    ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-    return True
+        "BillingMode": "PAY_PER_REQUEST",
+        "SSESpecification": {"Enabled": True},
+    }
+    return create_table_if_missing(ddb, definition, max_wait_attempts=60)
 
 
 class StateStore:
     """Reads and writes the state table with a low-level DynamoDB client."""
 
-    def __init__(self, ddb: Any, table_name: str) -> None:
+    def __init__(self, ddb: DynamoDBClient, table_name: str) -> None:
         self.ddb = ddb
         self.table_name = table_name
 
@@ -73,8 +72,7 @@ class StateStore:
         response = self.ddb.get_item(
             TableName=self.table_name, Key={"pk": _pk(source), "sk": {"S": sk}}, ConsistentRead=True
         )
-        item: Item | None = response.get("Item")
-        return item
+        return cast("Item | None", response.get("Item"))
 
     def _put(self, source: str, sk: str, attributes: Item) -> None:
         item = {"pk": _pk(source), "sk": {"S": sk}, "updated_at": {"N": f"{time.time():.3f}"}, **attributes}
@@ -124,7 +122,7 @@ class StateStore:
         }
         while True:
             page = self.ddb.query(**kwargs)
-            out.extend(_checkpoint_from_item(item) for item in page.get("Items", []))
+            out.extend(_checkpoint_from_item(cast("Item", item)) for item in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 return out
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -198,7 +196,7 @@ class PhaseCache:
     sees the new one.
     """
 
-    def __init__(self, store: StateStore, ttl: float, clock: Any = time.monotonic) -> None:
+    def __init__(self, store: StateStore, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.ttl = ttl
         self.clock = clock

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from ferry.aws import call_with_retries, translate_error
 from ferry.clients import TableClients, table_clients
@@ -37,7 +37,11 @@ from ferry.tables.schema import TableShape, describe_shape, key_schema_mismatch
 from ferry.verify_report import VerifyReportMixin
 from ferry.wire import Item, canonical, differing_attributes, key_of, key_text
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MISSING = "missing"  # in the source, not in the target
 EXTRA = "extra"  # in the target, not in the source
@@ -85,12 +89,12 @@ class TableVerifyReport(VerifyReportMixin):
 # --- reads ---------------------------------------------------------------------------------
 
 
-def _call(fn: Callable[[], Any], what: str) -> Any:
+def _call(fn: Callable[[], T], what: str) -> T:
     return call_with_retries(fn, what, attempts=_ATTEMPTS, base_delay=0.2)
 
 
 def _scan_segment(
-    ddb: Any, table: str, total_segments: int, segment: int, *, consistent: bool, page_size: int
+    ddb: DynamoDBClient, table: str, total_segments: int, segment: int, *, consistent: bool, page_size: int
 ) -> Iterator[list[Item]]:
     """The pages of one parallel-scan segment, one at a time."""
     kwargs: dict[str, Any] = {
@@ -103,7 +107,7 @@ def _scan_segment(
         kwargs["Limit"] = page_size
     while True:
         page = _call(lambda: ddb.scan(**kwargs), f"Scan {table} segment {segment}/{total_segments}")
-        yield page.get("Items", [])
+        yield cast("list[Item]", page.get("Items", []))
         last_key = page.get("LastEvaluatedKey")
         if not last_key:
             return
@@ -115,7 +119,7 @@ def _key_id(key: Item, key_names: Sequence[str]) -> tuple[Any, ...]:
     return tuple(canonical(key[name]) for name in key_names)
 
 
-def _batch_get_table(ddb: Any, table: str, names: Sequence[str], keys: Sequence[Item]) -> dict[Any, Item]:
+def _batch_get_table(ddb: DynamoDBClient, table: str, names: Sequence[str], keys: Sequence[Item]) -> dict[Any, Item]:
     """Consistent reads of ``keys`` on one table, by key identity."""
     found: dict[Any, Item] = {}
     for start in range(0, len(keys), _BATCH_GET_KEYS):
@@ -123,7 +127,7 @@ def _batch_get_table(ddb: Any, table: str, names: Sequence[str], keys: Sequence[
         stalled = 0
         while request:
             page = _call(partial(ddb.batch_get_item, RequestItems=request), f"BatchGetItem {table}")
-            items = page.get("Responses", {}).get(table, [])
+            items = cast("list[Item]", page.get("Responses", {}).get(table, []))
             for item in items:
                 found[_key_id(key_of(item, names), names)] = item
             request = page.get("UnprocessedKeys") or {}
@@ -181,7 +185,7 @@ def _confirm(
 # --- repair --------------------------------------------------------------------------------
 
 
-def repair_key(ddb: Any, source_name: str, target_name: str, key: Item) -> str:
+def repair_key(ddb: DynamoDBClient | TableClients, source_name: str, target_name: str, key: Item) -> str:
     """Make the target's item at ``key`` what the source holds now: "put" it unchanged, or "delete" it.
 
     A live write to the same key racing this repair can leave the target stale; the caller checks
@@ -192,7 +196,7 @@ def repair_key(ddb: Any, source_name: str, target_name: str, key: Item) -> str:
     response = _call(
         lambda: clients.source.get_item(TableName=source_name, Key=key, ConsistentRead=True), f"GetItem {source_name}"
     )
-    item: Item | None = response.get("Item")
+    item = cast("Item | None", response.get("Item"))
     if item is not None:
         _call(lambda: clients.target.put_item(TableName=target_name, Item=item), f"PutItem {target_name}")
         action = "put"
@@ -207,7 +211,7 @@ def repair_key(ddb: Any, source_name: str, target_name: str, key: Item) -> str:
 
 
 def verify_segment(
-    ddb: Any,
+    ddb: DynamoDBClient | TableClients,
     source: TableShape,
     target_name: str,
     total_segments: int,
@@ -301,7 +305,7 @@ def verify_table(
     segments: int | None = None,
     workers: int = 4,
     repair: bool = False,
-    ddb_factory: Callable[[], Any] | None = None,
+    ddb_factory: Callable[[], DynamoDBClient | TableClients] | None = None,
 ) -> TableVerifyReport:
     """Verify (and with ``repair`` fix) one table mapping, segment-parallel. Raises if a segment fails.
     ``ddb_factory`` returns TableClients or one client for both sides (default: the spec's clients)."""

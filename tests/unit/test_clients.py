@@ -1,4 +1,4 @@
-"""call_with_retries: transient errors are retried with bounded backoff, others fail at once."""
+"""call_with_retries: transient errors are retried with bounded backoff, others fail at once; and the client factory."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ferry.aws import call_with_retries, is_transient
+from ferry.clients import AwsTarget, BucketClients, TableClients, make_client
 
 pytestmark = pytest.mark.unit
 
@@ -57,3 +58,30 @@ def test_attempts_are_bounded_and_the_last_error_is_raised_unchanged():
 def test_conditional_check_failure_is_not_transient():
     assert not is_transient(_error("ConditionalCheckFailedException"))
     assert is_transient(_error("InternalServerError", 500))
+
+
+# --- the client factory -------------------------------------------------------------------------
+
+NOWHERE = AwsTarget("eu-west-1", "http://127.0.0.1:9")  # clients are built without any request
+
+
+@pytest.mark.parametrize(
+    "service", ["dynamodb", "dynamodbstreams", "s3", "sqs", "events", "glue", "iam", "lambda", "sts"]
+)
+def test_make_client_builds_the_service_asked_for_with_the_explicit_config(service):
+    client = make_client(service, NOWHERE, max_attempts=3, pool=4)
+    assert client.meta.service_model.service_name == service
+    assert client.meta.region_name == "eu-west-1" and client.meta.endpoint_url == NOWHERE.endpoint_url
+    assert client.meta.config.retries["mode"] == "standard"
+    assert client.meta.config.max_pool_connections == 4
+
+
+def test_equal_targets_share_one_client_per_side():
+    tables = TableClients.connect(NOWHERE, NOWHERE, NOWHERE)
+    assert tables.source is tables.target is tables.state
+    assert TableClients.of(tables) is tables
+    buckets = BucketClients.connect(NOWHERE, AwsTarget("eu-west-1", "http://127.0.0.1:10"))
+    assert buckets.source is not buckets.target
+    assert buckets.source.meta.service_model.service_name == "s3"
+    one = make_client("s3", NOWHERE)
+    assert BucketClients.of(one) == BucketClients(one, one)
