@@ -34,17 +34,12 @@ def check_ready(spec: Spec, *, require_streams: bool, ddb: Any | None = None, s3
     live replication, every source has its stream). A SetupError naming the field otherwise.
     ``ddb`` / ``s3``: the spec's TableClients / BucketClients (or one client), built when not given."""
     from ferry.buckets.setup import inspect_buckets
-    from ferry.errors import SetupError
     from ferry.tables.setup import inspect_tables
 
     if spec.tables:
         inspect_tables(spec, ddb or table_clients(spec), require_targets=True, require_streams=require_streams)
     if spec.buckets:
-        for i, check in enumerate(inspect_buckets(spec, s3 or bucket_clients(spec))):
-            if not check.target_exists:
-                raise SetupError(
-                    f"buckets[{i}].target: bucket {check.mapping.target!r} does not exist; run `ferry init` to create it"
-                )
+        inspect_buckets(spec, s3 or bucket_clients(spec), require_targets=True)
 
 
 def verify_all(

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ferry.aws import queue_arn_of, queue_url_or_none
+from ferry.aws import glue_job_or_none, head_bucket, queue_arn_of, queue_url_or_none, role_arn_or_create
 from ferry.clients import bucket_clients, make_client, table_clients
 from ferry.deploy import (
     BUCKET_FUNCTION,
@@ -161,16 +161,12 @@ def _glue_role(iam: Any, name: str, policy: dict[str, Any]) -> str:
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Principal": {"Service": "glue.amazonaws.com"}, "Action": "sts:AssumeRole"}],
     }
-    from ferry.aws import role_arn_or_create
-
     arn = role_arn_or_create(iam, name, json.dumps(trust))
     iam.put_role_policy(RoleName=name, PolicyName="ferry-backfill", PolicyDocument=json.dumps(policy))
     return arn
 
 
 def _upsert_glue_job(glue: Any, name: str, definition: dict[str, Any]) -> str:
-    from ferry.aws import glue_job_or_none
-
     if glue_job_or_none(glue, name) is None:
         glue.create_job(Name=name, **definition)
         return f"created Glue job {name}"
@@ -218,8 +214,6 @@ def _wire_glue(spec: Spec, stage: str, *, workers: int, worker_type: str) -> lis
     bucket = artifacts_bucket_name(stage, account)
     s3 = make_client("s3", home)
     done: list[str] = []
-    from ferry.aws import head_bucket
-
     if not head_bucket(s3, bucket)[0]:
         extra = {} if spec.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": spec.region}}
         s3.create_bucket(Bucket=bucket, **extra)

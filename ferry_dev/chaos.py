@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from ferry.aws import queue_url_or_none
 from ferry.clients import AwsTarget, make_client
 from ferry.operations import initialize, verify_all
 from ferry.spec import parse_spec
@@ -348,7 +349,8 @@ def run_seed(
             run.direct, run.spec, items=items, objects=objects, seed=seed, table_rate=25, object_rate=5
         )
         sqs = make_client("sqs", run.direct)
-        queue_url = sqs.get_queue_url(QueueName=run.spec.s3.events_queue)["QueueUrl"]
+        queue_url = queue_url_or_none(sqs, run.spec.s3.events_queue)
+        assert queue_url is not None, "initialize creates the events queue"
         anomalies = _EventAnomalies(sqs, queue_url, random.Random(seed + 3), objects, rate=2).start()
         pollers = run.backfill_with_crashes(pollers)
         run.count_redone_pages()

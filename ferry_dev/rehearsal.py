@@ -16,11 +16,13 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ferry.aws import queue_url_or_none, stream_arn_of
 from ferry.clients import AwsTarget, make_client
 from ferry.deploy import (
     BUCKET_FUNCTION,
+    DLQ_SUFFIX,
     STREAM_FUNCTION,
     bucket_events_settings,
     function_name,
@@ -30,6 +32,13 @@ from ferry.deploy import (
 from ferry.jobs import KINDS, job_name
 from ferry.spec import Spec, parse_spec, spec_to_dict
 from ferry_dev.emulator import DUMMY_CREDENTIALS, Emulator, use_dummy_credentials
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_glue import GlueClient
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_sqs import SQSClient
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -153,68 +162,81 @@ def rehearse(stage: str = "local", endpoint: str | None = None) -> Rehearsal:
 
 def inspect(run: Rehearsal) -> None:
     """Read back every resource the documentation promises and compare it with the spec."""
-    spec, stage = run.spec, run.stage
-    home = spec.home_where()
-    lam, sqs, glue, iam = (make_client(s, home) for s in ("lambda", "sqs", "glue", "iam"))
-    ddb = make_client("dynamodb", home)
+    home = run.spec.home_where()
+    lam = make_client("lambda", home)
+    _check_functions(run, lam, make_client("iam", home))
+    _check_stream_mappings(run, lam, make_client("dynamodb", home))
+    _check_bucket_events(run, lam, make_client("sqs", home))
+    _check_glue_jobs(run, make_client("glue", home))
+
+
+def _check_functions(run: Rehearsal, lam: LambdaClient, iam: IAMClient) -> None:
     roles = set()
     for fn in (STREAM_FUNCTION, BUCKET_FUNCTION):
-        name = function_name(stage, fn)
+        name = function_name(run.stage, fn)
         config = lam.get_function(FunctionName=name)["Configuration"]
         env = config.get("Environment", {}).get("Variables", {})
         run.check(f"function {name}", config["Handler"] == f"app.{fn}", config["Handler"])
-        run.check(f"{name} FERRY_SPEC", env.get("FERRY_SPEC") == lambda_spec_json(spec), "the spec, compact")
+        run.check(f"{name} FERRY_SPEC", env.get("FERRY_SPEC") == lambda_spec_json(run.spec), "the spec, compact")
         policies = iam.list_role_policies(RoleName=config["Role"].split("/")[-1])["PolicyNames"]
         roles.add(config["Role"])
         run.check(f"{name} role has its own policy", bool(policies), ", ".join(policies))
     run.check("one role per function", len(roles) == 2, ", ".join(sorted(roles)))
 
-    settings = stream_mapping_settings(spec)
-    for mapping in spec.tables:
-        stream_arn = ddb.describe_table(TableName=mapping.source)["Table"]["LatestStreamArn"]
+
+def _check_stream_mappings(run: Rehearsal, lam: LambdaClient, ddb: DynamoDBClient) -> None:
+    settings = stream_mapping_settings(run.spec)
+    want = {
+        "BatchSize": settings.batch_size,
+        "MaximumRetryAttempts": settings.maximum_retry_attempts,
+        "MaximumRecordAgeInSeconds": settings.maximum_record_age_in_seconds,
+        "BisectBatchOnFunctionError": True,
+        "StartingPosition": "TRIM_HORIZON",
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+    }
+    for mapping in run.spec.tables:
+        stream_arn = stream_arn_of(ddb, mapping.source)
         found = lam.list_event_source_mappings(EventSourceArn=stream_arn)["EventSourceMappings"]
         run.check(f"stream mapping of {mapping.source}", len(found) == 1, f"{len(found)} mapping(s)")
         for m in found:
-            want = {
-                "BatchSize": settings.batch_size,
-                "MaximumRetryAttempts": settings.maximum_retry_attempts,
-                "MaximumRecordAgeInSeconds": settings.maximum_record_age_in_seconds,
-                "BisectBatchOnFunctionError": True,
-                "StartingPosition": "TRIM_HORIZON",
-                "FunctionResponseTypes": ["ReportBatchItemFailures"],
-            }
             got = {k: m.get(k) for k in want}
-            run.check(f"  settings of {m['UUID']}", got == want, json.dumps(got, sort_keys=True))
+            run.check(f"  settings of {m.get('UUID')}", got == want, json.dumps(got, sort_keys=True))
             destination = m.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination", "")
-            run.check(
-                "  on-failure destination",
-                destination.endswith(f":{spec.replication.on_failure_queue}"),
-                destination,
-            )
-    events = bucket_events_settings(spec)
-    queue_url = sqs.get_queue_url(QueueName=events.queue_name)["QueueUrl"]
+            queue = run.spec.replication.on_failure_queue
+            run.check("  on-failure destination", destination.endswith(f":{queue}"), destination)
+
+
+def _check_bucket_events(run: Rehearsal, lam: LambdaClient, sqs: SQSClient) -> None:
+    events = bucket_events_settings(run.spec)
+    queue_url = queue_url_or_none(sqs, events.queue_name)
+    run.check(f"queue {events.queue_name}", queue_url is not None, queue_url or "not found")
+    if queue_url is None:
+        return
     attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
     redrive = json.loads(attributes.get("RedrivePolicy", "{}"))
     run.check(
         f"queue {events.queue_name} has a DLQ",
-        redrive.get("deadLetterTargetArn", "").endswith(f"{events.queue_name}-dlq")
+        redrive.get("deadLetterTargetArn", "").endswith(events.queue_name + DLQ_SUFFIX)
         and int(redrive.get("maxReceiveCount", 0)) == events.max_receive_count,
         json.dumps(redrive),
     )
     found = lam.list_event_source_mappings(EventSourceArn=attributes["QueueArn"])["EventSourceMappings"]
     run.check(
-        f"queue mapping {events.queue_name} → {function_name(stage, BUCKET_FUNCTION)}",
+        f"queue mapping {events.queue_name} → {function_name(run.stage, BUCKET_FUNCTION)}",
         len(found) == 1 and found[0].get("FunctionResponseTypes") == ["ReportBatchItemFailures"],
         json.dumps([m.get("FunctionResponseTypes") for m in found]),
     )
+
+
+def _check_glue_jobs(run: Rehearsal, glue: GlueClient) -> None:
     for kind in KINDS:
-        name = job_name(stage, kind)
+        name = job_name(run.stage, kind)
         job = glue.get_job(JobName=name)["Job"]
         args = job.get("DefaultArguments", {})
         run.check(
             f"Glue job {name}",
             job.get("GlueVersion", "").startswith("5.")
             and args.get("--extra-py-files", "").endswith("/ferry.zip")
-            and args.get("--spec_json") == lambda_spec_json(spec),
+            and args.get("--spec_json") == lambda_spec_json(run.spec),
             f"{job.get('GlueVersion')} {job.get('WorkerType')}×{job.get('NumberOfWorkers')}",
         )
