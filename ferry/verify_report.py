@@ -16,6 +16,8 @@ class VerifyReportMixin:
     """Shared by TableVerifyReport and BucketVerifyReport (frozen dataclasses with the fields below)."""
 
     KINDS: ClassVar[tuple[str, ...]]
+    UNIT: ClassVar[str]  # what is counted: "items" (tables), "objects" (buckets)
+    PARTS: ClassVar[str]  # what it was read in: "segments" (parallel scan), "" (one listing)
     source: str
     target: str
     source_items: int
@@ -35,6 +37,17 @@ class VerifyReportMixin:
     @property
     def ok(self) -> bool:
         return not self.differences
+
+    def summary(self) -> str:
+        """One line in the report's own words: ``source 326 objects, target 326 objects, 1.2s, repaired 1``.
+        With a repair, the counts are those after it."""
+        parts = [f"source {self.source_items:,} {self.UNIT}", f"target {self.target_items:,} {self.UNIT}"]
+        if self.PARTS:
+            parts.append(f"{self.segments} {self.PARTS}")
+        parts.append(f"{self.seconds:.1f}s")
+        if self.repaired:
+            parts.append(f"repaired {self.repaired}")
+        return ", ".join(parts)
 
     def samples(self, per_kind: int = 20) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {kind: [] for kind in self.KINDS}

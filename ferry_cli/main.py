@@ -275,18 +275,16 @@ def backfill(
 
 
 def print_verify_report(report: Any) -> None:
-    status = "[green]OK[/]" if report.ok else "[red]DIFFERENCES[/]"
-    console.print(
-        f"{report.source} -> {report.target}: {status} source {report.source_items} items, target {report.target_items}, "
-        f"{report.segments} segments, {report.seconds:.1f}s"
-        + (f", repaired {report.repaired}" if report.repaired else "")
-    )
+    """One line per table or bucket in its own words; a table of the differences with sample keys.
+    Keys are printed as text, never as markup."""
+    status = Text("OK", style="green") if report.ok else Text("DIFFERENCES", style="red")
+    console.print(Text(f"{report.source} -> {report.target}: "), status, Text(f" {report.summary()}"), sep="")
     counts = report.counts()
     if not report.ok:
         table = Table("kind", "count", "sample keys (up to 20)")
         for kind, keys in report.samples(20).items():
             if counts.get(kind):
-                table.add_row(kind, str(counts[kind]), "\n".join(keys))
+                table.add_row(kind, str(counts[kind]), Text("\n".join(keys)))
         console.print(table)
 
 

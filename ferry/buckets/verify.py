@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -61,6 +61,8 @@ class BucketDifference:
 @dataclass(frozen=True)
 class BucketVerifyReport(VerifyReportMixin):
     KINDS: ClassVar[tuple[str, ...]] = KINDS
+    UNIT: ClassVar[str] = "objects"
+    PARTS: ClassVar[str] = ""
 
     source: str
     target: str
@@ -108,6 +110,14 @@ def classify(
     return BucketDifference(DIFFERENT, key, tuple(attributes)) if attributes else None
 
 
+@dataclass(frozen=True)
+class _Comparison:
+    key: str
+    difference: BucketDifference | None
+    in_source: bool
+    in_target: bool
+
+
 class _Comparer:
     """HEADs one key on both sides and classifies it; shared by the first pass and the re-checks."""
 
@@ -116,37 +126,35 @@ class _Comparer:
         self.mapping = mapping
         self.compare_tags = compare_tags
 
-    def __call__(self, key: str) -> BucketDifference | None:
+    def __call__(self, key: str) -> _Comparison:
         source = _head(self.clients.source, self.mapping.source, key, self.compare_tags)
         target = _head(self.clients.target, self.mapping.target, key, self.compare_tags)
-        return classify(key, source, target, compare_tags=self.compare_tags)
+        difference = classify(key, source, target, compare_tags=self.compare_tags)
+        return _Comparison(key, difference, source is not None, target is not None)
 
 
 def _compare_all(
-    pool: ThreadPoolExecutor, compare: Callable[[str], BucketDifference | None], keys: Iterable[str], limit: int
-) -> list[BucketDifference]:
-    """``compare`` every key on the pool, at most ``limit`` in flight; the differences found."""
-    found: list[BucketDifference] = []
-    pending: set[Future[BucketDifference | None]] = set()
-
-    def collect(done: Iterable[Future[BucketDifference | None]]) -> None:
-        for future in done:
-            difference = future.result()
-            if difference is not None:
-                found.append(difference)
-
+    pool: ThreadPoolExecutor, compare: Callable[[str], _Comparison], keys: Iterable[str], limit: int
+) -> list[_Comparison]:
+    """``compare`` every key on the pool, at most ``limit`` in flight; every comparison, in no order."""
+    found: list[_Comparison] = []
+    pending: set[Future[_Comparison]] = set()
     try:
         for key in keys:
             pending.add(pool.submit(compare, key))
             if len(pending) >= limit:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                collect(done)
+                found += [future.result() for future in done]
         done, pending = wait(pending)
-        collect(done)
+        found += [future.result() for future in done]
     finally:
         for future in pending:
             future.cancel()
     return found
+
+
+def _differing(comparisons: list[_Comparison]) -> list[BucketDifference]:
+    return [c.difference for c in comparisons if c.difference is not None]
 
 
 def _repair(
@@ -197,6 +205,53 @@ class _SourceSplit:
 # --- a whole bucket --------------------------------------------------------------------------
 
 
+@dataclass
+class _BucketVerify:
+    """One verify of one bucket mapping, pass by pass, on one thread pool."""
+
+    spec: Spec
+    mapping: BucketMapping
+    clients: BucketClients
+    pool: ThreadPoolExecutor
+    compare: _Comparer
+    limit: int
+    source_count: int = 0
+    target_count: int = 0
+    repaired: int = 0
+    # Where each candidate was listed: (in the source listing, in the target listing).
+    listed: dict[str, tuple[bool, bool]] = field(default_factory=dict)
+
+    def candidates(self) -> list[BucketDifference]:
+        """Both listings compared; every common key HEADed on both sides."""
+        target_keys: set[str] = set()
+        for page in list_key_pages(self.clients.target, self.mapping.target, self.mapping.prefix):
+            target_keys.update(page)
+        self.target_count = len(target_keys)
+        split = _SourceSplit(self.clients.source, self.mapping, target_keys)
+        found = _differing(_compare_all(self.pool, self.compare, split.common_keys(), self.limit))
+        self.source_count = split.listed
+        extra = [BucketDifference(EXTRA, key) for key in sorted(target_keys)]
+        for kind, where in ((found, (True, True)), (split.missing, (True, False)), (extra, (False, True))):
+            self.listed.update(dict.fromkeys((d.key for d in kind), where))
+        return [*found, *split.missing, *extra]
+
+    def confirmed(self, candidates: list[BucketDifference]) -> list[BucketDifference]:
+        return _differing(_compare_all(self.pool, self.compare, [d.key for d in candidates], self.limit))
+
+    def repair(self, confirmed: list[BucketDifference]) -> list[BucketDifference]:
+        """Reconcile every confirmed key, compare them again; what still differs. The object counts
+        become those after the repair."""
+        _repair(self.pool, self.clients, self.spec, self.mapping, [d.key for d in confirmed])
+        after = _compare_all(self.pool, self.compare, [d.key for d in confirmed], self.limit)
+        for comparison in after:
+            in_source, in_target = self.listed[comparison.key]
+            self.source_count += comparison.in_source - in_source
+            self.target_count += comparison.in_target - in_target
+        remaining = _differing(after)
+        self.repaired = len(confirmed) - len(remaining)
+        return remaining
+
+
 def verify_bucket(
     spec: Spec,
     mapping: BucketMapping,
@@ -208,6 +263,7 @@ def verify_bucket(
 ) -> BucketVerifyReport:
     """Verify (and with ``repair`` fix) one bucket mapping. Tags are compared unless ``compare_tags``
     is False (default: ``spec.s3.verify_tags``). Raises a ferry error if a listing or HEAD fails.
+    With ``repair`` the object counts are those after the repair.
     ``s3_factory`` returns BucketClients or one client for both sides (default: the spec's clients)."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
@@ -215,24 +271,14 @@ def verify_bucket(
     factory = s3_factory or (lambda: bucket_clients(spec, pool=max(32, 2 * workers + 4)))
     started = time.monotonic()
     clients = BucketClients.of(factory())  # low-level boto3 clients are thread-safe: one per side serves the pool
-    compare = _Comparer(clients, mapping, with_tags)
-    limit = workers * _IN_FLIGHT_PER_WORKER
     what = f"verify {mapping.source} -> {mapping.target}"
-
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ferry-verify") as pool:
-            target_keys: set[str] = set()
-            for page in list_key_pages(clients.target, mapping.target, mapping.prefix):
-                target_keys.update(page)
-            target_count = len(target_keys)
-
-            split = _SourceSplit(clients.source, mapping, target_keys)
-            candidates = _compare_all(pool, compare, split.common_keys(), limit)
-            candidates += split.missing
-            candidates += [BucketDifference(EXTRA, key) for key in sorted(target_keys)]
-            source_count = split.listed
-
-            confirmed = _compare_all(pool, compare, [d.key for d in candidates], limit)
+            run = _BucketVerify(
+                spec, mapping, clients, pool, _Comparer(clients, mapping, with_tags), workers * _IN_FLIGHT_PER_WORKER
+            )
+            candidates = run.candidates()
+            confirmed = run.confirmed(candidates)
             if len(confirmed) < len(candidates):
                 log.info(
                     "%s: %d of %d candidate differences gone on a fresh read",
@@ -240,31 +286,25 @@ def verify_bucket(
                     len(candidates) - len(confirmed),
                     len(candidates),
                 )
-
-            repaired = 0
             if repair and confirmed:
-                _repair(pool, clients, spec, mapping, [d.key for d in confirmed])
-                remaining = _compare_all(pool, compare, [d.key for d in confirmed], limit)
-                repaired = len(confirmed) - len(remaining)
-                confirmed = remaining
+                confirmed = run.repair(confirmed)
     except Exception as exc:
         translated = translate_error(exc, what)
         if translated is exc:
             raise
         raise translated from exc
-
     differences_found = tuple(sorted(confirmed, key=lambda d: (d.kind, d.key)))
     for difference in differences_found:
         log.debug("%s: %s key %r %s", what, difference.kind, difference.key, ",".join(difference.attributes))
     report = BucketVerifyReport(
-        source=mapping.source,
-        target=mapping.target,
-        source_items=source_count,
-        target_items=target_count,
-        differences=differences_found,
-        segments=1,
-        seconds=time.monotonic() - started,
-        repaired=repaired,
+        mapping.source,
+        mapping.target,
+        run.source_count,
+        run.target_count,
+        differences_found,
+        1,
+        time.monotonic() - started,
+        run.repaired,
     )
     log.info(
         "%s: %d source objects, %d target objects, differences %s, %d repaired, %.1fs",

@@ -75,6 +75,8 @@ class SegmentVerify:
 @dataclass(frozen=True)
 class TableVerifyReport(VerifyReportMixin):
     KINDS: ClassVar[tuple[str, ...]] = KINDS
+    UNIT: ClassVar[str] = "items"
+    PARTS: ClassVar[str] = "segments"
 
     source: str
     target: str
@@ -167,19 +169,28 @@ def _classify(key: Item, source_item: Item | None, target_item: Item | None) -> 
     return Difference(DIFFERENT, text, tuple(attributes)) if attributes else None
 
 
-def _confirm(
-    clients: TableClients, source: TableShape, target_name: str, keys: Sequence[Item]
-) -> list[tuple[Item, Difference]]:
-    """Re-read ``keys`` on both sides; the ones that still differ, with how."""
+@dataclass(frozen=True)
+class _Reread:
+    """A consistent re-read of some keys: the ones that still differ, and where each key is now."""
+
+    differences: list[tuple[Item, Difference]]
+    present: dict[Any, tuple[bool, bool]]  # key identity -> (in the source, in the target; no tombstone)
+
+
+def _confirm(clients: TableClients, source: TableShape, target_name: str, keys: Sequence[Item]) -> _Reread:
+    """Re-read ``keys`` on both sides; the ones that still differ, with how, and where each one is."""
     names = source.key_names
     source_items, target_items = _batch_get(clients, source, target_name, keys)
-    out: list[tuple[Item, Difference]] = []
+    differences: list[tuple[Item, Difference]] = []
+    present: dict[Any, tuple[bool, bool]] = {}
     for key in keys:
         kid = _key_id(key, names)
-        difference = _classify(key, source_items.get(kid), target_items.get(kid))
+        source_item, target_item = source_items.get(kid), target_items.get(kid)
+        present[kid] = (source_item is not None, target_item is not None and not is_tombstone(target_item))
+        difference = _classify(key, source_item, target_item)
         if difference is not None:
-            out.append((key, difference))
-    return out
+            differences.append((key, difference))
+    return _Reread(differences, present)
 
 
 # --- repair --------------------------------------------------------------------------------
@@ -210,6 +221,62 @@ def repair_key(ddb: DynamoDBClient | TableClients, source_name: str, target_name
 # --- one segment ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    """A key the scans disagree on, and which scan had it (a tombstone is no target item)."""
+
+    key: Item
+    difference: Difference
+    in_source: bool
+    in_target: bool
+
+
+@dataclass
+class _SegmentScan:
+    """Both scans of one segment: the target's held in memory, the source's streamed past it."""
+
+    clients: TableClients
+    source: TableShape
+    target_name: str
+    total_segments: int
+    segment: int
+    consistent: bool
+    page_size: int
+    source_count: int = 0
+    target_count: int = 0
+
+    def pages(self, ddb: DynamoDBClient, table: str) -> Iterator[list[Item]]:
+        return _scan_segment(
+            ddb, table, self.total_segments, self.segment, consistent=self.consistent, page_size=self.page_size
+        )
+
+    def candidates(self) -> list[_Candidate]:
+        names = self.source.key_names
+        target_items: dict[Any, Item] = {}
+        tombstones: dict[Any, Item] = {}
+        for page in self.pages(self.clients.target, self.target_name):
+            for item in page:
+                (tombstones if is_tombstone(item) else target_items)[_key_id(key_of(item, names), names)] = item
+        self.target_count = len(target_items)
+        found: list[_Candidate] = []
+        for page in self.pages(self.clients.source, self.source.name):
+            for item in page:
+                self.source_count += 1
+                key = key_of(item, names)
+                kid = _key_id(key, names)
+                target_item = target_items.pop(kid, None)
+                in_target = target_item is not None
+                difference = _classify(key, item, target_item or tombstones.pop(kid, None))
+                if difference is not None:
+                    found.append(_Candidate(key, difference, True, in_target))
+        for in_target, item in [(True, i) for i in target_items.values()] + [(False, i) for i in tombstones.values()]:
+            key = key_of(item, names)
+            difference = _classify(key, None, item)
+            if difference is not None:
+                found.append(_Candidate(key, difference, False, in_target))
+        return found
+
+
 def verify_segment(
     ddb: DynamoDBClient | TableClients,
     source: TableShape,
@@ -222,80 +289,60 @@ def verify_segment(
     page_size: int = 0,
 ) -> SegmentVerify:
     """Compare segment ``segment`` of ``total_segments`` of the source with the same segment of the target.
-    ``ddb``: TableClients, or one client for both sides."""
+    With ``repair`` the item counts are those after the repair. ``ddb``: TableClients, or one client."""
     clients = TableClients.of(ddb)
-    names = source.key_names
-    consistent = not recheck
-
-    # The target's segment in memory (payloads by key identity), tombstones apart.
-    target_items: dict[Any, Item] = {}
-    tombstones: dict[Any, Item] = {}
-    for page in _scan_segment(
-        clients.target, target_name, total_segments, segment, consistent=consistent, page_size=page_size
-    ):
-        for item in page:
-            key = key_of(item, names)
-            (tombstones if is_tombstone(item) else target_items)[_key_id(key, names)] = item
-    target_count = len(target_items)
-
-    # Stream the source past it.
-    source_count = 0
-    candidates: list[tuple[Item, Difference]] = []
-    for page in _scan_segment(
-        clients.source, source.name, total_segments, segment, consistent=consistent, page_size=page_size
-    ):
-        for item in page:
-            source_count += 1
-            key = key_of(item, names)
-            kid = _key_id(key, names)
-            target_item = target_items.pop(kid, None)
-            if target_item is None:
-                target_item = tombstones.pop(kid, None)
-            difference = _classify(key, item, target_item)
-            if difference is not None:
-                candidates.append((key, difference))
-    for item in (*target_items.values(), *tombstones.values()):
-        key = key_of(item, names)
-        difference = _classify(key, None, item)
-        if difference is not None:
-            candidates.append((key, difference))
-    del target_items, tombstones
-
-    confirmed = (
-        _confirm(clients, source, target_name, [key for key, _ in candidates]) if recheck and candidates else candidates
-    )
-    if recheck and len(confirmed) < len(candidates):
+    scan = _SegmentScan(clients, source, target_name, total_segments, segment, not recheck, page_size)
+    candidates = scan.candidates()
+    keys = [c.key for c in candidates]
+    confirmed = _confirm(clients, source, target_name, keys).differences if recheck and keys else None
+    if confirmed is None:
+        confirmed = [(c.key, c.difference) for c in candidates]
+    where = f"segment {segment}/{total_segments} of {source.name}"
+    if len(confirmed) < len(candidates):
         log.info(
-            "segment %d/%d of %s: %d of %d candidate differences gone on a consistent re-read",
-            segment,
-            total_segments,
-            source.name,
+            "%s: %d of %d candidate differences gone on a consistent re-read",
+            where,
             len(candidates) - len(confirmed),
             len(candidates),
         )
-
-    repaired = 0
+    source_count, target_count, repaired = scan.source_count, scan.target_count, 0
     if repair and confirmed:
         for key, _ in confirmed:
             repair_key(clients, source.name, target_name, key)
-        remaining = _confirm(clients, source, target_name, [key for key, _ in confirmed])
-        repaired = len(confirmed) - len(remaining)
-        confirmed = remaining
-
+        after = _confirm(clients, source, target_name, [key for key, _ in confirmed])
+        scanned = {_key_id(c.key, source.key_names): c for c in candidates}
+        for kid, (in_source, in_target) in after.present.items():
+            before = scanned.get(kid)  # every confirmed key was a candidate of the scans
+            source_count += in_source - (before.in_source if before else False)
+            target_count += in_target - (before.in_target if before else False)
+        repaired, confirmed = len(confirmed) - len(after.differences), after.differences
     for _, difference in confirmed:
-        log.debug(
-            "segment %d/%d of %s: %s key %s", segment, total_segments, source.name, difference.kind, difference.key
-        )
-    return SegmentVerify(
-        segment=segment,
-        source_items=source_count,
-        target_items=target_count,
-        differences=tuple(d for _, d in confirmed),
-        repaired=repaired,
-    )
+        log.debug("%s: %s key %s", where, difference.kind, difference.key)
+    return SegmentVerify(segment, source_count, target_count, tuple(d for _, d in confirmed), repaired)
 
 
 # --- a whole table -------------------------------------------------------------------------
+
+
+def _every_segment(run: Callable[[int], SegmentVerify], total: int, workers: int, what: str) -> list[SegmentVerify]:
+    """``run`` for every segment on ``workers`` threads. The first failure cancels the segments not yet
+    started and is raised, as one of ferry's errors where it is an AWS one."""
+    results: list[SegmentVerify] = []
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, total))) as pool:
+        futures: dict[Future[SegmentVerify], int] = {pool.submit(run, i): i for i in range(total)}
+        for future in as_completed(futures):
+            try:
+                results.append(future.result())
+            except Exception as exc:
+                for pending in futures:
+                    pending.cancel()
+                failed = futures[future]
+                log.error("%s: segment %d of %d failed", what, failed, total)
+                translated = translate_error(exc, f"{what} segment {failed}/{total}")
+                if translated is exc:
+                    raise
+                raise translated from exc
+    return results
 
 
 def verify_table(
@@ -326,24 +373,7 @@ def verify_table(
             factory(), source, mapping.target, total, segment, repair=repair, page_size=spec.backfill.page_size
         )
 
-    results: list[SegmentVerify] = []
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, total))) as pool:
-        futures: dict[Future[SegmentVerify], int] = {pool.submit(run, i): i for i in range(total)}
-        for future in as_completed(futures):
-            try:
-                results.append(future.result())
-            except Exception as exc:
-                for pending in futures:
-                    pending.cancel()
-                failed = futures[future]
-                log.error("verify %s -> %s: segment %d of %d failed", mapping.source, mapping.target, failed, total)
-                translated = translate_error(
-                    exc, f"verify {mapping.source} -> {mapping.target} segment {failed}/{total}"
-                )
-                if translated is exc:
-                    raise
-                raise translated from exc
-
+    results = _every_segment(run, total, workers, f"verify {mapping.source} -> {mapping.target}")
     differences = tuple(sorted((d for r in results for d in r.differences), key=lambda d: (d.kind, d.key)))
     report = TableVerifyReport(
         source=mapping.source,

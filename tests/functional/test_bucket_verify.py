@@ -195,15 +195,20 @@ def test_repair_fixes_every_difference(s3, identical):
     # GIVEN a target with every kind of difference
     spec, mapping = identical
     break_target(s3, mapping)
-    # WHEN verified with repair
+    s3.put_object(Bucket=mapping.target, Key="one more extra.txt", Body=b"x")  # the counts now differ
+    # WHEN verified without, then with repair
+    before = verify_bucket(spec, mapping)
     report = verify_bucket(spec, mapping, repair=True)
     # THEN every difference was fixed through reconcile
     assert report.ok, report.as_dict()
-    assert report.repaired == len(EXPECTED)
+    assert report.repaired == len(EXPECTED) + 1
     # AND the extra key is gone, and a second verify finds nothing
     assert "Contents" not in s3.list_objects_v2(Bucket=mapping.target, Prefix="only in target")
     again = verify_bucket(spec, mapping)
     assert again.ok and again.repaired == 0
+    # AND the repairing verify reported the object counts after the repair, not those it listed
+    assert before.target_items != before.source_items
+    assert (report.source_items, report.target_items) == (again.source_items, again.target_items)
 
 
 def test_a_changed_multipart_object_is_repaired_with_its_layout(s3, identical):

@@ -220,6 +220,14 @@ def test_buckets_through_the_cli_init_replicate_backfill_verify(where, emulator,
     assert runner.invoke(cli, ["verify", "--spec", spec, "--skip-tags"]).exit_code == 0
     assert runner.invoke(cli, ["verify", "--spec", spec, "--repair"]).exit_code == 0
     assert runner.invoke(cli, ["verify", "--spec", spec]).exit_code == 0
+    # WHEN the target holds an object the source lacks THEN --repair removes it and prints the counts
+    # after the repair, in the bucket's words (objects; no scan segments)
+    s3.put_object(Bucket=target, Key="stray.bin", Body=b"x")
+    result = runner.invoke(cli, ["verify", "--spec", spec, "--repair"])
+    assert result.exit_code == 0, result.output
+    line = " ".join(result.output.split())
+    assert f"{source} -> {target}: OK source 2 objects, target 2 objects," in line and "repaired 1" in line
+    assert "items" not in line and "segments" not in line
 
 
 def test_an_invalid_bucket_spec_exits_2_naming_the_field(emulator, tmp_path):

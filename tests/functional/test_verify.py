@@ -313,7 +313,8 @@ def test_repair_fixes_every_difference(ddb: Any, emulator: Any, unique: str, cap
     spec = make_spec(emulator.endpoint_url, source, target)
     caplog.set_level(logging.DEBUG, logger="ferry")
 
-    # WHEN verified with repair
+    # WHEN verified without, then with repair
+    before = verify_table(spec, spec.tables[0])
     repaired = verify_table(spec, spec.tables[0], repair=True)
 
     # THEN every difference was repaired and nothing is left
@@ -328,6 +329,9 @@ def test_repair_fixes_every_difference(ddb: Any, emulator: Any, unique: str, cap
     again = verify_table(spec, spec.tables[0], segments=3)
     assert again.ok and again.repaired == 0
     assert again.source_items == again.target_items == ITEMS
+    # and the repairing verify reported the counts as they are after the repair, not those it scanned
+    assert before.target_items != before.source_items
+    assert (repaired.source_items, repaired.target_items) == (again.source_items, again.target_items)
     # and the logs name keys, never payloads
     assert key("user#0002").replace('"', "") in caplog.text.replace('"', "")
     assert SECRET not in caplog.text
