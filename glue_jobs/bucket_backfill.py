@@ -45,13 +45,7 @@ def run_backfill(spark: Any, run: JobRun) -> BucketBackfillSummary:
     mapping = spec.bucket(run.source)
     clients = bucket_clients(spec)
     check_ready(dataclasses.replace(spec, tables=(), buckets=(mapping,)), require_streams=False, s3=clients)
-    plan = BucketPlan(
-        spec.home_where(),
-        mapping,
-        spec.s3,
-        source_role_arn=spec.source_role_arn,
-        target_role_arn=spec.target_role_arn,
-    )
+    plan = BucketPlan.of(spec, mapping)
     started = time.monotonic()
     listed = list_backfill_keys(clients.source, mapping, clients.target)
     partitions = partition_keys(listed.keys, spec.s3.splits)

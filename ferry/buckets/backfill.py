@@ -15,14 +15,14 @@ import time
 from collections import Counter
 from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ferry.aws import call_with_retries
 from ferry.buckets.reconcile import ReconcileResult, reconcile_key
 from ferry.clients import AwsTarget, BucketClients
 from ferry.ratelimit import CapacityBucket
-from ferry.spec import BucketMapping, S3Settings
+from ferry.spec import BucketMapping, S3Settings, Spec
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -32,23 +32,17 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BucketPlan:
-    """What every partition task needs; small and picklable so Spark can ship it.
+    """What every partition task needs; small and picklable so Spark can ship it: the two sides
+    (``spec.source_where()``, ``spec.target_where()``), the mapping and the settings."""
 
-    ``where`` is region and endpoint; the source and target sides add their roles to it."""
-
-    where: AwsTarget
+    source_where: AwsTarget
+    target_where: AwsTarget
     mapping: BucketMapping
     settings: S3Settings
-    source_role_arn: str | None = None
-    target_role_arn: str | None = None
 
-    @property
-    def source_where(self) -> AwsTarget:
-        return replace(self.where, role_arn=self.source_role_arn)
-
-    @property
-    def target_where(self) -> AwsTarget:
-        return replace(self.where, role_arn=self.target_role_arn)
+    @classmethod
+    def of(cls, spec: Spec, mapping: BucketMapping) -> BucketPlan:
+        return cls(spec.source_where(), spec.target_where(), mapping, spec.s3)
 
 
 @dataclass(frozen=True)

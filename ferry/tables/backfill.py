@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ferry.aws import call_with_retries, put_item_if
@@ -38,9 +38,11 @@ T = TypeVar("T")
 class BackfillPlan:
     """Everything a segment task needs; small and picklable so Spark can ship it.
 
-    ``where`` is ferry's home (state table); the source and target sides add their roles to it."""
+    ``where`` is ferry's home (the state table); ``source_where`` and ``target_where`` the two sides."""
 
     where: AwsTarget
+    source_where: AwsTarget
+    target_where: AwsTarget
     source: str
     target: str
     state_table: str
@@ -52,16 +54,6 @@ class BackfillPlan:
     write_concurrency: int
     page_size: int
     max_write_attempts: int = 12
-    source_role_arn: str | None = None
-    target_role_arn: str | None = None
-
-    @property
-    def source_where(self) -> AwsTarget:
-        return replace(self.where, role_arn=self.source_role_arn)
-
-    @property
-    def target_where(self) -> AwsTarget:
-        return replace(self.where, role_arn=self.target_role_arn)
 
 
 @dataclass(frozen=True)
@@ -132,8 +124,8 @@ def plan_backfill(
     sharing = min(total, concurrent_tasks) if concurrent_tasks else total
     return BackfillPlan(
         where=spec.home_where(),
-        source_role_arn=spec.source_role_arn,
-        target_role_arn=spec.target_role_arn,
+        source_where=spec.source_where(),
+        target_where=spec.target_where(),
         source=mapping.source,
         target=mapping.target,
         state_table=spec.state_table,

@@ -272,7 +272,7 @@ def test_the_backfill_lists_the_target_and_skips_reads_only_for_missing_keys(
     # WHEN the keys are listed and the partition reconciled
     listed = list_backfill_keys(admin, mapping)
     assert (listed.keys, sorted(listed.absent)) == (["a", "b", "c"], ["a", "c"])
-    plan = BucketPlan(where, mapping, SETTINGS)
+    plan = BucketPlan(where, where, mapping, SETTINGS)
     result = reconcile_partition(plan, 0, listed.keys, s3=s3, absent=listed.absent_of(listed.keys))
     # THEN the present key cost its 4 reads, each absent one 6 requests, and all three are exact
     assert result.actions == {"copied": 2, "unchanged": 1} and not result.failed

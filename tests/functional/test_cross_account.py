@@ -225,7 +225,7 @@ def test_each_side_gets_its_own_role_and_ferrys_own_resources_the_base_credentia
     assert identity(buckets.source, endpoint) == source
     assert identity(buckets.target, endpoint) == target
     # the plans the Spark tasks build their clients from
-    plan = BucketPlan(spec.home_where(), migration.bucket, spec.s3, spec.source_role_arn, spec.target_role_arn)
+    plan = BucketPlan.of(spec, migration.bucket)
     task = BucketClients.connect(plan.source_where, plan.target_where)
     assert (identity(task.source, endpoint), identity(task.target, endpoint)) == (source, target)
     # the Lambdas: table_stream writes the target and reads the phase at home
@@ -308,7 +308,7 @@ def test_every_s3_request_goes_to_the_side_of_the_bucket_it_names(
     from ferry.buckets.setup import init_buckets
 
     init_buckets(spec, sides, sqs, make_client("events", where), queue_url=queue, queue_arn=queue_arn)
-    plan = BucketPlan(spec.home_where(), mapping, spec.s3)
+    plan = BucketPlan.of(spec, mapping)
     assert reconcile_partition(plan, 0, ["small", "tagged", "large"], s3=sides).failed == ()
     admin.delete_object(Bucket=mapping.source, Key="small")  # the target's copy is now extra
     admin.put_object(Bucket=mapping.target, Key="tagged", Body=b"stale")  # and this one differs
@@ -430,7 +430,7 @@ def test_a_bucket_reconciles_across_accounts_with_both_roles(
     tags = target_s3.get_object_tagging(Bucket=mapping.target, Key="docs/file 0.txt")["TagSet"]
     assert tags == [{"Key": "kind", "Value": "doc"}]
     # AND a backfill partition (clients built from the plan, as in a Spark task) copies the rest
-    plan = BucketPlan(spec.home_where(), mapping, spec.s3, spec.source_role_arn, spec.target_role_arn)
+    plan = BucketPlan.of(spec, mapping)
     keys = sorted(o["Key"] for o in source_s3.list_objects_v2(Bucket=mapping.source)["Contents"])
     partition = reconcile_partition(plan, 0, keys)
     assert partition.failed == ()
