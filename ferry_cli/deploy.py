@@ -8,7 +8,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ferry.aws import glue_job_or_none, head_bucket, queue_arn_of, queue_url_or_none, role_arn_or_create
+from ferry.aws import (
+    create_bucket_if_missing,
+    glue_job_or_none,
+    head_bucket,
+    queue_arn_of,
+    queue_url_or_none,
+    role_arn_or_create,
+)
 from ferry.clients import bucket_clients, make_client, table_clients
 from ferry.deploy import (
     BUCKET_FUNCTION,
@@ -86,16 +93,16 @@ def terraform_variables_for(spec: Spec, stage: str) -> dict[str, Any]:
         )
     s3 = bucket_clients(spec)
     buckets = []
-    for check in inspect_buckets(spec, s3):
-        current = notification_configuration(s3.source, check.mapping.source)
-        m = check.mapping
+    for bucket_check in inspect_buckets(spec, s3):
+        current = notification_configuration(s3.source, bucket_check.mapping.source)
+        m = bucket_check.mapping
         buckets.append(
             bucket_variables(
                 m.source,
                 m.target,
                 m.prefix,
-                target_exists=check.target_exists,
-                versioning=check.source_versioning == "Enabled",
+                target_exists=bucket_check.target_exists,
+                versioning=bucket_check.source_versioning == "Enabled",
                 other_notifications=any(current.get(kind) for kind in NOTIFICATION_KINDS),
             )
         )
@@ -215,8 +222,7 @@ def _wire_glue(spec: Spec, stage: str, *, workers: int, worker_type: str) -> lis
     s3 = make_client("s3", home)
     done: list[str] = []
     if not head_bucket(s3, bucket)[0]:
-        extra = {} if spec.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": spec.region}}
-        s3.create_bucket(Bucket=bucket, **extra)
+        create_bucket_if_missing(s3, bucket, spec.region)
         s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)
         s3.put_bucket_encryption(
             Bucket=bucket,

@@ -12,7 +12,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from ferry.wire import Item
 
@@ -132,7 +132,7 @@ class PacedWorkload:
                 self.stats.operations["noop"] += 1
             self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
-    def start(self) -> PacedWorkload:
+    def start(self) -> Self:
         self._thread = threading.Thread(target=self._loop, name=type(self).__name__, daemon=True)
         self._thread.start()
         return self

@@ -58,4 +58,7 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if not event.get("Records"):  # Powertools rejects an empty batch; there is nothing to fail
         return {"batchItemFailures": []}
     processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
-    return process_partial_response(event=event, record_handler=_record_handler, processor=processor, context=context)
+    response = process_partial_response(
+        event=event, record_handler=_record_handler, processor=processor, context=context
+    )
+    return dict(response)

@@ -296,23 +296,9 @@ def verify_bucket(
     differences_found = tuple(sorted(confirmed, key=lambda d: (d.kind, d.key)))
     for difference in differences_found:
         log.debug("%s: %s key %r %s", what, difference.kind, difference.key, ",".join(difference.attributes))
+    seconds = time.monotonic() - started
     report = BucketVerifyReport(
-        mapping.source,
-        mapping.target,
-        run.source_count,
-        run.target_count,
-        differences_found,
-        1,
-        time.monotonic() - started,
-        run.repaired,
+        mapping.source, mapping.target, run.source_count, run.target_count, differences_found, 1, seconds, run.repaired
     )
-    log.info(
-        "%s: %d source objects, %d target objects, differences %s, %d repaired, %.1fs",
-        what,
-        report.source_items,
-        report.target_items,
-        report.counts(),
-        report.repaired,
-        report.seconds,
-    )
+    log.info("%s: %s, differences %s", what, report.summary(), report.counts())
     return report

@@ -385,15 +385,5 @@ def verify_table(
         seconds=time.monotonic() - started,
         repaired=sum(r.repaired for r in results),
     )
-    log.info(
-        "verify %s -> %s: %d segments, %d source items, %d target items, differences %s, %d repaired, %.1fs",
-        report.source,
-        report.target,
-        total,
-        report.source_items,
-        report.target_items,
-        report.counts(),
-        report.repaired,
-        report.seconds,
-    )
+    log.info("verify %s -> %s: %s, differences %s", report.source, report.target, report.summary(), report.counts())
     return report
