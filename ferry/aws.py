@@ -170,18 +170,31 @@ def translate_error(exc: Exception, what: str) -> Exception:
     return exc
 
 
+def _or_none(call: Callable[[], T], absent: Callable[[ClientError], bool]) -> T | None:
+    """``call()``, or None when AWS answers that what it reads does not exist (``absent``)."""
+    try:
+        return call()
+    except ClientError as exc:
+        if absent(exc):
+            return None
+        raise
+
+
+def _code_in(*codes: str) -> Callable[[ClientError], bool]:
+    return lambda exc: error_code(exc) in codes
+
+
 # --- SQS ---------------------------------------------------------------------------------------
 
 
 def queue_url_or_none(sqs: SQSClient, name: str) -> str | None:
     """The URL of queue ``name``, or None when it does not exist (QueueDoesNotExist /
     AWS.SimpleQueueService.NonExistentQueue)."""
-    try:
-        return str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
-    except ClientError as exc:
-        if any(code in error_code(exc) for code in _NO_QUEUE_CODES):
-            return None
-        raise
+
+    def absent(exc: ClientError) -> bool:  # the code is namespaced differently by SQS's two protocols
+        return any(code in error_code(exc) for code in _NO_QUEUE_CODES)
+
+    return _or_none(lambda: str(sqs.get_queue_url(QueueName=name)["QueueUrl"]), absent)
 
 
 def queue_arn_of(sqs: SQSClient, queue_url: str) -> str:
@@ -211,12 +224,7 @@ def ensure_queue(sqs: SQSClient, name: str, attributes: Mapping[str, str]) -> st
 
 def describe_table_or_none(ddb: DynamoDBClient, name: str) -> dict[str, Any] | None:
     """DescribeTable's ``Table``, or None when the table does not exist (ResourceNotFoundException)."""
-    try:
-        return dict(ddb.describe_table(TableName=name)["Table"])
-    except ClientError as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return None
-        raise
+    return _or_none(lambda: dict(ddb.describe_table(TableName=name)["Table"]), _code_in("ResourceNotFoundException"))
 
 
 @contextmanager
@@ -360,6 +368,10 @@ def _not_found(exc: ClientError, codes: frozenset[str]) -> bool:
     return error_code(exc) in codes or _status(exc) == 404
 
 
+def _object_not_found(exc: ClientError) -> bool:
+    return _not_found(exc, _NOT_FOUND_CODES)
+
+
 def head_bucket(s3: S3Client, bucket: str, *, field: str | None = None) -> tuple[bool, str | None]:
     """HeadBucket: ``(exists, region)``; ``(False, None)`` when there is no such bucket (404 /
     NoSuchBucket / NotFound). A name that answers 403 (AccessDenied / Forbidden) exists but is not
@@ -401,47 +413,31 @@ def create_bucket_if_missing(s3: S3Client, bucket: str, region: str) -> bool:
 def bucket_encryption_or_none(s3: S3Client, bucket: str) -> dict[str, Any] | None:
     """The bucket's ServerSideEncryptionConfiguration, or None when it has none
     (ServerSideEncryptionConfigurationNotFoundError)."""
-    try:
-        response = s3.get_bucket_encryption(Bucket=bucket)
-    except ClientError as exc:
-        if error_code(exc) == "ServerSideEncryptionConfigurationNotFoundError":
-            return None
-        raise
-    config = response.get("ServerSideEncryptionConfiguration")
+    response = _or_none(
+        lambda: s3.get_bucket_encryption(Bucket=bucket), _code_in("ServerSideEncryptionConfigurationNotFoundError")
+    )
+    config = response.get("ServerSideEncryptionConfiguration") if response else None
     return dict(config) if config else None
 
 
 def public_access_block_or_none(s3: S3Client, bucket: str) -> dict[str, Any] | None:
     """The bucket's PublicAccessBlockConfiguration, or None when it has none
     (NoSuchPublicAccessBlockConfiguration)."""
-    try:
-        response = s3.get_public_access_block(Bucket=bucket)
-    except ClientError as exc:
-        if error_code(exc) == "NoSuchPublicAccessBlockConfiguration":
-            return None
-        raise
-    return dict(response.get("PublicAccessBlockConfiguration", {}))
+    response = _or_none(
+        lambda: s3.get_public_access_block(Bucket=bucket), _code_in("NoSuchPublicAccessBlockConfiguration")
+    )
+    return None if response is None else dict(response.get("PublicAccessBlockConfiguration", {}))
 
 
 def head_object_or_none(s3: S3Client, bucket: str, key: str) -> HeadObjectOutputTypeDef | None:
     """HeadObject with checksums (``ChecksumMode=ENABLED``), or None when the key does not exist
     (404 / NoSuchKey / NotFound)."""
-    try:
-        return s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
-    except ClientError as exc:
-        if _not_found(exc, _NOT_FOUND_CODES):
-            return None
-        raise
+    return _or_none(lambda: s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED"), _object_not_found)
 
 
 def object_tags_or_none(s3: S3Client, bucket: str, key: str) -> list[TagTypeDef] | None:
     """GetObjectTagging's TagSet, or None when the key does not exist (404 / NoSuchKey / NotFound)."""
-    try:
-        return list(s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"])
-    except ClientError as exc:
-        if _not_found(exc, _NOT_FOUND_CODES):
-            return None
-        raise
+    return _or_none(lambda: list(s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]), _object_not_found)
 
 
 def list_objects_page(
@@ -523,22 +519,12 @@ def upload_part_copy_pinned(
 
 def describe_rule_or_none(events: EventBridgeClient, name: str) -> dict[str, Any] | None:
     """DescribeRule's answer, or None when there is no such rule (ResourceNotFoundException)."""
-    try:
-        return dict(events.describe_rule(Name=name))
-    except ClientError as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return None
-        raise
+    return _or_none(lambda: dict(events.describe_rule(Name=name)), _code_in("ResourceNotFoundException"))
 
 
 def glue_job_or_none(glue: GlueClient, name: str) -> dict[str, Any] | None:
     """GetJob's ``Job``, or None when there is no such job (EntityNotFoundException)."""
-    try:
-        return dict(glue.get_job(JobName=name)["Job"])
-    except ClientError as exc:
-        if error_code(exc) == "EntityNotFoundException":
-            return None
-        raise
+    return _or_none(lambda: dict(glue.get_job(JobName=name)["Job"]), _code_in("EntityNotFoundException"))
 
 
 def role_arn_or_create(iam: IAMClient, name: str, trust_policy: str) -> str:
