@@ -56,6 +56,8 @@ def run_backfill(spark: Any, run: JobRun) -> BackfillSummary:
 
 def main(argv: list[str] | None = None) -> BackfillSummary:
     """The Glue entry point; by hand also ``python -m glue_jobs.table_backfill --spec_json … --source …``."""
+    # Glue runs each script alone, with only ferry.zip beside it: these few lines of Glue set-up are
+    # the same in both scripts on purpose (everything they share otherwise is in ferry.jobs).
     from awsglue.utils import getResolvedOptions
 
     argv = list(sys.argv if argv is None else argv)
