@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import pytest
@@ -54,7 +54,8 @@ def endpoint() -> Iterator[str]:
 @pytest.mark.functional
 def test_the_endpoint_pages_a_segment_of_exactly_its_total_in_wire_format(endpoint: str) -> None:
     client = make_client("dynamodb", AwsTarget(REGION, endpoint))
-    pages, kwargs = [], {"TableName": "src-2500", "Segment": 0, "TotalSegments": 8}
+    pages = []
+    kwargs: dict[str, Any] = {"TableName": "src-2500", "Segment": 0, "TotalSegments": 8}
     while True:
         page = client.scan(**kwargs, ReturnConsumedCapacity="TOTAL")
         pages.append(page)
@@ -65,7 +66,7 @@ def test_the_endpoint_pages_a_segment_of_exactly_its_total_in_wire_format(endpoi
     assert all(p["ConsumedCapacity"]["CapacityUnits"] > 0 for p in pages)
     # the items are line 2's, binaries arriving as bytes: type-exact wire format
     expected = bench_item(random.Random(4), 0)
-    assert items_equal(pages[0]["Items"][0], expected)
+    assert items_equal(cast("dict[str, Any]", pages[0]["Items"][0]), expected)
     assert client.put_item(TableName="dst-1", Item=expected, ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]
     assert (
         client.batch_write_item(RequestItems={"dst-1": [{"PutRequest": {"Item": expected}}]})["UnprocessedItems"] == {}

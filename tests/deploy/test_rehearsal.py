@@ -76,7 +76,8 @@ def test_bucket_events_flow_into_a_queue_with_a_dlq_and_partial_batches(
     rehearsed: tuple[Rehearsal, AwsTarget],
 ) -> None:
     _, where = rehearsed
-    s3, sqs, lam, events = (make_client(s, where) for s in ("s3", "sqs", "lambda", "events"))
+    s3, sqs = make_client("s3", where), make_client("sqs", where)
+    lam, events = make_client("lambda", where), make_client("events", where)
     notification = s3.get_bucket_notification_configuration(Bucket="media-src")
     assert len(notification["QueueConfigurations"]) == 1  # the bucket's own notification is kept
     url = sqs.get_queue_url(QueueName="ferry-bucket-events")["QueueUrl"]

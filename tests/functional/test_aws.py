@@ -49,7 +49,16 @@ def _inject(client: Any, event: str, code: str, status: int) -> None:
 
     def fail(**_: Any) -> None:
         raise ClientError(
-            {"Error": {"Code": code, "Message": f"injected {code}"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+            {
+                "Error": {"Code": code, "Message": f"injected {code}"},
+                "ResponseMetadata": {
+                    "RequestId": "",
+                    "HostId": "",
+                    "HTTPStatusCode": status,
+                    "HTTPHeaders": {},
+                    "RetryAttempts": 0,
+                },
+            },
             event.rsplit(".", 1)[-1],
         )
 

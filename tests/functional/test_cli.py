@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
@@ -13,6 +14,9 @@ from click.testing import CliRunner
 
 from ferry_cli.main import cli
 from tests.conftest import create_table
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import NotificationConfigurationTypeDef
 
 pytestmark = pytest.mark.functional
 
@@ -185,7 +189,9 @@ def test_buckets_through_the_cli_init_replicate_backfill_verify(where, emulator,
     s3.create_bucket(Bucket=source)
     other = sqs.create_queue(QueueName=f"other-{unique}")["QueueUrl"]
     other_arn = sqs.get_queue_attributes(QueueUrl=other, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    existing = {"QueueConfigurations": [{"QueueArn": other_arn, "Events": ["s3:ObjectCreated:*"]}]}
+    existing: NotificationConfigurationTypeDef = {
+        "QueueConfigurations": [{"QueueArn": other_arn, "Events": ["s3:ObjectCreated:*"]}]
+    }
     s3.put_bucket_notification_configuration(Bucket=source, NotificationConfiguration=existing)
     s3.put_object(Bucket=source, Key="old one+two.txt", Body=b"old", ContentType="text/plain", Tagging="a=1")
     body = {

@@ -14,7 +14,7 @@ import dataclasses
 import datetime
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import pytest
@@ -34,6 +34,9 @@ from ferry.tables.state import StateStore
 from ferry.tables.verify import verify_table
 from ferry_dev.stream_poller import LocalContext, lambda_event
 from tests.conftest import REGION, create_table, scan_all
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 pytestmark = pytest.mark.functional
 
@@ -199,8 +202,9 @@ def test_credentials_inside_the_refresh_window_are_renewed_while_clients_keep_wo
     assert len(assume_calls) >= 2 and set(assume_calls) == {role}
     assert credentials.get_frozen_credentials().access_key != first_key
     # AND once the credentials are fresh (back to botocore's windows), requests assume nothing more
-    monkeypatch.setattr(credentials, "_advisory_refresh_timeout", type(credentials)._advisory_refresh_timeout)
-    monkeypatch.setattr(credentials, "_mandatory_refresh_timeout", type(credentials)._mandatory_refresh_timeout)
+    windows = cast(Any, type(credentials))  # botocore's class defaults: private, so not in botocore-stubs
+    monkeypatch.setattr(credentials, "_advisory_refresh_timeout", windows._advisory_refresh_timeout)
+    monkeypatch.setattr(credentials, "_mandatory_refresh_timeout", windows._mandatory_refresh_timeout)
     renewed = len(assume_calls)
     assert identity(ddb, emulator.endpoint_url) == assumed(SOURCE_ACCOUNT, f"long-run-{unique}")
     ddb.list_tables()
@@ -290,7 +294,7 @@ def test_every_s3_request_goes_to_the_side_of_the_bucket_it_names(
     admin.put_object(Bucket=mapping.source, Key="small", Body=b"x")
     admin.put_object(Bucket=mapping.source, Key="tagged", Body=b"y", Tagging="a=b")
     upload = admin.create_multipart_upload(Bucket=mapping.source, Key="large")["UploadId"]
-    parts = []
+    parts: list[CompletedPartTypeDef] = []
     for number, size in ((1, 5 * 1024 * 1024), (2, 1024)):
         etag = admin.upload_part(
             Bucket=mapping.source, Key="large", UploadId=upload, PartNumber=number, Body=b"z" * size

@@ -342,7 +342,7 @@ def test_the_emulator_rejects_keys_over_the_limits_so_no_source_can_hold_one(ddb
 def test_binary_keys_of_every_byte_and_maximum_length(ddb, migration):
     # GIVEN binary hash and range keys: every byte value, invalid UTF-8, and the maximum lengths
     m = migration(hash_key=("pk", "B"), range_key=("sk", "B"), splits=1)  # see _whole_table_scan_client
-    items = [
+    items: list[dict[str, Any]] = [
         {"pk": {"B": bytes(range(256))}, "sk": {"B": b"\x00"}, "v": {"S": "all bytes"}},
         {"pk": {"B": b"\xff\xfe\xfd"}, "sk": {"B": b"\xc3\x28"}, "v": {"S": "invalid utf-8"}},
         {"pk": {"B": b"\x00" * 2048}, "sk": {"B": b"\xff" * 1024}, "v": {"S": "maxima"}},
@@ -459,7 +459,7 @@ def _invoke(tmp_path: Path, body: dict[str, Any], command: list[str]) -> Any:
     return CliRunner().invoke(cli, [command[0], "--spec", str(path), *command[1:]])
 
 
-INVALID_NAMES = {
+INVALID_NAMES: dict[str, tuple[Callable[[str], dict[str, Any]], str]] = {
     "table name with a space": (
         lambda u: {"tables": [{"source": "my table", "target": f"dst-{u}"}]},
         "tables[0].source",

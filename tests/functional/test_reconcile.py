@@ -171,7 +171,16 @@ def assert_mirrored(admin: Any, mapping: BucketMapping, key: str) -> None:
 
 def client_error(code: str, status: int, operation: str) -> ClientError:
     return ClientError(
-        {"Error": {"Code": code, "Message": f"injected {code}"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        {
+            "Error": {"Code": code, "Message": f"injected {code}"},
+            "ResponseMetadata": {
+                "RequestId": "",
+                "HostId": "",
+                "HTTPStatusCode": status,
+                "HTTPHeaders": {},
+                "RetryAttempts": 0,
+            },
+        },
         operation,
     )
 

@@ -424,7 +424,7 @@ def test_converge_key_goes_round_again_when_a_live_write_races_it(
     key = {"pk": {"S": "k"}}
     ddb.put_item(TableName=src, Item={**key, "v": {"N": "2"}})
     racing = make_client("dynamodb", where)
-    races = []
+    races: list[dict[str, Any]] = []
 
     def live_write_first(params: dict[str, Any], **_: Any) -> None:
         if params.get("TableName") == dst and not races:

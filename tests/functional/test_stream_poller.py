@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from chalicelib import table_stream
@@ -534,8 +534,8 @@ def test_child_shards_start_only_after_their_parent_is_finished() -> None:
 
     checkpoints = MemoryCheckpoints()
     poller = StreamPoller(
-        FakeStreams(graph),
-        None,
+        cast(Any, FakeStreams(graph)),
+        cast(Any, None),  # no SQS: no batch fails, so nothing is sent to the on-failure queue
         "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/l",
         "t",
         handler,
@@ -564,8 +564,8 @@ def test_child_shards_start_only_after_their_parent_is_finished() -> None:
     # AND a restarted poller delivers nothing again: finished parents are skipped, children resume
     delivered.clear()
     restarted = StreamPoller(
-        FakeStreams(graph),
-        None,
+        cast(Any, FakeStreams(graph)),
+        cast(Any, None),  # no SQS: no batch fails, so nothing is sent to the on-failure queue
         "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/l",
         "t",
         handler,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -294,9 +294,9 @@ def test_recheck_drops_a_difference_that_a_live_write_closed(ddb: Any, unique: s
     shape = describe_shape(ddb, source)
 
     # WHEN the segment is verified without and with the consistent re-read
-    without = verify_segment(ReplicatesAfterTheScans(ddb), shape, target, 1, 0, recheck=False)
+    without = verify_segment(cast(Any, ReplicatesAfterTheScans(ddb)), shape, target, 1, 0, recheck=False)
     ddb.delete_item(TableName=target, Key={"pk": {"S": "late"}})
-    with_recheck = verify_segment(ReplicatesAfterTheScans(ddb), shape, target, 1, 0, recheck=True)
+    with_recheck = verify_segment(cast(Any, ReplicatesAfterTheScans(ddb)), shape, target, 1, 0, recheck=True)
 
     # THEN only the unconfirmed scan reports it
     assert without.differences == (Difference(MISSING, key("late")),)

@@ -155,7 +155,16 @@ def g(exc):
 
 def _client_error(code: str, status: int = 400, operation: str = "Op") -> ClientError:
     return ClientError(
-        {"Error": {"Code": code, "Message": f"injected {code}"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        {
+            "Error": {"Code": code, "Message": f"injected {code}"},
+            "ResponseMetadata": {
+                "RequestId": "",
+                "HostId": "",
+                "HTTPStatusCode": status,
+                "HTTPHeaders": {},
+                "RetryAttempts": 0,
+            },
+        },
         operation,
     )
 
@@ -211,6 +220,11 @@ class Raising:
         return method
 
 
+def raising(error: Exception) -> Any:
+    """A ``Raising`` fake, typed as ``Any``: it stands in for whichever boto3 client is asked for."""
+    return Raising(error)
+
+
 @pytest.mark.parametrize(
     ("code", "status", "expected"),
     [
@@ -222,7 +236,7 @@ class Raising:
 def test_get_records_translates_what_can_no_longer_be_read(code: str, status: int, expected: type) -> None:
     error = _client_error(code, status, "GetRecords")
     with pytest.raises(expected) as raised:
-        get_records(Raising(error), "iterator", 10)
+        get_records(raising(error), "iterator", 10)
     assert raised.value.__cause__ is error
     assert str(raised.value) == describe_error(error)  # the reason a redrive reports stays the same
 
@@ -230,15 +244,15 @@ def test_get_records_translates_what_can_no_longer_be_read(code: str, status: in
 def test_get_records_counts_a_server_error_as_an_expired_iterator_only_when_asked() -> None:
     error = _client_error("InternalServerError", 500, "GetRecords")
     with pytest.raises(ClientError) as raised:
-        get_records(Raising(error), "iterator", 10)
+        get_records(raising(error), "iterator", 10)
     assert raised.value is error  # left for call_with_retries
     with pytest.raises(ShardIteratorExpired) as expired:
-        get_records(Raising(error), "iterator", 10, server_error_expires=True)
+        get_records(raising(error), "iterator", 10, server_error_expires=True)
     assert expired.value.code == "InternalServerError" and isinstance(expired.value, RetryableError)
 
 
 def test_shard_iterator_passes_the_sequence_number_only_when_given() -> None:
-    streams = Raising(_client_error("TrimmedDataAccessException", 400, "GetShardIterator"))
+    streams = raising(_client_error("TrimmedDataAccessException", 400, "GetShardIterator"))
     with pytest.raises(StreamTrimmed):
         shard_iterator(streams, "arn", "shard", "AT_SEQUENCE_NUMBER", "42")
     with pytest.raises(StreamTrimmed):
@@ -249,7 +263,7 @@ def test_shard_iterator_passes_the_sequence_number_only_when_given() -> None:
 @pytest.mark.parametrize(("code", "status"), [("PreconditionFailed", 412), ("", 412), ("NoSuchKey", 404)])
 def test_a_pinned_copy_meeting_a_changed_source_is_source_changed(code: str, status: int) -> None:
     error = _client_error(code, status, "CopyObject")
-    s3 = Raising(error)
+    s3 = raising(error)
     with pytest.raises(SourceChanged) as raised:
         copy_object_pinned(s3, source_bucket="src", bucket="dst", key="k", etag='"e"')
     assert raised.value.__cause__ is error and str(raised.value) == (code or "412")
@@ -260,24 +274,24 @@ def test_a_pinned_copy_meeting_a_changed_source_is_source_changed(code: str, sta
 def test_a_pinned_copy_passes_other_errors_unchanged() -> None:
     error = _client_error("AccessDenied", 403, "CopyObject")
     with pytest.raises(ClientError) as raised:
-        copy_object_pinned(Raising(error), source_bucket="s", bucket="d", key="k", etag="e")
+        copy_object_pinned(raising(error), source_bucket="s", bucket="d", key="k", etag="e")
     assert raised.value is error
 
 
 @pytest.mark.parametrize(("code", "status"), [("403", 403), ("AccessDenied", 403), ("Forbidden", 0)])
 def test_a_bucket_that_answers_403_is_a_setup_error_naming_the_field(code: str, status: int) -> None:
     with pytest.raises(SetupError, match=r"^buckets\[0\]\.target: bucket 'taken' exists but is not accessible"):
-        head_bucket(Raising(_client_error(code, status, "HeadBucket")), "taken", field="buckets[0].target")
+        head_bucket(raising(_client_error(code, status, "HeadBucket")), "taken", field="buckets[0].target")
 
 
 @pytest.mark.parametrize(("code", "status"), [("404", 404), ("NoSuchBucket", 404), ("NotFound", 0), ("", 404)])
 def test_a_bucket_that_answers_404_does_not_exist(code: str, status: int) -> None:
-    assert head_bucket(Raising(_client_error(code, status, "HeadBucket")), "gone") == (False, None)
+    assert head_bucket(raising(_client_error(code, status, "HeadBucket")), "gone") == (False, None)
 
 
 def test_a_conditional_put_reports_a_failed_condition_and_raises_the_rest() -> None:
     condition = {"ConditionExpression": "attribute_not_exists(#k)", "ExpressionAttributeNames": {"#k": "pk"}}
-    failed = Raising(_client_error("ConditionalCheckFailedException", 400, "PutItem"))
+    failed = raising(_client_error("ConditionalCheckFailedException", 400, "PutItem"))
     assert put_item_if(failed, "t", {"pk": {"S": "a"}}, condition, consumed_capacity=True) == (False, None)
     ((_, kwargs),) = failed.calls
     assert (
@@ -286,7 +300,7 @@ def test_a_conditional_put_reports_a_failed_condition_and_raises_the_rest() -> N
     )
     missing = _client_error("ResourceNotFoundException", 400, "PutItem")
     with pytest.raises(ClientError) as raised:
-        put_item_if(Raising(missing), "t", {"pk": {"S": "a"}}, condition)
+        put_item_if(raising(missing), "t", {"pk": {"S": "a"}}, condition)
     assert raised.value is missing
 
 

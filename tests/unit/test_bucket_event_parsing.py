@@ -317,6 +317,9 @@ SPEC = parse_spec(
         ],
     }
 )
+# Stand-ins for the S3 clients: the recorder replaces reconcile_key, so they are only passed on.
+S3: Any = "S3"
+TARGET_S3: Any = "TARGET"
 
 
 def sqs_record(body: Any) -> dict[str, Any]:
@@ -328,7 +331,7 @@ def test_every_key_of_a_message_is_reconciled_once(recorder: Recorder) -> None:
     body = (EVENTS / "s3_notification_batch.json").read_text(encoding="utf-8")
 
     # WHEN its SQS record is applied
-    results = BucketReplicator(SPEC, s3="S3").apply_sqs_record(sqs_record(body))
+    results = BucketReplicator(SPEC, s3=S3).apply_sqs_record(sqs_record(body))
 
     # THEN each distinct key is reconciled once into the mapped target, in order of first mention
     keys = [
@@ -345,13 +348,13 @@ def test_every_key_of_a_message_is_reconciled_once(recorder: Recorder) -> None:
 
 
 def test_the_target_client_is_passed_on(recorder: Recorder) -> None:
-    BucketReplicator(SPEC, s3="S3", target_s3="TARGET").apply_sqs_record(sqs_record(eventbridge("k")))
+    BucketReplicator(SPEC, s3=S3, target_s3=TARGET_S3).apply_sqs_record(sqs_record(eventbridge("k")))
     assert recorder.calls == [(SOURCE, "ferry-sample-target", "k", "TARGET")]
 
 
 def test_the_test_event_reconciles_nothing(recorder: Recorder) -> None:
     body = (EVENTS / "s3_test_event.json").read_text(encoding="utf-8")
-    assert BucketReplicator(SPEC, s3="S3").apply_sqs_record(sqs_record(body)) == []
+    assert BucketReplicator(SPEC, s3=S3).apply_sqs_record(sqs_record(body)) == []
     assert recorder.calls == []
 
 
@@ -362,21 +365,21 @@ def test_an_unmapped_bucket_is_poison_naming_the_bucket(recorder: Recorder) -> N
 
     # WHEN it is applied, THEN the mapped key is reconciled and the record fails as poison
     with pytest.raises(PoisonRecordError) as caught:
-        BucketReplicator(SPEC, s3="S3").apply_sqs_record(sqs_record(message))
+        BucketReplicator(SPEC, s3=S3).apply_sqs_record(sqs_record(message))
     assert "'not-in-spec'" in str(caught.value)
     assert recorder.calls == [(SOURCE, "ferry-sample-target", "a", None)]
 
 
 def test_a_target_bucket_is_not_a_source(recorder: Recorder) -> None:
     with pytest.raises(PoisonRecordError, match="ferry-sample-target"):
-        BucketReplicator(SPEC, s3="S3").apply_sqs_record(sqs_record(eventbridge("k", bucket="ferry-sample-target")))
+        BucketReplicator(SPEC, s3=S3).apply_sqs_record(sqs_record(eventbridge("k", bucket="ferry-sample-target")))
     assert recorder.calls == []
 
 
 @pytest.mark.parametrize("record", [{}, {"body": None}, {"body": {"Records": []}}])
 def test_a_record_without_a_text_body_is_poison(recorder: Recorder, record: dict[str, Any]) -> None:
     with pytest.raises(PoisonRecordError) as caught:
-        BucketReplicator(SPEC, s3="S3").apply_sqs_record(record)
+        BucketReplicator(SPEC, s3=S3).apply_sqs_record(record)
     assert caught.value.field == "body"
 
 
@@ -386,4 +389,4 @@ def test_reconcile_errors_propagate_unchanged(monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(events, "reconcile_key", boom)
     with pytest.raises(TimeoutError):
-        BucketReplicator(SPEC, s3="S3").apply_sqs_record(sqs_record(eventbridge("k")))
+        BucketReplicator(SPEC, s3=S3).apply_sqs_record(sqs_record(eventbridge("k")))

@@ -46,7 +46,7 @@ def package_of(path: Path) -> str:
 
 def _imports(tree: ast.AST) -> list[tuple[int, str, list[str]]]:
     """(line, module, imported names) of every absolute import in ``tree``."""
-    out = []
+    out: list[tuple[int, str, list[str]]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             out += [(node.lineno, alias.name, []) for alias in node.names]

@@ -20,7 +20,7 @@ import logging
 import string
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import yaml
@@ -199,6 +199,9 @@ def _nested(depth: int) -> Any:
     return value
 
 
+SURROGATES: tuple[Literal["Cs"]] = ("Cs",)  # the Unicode category, typed as hypothesis expects
+
+
 @st.composite
 def structural_mutation(draw: Any, raw: dict[str, Any], *, cli_safe: bool) -> dict[str, Any]:
     raw = copy.deepcopy(raw)
@@ -207,7 +210,7 @@ def structural_mutation(draw: Any, raw: dict[str, Any], *, cli_safe: bool) -> di
     unknown_names = (
         st.text(alphabet=string.ascii_letters + "_", min_size=1, max_size=10)
         if cli_safe
-        else st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=10)
+        else st.text(alphabet=st.characters(blacklist_categories=SURROGATES), min_size=1, max_size=10)
     )
     if kind == "drop":
         path = draw(st.sampled_from(paths))
@@ -394,7 +397,9 @@ def one_quick_try() -> Iterator[None]:
     original = ferry.clients.client_config
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ferry.clients, "client_config", lambda max_attempts=10, pool=32: original(1, pool))
-        mp.setitem(ferry.aws.call_with_retries.__kwdefaults__, "sleep", lambda _seconds: None)
+        retry_defaults = ferry.aws.call_with_retries.__kwdefaults__
+        assert retry_defaults is not None  # call_with_retries takes a keyword-only ``sleep``
+        mp.setitem(retry_defaults, "sleep", lambda _seconds: None)
         yield
 
 
