@@ -29,6 +29,7 @@ def local_spark(splits: int) -> Any:
         SparkSession.builder.master(f"local[{max(1, min(splits, MAX_LOCAL_CORES))}]")
         .appName("ferry-backfill")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")  # no progress bars between the lines a person reads
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.task.maxFailures", "1")
