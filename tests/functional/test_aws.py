@@ -39,6 +39,7 @@ from ferry.clients import AwsTarget, make_client
 from ferry.errors import SetupError, ShardIteratorExpired, SourceChanged, StreamNotFound, StreamTrimmed
 from ferry.spec import parse_spec
 from ferry.tables.protocol import insert_only_condition, tombstone_for, tombstone_only_condition
+from tests.aws_errors import client_error
 from tests.conftest import create_table
 
 pytestmark = pytest.mark.functional
@@ -48,19 +49,7 @@ def _inject(client: Any, event: str, code: str, status: int) -> None:
     """Make every ``event`` call of ``client`` answer the AWS error ``code`` / ``status``."""
 
     def fail(**_: Any) -> None:
-        raise ClientError(
-            {
-                "Error": {"Code": code, "Message": f"injected {code}"},
-                "ResponseMetadata": {
-                    "RequestId": "",
-                    "HostId": "",
-                    "HTTPStatusCode": status,
-                    "HTTPHeaders": {},
-                    "RetryAttempts": 0,
-                },
-            },
-            event.rsplit(".", 1)[-1],
-        )
+        raise client_error(code, status, event.rsplit(".", 1)[-1])
 
     client.meta.events.register(f"before-call.{event}", fail)
 

@@ -34,6 +34,7 @@ from ferry.buckets.reconcile import (
 from ferry.clients import AwsTarget, make_client
 from ferry.errors import RetryableError
 from ferry.spec import BucketMapping, S3Settings
+from tests.aws_errors import client_error
 
 pytestmark = pytest.mark.functional
 
@@ -167,22 +168,6 @@ def assert_mirrored(admin: Any, mapping: BucketMapping, key: str) -> None:
     assert target.sse == source.sse
     src_hash = hashlib.sha256(body_of(admin, mapping.source, key)).hexdigest()
     assert hashlib.sha256(body_of(admin, mapping.target, key)).hexdigest() == src_hash
-
-
-def client_error(code: str, status: int, operation: str) -> ClientError:
-    return ClientError(
-        {
-            "Error": {"Code": code, "Message": f"injected {code}"},
-            "ResponseMetadata": {
-                "RequestId": "",
-                "HostId": "",
-                "HTTPStatusCode": status,
-                "HTTPHeaders": {},
-                "RetryAttempts": 0,
-            },
-        },
-        operation,
-    )
 
 
 def once(action: Callable[[], object]) -> Callable[..., None]:

@@ -37,6 +37,7 @@ from ferry.errors import (
     StreamNotFound,
     StreamTrimmed,
 )
+from tests.aws_errors import client_error
 
 pytestmark = pytest.mark.unit
 
@@ -153,37 +154,21 @@ def g(exc):
 # --- pure helpers ----------------------------------------------------------------------------
 
 
-def _client_error(code: str, status: int = 400, operation: str = "Op") -> ClientError:
-    return ClientError(
-        {
-            "Error": {"Code": code, "Message": f"injected {code}"},
-            "ResponseMetadata": {
-                "RequestId": "",
-                "HostId": "",
-                "HTTPStatusCode": status,
-                "HTTPHeaders": {},
-                "RetryAttempts": 0,
-            },
-        },
-        operation,
-    )
-
-
 def test_is_aws_error_tells_an_answer_of_aws_from_other_failures() -> None:
-    assert is_aws_error(_client_error("AccessDenied", 403))
+    assert is_aws_error(client_error("AccessDenied", 403))
     assert not is_aws_error(EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
     assert not is_aws_error(SetupError("x"))
     assert not is_aws_error(ValueError("x"))
 
 
 def test_error_name_is_the_code_or_the_class() -> None:
-    assert error_name(_client_error("SlowDown", 503)) == "SlowDown"
+    assert error_name(client_error("SlowDown", 503)) == "SlowDown"
     assert error_name(ValueError("boom")) == "ValueError"
 
 
 def test_describe_error_gives_ferry_messages_as_they_are_and_aws_errors_with_their_code() -> None:
     assert describe_error(SetupError("table 't' does not exist")) == "table 't' does not exist"
-    described = describe_error(_client_error("ResourceNotFoundException", operation="GetItem"))
+    described = describe_error(client_error("ResourceNotFoundException", operation="GetItem"))
     assert described.startswith("ResourceNotFoundException: An error occurred (ResourceNotFoundException)")
     assert describe_error(KeyError("k")) == "KeyError: 'k'"
 
@@ -191,11 +176,11 @@ def test_describe_error_gives_ferry_messages_as_they_are_and_aws_errors_with_the
 def test_missing_table_raises_the_given_error_without_the_aws_context() -> None:
     wanted = SetupError("state table 's' does not exist: run `ferry init`")
     with pytest.raises(SetupError) as raised, missing_table_raises(wanted):
-        raise _client_error("ResourceNotFoundException")
+        raise client_error("ResourceNotFoundException")
     assert raised.value is wanted and raised.value.__suppress_context__
 
 
-@pytest.mark.parametrize("error", [_client_error("AccessDeniedException"), _client_error("ThrottlingException")])
+@pytest.mark.parametrize("error", [client_error("AccessDeniedException"), client_error("ThrottlingException")])
 def test_missing_table_raises_lets_every_other_error_through_unchanged(error: ClientError) -> None:
     with pytest.raises(ClientError) as raised, missing_table_raises(SetupError("unused")):
         raise error
@@ -234,7 +219,7 @@ def raising(error: Exception) -> Any:
     ],
 )
 def test_get_records_translates_what_can_no_longer_be_read(code: str, status: int, expected: type) -> None:
-    error = _client_error(code, status, "GetRecords")
+    error = client_error(code, status, "GetRecords")
     with pytest.raises(expected) as raised:
         get_records(raising(error), "iterator", 10)
     assert raised.value.__cause__ is error
@@ -242,7 +227,7 @@ def test_get_records_translates_what_can_no_longer_be_read(code: str, status: in
 
 
 def test_get_records_counts_a_server_error_as_an_expired_iterator_only_when_asked() -> None:
-    error = _client_error("InternalServerError", 500, "GetRecords")
+    error = client_error("InternalServerError", 500, "GetRecords")
     with pytest.raises(ClientError) as raised:
         get_records(raising(error), "iterator", 10)
     assert raised.value is error  # left for call_with_retries
@@ -252,7 +237,7 @@ def test_get_records_counts_a_server_error_as_an_expired_iterator_only_when_aske
 
 
 def test_shard_iterator_passes_the_sequence_number_only_when_given() -> None:
-    streams = raising(_client_error("TrimmedDataAccessException", 400, "GetShardIterator"))
+    streams = raising(client_error("TrimmedDataAccessException", 400, "GetShardIterator"))
     with pytest.raises(StreamTrimmed):
         shard_iterator(streams, "arn", "shard", "AT_SEQUENCE_NUMBER", "42")
     with pytest.raises(StreamTrimmed):
@@ -262,7 +247,7 @@ def test_shard_iterator_passes_the_sequence_number_only_when_given() -> None:
 
 @pytest.mark.parametrize(("code", "status"), [("PreconditionFailed", 412), ("", 412), ("NoSuchKey", 404)])
 def test_a_pinned_copy_meeting_a_changed_source_is_source_changed(code: str, status: int) -> None:
-    error = _client_error(code, status, "CopyObject")
+    error = client_error(code, status, "CopyObject")
     s3 = raising(error)
     with pytest.raises(SourceChanged) as raised:
         copy_object_pinned(s3, source_bucket="src", bucket="dst", key="k", etag='"e"')
@@ -272,7 +257,7 @@ def test_a_pinned_copy_meeting_a_changed_source_is_source_changed(code: str, sta
 
 
 def test_a_pinned_copy_passes_other_errors_unchanged() -> None:
-    error = _client_error("AccessDenied", 403, "CopyObject")
+    error = client_error("AccessDenied", 403, "CopyObject")
     with pytest.raises(ClientError) as raised:
         copy_object_pinned(raising(error), source_bucket="s", bucket="d", key="k", etag="e")
     assert raised.value is error
@@ -281,24 +266,24 @@ def test_a_pinned_copy_passes_other_errors_unchanged() -> None:
 @pytest.mark.parametrize(("code", "status"), [("403", 403), ("AccessDenied", 403), ("Forbidden", 0)])
 def test_a_bucket_that_answers_403_is_a_setup_error_naming_the_field(code: str, status: int) -> None:
     with pytest.raises(SetupError, match=r"^buckets\[0\]\.target: bucket 'taken' exists but is not accessible"):
-        head_bucket(raising(_client_error(code, status, "HeadBucket")), "taken", field="buckets[0].target")
+        head_bucket(raising(client_error(code, status, "HeadBucket")), "taken", field="buckets[0].target")
 
 
 @pytest.mark.parametrize(("code", "status"), [("404", 404), ("NoSuchBucket", 404), ("NotFound", 0), ("", 404)])
 def test_a_bucket_that_answers_404_does_not_exist(code: str, status: int) -> None:
-    assert head_bucket(raising(_client_error(code, status, "HeadBucket")), "gone") == (False, None)
+    assert head_bucket(raising(client_error(code, status, "HeadBucket")), "gone") == (False, None)
 
 
 def test_a_conditional_put_reports_a_failed_condition_and_raises_the_rest() -> None:
     condition = {"ConditionExpression": "attribute_not_exists(#k)", "ExpressionAttributeNames": {"#k": "pk"}}
-    failed = raising(_client_error("ConditionalCheckFailedException", 400, "PutItem"))
+    failed = raising(client_error("ConditionalCheckFailedException", 400, "PutItem"))
     assert put_item_if(failed, "t", {"pk": {"S": "a"}}, condition, consumed_capacity=True) == (False, None)
     ((_, kwargs),) = failed.calls
     assert (
         kwargs["ReturnConsumedCapacity"] == "TOTAL"
         and kwargs["ConditionExpression"] == condition["ConditionExpression"]
     )
-    missing = _client_error("ResourceNotFoundException", 400, "PutItem")
+    missing = client_error("ResourceNotFoundException", 400, "PutItem")
     with pytest.raises(ClientError) as raised:
         put_item_if(raising(missing), "t", {"pk": {"S": "a"}}, condition)
     assert raised.value is missing

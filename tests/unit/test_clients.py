@@ -7,24 +7,9 @@ from botocore.exceptions import ClientError
 
 from ferry.aws import call_with_retries, is_transient
 from ferry.clients import AwsTarget, BucketClients, TableClients, make_client
+from tests.aws_errors import client_error
 
 pytestmark = pytest.mark.unit
-
-
-def _error(code: str, status: int = 400) -> ClientError:
-    return ClientError(
-        {
-            "Error": {"Code": code, "Message": code},
-            "ResponseMetadata": {
-                "RequestId": "",
-                "HostId": "",
-                "HTTPStatusCode": status,
-                "HTTPHeaders": {},
-                "RetryAttempts": 0,
-            },
-        },
-        "Op",
-    )
 
 
 def _flaky(failures: list[Exception]):
@@ -41,7 +26,11 @@ def _flaky(failures: list[Exception]):
 
 @pytest.mark.parametrize(
     "exc",
-    [_error("ProvisionedThroughputExceededException"), _error("ThrottlingException"), _error("Boom", 503)],
+    [
+        client_error("ProvisionedThroughputExceededException"),
+        client_error("ThrottlingException"),
+        client_error("Boom", 503),
+    ],
 )
 def test_transient_errors_are_retried_until_success(exc):
     call, calls = _flaky([exc, exc])
@@ -53,14 +42,14 @@ def test_transient_errors_are_retried_until_success(exc):
 
 
 def test_a_permanent_error_is_raised_at_once():
-    call, calls = _flaky([_error("AccessDeniedException"), _error("X")])
+    call, calls = _flaky([client_error("AccessDeniedException"), client_error("X")])
     with pytest.raises(ClientError, match="AccessDenied"):
         call_with_retries(call, "op", attempts=5, sleep=lambda s: None)
     assert calls["n"] == 1
 
 
 def test_attempts_are_bounded_and_the_last_error_is_raised_unchanged():
-    throttle = _error("ProvisionedThroughputExceededException")
+    throttle = client_error("ProvisionedThroughputExceededException")
     call, calls = _flaky([throttle] * 10)
     with pytest.raises(ClientError) as raised:
         call_with_retries(call, "op", attempts=4, sleep=lambda s: None)
@@ -68,8 +57,8 @@ def test_attempts_are_bounded_and_the_last_error_is_raised_unchanged():
 
 
 def test_conditional_check_failure_is_not_transient():
-    assert not is_transient(_error("ConditionalCheckFailedException"))
-    assert is_transient(_error("InternalServerError", 500))
+    assert not is_transient(client_error("ConditionalCheckFailedException"))
+    assert is_transient(client_error("InternalServerError", 500))
 
 
 # --- the client factory -------------------------------------------------------------------------
