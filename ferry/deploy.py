@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ferry.spec import Spec, spec_to_dict
+from ferry.tables.protocol import REPLAY_STARTING_POSITION, UNLIMITED_RECORD_AGE
 
 APP_NAME = "ferry"
 STREAM_FUNCTION = "table_stream"
@@ -50,14 +51,17 @@ class BucketEventsSettings:
     maximum_batching_window_in_seconds: int
 
 
-def stream_mapping_settings(spec: Spec) -> StreamMappingSettings:
+def stream_mapping_settings(spec: Spec, *, replay: bool = False) -> StreamMappingSettings:
+    """The stream mapping of an insert-only table, or (``replay``) of a replay table, which the release
+    creates: it starts at the stream's oldest record and never discards a held record for its age
+    (docs/adr/0004); retries, bisection and the on-failure queue are the same."""
     r = spec.replication
     return StreamMappingSettings(
         batch_size=r.batch_size,
         maximum_retry_attempts=r.max_retries,
-        maximum_record_age_in_seconds=r.max_record_age_seconds,
+        maximum_record_age_in_seconds=UNLIMITED_RECORD_AGE if replay else r.max_record_age_seconds,
         bisect_batch_on_function_error=True,
-        starting_position=r.starting_position,
+        starting_position=REPLAY_STARTING_POSITION if replay else r.starting_position,
         parallelization_factor=1,
         maximum_batching_window_in_seconds=1,
     )

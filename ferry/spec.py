@@ -24,6 +24,20 @@ _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}")
 ROLE_FIELDS = ("source_role_arn", "target_role_arn")
 STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
+# How the history is copied while changes are captured (docs/adr/0001 and 0004):
+# replay: the consumer is held while the copy writes at bulk speed, then replays every change in order;
+# insert-only: the consumer runs concurrently and the copy never overwrites what it wrote.
+PROTOCOL_REPLAY = "replay"
+PROTOCOL_INSERT_ONLY = "insert-only"
+PROTOCOLS = (PROTOCOL_REPLAY, PROTOCOL_INSERT_ONLY)
+READ_SCAN = "scan"  # parallel Scan, one Spark task per segment
+READ_EXPORT = "export"  # a point-in-time export to S3, one Spark task per data file
+READ_MODES = (READ_SCAN, READ_EXPORT)
+WRITE_BATCH = "batch"  # BatchWriteItem (replay) / conditional PutItem (insert-only)
+WRITE_IMPORT = "import"  # ImportTable creates the target from the export
+WRITE_MODES = (WRITE_BATCH, WRITE_IMPORT)
+# DynamoDB Streams keep a record 24 hours: a held copy and its catch-up must fit inside.
+STREAM_RETENTION_HOURS = 24.0
 
 
 @dataclass(frozen=True)
@@ -31,6 +45,11 @@ class TableMapping:
     source: str
     target: str
     replicate_ttl_deletes: bool = True
+    protocol: str = PROTOCOL_REPLAY
+
+    @property
+    def replay(self) -> bool:
+        return self.protocol == PROTOCOL_REPLAY
 
 
 @dataclass(frozen=True)
@@ -39,6 +58,11 @@ class BucketMapping:
     target: str
     prefix: str = ""  # only keys under it
     delete_extra: bool = False  # backfill/verify also remove target keys the source lacks
+    protocol: str = PROTOCOL_REPLAY
+
+    @property
+    def replay(self) -> bool:
+        return self.protocol == PROTOCOL_REPLAY
 
 
 @dataclass(frozen=True)
@@ -66,6 +90,12 @@ class BackfillSettings:
     on_demand_write_units: int = 1000
     write_concurrency: int = 8
     page_size: int = 0  # Scan Limit; 0 = let DynamoDB fill 1 MB pages
+    read: str = READ_SCAN  # scan | export (needs point-in-time recovery on the source)
+    write: str = WRITE_BATCH  # batch | import (ImportTable creates the target; needs read: export)
+    # A replay copy holds the changes it will replay in the stream (24 h): it refuses to start a copy
+    # that it estimates will not finish, and be replayed, within this many hours.
+    max_hold_hours: float = 20.0
+    export_bucket: str = ""  # where exports go; "" = the bucket `ferry init` creates (ferry-exports-<account>-<region>)
 
 
 @dataclass(frozen=True)
@@ -210,7 +240,9 @@ def _parse_table(raw: Any, index: int) -> TableMapping:
     data = _expect_mapping(raw, where)
     _reject_unknown(data, _fields_of(TableMapping), where)
     source, target = _source_and_target(data, where, _TABLE_NAME, "table")
-    return TableMapping(source, target, _typed(data, "replicate_ttl_deletes", bool, True, where))
+    return TableMapping(
+        source, target, _typed(data, "replicate_ttl_deletes", bool, True, where), _protocol(data, where)
+    )
 
 
 def _parse_bucket(raw: Any, index: int) -> BucketMapping:
@@ -219,7 +251,20 @@ def _parse_bucket(raw: Any, index: int) -> BucketMapping:
     _reject_unknown(data, _fields_of(BucketMapping), where)
     source, target = _source_and_target(data, where, _BUCKET_NAME, "bucket")
     prefix = _typed(data, "prefix", str, "", where)
-    return BucketMapping(source, target, prefix, _typed(data, "delete_extra", bool, False, where))
+    return BucketMapping(
+        source, target, prefix, _typed(data, "delete_extra", bool, False, where), _protocol(data, where)
+    )
+
+
+def _protocol(data: Mapping[str, Any], where: str) -> str:
+    return _one_of(data, "protocol", PROTOCOLS, PROTOCOL_REPLAY, where)
+
+
+def _one_of(data: Mapping[str, Any], key: str, choices: tuple[str, ...], default: str, where: str) -> str:
+    value: str = _typed(data, key, str, default, where)
+    if value not in choices:
+        raise SpecError(f"{where}.{key}", f"must be one of {', '.join(choices)}, got {_show(value)}")
+    return value
 
 
 def _role_arn(data: Mapping[str, Any], name: str) -> str | None:
@@ -269,6 +314,14 @@ def _parse_mappings(
     buckets = tuple(_parse_bucket(b, i) for i, b in enumerate(raw_buckets or []))
     _check_each_name_once("buckets", buckets, reserved=None)
     _check_each_name_once("tables", tables, reserved=state_table)
+    for i, bucket in enumerate(buckets):
+        if bucket.protocol != buckets[0].protocol:
+            # One events queue (and one queue mapping) serves every bucket: it is held or it is not.
+            raise SpecError(
+                f"buckets[{i}].protocol",
+                f"every bucket shares s3.events_queue, so all must use one protocol ({buckets[0].protocol!r} "
+                f"in buckets[0], {bucket.protocol!r} here)",
+            )
     return tables, buckets
 
 
@@ -295,7 +348,36 @@ def _parse_backfill(raw: Any) -> BackfillSettings:
             raise SpecError(f"backfill.{name}", "must be at least 1")
     if backfill.page_size < 0:
         raise SpecError("backfill.page_size", "must be 0 (full pages) or positive")
+    data = raw if isinstance(raw, Mapping) else {}
+    _one_of(data, "read", READ_MODES, READ_SCAN, "backfill")
+    _one_of(data, "write", WRITE_MODES, WRITE_BATCH, "backfill")
+    if backfill.write == WRITE_IMPORT and backfill.read != READ_EXPORT:
+        raise SpecError("backfill.write", "import loads an export: it needs backfill.read: export")
+    if not 0 < backfill.max_hold_hours < STREAM_RETENTION_HOURS:
+        raise SpecError(
+            "backfill.max_hold_hours",
+            f"must be above 0 and below {STREAM_RETENTION_HOURS:.0f} (the stream keeps a record "
+            f"{STREAM_RETENTION_HOURS:.0f} hours), got {_show(backfill.max_hold_hours)}",
+        )
+    if backfill.export_bucket and (
+        not _BUCKET_NAME.fullmatch(backfill.export_bucket) or ".." in backfill.export_bucket
+    ):
+        raise SpecError("backfill.export_bucket", f"{backfill.export_bucket!r} is not a valid {_NAME_RULES['bucket']}")
     return backfill
+
+
+def check_protocols(tables: tuple[TableMapping, ...], backfill: BackfillSettings) -> None:
+    """The copy paths each table's protocol allows: ImportTable creates the target, so the target
+    cannot be written concurrently by an insert-only consumer (it does not exist before the import)."""
+    if backfill.write != WRITE_IMPORT:
+        return
+    for i, table in enumerate(tables):
+        if not table.replay:
+            raise SpecError(
+                f"tables[{i}].protocol",
+                "insert-only cannot use backfill.write: import (ImportTable creates the target, which "
+                "insert-only replication needs to exist before the copy); use protocol replay or write: batch",
+            )
 
 
 def _parse_replication(raw: Any) -> ReplicationSettings:
@@ -343,6 +425,15 @@ def parse_spec(raw: Any) -> Spec:
     source_role_arn = _role_arn(data, "source_role_arn")
     target_role_arn = _role_arn(data, "target_role_arn")
     tables, buckets = _parse_mappings(data, state_table)
+    backfill = _parse_backfill(data.get("backfill"))
+    check_protocols(tables, backfill)
+    replication = _parse_replication(data.get("replication"))
+    if replication.starting_position != "TRIM_HORIZON" and any(t.replay for t in tables):
+        raise SpecError(
+            "replication.starting_position",
+            "must be TRIM_HORIZON when a table uses protocol replay: the released consumer applies every change "
+            "held since capture began (LATEST would skip the changes made during the copy)",
+        )
     return Spec(
         region=region,
         endpoint_url=endpoint_url,
@@ -351,10 +442,37 @@ def parse_spec(raw: Any) -> Spec:
         target_role_arn=target_role_arn,
         tables=tables,
         buckets=buckets,
-        backfill=_parse_backfill(data.get("backfill")),
-        replication=_parse_replication(data.get("replication")),
+        backfill=backfill,
+        replication=replication,
         s3=_parse_s3(data.get("s3")),
     )
+
+
+def with_overrides(
+    spec: Spec, *, protocol: str | None = None, read: str | None = None, write: str | None = None
+) -> Spec:
+    """``spec`` with the command line's choices (``ferry backfill --protocol/--read/--write``) applied to
+    every table (and, for the protocol, every bucket), validated like the file: SpecError naming the option."""
+    for option, value, choices in (
+        ("--protocol", protocol, PROTOCOLS),
+        ("--read", read, READ_MODES),
+        ("--write", write, WRITE_MODES),
+    ):
+        if value is not None and value not in choices:
+            raise SpecError(option, f"must be one of {', '.join(choices)}, got {_show(value)}")
+    tables, buckets, backfill = spec.tables, spec.buckets, spec.backfill
+    if protocol is not None:
+        tables = tuple(dataclasses.replace(t, protocol=protocol) for t in tables)
+        buckets = tuple(dataclasses.replace(b, protocol=protocol) for b in buckets)
+    if read is not None or write is not None:
+        backfill = dataclasses.replace(backfill, read=read or backfill.read, write=write or backfill.write)
+    if backfill.write == WRITE_IMPORT and backfill.read != READ_EXPORT:
+        raise SpecError("--write", "import loads an export: it needs --read export (or backfill.read: export)")
+    try:
+        check_protocols(tables, backfill)
+    except SpecError as exc:
+        raise SpecError("--protocol" if protocol == PROTOCOL_INSERT_ONLY else "--write", exc.problem) from None
+    return dataclasses.replace(spec, tables=tables, buckets=buckets, backfill=backfill)
 
 
 def spec_to_dict(spec: Spec) -> dict[str, Any]:

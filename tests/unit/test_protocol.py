@@ -23,7 +23,9 @@ from hypothesis import strategies as st
 
 from ferry.tables.protocol import (
     PHASE_BACKFILL,
+    PHASE_HOLD,
     PHASE_LIVE,
+    PHASE_REPLAY,
     PHASES,
     TOMBSTONE_ATTRIBUTE,
     TOMBSTONE_VALUE,
@@ -45,28 +47,39 @@ TTL_IDENTITY = {"type": "Service", "principalId": TTL_PRINCIPAL}
 # --------------------------------------------------------------------------------------------
 # decide_stream_action, table-driven
 
-PUT, DELETE, TOMBSTONE, SKIP = (
+PUT, DELETE, TOMBSTONE, SKIP, HOLD = (
     StreamAction.PUT_NEW_IMAGE,
     StreamAction.DELETE,
     StreamAction.PUT_TOMBSTONE,
     StreamAction.SKIP,
+    StreamAction.HOLD,
 )
 
-# phase spellings: the two real ones and "unknown" ones (state row missing, garbage, wrong case)
+# phase spellings: the four real ones and "unknown" ones (state row missing, garbage, wrong case)
 PHASE_VALUES: dict[str, list[str | None]] = {
     "backfill": [PHASE_BACKFILL],
     "live": [PHASE_LIVE],
-    "unknown": [None, "", "LIVE", "finalized"],
+    "replay": [PHASE_REPLAY],
+    "hold": [PHASE_HOLD],
+    "unknown": [None, "", "LIVE", "finalized", "HOLD"],
 }
 
 # (eventName, phase kind, ttl delete?, replicate_ttl_deletes?) -> action
 DECISIONS: dict[tuple[str, str, bool, bool], StreamAction] = {}
 for _event, _phase, _ttl, _replicate in itertools.product(
-    ("INSERT", "MODIFY"), PHASE_VALUES, (False, True), (False, True)
+    ("INSERT", "MODIFY", "REMOVE"), PHASE_VALUES, (False, True), (False, True)
 ):
-    DECISIONS[(_event, _phase, _ttl, _replicate)] = PUT  # always, in every phase
+    if _phase == "hold":
+        DECISIONS[(_event, _phase, _ttl, _replicate)] = HOLD  # a held table applies nothing until its release
+    elif _event != "REMOVE":
+        DECISIONS[(_event, _phase, _ttl, _replicate)] = PUT  # in every other phase
 DECISIONS.update(
     {
+        # once released, a replay table deletes for real (no copy runs concurrently)
+        ("REMOVE", "replay", False, True): DELETE,
+        ("REMOVE", "replay", False, False): DELETE,
+        ("REMOVE", "replay", True, True): DELETE,
+        ("REMOVE", "replay", True, False): SKIP,
         # ordinary deletes: a real delete once live, a tombstone otherwise
         ("REMOVE", "live", False, True): DELETE,
         ("REMOVE", "live", False, False): DELETE,
@@ -91,8 +104,8 @@ DECISION_CASES = [
 
 
 def test_decision_table_is_complete() -> None:
-    assert len(DECISIONS) == 3 * 3 * 2 * 2
-    assert set(PHASES) == {PHASE_BACKFILL, PHASE_LIVE}
+    assert len(DECISIONS) == 3 * 5 * 2 * 2
+    assert set(PHASES) == {PHASE_BACKFILL, PHASE_LIVE, PHASE_HOLD, PHASE_REPLAY}
 
 
 @pytest.mark.parametrize(("event", "phase", "ttl", "replicate", "action"), DECISION_CASES)

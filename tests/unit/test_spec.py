@@ -123,7 +123,13 @@ def test_null_settings_sections_mean_defaults() -> None:
         ({"backfill": {"page_size": 0}}, lambda s: s.backfill.page_size == 0),
         ({"replication": {"max_retries": 0}}, lambda s: s.replication.max_retries == 0),
         ({"replication": {"batch_size": 10_000}}, lambda s: s.replication.batch_size == 10_000),
-        ({"replication": {"starting_position": "LATEST"}}, lambda s: s.replication.starting_position == "LATEST"),
+        (
+            {
+                "replication": {"starting_position": "LATEST"},
+                "tables": [{"source": "t1-x", "target": "t2-x", "protocol": "insert-only"}],
+            },
+            lambda s: s.replication.starting_position == "LATEST",
+        ),
         ({"tables": [{"source": "abc", "target": "a" * 255}]}, lambda s: s.tables[0].target == "a" * 255),
         ({"tables": [{"source": "a.b", "target": "A_b-9"}]}, lambda s: s.tables[0].source == "a.b"),
         (
@@ -225,6 +231,8 @@ def valid_specs(draw: Any, *, with_roles: bool = False) -> dict[str, Any]:
         entry: dict[str, Any] = {"source": names[2 * i], "target": names[2 * i + 1]}
         if draw(st.booleans()):
             entry["replicate_ttl_deletes"] = draw(st.booleans())
+        if draw(st.booleans()):
+            entry["protocol"] = draw(st.sampled_from(["replay", "insert-only"]))
         tables.append(entry)
     raw: dict[str, Any] = {"region": draw(st.sampled_from(REGIONS)), "tables": tables, "state_table": state_table}
     if draw(st.booleans()):
@@ -243,9 +251,14 @@ def valid_specs(draw: Any, *, with_roles: bool = False) -> dict[str, Any]:
                 "on_demand_write_units": st.integers(1, 40_000),
                 "write_concurrency": st.integers(1, 64),
                 "page_size": st.integers(0, 10_000),
+                "read": st.sampled_from(["scan", "export"]),
+                "max_hold_hours": st.floats(min_value=0.01, max_value=23.99, allow_nan=False),
+                "export_bucket": st.sampled_from(["", "my-exports", "ferry.exports-1"]),
             },
         )
     )
+    if backfill.get("read") == "export" and all(t.get("protocol", "replay") == "replay" for t in tables):
+        backfill["write"] = draw(st.sampled_from(["batch", "import"]))
     if backfill or draw(st.booleans()):
         raw["backfill"] = backfill
     replication = draw(
@@ -263,6 +276,10 @@ def valid_specs(draw: Any, *, with_roles: bool = False) -> dict[str, Any]:
     )
     if replication or draw(st.booleans()):
         raw["replication"] = replication
+    if replication.get("starting_position") == "LATEST":  # only insert-only tables may start at LATEST
+        for table in tables:
+            table["protocol"] = "insert-only"
+        raw.get("backfill", {}).pop("write", None)
     return raw
 
 
@@ -286,7 +303,9 @@ def test_round_trip_through_plain_dict(raw: dict[str, Any]) -> None:
 def test_spec_to_dict_form() -> None:
     plain = spec_to_dict(parse_spec(MINIMAL))
     assert "endpoint_url" not in plain  # absent, not null
-    assert plain["tables"] == [{"source": "orders", "target": "orders-v2", "replicate_ttl_deletes": True}]
+    assert plain["tables"] == [
+        {"source": "orders", "target": "orders-v2", "replicate_ttl_deletes": True, "protocol": "replay"}
+    ]
     assert plain["backfill"]["splits"] == 8
     assert spec_to_dict(parse_spec(README_SPEC))["endpoint_url"] == "http://127.0.0.1:4566"
 
@@ -596,3 +615,86 @@ def test_fuzz_never_raises_anything_but_spec_error(raw: Any) -> None:
 @given(st.one_of(json_like(allow_null=True), mutated_specs(allow_null=True)))
 def test_fuzz_with_nulls_never_raises_anything_but_spec_error(raw: Any) -> None:
     _parse_or_spec_error(raw)
+
+
+# --------------------------------------------------------------------------------------------
+# protocols and copy paths (docs/adr/0004)
+
+BUCKET = {"source": "media", "target": "media-v2"}
+
+
+def test_replay_is_the_default_protocol_with_scan_and_batch() -> None:
+    spec = parse_spec(with_changes(MINIMAL, buckets=[BUCKET]))
+    assert spec.tables[0].protocol == "replay" and spec.tables[0].replay
+    assert spec.buckets[0].protocol == "replay" and spec.buckets[0].replay
+    assert (spec.backfill.read, spec.backfill.write, spec.backfill.max_hold_hours) == ("scan", "batch", 20.0)
+    assert spec.backfill.export_bucket == ""
+
+
+def test_the_issue_spec_parses() -> None:
+    spec = parse_spec(
+        {
+            "region": "us-east-1",
+            "tables": [{"source": "orders", "target": "orders-v2", "protocol": "replay"}],
+            "buckets": [{"source": "media", "target": "media-v2", "protocol": "replay"}],
+            "backfill": {"read": "export", "write": "import", "max_hold_hours": 20, "export_bucket": "my-exports"},
+        }
+    )
+    assert spec.backfill.read == "export" and spec.backfill.write == "import"
+    assert spec.backfill.export_bucket == "my-exports" and spec.backfill.max_hold_hours == 20.0
+    assert parse_spec(json.loads(json.dumps(spec_to_dict(spec)))) == spec
+
+
+PROTOCOL_ERRORS: list[tuple[str, Any, str]] = [
+    ("protocol-unknown", with_changes(MINIMAL, tables=[{**TABLE, "protocol": "copy"}]), "tables[0].protocol"),
+    ("protocol-not-string", with_changes(MINIMAL, tables=[{**TABLE, "protocol": True}]), "tables[0].protocol"),
+    ("bucket-protocol-unknown", with_changes(MINIMAL, buckets=[{**BUCKET, "protocol": "sync"}]), "buckets[0].protocol"),
+    (
+        "buckets-mixed-protocols",
+        with_changes(MINIMAL, buckets=[BUCKET, {"source": "m-2", "target": "m-3", "protocol": "insert-only"}]),
+        "buckets[1].protocol",
+    ),
+    ("read-unknown", with_changes(MINIMAL, backfill={"read": "dump"}), "backfill.read"),
+    ("write-unknown", with_changes(MINIMAL, backfill={"write": "put"}), "backfill.write"),
+    ("import-without-export", with_changes(MINIMAL, backfill={"write": "import"}), "backfill.write"),
+    (
+        "import-with-insert-only",
+        with_changes(
+            MINIMAL, tables=[{**TABLE, "protocol": "insert-only"}], backfill={"read": "export", "write": "import"}
+        ),
+        "tables[0].protocol",
+    ),
+    ("hold-zero", with_changes(MINIMAL, backfill={"max_hold_hours": 0}), "backfill.max_hold_hours"),
+    ("hold-a-day", with_changes(MINIMAL, backfill={"max_hold_hours": 24}), "backfill.max_hold_hours"),
+    ("export-bucket-bad", with_changes(MINIMAL, backfill={"export_bucket": "Exports"}), "backfill.export_bucket"),
+    (
+        "latest-with-replay",
+        with_changes(MINIMAL, replication={"starting_position": "LATEST"}),
+        "replication.starting_position",
+    ),
+]
+
+
+@pytest.mark.parametrize(("raw", "field"), [pytest.param(r, f, id=i) for i, r, f in PROTOCOL_ERRORS])
+def test_protocol_errors_name_their_field(raw: Any, field: str) -> None:
+    assert spec_error(raw).field == field
+
+
+def test_command_line_overrides_apply_to_every_table_and_bucket() -> None:
+    from ferry.spec import with_overrides
+
+    spec = parse_spec(with_changes(MINIMAL, buckets=[BUCKET]))
+    changed = with_overrides(spec, protocol="insert-only")
+    assert [t.protocol for t in changed.tables] == ["insert-only"] and changed.buckets[0].protocol == "insert-only"
+    export = with_overrides(spec, read="export", write="import")
+    assert (export.backfill.read, export.backfill.write) == ("export", "import")
+    assert with_overrides(spec) == spec
+    for kwargs, option in (
+        ({"write": "import"}, "--write"),  # needs --read export
+        ({"protocol": "insert-only", "read": "export", "write": "import"}, "--protocol"),
+        ({"read": "dump"}, "--read"),
+        ({"protocol": "both"}, "--protocol"),
+    ):
+        with pytest.raises(SpecError) as caught:
+            with_overrides(spec, **kwargs)
+        assert caught.value.field == option, kwargs

@@ -56,6 +56,8 @@ SETTINGS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "on_demand_write_units": st.integers(1, 10**6),
         "write_concurrency": st.integers(1, 64),
         "page_size": st.integers(0, 10_000),
+        "read": st.sampled_from(["scan", "export"]),
+        "max_hold_hours": st.floats(0.5, 23.5),
     },
     "replication": {
         "batch_size": st.integers(1, 10_000),
@@ -99,6 +101,8 @@ def valid_specs(draw: Any, *, with_tables: bool = True, with_buckets: bool = Tru
             table: dict[str, Any] = {"source": names[2 * i], "target": names[2 * i + 1]}
             if draw(st.booleans()):
                 table["replicate_ttl_deletes"] = draw(st.booleans())
+            if draw(st.booleans()):
+                table["protocol"] = draw(st.sampled_from(["replay", "insert-only"]))
             raw["tables"].append(table)
     if n_buckets:
         buckets = [f"{draw(bucket_names)}-{i}" for i in range(2 * n_buckets)]
@@ -110,10 +114,17 @@ def valid_specs(draw: Any, *, with_tables: bool = True, with_buckets: bool = Tru
             if draw(st.booleans()):
                 bucket["delete_extra"] = draw(st.booleans())
             raw["buckets"].append(bucket)
+    if n_buckets and draw(st.booleans()):
+        protocol = draw(st.sampled_from(["replay", "insert-only"]))  # one for every bucket: they share a queue
+        for bucket in raw["buckets"]:
+            bucket["protocol"] = protocol
     for section, fields in SETTINGS.items():
         if draw(st.booleans()):
             chosen = draw(st.lists(st.sampled_from(sorted(fields)), unique=True, max_size=len(fields)))
             raw[section] = {name: draw(fields[name]) for name in chosen}
+    if raw.get("replication", {}).get("starting_position") == "LATEST":  # replay starts at TRIM_HORIZON
+        for table in raw.get("tables", []):
+            table["protocol"] = "insert-only"
     return raw
 
 
