@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_glue import GlueClient
     from mypy_boto3_iam import IAMClient
+    from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.literals import BucketLocationConstraintType
     from mypy_boto3_s3.type_defs import (
@@ -305,6 +306,94 @@ def delete_item_if(ddb: DynamoDBClient, table: str, key: Mapping[str, Any], cond
     return True
 
 
+def batch_write_puts(
+    ddb: DynamoDBClient, table: str, requests: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], float | None]:
+    """One BatchWriteItem of PutRequests into ``table`` (at most 25, no key twice): ``(unprocessed, units)``,
+    the requests DynamoDB did not process (to be sent again: they are never dropped here) and the write
+    units it reports having consumed (None when it reports none). No error is translated."""
+    response = ddb.batch_write_item(RequestItems={table: cast("Any", requests)}, ReturnConsumedCapacity="TOTAL")
+    unprocessed = list((response.get("UnprocessedItems") or {}).get(table, []))
+    consumed = next(
+        (c.get("CapacityUnits") for c in response.get("ConsumedCapacity", []) if c.get("TableName") == table), None
+    )
+    return cast("list[dict[str, Any]]", unprocessed), None if consumed is None else float(consumed)
+
+
+def point_in_time_recovery_enabled(ddb: DynamoDBClient, table: str) -> bool:
+    """Whether ``table`` has point-in-time recovery ENABLED (DescribeContinuousBackups). SetupError naming
+    the table when it does not exist (TableNotFoundException)."""
+    try:
+        response = ddb.describe_continuous_backups(TableName=table)
+    except ClientError as exc:
+        if error_code(exc) in ("TableNotFoundException", "ResourceNotFoundException"):
+            raise SetupError(f"table {table!r} does not exist") from exc
+        raise
+    description = response.get("ContinuousBackupsDescription", {}).get("PointInTimeRecoveryDescription", {})
+    return description.get("PointInTimeRecoveryStatus") == "ENABLED"
+
+
+def start_export(
+    ddb: DynamoDBClient, *, table_arn: str, bucket: str, prefix: str, bucket_owner: str, token: str
+) -> str:
+    """ExportTableToPointInTime (DynamoDB JSON, to ``s3://bucket/prefix``, as of now): the export's ARN.
+    ``token`` makes a retried start the same export. SetupError when the table has no point-in-time
+    recovery (PointInTimeRecoveryUnavailableException)."""
+    try:
+        response = ddb.export_table_to_point_in_time(
+            TableArn=table_arn,
+            S3Bucket=bucket,
+            S3Prefix=prefix,
+            S3BucketOwner=bucket_owner,
+            ExportFormat="DYNAMODB_JSON",
+            ExportType="FULL_EXPORT",
+            S3SseAlgorithm="AES256",
+            ClientToken=token,
+        )
+    except ClientError as exc:
+        if "PointInTimeRecoveryUnavailable" in error_code(exc):
+            raise SetupError(
+                f"backfill.read: export needs point-in-time recovery on {table_arn.rsplit('/', 1)[-1]!r}; "
+                "run `ferry init --enable-pitr`"
+            ) from exc
+        raise
+    return str(response["ExportDescription"]["ExportArn"])
+
+
+def describe_export(ddb: DynamoDBClient, export_arn: str) -> dict[str, Any]:
+    """DescribeExport's ``ExportDescription``; no error is translated."""
+    return dict(ddb.describe_export(ExportArn=export_arn)["ExportDescription"])
+
+
+def start_import(
+    ddb: DynamoDBClient, *, bucket: str, key_prefix: str, bucket_owner: str, table: Mapping[str, Any], token: str
+) -> str:
+    """ImportTable of gzipped DynamoDB JSON under ``s3://bucket/key_prefix`` into a new table made with
+    ``table`` (TableCreationParameters): the import's ARN. SetupError when that table exists already
+    (ResourceInUseException) or another import with the token differs (ImportConflictException)."""
+    try:
+        response = ddb.import_table(
+            ClientToken=token,
+            S3BucketSource={"S3Bucket": bucket, "S3KeyPrefix": key_prefix, "S3BucketOwner": bucket_owner},
+            InputFormat="DYNAMODB_JSON",
+            InputCompressionType="GZIP",
+            TableCreationParameters=cast("Any", dict(table)),
+        )
+    except ClientError as exc:
+        if error_code(exc) in ("ResourceInUseException", "ImportConflictException"):
+            raise SetupError(
+                f"backfill.write: import creates {table['TableName']!r}, which exists already (or another import "
+                f"does): ImportTable cannot load an existing table; drop it or use write: batch ({error_code(exc)})"
+            ) from exc
+        raise
+    return str(response["ImportTableDescription"]["ImportArn"])
+
+
+def describe_import(ddb: DynamoDBClient, import_arn: str) -> dict[str, Any]:
+    """DescribeImport's ``ImportTableDescription``; no error is translated."""
+    return dict(ddb.describe_import(ImportArn=import_arn)["ImportTableDescription"])
+
+
 # --- DynamoDB Streams --------------------------------------------------------------------------
 
 
@@ -356,6 +445,26 @@ def get_records(
         translated = _stream_error(exc)
         if translated is None and server_error_expires and _status(exc) >= 500:
             translated = ShardIteratorExpired(describe_error(exc), error_code(exc))
+        if translated is None:
+            raise
+        raise translated from exc
+
+
+def describe_stream_shards(streams: DynamoDBStreamsClient, stream_arn: str) -> tuple[str, list[dict[str, Any]]]:
+    """DescribeStream, every page: ``(StreamStatus, shards)``. StreamNotFound when the stream is gone
+    (ResourceNotFoundException)."""
+    shards: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"StreamArn": stream_arn}
+    try:
+        while True:
+            description = streams.describe_stream(**kwargs)["StreamDescription"]
+            shards.extend(cast("list[dict[str, Any]]", description.get("Shards", [])))
+            last = description.get("LastEvaluatedShardId")
+            if not last:
+                return str(description.get("StreamStatus", "")), shards
+            kwargs["ExclusiveStartShardId"] = last
+    except ClientError as exc:
+        translated = _stream_error(exc)
         if translated is None:
             raise
         raise translated from exc
@@ -512,6 +621,38 @@ def upload_part_copy_pinned(
         if changed is None:
             raise
         raise changed from exc
+
+
+# --- Lambda event-source mappings ----------------------------------------------------------------
+
+
+def event_source_mappings(lam: LambdaClient, source_arn: str, function: str) -> list[dict[str, Any]]:
+    """The event-source mappings of ``function`` on the stream or queue ``source_arn``. [] when the function
+    does not exist (ResourceNotFoundException): nothing of it can be mapped."""
+    found: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"EventSourceArn": source_arn, "FunctionName": function}
+    while True:
+        page = _or_none(lambda: lam.list_event_source_mappings(**kwargs), _code_in("ResourceNotFoundException"))
+        if page is None:
+            return found
+        found += [dict(m) for m in page.get("EventSourceMappings", [])]
+        if not page.get("NextMarker"):
+            return found
+        kwargs["Marker"] = page["NextMarker"]
+
+
+def create_event_source_mapping(lam: LambdaClient, request: Mapping[str, Any]) -> str:
+    """CreateEventSourceMapping with ``request`` (its arguments): the mapping's UUID. SetupError naming the
+    function when it is not deployed (ResourceNotFoundException)."""
+    try:
+        return str(lam.create_event_source_mapping(**request)["UUID"])
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            raise SetupError(
+                f"function {request.get('FunctionName')!r} does not exist: deploy ferry first (make deploy / "
+                f"chalice deploy) ({describe_error(exc)})"
+            ) from exc
+        raise
 
 
 # --- EventBridge, Glue, IAM --------------------------------------------------------------------

@@ -21,7 +21,8 @@ BUCKET_FUNCTION = "bucket_events"
 DLQ_SUFFIX = "-dlq"
 # Every queue that holds failed work (stream on-failure queue, bucket events DLQ): encrypted, and
 # kept as long as SQS allows (14 days) so `ferry redrive` finds it.
-DEAD_LETTER_QUEUE_ATTRIBUTES = {"SqsManagedSseEnabled": "true", "MessageRetentionPeriod": str(14 * 24 * 3600)}
+QUEUE_RETENTION_SECONDS = 14 * 24 * 3600  # SQS's longest retention: also how long a replay holds bucket events
+DEAD_LETTER_QUEUE_ATTRIBUTES = {"SqsManagedSseEnabled": "true", "MessageRetentionPeriod": str(QUEUE_RETENTION_SECONDS)}
 
 
 @dataclass(frozen=True)

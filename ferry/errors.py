@@ -43,6 +43,11 @@ class PoisonRecordError(PermanentError):
         self.problem = problem
 
 
+class ChangesHeld(RetryableError):
+    """A record of a table whose changes are held (phase ``hold``: its replay copy has not been released)
+    reached the consumer: it must not be applied yet, so it fails and is delivered again."""
+
+
 class SourceChanged(RetryableError):
     """An S3 source object changed or vanished between being read and being copied: a pinned copy
     (``CopySourceIfMatch``) answered 412 PreconditionFailed, or the source key was gone (NoSuchKey).

@@ -37,10 +37,13 @@ _GLUE_RUN_MARKERS = ("--JOB_RUN_ID", "--JOB_ID")
 
 @dataclass(frozen=True)
 class JobRun:
-    """What one run of a backfill job copies: ``source`` of ``spec`` (a table or a bucket, by the job)."""
+    """What one run of a backfill job copies: ``source`` of ``spec`` (a table or a bucket, by the job).
+    ``stage``: the deployment whose consumers a replay copy's release lets go (on Glue, from the job's
+    name); None releases only the local pollers (they read the phase from the state table)."""
 
     spec: Spec
     source: str
+    stage: str | None = None
 
 
 def job_name(stage: str, kind: str) -> str:
@@ -48,6 +51,15 @@ def job_name(stage: str, kind: str) -> str:
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     return f"{APP_NAME}-{stage}-{kind}-backfill"
+
+
+def stage_of_job(name: str) -> str | None:
+    """The stage in a job name ``ferry-<stage>-<kind>-backfill``, or None for another name."""
+    for kind in KINDS:
+        suffix = f"-{kind}-backfill"
+        if name.startswith(f"{APP_NAME}-") and name.endswith(suffix) and len(name) > len(APP_NAME) + 1 + len(suffix):
+            return name[len(APP_NAME) + 1 : -len(suffix)]
+    return None
 
 
 def on_glue(argv: Sequence[str]) -> bool:
@@ -75,7 +87,7 @@ def job_run_from_arguments(kind: str, arguments: Mapping[str, str]) -> JobRun:
     if source not in known:
         what = "source table" if kind == TABLE else "source bucket"
         raise SpecError(f"--{SOURCE_ARGUMENT}", f"{source!r} is not a {what} of the spec (it has: {', '.join(known)})")
-    return JobRun(spec, source)
+    return JobRun(spec, source, stage_of_job(arguments.get("JOB_NAME", "")))
 
 
 def run_arguments(spec: Spec, source: str) -> dict[str, str]:

@@ -9,23 +9,45 @@ from ferry.clients import bucket_clients, make_client, table_clients
 from ferry.spec import Spec
 
 
-def initialize(spec: Spec, *, enable_streams: bool = True) -> list[str]:
-    """Validate every table and bucket (no write yet), then create and wire what is missing."""
-    from ferry.buckets.setup import ensure_event_queues, init_buckets, inspect_buckets
+def account_of(spec: Spec, side: str = "home") -> str:
+    """The AWS account of a side of the spec (home, source or target), as STS says."""
+    where = {"home": spec.home_where, "source": spec.source_where, "target": spec.target_where}[side]()
+    return str(make_client("sts", where).get_caller_identity()["Account"])
+
+
+def initialize(spec: Spec, *, enable_streams: bool = True, enable_pitr: bool = False) -> list[str]:
+    """Validate every table and bucket (no write yet), then create and wire what is missing: change
+    capture first (streams, EventBridge), recorded in the state table, then targets and phases."""
+    from ferry.aws import head_bucket
+    from ferry.buckets.setup import ensure_event_queues, hold_bucket_events, init_buckets, inspect_buckets
+    from ferry.errors import SetupError
+    from ferry.spec import READ_EXPORT
+    from ferry.tables.copy_run import export_bucket_name
+    from ferry.tables.export import ensure_export_bucket
     from ferry.tables.setup import init_tables, inspect_tables
+    from ferry.tables.state import StateStore, create_state_table
 
     home = spec.home_where()
     ddb = table_clients(spec)
     s3 = bucket_clients(spec)
     inspect_tables(spec, ddb, require_targets=False, require_streams=not enable_streams)
     inspect_buckets(spec, s3)
-    done = init_tables(spec, ddb, enable_streams=enable_streams) if spec.tables else []
+    exports = spec.backfill.read == READ_EXPORT and bool(spec.tables)
+    home_s3 = make_client("s3", home)
+    if exports and spec.backfill.export_bucket and not head_bucket(home_s3, spec.backfill.export_bucket)[0]:
+        raise SetupError(f"backfill.export_bucket: bucket {spec.backfill.export_bucket!r} does not exist")
+    done = init_tables(spec, ddb, enable_streams=enable_streams, enable_pitr=enable_pitr) if spec.tables else []
+    if exports and not spec.backfill.export_bucket:
+        done += ensure_export_bucket(home_s3, export_bucket_name(spec, account_of(spec)), spec.region)
     if spec.buckets:
+        if create_state_table(ddb.state, spec.state_table):
+            done.append(f"created state table {spec.state_table}")
         sqs = make_client("sqs", home)
         url, arn, _ = ensure_event_queues(
             sqs, spec.s3.events_queue, spec.s3.max_receive_count, spec.s3.visibility_timeout
         )
         done += init_buckets(spec, s3, sqs, make_client("events", home), queue_url=url, queue_arn=arn)
+        done += hold_bucket_events(spec, StateStore(ddb.state, spec.state_table), queue_arn=arn)
     return done
 
 

@@ -34,35 +34,44 @@ from ferry.deploy import (
 )
 from ferry.errors import SetupError
 from ferry.jobs import SCRIPTS, TABLE, default_arguments, job_name
+from ferry.operations import account_of
 from ferry.spec import Spec
 from ferry.tables.setup import ensure_failure_queue, inspect_tables
 from ferry_cli.artifacts import build_glue_zip
-
-
-def account_of(spec: Spec, side: str = "home") -> str:
-    where = {"home": spec.home_where, "source": spec.source_where, "target": spec.target_where}[side]()
-    return str(make_client("sts", where).get_caller_identity()["Account"])
 
 
 def artifacts_bucket_name(stage: str, account: str) -> str:
     return f"ferry-{stage}-artifacts-{account}"
 
 
-def prepare_sources(spec: Spec) -> list[str]:
+def prepare_sources(spec: Spec, *, enable_pitr: bool = False) -> list[str]:
     """Only what must change on resources Terraform does not own: a NEW_AND_OLD_IMAGES stream on
-    every source table and EventBridge notifications merged into every source bucket's
-    configuration (kept as it is otherwise). Everything is validated before the first write."""
+    every source table (and, with ``enable_pitr`` and backfill.read: export, point-in-time recovery)
+    and EventBridge notifications merged into every source bucket's configuration (kept as it is
+    otherwise). Everything is validated before the first write."""
+    from ferry.aws import point_in_time_recovery_enabled
     from ferry.buckets.setup import enable_eventbridge, inspect_buckets
-    from ferry.tables.setup import enable_stream
+    from ferry.spec import READ_EXPORT
+    from ferry.tables.setup import enable_point_in_time_recovery, enable_stream
 
     tables = table_clients(spec)
     buckets = bucket_clients(spec)
     checks = inspect_tables(spec, tables, require_targets=False, require_streams=False)
     inspect_buckets(spec, buckets)
+    exports = spec.backfill.read == READ_EXPORT
+    if exports and not enable_pitr:
+        for i, check in enumerate(checks):
+            if not point_in_time_recovery_enabled(tables.source, check.mapping.source):
+                raise SetupError(
+                    f"backfill.read: export needs point-in-time recovery on tables[{i}].source "
+                    f"{check.mapping.source!r}, which is off: add --enable-pitr, or use read: scan"
+                )
     done: list[str] = []
     for check in checks:
         if check.stream_needs_enabling:
             done.append(enable_stream(tables.source, check.mapping.source))
+        if exports:
+            done += enable_point_in_time_recovery(tables.source, check.mapping.source)
     for bucket in spec.buckets:
         done += enable_eventbridge(buckets.source, bucket.source, rule_existed=False)
     return done

@@ -23,7 +23,7 @@ from rich.text import Text
 from ferry.clients import TableClients, bucket_clients, make_client, table_clients
 from ferry.errors import FerryError, SpecError
 from ferry.operations import check_ready
-from ferry.spec import Spec
+from ferry.spec import PROTOCOLS, READ_MODES, WRITE_MODES, Spec
 from ferry_cli.specfile import load_spec
 
 EXIT_OK, EXIT_DIFFERENCES, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
@@ -90,6 +90,10 @@ def _check_stage(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
+def _check_optional_stage(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    return None if value is None else _check_stage(ctx, param, value)
+
+
 def _ddb(spec: Spec) -> TableClients:
     return table_clients(spec)
 
@@ -119,10 +123,16 @@ def cli(verbose: bool) -> None:
     help="Only enable the source streams and merge EventBridge into the source buckets' notifications "
     "(what `make deploy` runs: Terraform owns everything else).",
 )
+@click.option(
+    "--enable-pitr",
+    is_flag=True,
+    help="Turn on point-in-time recovery on the source tables (backfill.read: export needs it; a change to "
+    "the source, so only on request).",
+)
 @_guard
-def init(spec_path: str, enable_streams: bool, sources_only: bool) -> int:
+def init(spec_path: str, enable_streams: bool, sources_only: bool, enable_pitr: bool) -> int:
     """Check sources, create missing targets and the state table, enable/validate streams and
-    bucket event capture. Everything is validated before the first write."""
+    bucket event capture and record where capture began. Everything is validated before the first write."""
     from ferry.operations import initialize
 
     spec = load_spec(spec_path)
@@ -131,9 +141,9 @@ def init(spec_path: str, enable_streams: bool, sources_only: bool) -> int:
 
         if not enable_streams:
             raise SpecError("--sources-only", "enables streams: it cannot be combined with --no-enable-streams")
-        done = prepare_sources(spec)
+        done = prepare_sources(spec, enable_pitr=enable_pitr)
     else:
-        done = initialize(spec, enable_streams=enable_streams)
+        done = initialize(spec, enable_streams=enable_streams, enable_pitr=enable_pitr)
     for line in done or ["nothing to do: everything is in place"]:
         console.print(f"• {line}")
     return EXIT_OK
@@ -181,13 +191,13 @@ def replicate(spec_path: str, drain: bool, duration: float, anomalies: str) -> i
     return EXIT_OK
 
 
-def _local_backfill(spec: Spec, kind: str, source: str) -> int:
+def _local_backfill(spec: Spec, kind: str, source: str, stage: str | None) -> int:
     """One backfill on local Spark: the Glue script's own run_backfill, with the spec as given."""
     from ferry.jobs import TABLE
     from glue_jobs.local_spark import run_locally
 
-    summary = run_locally(kind, spec, source)
-    done, unit = (summary.written, "items") if kind == TABLE else (summary.keys, "keys")
+    summary = run_locally(kind, spec, source, stage)
+    done, unit = (summary.copied, "items") if kind == TABLE else (summary.keys, "keys")
     rate = done / summary.seconds if summary.seconds else 0.0
     style = "red" if summary.failed else "green"
     console.print(Text(summary.describe(), style=style), Text(f"({rate:.0f} {unit}/s)"))
@@ -223,14 +233,20 @@ def _glue_backfill(spec: Spec, kind: str, source: str, stage: str, poll: float) 
 @click.option("--table", "tables", multiple=True, help="Only these source tables or buckets (default: all).")
 @click.option(
     "--stage",
-    default="dev",
-    show_default=True,
-    callback=_check_stage,
-    help="Deployment stage of the Glue jobs (--engine glue): ferry-<stage>-table-backfill, …-bucket-backfill.",
+    default=None,
+    callback=_check_optional_stage,
+    help="Deployment stage: the Glue jobs of --engine glue (ferry-<stage>-table-backfill, …; default dev) and, "
+    "with --engine local, the deployed consumers a replay copy's release lets go (default: the local pollers).",
 )
 @click.option(
-    "--restart", is_flag=True, help="Forget checkpoints and scan from the start (safe: writes are insert-only)."
+    "--protocol",
+    type=click.Choice(PROTOCOLS),
+    default=None,
+    help="Override the spec's protocol: insert-only copies against a live target (a second copy after a release).",
 )
+@click.option("--read", "read_mode", type=click.Choice(READ_MODES), default=None, help="Override backfill.read.")
+@click.option("--write", "write_mode", type=click.Choice(WRITE_MODES), default=None, help="Override backfill.write.")
+@click.option("--restart", is_flag=True, help="Forget the recorded copy and its checkpoints and copy from the start.")
 @click.option(
     "--poll-seconds",
     type=click.FloatRange(0.05, 600),
@@ -244,15 +260,21 @@ def backfill(
     splits: int | None,
     engine: str,
     tables: tuple[str, ...],
-    stage: str,
+    stage: str | None,
+    protocol: str | None,
+    read_mode: str | None,
+    write_mode: str | None,
     restart: bool,
     poll_seconds: float,
 ) -> int:
-    """Copy existing items and objects, split-parallel, within the budget (tables insert-only)."""
+    """Copy existing items and objects, split-parallel, within the budget, by the protocol: replay (bulk
+    writes while changes are held, then released) or insert-only (concurrently with the consumer)."""
     from ferry.jobs import BUCKET, TABLE, with_splits
+    from ferry.spec import with_overrides
+    from ferry.tables.state import BUCKET as BUCKET_STATE
     from ferry.tables.state import StateStore
 
-    spec = load_spec(spec_path)
+    spec = with_overrides(load_spec(spec_path), protocol=protocol, read=read_mode, write=write_mode)
     ddb = _ddb(spec)
     check_ready(spec, require_streams=True, ddb=ddb)
     known = {t.source for t in spec.tables} | {b.source for b in spec.buckets}
@@ -264,14 +286,35 @@ def backfill(
     for kind, source in runs:
         if tables and source not in tables:
             continue
-        if restart and kind == TABLE:
-            StateStore(ddb.state, spec.state_table).clear_segments(source)
+        if restart:
+            StateStore(ddb.state, spec.state_table).forget_copy(source, TABLE if kind == TABLE else BUCKET_STATE)
         run_spec = with_splits(spec, kind, splits)
         if engine == "glue":
-            code = max(code, _glue_backfill(run_spec, kind, source, stage, poll_seconds))
+            code = max(code, _glue_backfill(run_spec, kind, source, stage or "dev", poll_seconds))
         else:
-            code = max(code, _local_backfill(run_spec, kind, source))
+            code = max(code, _local_backfill(run_spec, kind, source, stage))
     return code
+
+
+@cli.command()
+@_spec_option
+@click.option(
+    "--stage",
+    default=None,
+    callback=_check_optional_stage,
+    help="A deployed stage: create (tables) or enable (buckets) its consumers' mappings. Without it, the local "
+    "pollers are let go.",
+)
+@click.option("--table", "sources", multiple=True, help="Only these source tables or buckets (default: all).")
+@_guard
+def release(spec_path: str, stage: str | None, sources: tuple[str, ...]) -> int:
+    """Let a completed replay copy's held changes go (the backfill does it when its copy completes): checks
+    that every change since capture began is still held (exit 3 if not), then lets the consumer apply them."""
+    from ferry.release import release_all
+
+    for released in release_all(load_spec(spec_path), stage=stage, sources=sources):
+        console.print(f"• {released.describe()}", markup=False)
+    return EXIT_OK
 
 
 def print_verify_report(report: Any) -> None:
@@ -323,8 +366,11 @@ def verify(
 @click.option("--force", is_flag=True, help="Finalize even if the backfill did not complete.")
 @_guard
 def finalize(spec_path: str, force: bool) -> int:
-    """End the backfill phase (handlers delete again) and remove tombstones."""
+    """End the copy's phase: insert-only, handlers delete again and tombstones are removed; replay, a
+    released table or bucket is marked live."""
+    from ferry.release import finalize_bucket
     from ferry.tables.finalize import finalize_table
+    from ferry.tables.state import StateStore
 
     spec = load_spec(spec_path)
     ddb = _ddb(spec)
@@ -334,14 +380,89 @@ def finalize(spec_path: str, force: bool) -> int:
         console.print(
             f"{result.source}: phase live, {result.tombstones_removed} tombstones removed from {result.target}"
         )
+    if spec.buckets:
+        store = StateStore(ddb.state, spec.state_table)
+        for bucket in spec.buckets:
+            console.print(finalize_bucket(spec, bucket.source, store), markup=False)
     return EXIT_OK
+
+
+def _ago(stamp: float) -> str:
+    seconds = max(0.0, time.time() - stamp)
+    text = (
+        f"{seconds:.0f} s"
+        if seconds < 120
+        else (f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h")
+    )
+    return f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(stamp))} ({text} ago)"
+
+
+def _rate(rate: float | None, unit: str) -> str:
+    return "" if rate is None else f", draining at {rate:,.1f} {unit}/s"
+
+
+def _table_hold_lines(spec: Spec, mapping: Any, store: Any) -> list[str]:
+    """Capture, the held backlog or the replay's progress, for one table."""
+    from ferry.backlog import drain_rate, stream_backlog
+    from ferry.spec import STREAM_RETENTION_HOURS
+    from ferry.tables.protocol import PHASE_HOLD, PHASE_REPLAY
+
+    capture = store.load_capture(mapping.source)
+    if capture is None:
+        return ["capture: not begun (run `ferry init`)"]
+    lines = [f"capture began {_ago(capture.captured_at)} on {capture.where.rsplit('/', 1)[-1]}"]
+    phase = store.get_phase(mapping.source)
+    checkpoints = {shard: sequence for shard, sequence, _, _ in store.stream_checkpoints(mapping.source)}
+    if phase not in (PHASE_HOLD, PHASE_REPLAY) and not checkpoints:
+        return lines
+    backlog = stream_backlog(make_client("dynamodbstreams", spec.source_where()), capture.where, checkpoints)
+    if phase == PHASE_HOLD:
+        left = STREAM_RETENTION_HOURS - (time.time() - capture.captured_at) / 3600
+        lines.append(
+            f"held: {backlog.behind:,}{'' if backlog.complete else '+'} changes wait in the stream until the copy is "
+            f"released (the oldest is trimmed in {left:.1f} h; backfill.max_hold_hours {spec.backfill.max_hold_hours:g})"
+        )
+        return lines
+    released = store.released_at(mapping.source)
+    if released is not None:
+        lines.append(f"released {_ago(released)}")
+    if checkpoints:
+        rate = drain_rate(backlog.applied, released) if phase == PHASE_REPLAY else None
+        lines.append(f"replay (local pollers): {backlog.describe()}{_rate(rate, 'records')}")
+    else:
+        lines.append("replay: deployed, the stream mapping applies it (see its IteratorAge metric)")
+    return lines
+
+
+def _bucket_hold_lines(spec: Spec, bucket: Any, store: Any, waiting: int | None) -> list[str]:
+    from ferry.backlog import drain_rate
+    from ferry.tables.finalize import backfill_complete
+    from ferry.tables.state import BUCKET
+
+    phase = store.phase_or_none(bucket.source, BUCKET)
+    lines = [f"bucket {bucket.source} -> {bucket.target}: protocol {bucket.protocol}, phase {phase or 'none'}"]
+    lines.append(f"  copy: {backfill_complete(store, bucket.source, BUCKET)[1]}")
+    capture = store.load_capture(bucket.source, BUCKET)
+    if capture is not None:
+        lines.append(f"  capture began {_ago(capture.captured_at)}")
+    released, held = store.released_at(bucket.source, BUCKET), store.held_at_release(bucket.source, BUCKET)
+    if phase == "hold":
+        lines.append(
+            f"  held: {waiting if waiting is not None else '?'} events wait in the queue until the copy is released"
+        )
+    elif released is not None:
+        rate = drain_rate(held - waiting, released) if held is not None and waiting is not None else None
+        lines.append(
+            f"  released {_ago(released)} with {held if held is not None else '?'} queued{_rate(rate, 'events')}"
+        )
+    return lines
 
 
 @cli.command()
 @_spec_option
 @_guard
 def status(spec_path: str) -> int:
-    """Phase, per-segment progress, live lag, on-failure queue depth, last verify."""
+    """Phase, copy progress, the held backlog and how fast it drains, queues, last verify."""
     from ferry.aws import queue_depth, queue_url_or_none
     from ferry.deploy import DLQ_SUFFIX
     from ferry.tables.finalize import backfill_complete
@@ -352,21 +473,31 @@ def status(spec_path: str) -> int:
     store = StateStore(make_client("dynamodb", home), spec.state_table)
     sqs = make_client("sqs", home)
 
-    def depth(queue: str) -> str:
+    def depth(queue: str) -> int | None:
         url = queue_url_or_none(sqs, queue)
-        return "n/a (queue not found)" if url is None else str(queue_depth(sqs, url))
+        return None if url is None else queue_depth(sqs, url)
+
+    def shown(value: int | None) -> str:
+        return "n/a (queue not found)" if value is None else str(value)
 
     if spec.tables:
-        console.print(
-            f"stream on-failure queue {spec.replication.on_failure_queue}: {depth(spec.replication.on_failure_queue)} messages"
-        )
+        failures = depth(spec.replication.on_failure_queue)
+        console.print(f"stream on-failure queue {spec.replication.on_failure_queue}: {shown(failures)} messages")
     if spec.buckets:
         queue = spec.s3.events_queue
-        dlq = queue + DLQ_SUFFIX
-        console.print(f"bucket events queue {queue}: {depth(queue)} waiting; DLQ {dlq}: {depth(dlq)}")
+        waiting = depth(queue)
+        console.print(
+            f"bucket events queue {queue}: {shown(waiting)} waiting; DLQ {queue + DLQ_SUFFIX}: {shown(depth(queue + DLQ_SUFFIX))}"
+        )
+        for bucket in spec.buckets:
+            for line in _bucket_hold_lines(spec, bucket, store, waiting):
+                console.print(line, markup=False)
     for mapping in spec.tables:
-        table = Table(title=f"{mapping.source} -> {mapping.target}: phase {store.get_phase(mapping.source)}")
-        for column in ("segment", "status", "scanned", "written", "already present", "pages"):
+        run = store.load_copy(mapping.source)
+        how = f"{run.read} + {run.write}" if run and run.read else ""
+        title = f"{mapping.source} -> {mapping.target}: protocol {mapping.protocol}, phase {store.get_phase(mapping.source)}"
+        table = Table(title=title + (f", copy {how}" if how else ""))
+        for column in ("segment", "status", "read", "written", "already present", "pages"):
             table.add_column(column)
         segments = sorted(store.list_segments(mapping.source), key=lambda c: (c.total, c.segment))
         for cp in segments:
@@ -374,7 +505,10 @@ def status(spec_path: str) -> int:
                 f"{cp.segment}/{cp.total}", cp.status, str(cp.scanned), str(cp.written), str(cp.skipped), str(cp.pages)
             )
         console.print(table)
-        console.print(f"backfill: {backfill_complete(store, mapping.source)[1]}")
+        console.print(f"copy: {backfill_complete(store, mapping.source)[1]}", markup=False)
+        if mapping.replay:
+            for line in _table_hold_lines(spec, mapping, store):
+                console.print(line, markup=False)
         shards = store.stream_checkpoints(mapping.source)
         if shards:
             newest = max(stamp for *_, stamp in shards)
@@ -463,6 +597,13 @@ def redrive(spec_path: str, tables: bool, buckets: bool) -> int:
 @click.option("--object-traffic-rate", type=float, default=8.0, show_default=True, help="Live object operations/s.")
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option(
+    "--protocol",
+    type=click.Choice(PROTOCOLS),
+    default="replay",
+    show_default=True,
+    help="replay: the copy writes in bulk while changes are held, then replays them; insert-only: concurrently.",
+)
+@click.option(
     "--json", "json_path", type=click.Path(dir_okay=False, writable=True), help="Write every phase's results here."
 )
 @_guard
@@ -473,6 +614,7 @@ def demo(
     objects: int,
     object_traffic_rate: float,
     seed: int,
+    protocol: str,
     json_path: str | None,
 ) -> int:
     """What `make demo` runs: a live table and bucket migrated end to end on the embedded emulator."""
@@ -485,6 +627,7 @@ def demo(
         objects=objects,
         object_traffic_rate=object_traffic_rate,
         seed=seed,
+        protocol=protocol,
         say=lambda line: console.print(line, markup=False),
     )
     print_summary(result, console)
@@ -602,7 +745,8 @@ def chalice_config_command(spec_path: str, stage: str, app_dir: str) -> int:
     """Write a stage into chalice_app/.chalice: FERRY_SPEC and one least-privilege policy per function."""
     from pathlib import Path
 
-    from ferry_cli.deploy import account_of, chalice_config
+    from ferry.operations import account_of
+    from ferry_cli.deploy import chalice_config
 
     spec = load_spec(spec_path)
     for path in chalice_config(spec, stage, Path(app_dir), account=account_of(spec)):

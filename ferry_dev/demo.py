@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,10 @@ from rich.table import Table
 from rich.text import Text
 
 from ferry.operations import initialize, verify_all
-from ferry.spec import Spec, parse_spec
+from ferry.spec import PROTOCOL_REPLAY, Spec, parse_spec
 from ferry.tables.finalize import FinalizeResult
 from ferry_dev.emulator import Emulator, use_dummy_credentials
+from ferry_dev.hold import CatchUp
 from ferry_dev.phases import (
     Backfills,
     Delivery,
@@ -39,15 +40,17 @@ BUCKET_SOURCE, BUCKET_TARGET = "media", "media-v2"
 DEMO_MULTIPART_THRESHOLD = 5 * 1024 * 1024  # lowered from 5 GiB so the demo copies a multipart object
 
 
-def demo_spec(endpoint_url: str, splits: int, *, with_bucket: bool) -> Spec:
+def demo_spec(endpoint_url: str, splits: int, *, with_bucket: bool, protocol: str = PROTOCOL_REPLAY) -> Spec:
     return parse_spec(
         {
             "region": "us-east-1",
             "endpoint_url": endpoint_url,
-            "tables": [{"source": SOURCE, "target": TARGET}],
+            "tables": [{"source": SOURCE, "target": TARGET, "protocol": protocol}],
             "backfill": {"splits": splits, "read_percent": 0.5, "write_percent": 0.5},
             "replication": {"batch_size": 100, "phase_cache_seconds": 1.0, "max_retries": 3},
-            "buckets": [{"source": BUCKET_SOURCE, "target": BUCKET_TARGET}] if with_bucket else [],
+            "buckets": [{"source": BUCKET_SOURCE, "target": BUCKET_TARGET, "protocol": protocol}]
+            if with_bucket
+            else [],
             "s3": {
                 "multipart_threshold": DEMO_MULTIPART_THRESHOLD,
                 "splits": splits,
@@ -69,6 +72,8 @@ class DemoResult:
     finalized: list[FinalizeResult]
     reports: list[Any]  # verify: the table's report, then the bucket's (if any)
     dlq_depth: int
+    protocol: str = PROTOCOL_REPLAY
+    catch_ups: dict[str, CatchUp | None] = field(default_factory=dict)  # replay: "table", "bucket"
     seconds: float = 0.0
 
     @property
@@ -139,6 +144,11 @@ class DemoResult:
             "applied": {kind: d.applied for kind, d in self.delivered.items()},
             "lag_seconds": {kind: {"p50": d.p50, "p99": d.p99} for kind, d in self.delivered.items()},
             "tombstones_removed": self.tombstones_removed,
+            "protocol": self.protocol,
+            "catch_up": {
+                kind: None if c is None else {"applied": c.applied, "seconds": round(c.seconds, 2)}
+                for kind, c in self.catch_ups.items()
+            },
             "dlq_depth": self.dlq_depth,
             "verify": [r.as_dict() for r in self.reports],
         }
@@ -152,6 +162,7 @@ def run_demo(
     objects: int = 1000,
     object_traffic_rate: float = 8.0,
     seed: int = 7,
+    protocol: str = PROTOCOL_REPLAY,
     say: Callable[[str], None] = print,
     emulator_log: str | None = None,
 ) -> DemoResult:
@@ -159,8 +170,8 @@ def run_demo(
     started = time.monotonic()
     log_path = emulator_log or str(Path(tempfile.gettempdir()) / "ferry-demo-emulator.log")
     with Emulator(log_path=log_path) as emu:
-        say(f"emulator (moto server) on {emu.endpoint_url}")
-        spec = demo_spec(emu.endpoint_url, splits, with_bucket=bool(objects))
+        say(f"emulator (moto server) on {emu.endpoint_url}; protocol {protocol}")
+        spec = demo_spec(emu.endpoint_url, splits, with_bucket=bool(objects), protocol=protocol)
         app = spec.source_where()  # the application lives on the source side
         seeded = seed_sources(
             app, spec, items=items, objects=objects, seed=seed, multipart_part=DEMO_MULTIPART_THRESHOLD
@@ -174,7 +185,12 @@ def run_demo(
         for line in initialize(spec):
             say(f"init: {line}")
         replication = LocalReplication(spec, retry_backoff=0.05).start()
-        say("live replication running (table_stream and bucket_events handlers fed like Lambda's event sources)")
+        if protocol == PROTOCOL_REPLAY:
+            say(
+                "live replication started and held: changes wait in the stream and the queue until the copy is released"
+            )
+        else:
+            say("live replication running (table_stream and bucket_events handlers fed like Lambda's event sources)")
         traffic = start_traffic(
             app, spec, items=items, objects=objects, seed=seed, table_rate=traffic_rate, object_rate=object_traffic_rate
         )
@@ -183,13 +199,26 @@ def run_demo(
         )
         say(f"backfill: local Spark, {splits} splits (the Glue scripts, unchanged)")
         backfills = backfill_all(spec)
+        for released in [s.released for s in backfills.tables] + [s.released for s in backfills.buckets]:
+            if released:
+                say(f"release: {released}")
         operations = traffic.stop()
         say("traffic stopped")
         finalized = drain_and_finalize(spec, replication)
         say(f"finalize: phase live, {sum(f.tombstones_removed for f in finalized)} tombstones removed")
         dlq_depth = replication.dlq_depth()
         reports = verify_all(spec, workers=splits)
-        result = DemoResult(seeded, backfills, operations, deliveries(replication), finalized, reports, dlq_depth)
+        result = DemoResult(
+            seeded,
+            backfills,
+            operations,
+            deliveries(replication),
+            finalized,
+            reports,
+            dlq_depth,
+            protocol,
+            replication.catch_ups(),
+        )
     result.seconds = time.monotonic() - started
     return result
 
@@ -209,18 +238,31 @@ def _rate(count: int, seconds: float, unit: str) -> str:
     return f"{seconds:.1f}s / {count / seconds if seconds else 0.0:,.0f} {unit}/s"
 
 
+def _catch_up(catch_up: CatchUp | None, unit: str) -> str:
+    if catch_up is None:
+        return "n/a"
+    return f"{catch_up.applied:,} {unit} in {catch_up.seconds:.1f}s ({catch_up.rate:,.0f}/s)"
+
+
 def summary_rows(result: DemoResult) -> list[tuple[str, str | Text]]:
     """The summary, row by row: each figure read from the phase that made it."""
     table, table_seconds = result.report, sum(s.seconds for s in result.backfills.tables)
     table_lag = result.delivered["table"]
+    replay = result.protocol == PROTOCOL_REPLAY
+    held = " (held records included)" if replay else ""
     rows: list[tuple[str, str | Text]] = [
+        ("protocol", result.protocol),
         ("items in source at start", f"{result.seeded.items:,}"),
         ("items copied by the backfill", f"{result.items_copied:,}"),
         ("skipped (live path was first)", f"{result.items_already_present:,}"),
         ("backfill time / rate", _rate(result.items_copied, table_seconds, "items")),
         ("live table operations", _joined(result.live_operations)),
         ("live stream events applied", f"{table_lag.applied:,}"),
-        ("table replication lag p50 / p99", f"{table_lag.p50:.2f}s / {table_lag.p99:.2f}s"),
+    ]
+    if replay:
+        rows.append(("held backlog replayed after the release", _catch_up(result.catch_ups.get("table"), "records")))
+    rows += [
+        (f"table replication lag p50 / p99{held}", f"{table_lag.p50:.2f}s / {table_lag.p99:.2f}s"),
         ("tombstones removed by finalize", str(result.tombstones_removed)),
         ("items source / target", f"{table.source_items:,} / {table.target_items:,}"),
         ("table verify", _verdict(table)),
@@ -235,7 +277,11 @@ def summary_rows(result: DemoResult) -> list[tuple[str, str | Text]]:
             ("bucket backfill time / rate", _rate(sum(actions.values()), bucket_seconds, "objects")),
             ("live object operations", _joined(result.operations.get("bucket", {}))),
             ("bucket events applied", f"{bucket_lag.applied:,}"),
-            ("bucket replication lag p50 / p99", f"{bucket_lag.p50:.2f}s / {bucket_lag.p99:.2f}s"),
+        ]
+        if replay:
+            rows.append(("held events replayed after the release", _catch_up(result.catch_ups.get("bucket"), "events")))
+        rows += [
+            (f"bucket replication lag p50 / p99{held}", f"{bucket_lag.p50:.2f}s / {bucket_lag.p99:.2f}s"),
             ("objects source / target", f"{bucket.source_items:,} / {bucket.target_items:,}"),
             ("bucket verify", _verdict(bucket)),
         ]

@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from ferry.buckets.backfill import BucketBackfillSummary
 from ferry.clients import AwsTarget, make_client, table_clients
 from ferry.jobs import BUCKET, TABLE
+from ferry.release import finalize_bucket
 from ferry.spec import Spec
 from ferry.tables.backfill import BackfillSummary
 from ferry.tables.finalize import FinalizeResult, finalize_table
+from ferry.tables.state import StateStore
 from ferry_dev.replication import LocalReplication
 from ferry_dev.stats import percentile
 from ferry_dev.workload import BucketTraffic, TrafficGenerator, create_workload_table, seed_bucket, seed_table
@@ -108,11 +110,14 @@ def backfill_all(spec: Spec) -> Backfills:
 
 
 def drain_and_finalize(spec: Spec, replication: LocalReplication) -> list[FinalizeResult]:
-    """Apply everything captured, end every table's backfill phase (tombstones removed), apply what
-    finalize's wait let through."""
+    """Apply everything captured, end every table's copy phase (insert-only: tombstones removed; replay:
+    marked live) and every replay bucket's, apply what finalize's wait let through."""
     replication.drain()
     clients = table_clients(spec)
     finalized = [finalize_table(spec, mapping, clients) for mapping in spec.tables]
+    store = StateStore(clients.state, spec.state_table)
+    for bucket in spec.buckets:
+        finalize_bucket(spec, bucket.source, store)
     replication.drain()
     return finalized
 

@@ -2,6 +2,10 @@
 
 One stream poller per source table (→ ``table_stream``) and one SQS poller on the bucket events
 queue (→ ``bucket_events``), configured the way Lambda configures them: FERRY_SPEC.
+
+A replay table's poller (and the queue's, while a replay bucket is held) is gated by the phase in
+the state table: it reads nothing and commits nothing until the copy is released, then applies
+everything from the start of the stream or queue (ferry_dev.hold), as the release's mappings do on AWS.
 """
 
 from __future__ import annotations
@@ -10,16 +14,20 @@ import json
 import os
 import sys
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ferry.aws import queue_depth, stream_arn_of
 from ferry.buckets.setup import ensure_event_queues
 from ferry.clients import make_client
+from ferry.release import queue_released
 from ferry.spec import Spec, spec_to_dict
+from ferry.tables.protocol import replay_consumer_released
 from ferry.tables.setup import ensure_failure_queue
 from ferry.tables.state import StateStore
 from ferry_dev.anomalies import DeliveryAnomalies
+from ferry_dev.hold import CatchUp, ReleaseGate
 from ferry_dev.sqs_poller import SqsPoller
 from ferry_dev.stream_poller import StreamPoller
 
@@ -39,6 +47,10 @@ def load_handlers(spec: Spec) -> Any:
     return table_stream, bucket_events
 
 
+def _table_released(store: StateStore, source: str) -> bool:
+    return replay_consumer_released(store.phase_or_none(source))
+
+
 class LocalReplication:
     """Pollers for every table and bucket of the spec, each in its own background thread."""
 
@@ -55,12 +67,12 @@ class LocalReplication:
         self.stream_pollers: list[StreamPoller] = []
         self.bucket_pollers: list[SqsPoller] = []
         self.queue_url = ""
+        store = StateStore(make_client("dynamodb", spec.home_where()), spec.state_table)
         if spec.tables:
             # The streams are the source's (its side, its role); checkpoints go to the state table at home.
             source = make_client("dynamodb", spec.source_where())
             # Few retries: an expired iterator is recovered by the poller itself, not by botocore.
             streams = make_client("dynamodbstreams", spec.source_where(), max_attempts=2)
-            store = StateStore(make_client("dynamodb", spec.home_where()), spec.state_table)
             self.queue_url, _ = ensure_failure_queue(self.sqs, spec.replication.on_failure_queue)
             self.stream_pollers = [
                 StreamPoller(
@@ -76,6 +88,7 @@ class LocalReplication:
                     checkpoints=store,
                     retry_backoff=retry_backoff,
                     anomalies=anomalies,
+                    gate=ReleaseGate(partial(_table_released, store, mapping.source)) if mapping.replay else None,
                 )
                 for mapping in spec.tables
             ]
@@ -85,7 +98,8 @@ class LocalReplication:
                 self.sqs, spec.s3.events_queue, spec.s3.max_receive_count, spec.s3.visibility_timeout
             )
             # Lambda's SQS event-source mapping starts with about five concurrent pollers; reconcile
-            # is idempotent and order-free, so concurrent batches are safe.
+            # is idempotent and order-free, so concurrent batches are safe. Each has its gate (and its catch-up).
+            held = spec.buckets[0].replay
             self.bucket_pollers = [
                 SqsPoller(
                     self.sqs,
@@ -96,6 +110,7 @@ class LocalReplication:
                     visibility_timeout=spec.s3.visibility_timeout,
                     retry_delay=min(5, spec.s3.visibility_timeout),
                     anomalies=anomalies,
+                    gate=ReleaseGate(partial(queue_released, store, spec)) if held else None,
                 )
                 for _ in range(SQS_POLLERS)
             ]
@@ -138,6 +153,21 @@ class LocalReplication:
             thread.join()
         if errors:
             raise errors[0]
+
+    def catch_ups(self) -> dict[str, CatchUp | None]:
+        """``table`` and ``bucket``: how the released consumers caught up on what was held (None: nothing
+        was held, or the catch-up has not ended)."""
+        out: dict[str, CatchUp | None] = {}
+        for kind, pollers in (("table", self.stream_pollers), ("bucket", self.bucket_pollers)):
+            gates = [p.gate for p in pollers if p.gate is not None]
+            done = [g.catch_up for g in gates if g.catch_up is not None]
+            held = [g for g in gates if g.was_held]
+            out[kind] = (
+                CatchUp(sum(c.applied for c in done), max(c.seconds for c in done))
+                if done and len(done) == len(held)
+                else None
+            )
+        return out
 
     def dlq_depth(self) -> int:
         """Messages in the stream on-failure queue plus the bucket events DLQ."""

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from ferry_dev.anomalies import DeliveryAnomalies
+from ferry_dev.hold import ReleaseGate
 from ferry_dev.stats import LagStatsMixin
 from ferry_dev.stream_poller import LocalContext
 
@@ -179,6 +180,7 @@ class SqsPoller:
         function_timeout: float = 900.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        gate: ReleaseGate | None = None,
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH:
             raise ValueError(f"batch_size must be between 1 and {MAX_BATCH}, got {batch_size}")
@@ -202,17 +204,26 @@ class SqsPoller:
         self.function_timeout = function_timeout
         self.clock = clock
         self.sleep = sleep
+        self.gate = gate  # replay buckets' hold: nothing is received until every copy is released
         self.stats = SqsPollStats()
 
     # public API ---------------------------------------------------------------------------
     def poll_once(self, wait_seconds: int | None = None) -> SqsPollStats:
-        """One ReceiveMessage and, if it returned messages, one handler invocation."""
+        """One ReceiveMessage and, if it returned messages, one handler invocation. While the gate is
+        closed (the buckets' events are held), nothing is received."""
         round_stats = SqsPollStats()
+        if self.held():
+            return round_stats
         messages = self._receive(self.wait_seconds if wait_seconds is None else wait_seconds)
         if messages:
             self._deliver(messages, round_stats)
         self.stats.add(round_stats)
+        if self.gate is not None and not messages:
+            self.gate.round_done(self.pending() > 0, self.stats.succeeded)
         return round_stats
+
+    def held(self) -> bool:
+        return self.gate is not None and not self.gate.is_open(self.stats.succeeded)
 
     def run(self, stop_event: threading.Event, idle_sleep: float = 1.0) -> None:
         """Poll until ``stop_event`` is set; wait ``idle_sleep`` after a round that received nothing."""
@@ -233,6 +244,9 @@ class SqsPoller:
         deadline = time.monotonic() + timeout
         total = SqsPollStats()
         while True:
+            if self.held():
+                log.info("%s: held (a replay copy is not released yet): nothing to drain", self.queue_arn)
+                return total
             round_stats = self.poll_once(wait_seconds=0)
             total.add(round_stats)
             if round_stats.delivered == 0:

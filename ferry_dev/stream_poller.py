@@ -34,6 +34,7 @@ from ferry.aws import get_records
 from ferry.errors import ShardIteratorExpired
 from ferry.wire import encode_lambda_value, key_text
 from ferry_dev.anomalies import DeliveryAnomalies
+from ferry_dev.hold import ReleaseGate
 from ferry_dev.stats import LagStatsMixin
 
 if TYPE_CHECKING:
@@ -200,6 +201,7 @@ class StreamPoller:
         function_timeout: float = 900.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        gate: ReleaseGate | None = None,
     ) -> None:
         if starting_position not in STARTING_POSITIONS:
             raise ValueError(f"starting_position must be one of {STARTING_POSITIONS}, got {starting_position!r}")
@@ -224,6 +226,7 @@ class StreamPoller:
         self.function_timeout = function_timeout
         self.clock = clock
         self.sleep = sleep
+        self.gate = gate  # a replay table's hold: nothing is read until its copy is released
         self.stats = PollStats()
         self._shards: dict[str, _Shard] = {}  # in discovery order
         self._discovered = False
@@ -231,13 +234,19 @@ class StreamPoller:
 
     # public API ---------------------------------------------------------------------------
     def poll_once(self) -> PollStats:
-        """One round over every ready shard: at most one batch per shard."""
+        """One round over every ready shard: at most one batch per shard. While the gate is closed (the
+        table's changes are held), nothing: no read, no checkpoint."""
         round_stats = PollStats()
+        if self.gate is not None and not self.gate.is_open(self.stats.applied):
+            self._busy = False
+            return round_stats
         self._busy = self._refresh_shards()
         for shard in list(self._shards.values()):
             if self._ready(shard):
                 self._poll_shard(shard, round_stats)
         self.stats.add(round_stats)
+        if self.gate is not None:
+            self.gate.round_done(self._busy, self.stats.applied)
         return round_stats
 
     def run(self, stop_event: threading.Event, idle_sleep: float = 1.0) -> None:

@@ -7,8 +7,10 @@ argument of the job) and the source bucket of this run::
 
     aws glue start-job-run --job-name ferry-prod-bucket-backfill --arguments '{"--source": "media"}'
 
-The driver lists the source and the target and splits the keys into partitions, each with the keys
-the target lacked; each Spark task reconciles its keys (ferry.buckets.reconcile) and returns its result.
+The driver lists the source and the target and splits the keys into partitions. Under replay (the
+bucket's events held in the queue) a key the listings show equal costs nothing and every other one is
+one pinned CopyObject (ferry.buckets.reconcile.copy_listed); the completed copy is released at the end
+of the run (ferry.release). Under insert-only each key is reconciled (``reconcile_key``).
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from ferry.buckets.backfill import (
     BucketBackfillSummary,
     BucketPlan,
     PartitionResult,
+    begin_bucket_copy,
+    finish_bucket_copy,
     list_backfill_keys,
     partition_keys,
     reconcile_partition,
 )
-from ferry.clients import bucket_clients
+from ferry.clients import bucket_clients, make_client
 from ferry.jobs import (
     BUCKET,
     JobRun,
@@ -37,22 +41,31 @@ from ferry.jobs import (
     resolved_option_names,
 )
 from ferry.operations import check_ready
+from ferry.release import deployment_of, release_bucket
+from ferry.tables.state import StateStore
 
 
 def run_backfill(spark: Any, run: JobRun) -> BucketBackfillSummary:
-    """Validate both buckets, list them, reconcile every partition in its own Spark task, summarise."""
+    """Validate both buckets, list them, copy or reconcile every partition in its own Spark task,
+    summarise; release a completed replay copy."""
     spec = run.spec
     mapping = spec.bucket(run.source)
     clients = bucket_clients(spec)
     check_ready(dataclasses.replace(spec, tables=(), buckets=(mapping,)), require_streams=False, s3=clients)
+    store = StateStore(make_client("dynamodb", spec.home_where()), spec.state_table)
+    copy = begin_bucket_copy(spec, mapping, store)
     plan = BucketPlan.of(spec, mapping)
     started = time.monotonic()
     listed = list_backfill_keys(clients.source, mapping, clients.target)
-    partitions = partition_keys(listed.keys, spec.s3.splits)
-    indexed = [(i, keys, listed.absent_of(keys)) for i, keys in enumerate(partitions)]
+    keys = [k for k in listed.keys if k not in listed.equal] if mapping.replay else listed.keys
+    partitions = partition_keys(keys, spec.s3.splits)
+    indexed = [
+        (i, part, listed.absent_of(part), listed.entries_of(part) if mapping.replay else [])
+        for i, part in enumerate(partitions)
+    ]
     rows = (
-        spark.sparkContext.parallelize(indexed, len(indexed))
-        .map(lambda part: reconcile_partition(plan, part[0], part[1], absent=part[2]).as_dict())
+        spark.sparkContext.parallelize(indexed, max(1, len(indexed)))
+        .map(lambda part: reconcile_partition(plan, part[0], part[1], absent=part[2], listed=part[3]).as_dict())
         .collect()
     )
     results = []
@@ -60,7 +73,17 @@ def run_backfill(spark: Any, run: JobRun) -> BucketBackfillSummary:
         row["failed"] = tuple(tuple(f) for f in row["failed"])
         results.append(PartitionResult(**row))
     results.sort(key=lambda r: r.partition)
-    return BucketBackfillSummary(mapping.source, mapping.target, tuple(results), time.monotonic() - started)
+    equal = len(listed.equal) if mapping.replay else 0
+    summary = BucketBackfillSummary(mapping.source, mapping.target, tuple(results), time.monotonic() - started, equal)
+    if summary.failed:
+        return summary
+    finish_bucket_copy(store, mapping, copy, summary.keys)
+    if mapping.replay:
+        deployment = deployment_of(spec, run.stage)
+        sqs = make_client("sqs", spec.home_where())
+        released = release_bucket(spec, mapping.source, store, deployment=deployment, sqs=sqs)
+        summary = dataclasses.replace(summary, released=released.describe())
+    return summary
 
 
 def main(argv: list[str] | None = None) -> BucketBackfillSummary:

@@ -18,7 +18,12 @@ MAX_LOCAL_CORES = 4
 
 
 def local_spark(splits: int) -> Any:
-    """A local session with up to ``splits`` task slots (at most MAX_LOCAL_CORES), on loopback only."""
+    """A local session with up to ``splits`` task slots (at most MAX_LOCAL_CORES), on loopback only,
+    started when the job first uses it (an import copy never does: it spares the JVM's start-up)."""
+    return _SparkOnFirstUse(splits)
+
+
+def _session(splits: int) -> Any:
     from pyspark.sql import SparkSession
 
     # PySpark starts its Python workers with $PYSPARK_PYTHON: make it this interpreter, whose
@@ -38,11 +43,25 @@ def local_spark(splits: int) -> Any:
     )
 
 
-def run_locally(kind: str, spec: Spec, source: str) -> Any:
-    """Run one table (``kind`` TABLE) or bucket backfill of ``spec`` on local Spark; its summary."""
+class _SparkOnFirstUse:
+    """The local session, started only when the job first touches it (an import copy never does)."""
+
+    def __init__(self, splits: int) -> None:
+        self._splits = splits
+        self._session: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._session is None:
+            self._session = _session(self._splits)
+        return getattr(self._session, name)
+
+
+def run_locally(kind: str, spec: Spec, source: str, stage: str | None = None) -> Any:
+    """Run one table (``kind`` TABLE) or bucket backfill of ``spec`` on local Spark; its summary.
+    ``stage``: a deployed stage whose consumers the release of a replay copy lets go."""
     from glue_jobs import bucket_backfill, table_backfill
 
-    run = JobRun(spec, source)
+    run = JobRun(spec, source, stage)
     if kind == TABLE:
         return table_backfill.run_backfill(local_spark(spec.backfill.splits), run)
     return bucket_backfill.run_backfill(local_spark(spec.s3.splits), run)

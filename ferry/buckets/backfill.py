@@ -1,11 +1,19 @@
-"""The bucket backfill: list the source, split the keys into partitions, reconcile every key.
+"""The bucket backfill: list both buckets, split the keys into partitions, copy or reconcile every key.
 
-Reconcile skips identical objects, so a rerun after a crash (or a second run) costs only the
-listing and the HEADs. The target is listed too: a key it lacks is copied without first reading
-the target (``reconcile_key(target_absent=True)``; both sides are read in full after the copy as
-always). With ``delete_extra`` the target's keys that the source lacks are reconciled too (which
-deletes them). Each partition runs its keys on a thread pool, under an
-optional request-rate ceiling, and returns its result as data.
+Protocol replay (docs/adr/0004): the bucket's events are held in the queue while the copy runs, so a
+key needs no more than the listing says: a key whose listing entry equals the target's (size and
+ETag) costs no request; every other one is one CopyObject pinned to the listed ETag (``copy_listed``;
+a multipart source keeps its part layout). A key that changed after the listing is skipped: its event
+is queued and reconciled at the release.
+
+Protocol insert-only (docs/adr/0001): the consumer runs concurrently, so every key is reconciled
+(``reconcile_key``), which reads both sides after writing. Reconcile skips identical objects, so a
+rerun costs only the listing and the HEADs; a key the target listing lacks is copied without first
+reading the target (``target_absent``).
+
+With ``delete_extra`` the target's keys that the source lacks are reconciled (which deletes them,
+after reading the source). Each partition runs its keys on a thread pool, under an optional
+request-rate ceiling, and returns its result as data.
 """
 
 from __future__ import annotations
@@ -15,14 +23,17 @@ import time
 from collections import Counter
 from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ferry.aws import call_with_retries
-from ferry.buckets.reconcile import ReconcileResult, reconcile_key
+from ferry.buckets.reconcile import UNCHANGED, ListedObject, ReconcileResult, copy_listed, reconcile_key
 from ferry.clients import AwsTarget, BucketClients
+from ferry.errors import SetupError
 from ferry.ratelimit import CapacityBucket
 from ferry.spec import BucketMapping, S3Settings, Spec
+from ferry.tables.protocol import PHASE_HOLD, copy_refusal
+from ferry.tables.state import BUCKET, COPY_DONE, COPY_RUNNING, Capture, CopyRun, StateStore
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -59,35 +70,53 @@ class PartitionResult:
         return asdict(self)
 
 
-def list_keys(s3: S3Client, bucket: str, prefix: str = "") -> Iterator[str]:
+def list_objects(s3: S3Client, bucket: str, prefix: str = "") -> Iterator[ListedObject]:
     kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
     while True:
         page = call_with_retries(lambda: s3.list_objects_v2(**kwargs), f"ListObjectsV2 {bucket}")
         for entry in page.get("Contents", []):
-            yield entry["Key"]
+            yield ListedObject(
+                entry["Key"],
+                str(entry.get("ETag", "")),
+                int(entry.get("Size", 0)),
+                str(entry.get("StorageClass") or "STANDARD"),
+            )
         if not page.get("IsTruncated"):
             return
         kwargs["ContinuationToken"] = page["NextContinuationToken"]
 
 
+def list_keys(s3: S3Client, bucket: str, prefix: str = "") -> Iterator[str]:
+    return (entry.key for entry in list_objects(s3, bucket, prefix))
+
+
 @dataclass(frozen=True)
 class BackfillKeys:
-    """What the driver hands out: the keys to reconcile, and which of them the target was listed without."""
+    """What the driver hands out: the keys to reconcile, and which of them the target was listed without;
+    for a replay copy also each source key's listing entry and the keys whose target entry is equal."""
 
     keys: list[str]  # sorted
     absent: frozenset[str]  # keys the target listing lacked: no target read before their copy
+    listed: dict[str, ListedObject] = field(default_factory=dict)  # the source's entries
+    equal: frozenset[str] = frozenset()  # keys whose target entry has the source's size and ETag
 
     def absent_of(self, keys: list[str]) -> list[str]:
         return [k for k in keys if k in self.absent]
 
+    def entries_of(self, keys: list[str]) -> list[ListedObject]:
+        return [self.listed[k] for k in keys if k in self.listed]
+
 
 def list_backfill_keys(s3: S3Client, mapping: BucketMapping, target_s3: S3Client | None = None) -> BackfillKeys:
     """Both sides listed once: the source's keys under the prefix (plus, with delete_extra, the target
-    keys the source lacks), and the source keys the target does not have yet."""
-    source = set(list_keys(s3, mapping.source, mapping.prefix))
-    target = set(list_keys(target_s3 or s3, mapping.target, mapping.prefix))
-    keys = source | target if mapping.delete_extra else source
-    return BackfillKeys(sorted(keys), frozenset(source - target))
+    keys the source lacks), the source keys the target does not have yet, and the equal ones."""
+    source = {entry.key: entry for entry in list_objects(s3, mapping.source, mapping.prefix)}
+    target = {entry.key: entry for entry in list_objects(target_s3 or s3, mapping.target, mapping.prefix)}
+    keys = source.keys() | target.keys() if mapping.delete_extra else source.keys()
+    equal = {
+        k for k, entry in source.items() if k in target and (target[k].etag, target[k].size) == (entry.etag, entry.size)
+    }
+    return BackfillKeys(sorted(keys), frozenset(source.keys() - target.keys()), source, frozenset(equal))
 
 
 def partition_keys(keys: list[str], partitions: int) -> list[list[str]]:
@@ -108,11 +137,15 @@ def reconcile_partition(
     keys: list[str],
     s3: S3Client | BucketClients | None = None,
     absent: Collection[str] = (),
+    listed: Collection[ListedObject] = (),
 ) -> PartitionResult:
-    """Reconcile every key of one partition. Never raises for a key: failures are listed.
+    """Copy (replay) or reconcile (insert-only) every key of one partition. Never raises for a key:
+    failures are listed.
 
     ``s3`` (BucketClients, or one client for both sides) defaults to clients built from the plan.
-    ``absent``: keys the target was just listed without (their first target read is skipped)."""
+    ``absent``: keys the target was just listed without (their first target read is skipped).
+    ``listed``: replay — the source's listing entries of the keys to copy; a key of the partition
+    without one (a target key the source lacks, ``delete_extra``) is reconciled."""
     started = time.monotonic()
     clients = (
         BucketClients.of(s3)
@@ -125,19 +158,25 @@ def reconcile_partition(
     failed: list[tuple[str, str]] = []
     requests = bytes_copied = 0
     listed_absent = frozenset(absent)
+    entries = {entry.key: entry for entry in listed}
 
     def one(key: str) -> ReconcileResult | tuple[str, str]:
         if bucket is not None:
             bucket.acquire()
         try:
-            result = reconcile_key(
-                clients.source,
-                plan.mapping,
-                key,
-                plan.settings,
-                target_s3=clients.target,
-                target_absent=key in listed_absent,
-            )
+            if key in entries:
+                result = copy_listed(
+                    clients.source, plan.mapping, entries[key], plan.settings, target_s3=clients.target
+                )
+            else:
+                result = reconcile_key(
+                    clients.source,
+                    plan.mapping,
+                    key,
+                    plan.settings,
+                    target_s3=clients.target,
+                    target_absent=key in listed_absent,
+                )
         except Exception as exc:
             log.error("partition %d: reconcile of key %r failed: %s", partition, key, type(exc).__name__)
             return (key, f"{type(exc).__name__}: {exc}")
@@ -164,16 +203,44 @@ def reconcile_partition(
     )
 
 
+def begin_bucket_copy(spec: Spec, mapping: BucketMapping, store: StateStore, *, now: float | None = None) -> CopyRun:
+    """Record a bucket copy in the state table. SetupError when a replay copy must not run: after its
+    release (see copy_refusal). A replay bucket without a phase (deployed by Terraform, its events sent
+    to the queue whose mapping is created disabled) begins its capture here, before the listing."""
+    at = time.time() if now is None else now
+    phase = store.phase_or_none(mapping.source, BUCKET)
+    if mapping.replay and phase is None:
+        store.save_capture(mapping.source, Capture(at, f"queue:{spec.s3.events_queue}"), BUCKET)
+        store.set_phase(mapping.source, PHASE_HOLD, BUCKET)
+        phase = PHASE_HOLD
+    refusal = copy_refusal(mapping.protocol, phase)
+    if refusal is not None:
+        raise SetupError(f"bucket {mapping.source}: a replay copy cannot start: {refusal}")
+    run = CopyRun(
+        protocol=mapping.protocol, status=COPY_RUNNING, started_at=round(time.time() if now is None else now, 3)
+    )
+    store.save_copy(mapping.source, run, BUCKET)
+    return run
+
+
+def finish_bucket_copy(store: StateStore, mapping: BucketMapping, run: CopyRun, keys: int) -> None:
+    store.save_copy(
+        mapping.source, replace(run, status=COPY_DONE, finished_at=round(time.time(), 3), items=keys), BUCKET
+    )
+
+
 @dataclass(frozen=True)
 class BucketBackfillSummary:
     source: str
     target: str
     results: tuple[PartitionResult, ...]
     seconds: float
+    listed_equal: int = 0  # replay: keys whose listing entries were equal on both sides (no request)
+    released: str = ""  # a replay copy: what its release let go
 
     @property
     def keys(self) -> int:
-        return sum(r.keys for r in self.results)
+        return sum(r.keys for r in self.results) + self.listed_equal
 
     @property
     def failed(self) -> tuple[tuple[str, str], ...]:
@@ -184,7 +251,14 @@ class BucketBackfillSummary:
         total: Counter[str] = Counter()
         for r in self.results:
             total.update(r.actions)
+        if self.listed_equal:
+            total[UNCHANGED] += self.listed_equal
         return dict(total)
+
+    @property
+    def requests(self) -> int:
+        """S3 requests made for the keys (the listings not included)."""
+        return sum(r.requests for r in self.results)
 
     def describe(self) -> str:
         actions = ", ".join(f"{k} {v}" for k, v in sorted(self.actions.items()))
@@ -193,4 +267,6 @@ class BucketBackfillSummary:
             f"{len(self.failed)} failed, {self.seconds:.1f}s"
         ]
         lines += [f"  {key!r}: {error}" for key, error in self.failed[:20]]
+        if self.released:
+            lines.append(f"  {self.released}")
         return "\n".join(lines)

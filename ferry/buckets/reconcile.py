@@ -52,7 +52,8 @@ COPIED_MULTIPART = "copied-multipart"
 DELETED = "deleted"
 ABSENT = "absent"
 IGNORED = "ignored"
-ACTIONS = (UNCHANGED, COPIED, COPIED_MULTIPART, DELETED, ABSENT, IGNORED)
+CHANGED = "changed-since-listing"  # a replay copy skipped the key: the source changed after the listing
+ACTIONS = (UNCHANGED, COPIED, COPIED_MULTIPART, DELETED, ABSENT, IGNORED, CHANGED)
 
 MAX_PART_WORKERS = 8
 # Content headers passed to CreateMultipartUpload as they are (Expires is parsed into a datetime).
@@ -429,6 +430,54 @@ class _Reconciler:
             result.bytes_copied,
         )
         return result
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    """A key as ListObjectsV2 shows it: enough for a replay copy to copy it without reading it first."""
+
+    key: str
+    etag: str
+    size: int
+    storage_class: str = "STANDARD"
+
+    def state(self) -> ObjectState:
+        """What the listing knows of the object: its tags unread (None), so a copy takes them server-side."""
+        return ObjectState(self.key, self.size, self.etag, (), (), None, storage_class=self.storage_class)
+
+
+def copy_listed(
+    s3: S3Client,
+    mapping: BucketMapping,
+    entry: ListedObject,
+    settings: S3Settings,
+    *,
+    target_s3: S3Client | None = None,
+) -> ReconcileResult:
+    """The replay copy of one listed key (docs/adr/0004): one CopyObject pinned to the listing's ETag
+    (``CopySourceIfMatch``), headers, metadata and tags copied server-side (``MetadataDirective`` and
+    ``TaggingDirective`` COPY), the listing's storage class; nothing read before or after. A multipart
+    source (ETag ``…-N``) is read once (HEAD with tags) and copied part by part with its own layout, as
+    ``reconcile_key`` does. A source that changed after the listing (412 PreconditionFailed, or gone) is
+    skipped, ``CHANGED``: its event waits in the queue and is reconciled at the release.
+
+    What the listing cannot tell is not carried: a per-object SSE-KMS key other than the target bucket's
+    default (the target gets its bucket's default encryption; insert-only's reconcile carries it)."""
+    copier = _Reconciler(s3, target_s3 if target_s3 is not None else s3, mapping, entry.key, settings)
+    try:
+        if "-" not in entry.etag.strip('"'):
+            copier.copy_object(entry.state())
+            return copier._result(COPIED, 1)
+        source = copier.head_source(with_tags=True)
+        if source is None or source.etag != entry.etag:
+            return copier._result(CHANGED, 0)
+        if needs_part_copy(source, settings):
+            copier.copy_parts(source)
+            return copier._result(COPIED_MULTIPART, 1)
+        copier.copy_object(source)
+        return copier._result(COPIED, 1)
+    except SourceChanged:
+        return copier._result(CHANGED, 0)
 
 
 def reconcile_key(

@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -38,9 +39,11 @@ from ferry.aws import (
     queue_arn_of,
 )
 from ferry.clients import BucketClients
-from ferry.deploy import DEAD_LETTER_QUEUE_ATTRIBUTES, DLQ_SUFFIX
+from ferry.deploy import DEAD_LETTER_QUEUE_ATTRIBUTES, DLQ_SUFFIX, QUEUE_RETENTION_SECONDS
 from ferry.errors import SetupError
 from ferry.spec import BucketMapping, Spec
+from ferry.tables.protocol import PHASE_HOLD
+from ferry.tables.state import BUCKET, Capture, StateStore
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -344,12 +347,30 @@ def ensure_event_queues(
         "SqsManagedSseEnabled": "true",
         "VisibilityTimeout": str(visibility_timeout),
         "RedrivePolicy": redrive,
+        # SQS's longest: a replay copy holds the bucket's events here until it is released
+        "MessageRetentionPeriod": str(QUEUE_RETENTION_SECONDS),
     }
     queue_url = ensure_queue(sqs, name, attributes)
     return queue_url, queue_arn_of(sqs, queue_url), dlq_url
 
 
 _ARN = re.compile(r"arn:[^:]+:sqs:[^:]+:\d*:.+")
+
+
+def hold_bucket_events(spec: Spec, store: StateStore, *, queue_arn: str, now: float | None = None) -> list[str]:
+    """Record when capture began for every bucket (once), and hold a replay bucket's events in the queue
+    until its copy is released (phase ``hold``). Run after EventBridge and the rule are in place."""
+    at = time.time() if now is None else now
+    done: list[str] = []
+    for bucket in spec.buckets:
+        capture = store.load_capture(bucket.source, BUCKET)
+        if capture is None or capture.where != queue_arn:
+            store.save_capture(bucket.source, Capture(at, queue_arn), BUCKET)
+            done.append(f"bucket {bucket.source}: capture began (events to {queue_arn.rsplit(':', 1)[-1]})")
+        if bucket.replay and not store.has_phase(bucket.source, BUCKET):
+            store.set_phase(bucket.source, PHASE_HOLD, BUCKET)
+            done.append(f"bucket {bucket.source}: phase hold (events wait in the queue until the copy is released)")
+    return done
 
 
 def init_buckets(

@@ -1,26 +1,37 @@
-"""The table backfill: one parallel-scan segment at a time, written insert-only, within budget.
+"""The table copy, one split at a time: a parallel-scan segment or an export data file, within budget.
 
 ``copy_segment`` is what each Spark task (locally or on Glue) runs. It builds its own clients,
-resumes from its checkpoint, scans its segment with the low-level client, writes every item
-unchanged with an ``attribute_not_exists`` condition (see protocol.py), stays inside its share of
-the read and write capacity, checkpoints after every page, and returns its result as data.
+resumes from its checkpoint, reads its split — a Scan segment with the low-level client, or one of
+an export's data files (ferry.tables.export) — and writes every item unchanged, in wire format:
+
+- protocol insert-only (docs/adr/0001): one PutItem per item with an ``attribute_not_exists``
+  condition, so the copy never overwrites what the concurrently running consumer wrote;
+- protocol replay (docs/adr/0004): BatchWriteItem, 25 items a request, unconditional — the consumer
+  is held until the copy is released; UnprocessedItems are sent again with backoff, never dropped.
+
+It stays inside its share of the read and write capacity (charged with ConsumedCapacity),
+checkpoints after every page (a Scan page, or a page of a file's lines), and returns its result as data.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from ferry.aws import call_with_retries, put_item_if
-from ferry.clients import AwsTarget, TableClients
+from ferry.aws import batch_write_puts, call_with_retries, put_item_if
+from ferry.clients import AwsTarget, TableClients, make_client
+from ferry.errors import RetryableError
 from ferry.ratelimit import CapacityBucket
 from ferry.spec import Spec, TableMapping
+from ferry.tables.export import read_export_items
 from ferry.tables.protocol import insert_only_condition
 from ferry.tables.schema import TableShape, describe_shape
 from ferry.tables.state import SEGMENT_DONE, SEGMENT_FAILED, SEGMENT_RUNNING, SegmentCheckpoint, StateStore
@@ -30,8 +41,16 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import PutItemOutputTypeDef, ScanOutputTypeDef
 
+    from ferry.tables.copy_run import ImportResult
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+WRITES_INSERT_ONLY = "insert-only"  # conditional PutItem per item (ADR 0001)
+WRITES_BATCH = "batch"  # BatchWriteItem, 25 items a request, unconditional (ADR 0004: the consumer is held)
+BATCH_ITEMS = 25  # BatchWriteItem's limit
+FILE_PAGE_ITEMS = 1000  # an export file is checkpointed after every this many items (or backfill.page_size)
+MAX_UNPROCESSED_ROUNDS = 30  # then the split fails with its checkpoint kept; a rerun resumes it
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,15 @@ class BackfillPlan:
     write_concurrency: int
     page_size: int
     max_write_attempts: int = 12
+    writes: str = WRITES_INSERT_ONLY
+    # read: export — one split per data file of the export, read from this bucket (home account)
+    export_bucket: str = ""
+    export_files: tuple[str, ...] = ()
+
+    @property
+    def splits(self) -> int:
+        """How many tasks the copy has: one per export data file, else one per scan segment."""
+        return len(self.export_files) if self.export_files else self.total_segments
 
 
 @dataclass(frozen=True)
@@ -79,6 +107,9 @@ class SegmentResult:
     scan_requests: int = 0
     put_requests: int = 0
     started_at: float = 0.0  # wall clock (epoch seconds) when the segment started
+    batch_requests: int = 0  # BatchWriteItem calls (every attempt)
+    resent: int = 0  # items DynamoDB returned as UnprocessedItems and ferry sent again
+    file_requests: int = 0  # GetObject calls of export data files
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,22 +137,26 @@ def plan_backfill(
     ddb: DynamoDBClient | TableClients,
     splits: int | None = None,
     concurrent_tasks: int | None = None,
+    *,
+    export: tuple[str, tuple[str, ...]] | None = None,
 ) -> BackfillPlan:
-    """``ddb``: the spec's TableClients, or one client for every side.
+    """``ddb``: the spec's TableClients, or one client for every side. ``export``: (bucket, data files)
+    when the copy reads an export (one split per file) rather than scanning the source.
 
     The budget is shared by the tasks that run at the same time: ``concurrent_tasks`` (the
-    cluster's task slots) when there are fewer slots than segments, else every segment. Too many
+    cluster's task slots) when there are fewer slots than splits, else every split. Too many
     slots only makes the job slower; too few would overspend, so the caller passes what it has."""
     clients = TableClients.of(ddb)
     source = describe_shape(clients.source, mapping.source, "source")
     target = describe_shape(clients.target, mapping.target, "target")
-    total = splits or spec.backfill.splits
+    export_bucket, export_files = export or ("", ())
+    total = len(export_files) if export else (splits or spec.backfill.splits)
     settings = spec.backfill
     read_budget = capacity_budget(source, settings.read_percent, settings.on_demand_read_units, write=False)
     write_budget = capacity_budget(target, settings.write_percent, settings.on_demand_write_units, write=True)
     if concurrent_tasks is not None and concurrent_tasks < 1:
         raise ValueError(f"concurrent_tasks must be at least 1, got {concurrent_tasks}")
-    sharing = min(total, concurrent_tasks) if concurrent_tasks else total
+    sharing = max(1, min(total, concurrent_tasks) if concurrent_tasks else total)
     return BackfillPlan(
         where=spec.home_where(),
         source_where=spec.source_where(),
@@ -136,6 +171,9 @@ def plan_backfill(
         write_units_per_task=write_budget / sharing,
         write_concurrency=settings.write_concurrency,
         page_size=settings.page_size,
+        writes=WRITES_BATCH if mapping.replay else WRITES_INSERT_ONLY,
+        export_bucket=export_bucket,
+        export_files=export_files,
     )
 
 
@@ -143,7 +181,7 @@ class _SegmentCopier:
     def __init__(self, plan: BackfillPlan, segment: int, ddb: DynamoDBClient | TableClients | None) -> None:
         self.plan = plan
         self.segment = segment
-        # Scan the source, write the target, checkpoint in the home account (one client without roles).
+        # Read the source, write the target, checkpoint in the home account (one client without roles).
         self.clients = (
             TableClients.of(ddb)
             if ddb is not None
@@ -159,6 +197,9 @@ class _SegmentCopier:
         self.write_units_by_size = 0.0
         self.scan_requests = 0
         self.put_requests = 0
+        self.batch_requests = 0
+        self.resent = 0
+        self.file_requests = 0
         self._counting = threading.Lock()  # the writes run in a thread pool
 
     def _count(self, attribute: str, amount: float) -> None:
@@ -172,6 +213,11 @@ class _SegmentCopier:
         return call_with_retries(
             call, f"segment {self.segment}: {what}", attempts=self.plan.max_write_attempts, on_retry=count
         )
+
+    def _key_text(self, item: Item) -> str:
+        return key_text(key_of(item, self.plan.key_names))
+
+    # --- writes ------------------------------------------------------------------------------
 
     def _put_insert_only(self, item: Item, size: int) -> bool:
         """True if written, False if the key already exists in the target (live write or tombstone).
@@ -192,7 +238,7 @@ class _SegmentCopier:
         try:
             written, response = self._with_retries(put, "PutItem")
         except Exception:
-            log.error("segment %d: PutItem of key %s failed", self.segment, key_text(key_of(item, self.plan.key_names)))
+            log.error("segment %d: PutItem of key %s failed", self.segment, self._key_text(item))
             raise
         if not written or response is None:  # the condition failed: the key is there already
             self._count("write_units_by_size", estimate)
@@ -203,6 +249,46 @@ class _SegmentCopier:
         self._count("write_units_by_size", estimate)
         self.writes.charge(units)
         return True
+
+    def _put_batch(self, chunk: list[tuple[Item, int]]) -> int:
+        """One chunk (at most 25 items, no key twice) with BatchWriteItem until DynamoDB has processed
+        every item: UnprocessedItems are sent again after a backoff, never dropped. Returns the count."""
+        pending = [{"PutRequest": {"Item": item}} for item, _ in chunk]
+        sizes = {self._key_text(item): size for item, size in chunk}
+        self._count("write_units_by_size", sum(put_units(size) for _, size in chunk))
+        for round_number in range(MAX_UNPROCESSED_ROUNDS):
+            self.writes.acquire()
+            unprocessed, consumed = self._with_retries(partial(self._batch_write, pending), "BatchWriteItem")
+            if consumed is None:  # the estimate for what was processed
+                left = {self._key_text(r["PutRequest"]["Item"]) for r in unprocessed}
+                consumed = float(sum(put_units(size) for key, size in sizes.items() if key not in left))
+            self._count("write_units", consumed)
+            self.writes.charge(consumed)
+            if not unprocessed:
+                return len(chunk)
+            self._count("resent", len(unprocessed))
+            self._count("throttled", 1)
+            pending = unprocessed
+            delay = min(5.0, 0.05 * 2**round_number) * random.uniform(0.5, 1.0)
+            log.info("segment %d: %d unprocessed items, sent again in %.2fs", self.segment, len(unprocessed), delay)
+            time.sleep(delay)
+        keys = ", ".join(self._key_text(r["PutRequest"]["Item"]) for r in pending[:3])
+        raise RetryableError(
+            f"segment {self.segment}: {len(pending)} items still unprocessed after {MAX_UNPROCESSED_ROUNDS} rounds "
+            f"(keys {keys}…); the checkpoint is kept, rerun to resume"
+        )
+
+    def _batch_write(self, requests: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], float | None]:
+        self._count("batch_requests", 1)
+        return batch_write_puts(self.clients.target, self.plan.target, requests)
+
+    def _write_page(self, pool: ThreadPoolExecutor, items: list[Item], sizes: list[int]) -> int:
+        """Write one page; the number of items written (the rest were there already: insert-only)."""
+        if self.plan.writes == WRITES_INSERT_ONLY:
+            return sum(pool.map(self._put_insert_only, items, sizes))
+        return sum(pool.map(self._put_batch, _chunks(items, sizes, self.plan.key_names)))
+
+    # --- reads -------------------------------------------------------------------------------
 
     def _scan_page(self, start_key: Item | None) -> tuple[dict[str, Any], list[int]]:
         """One Scan page and the size of each of its items."""
@@ -233,35 +319,60 @@ class _SegmentCopier:
         self.reads.charge(float(consumed))
         return page, sizes
 
+    def _pages(self, cp: SegmentCheckpoint) -> Iterator[tuple[list[Item], list[int], Item | None, bool]]:
+        """The split's pages after the checkpoint: (items, sizes, position to resume after, last page)."""
+        if self.plan.export_files:
+            yield from self._file_pages(cp.scanned)
+            return
+        last_key = cp.last_key
+        while True:
+            page, sizes = self._scan_page(last_key)
+            last_key = page.get("LastEvaluatedKey")
+            yield page.get("Items", []), sizes, last_key, last_key is None
+
+    def _file_pages(self, skip: int) -> Iterator[tuple[list[Item], list[int], Item | None, bool]]:
+        """The export data file's items after the first ``skip``, a page at a time (no read capacity)."""
+        s3 = make_client("s3", self.plan.where, pool=4)
+        self.file_requests += 1
+        items = read_export_items(s3, self.plan.export_bucket, self.plan.export_files[self.segment], skip=skip)
+        size = self.plan.page_size or FILE_PAGE_ITEMS
+        page: list[Item] = []
+        for item in items:
+            page.append(item)
+            if len(page) == size:
+                yield page, [item_size(i) for i in page], None, False
+                page = []
+        yield page, [item_size(i) for i in page], None, True
+
+    # --- the split -----------------------------------------------------------------------------
+
     def run(self) -> SegmentResult:
         started, started_at = time.monotonic(), time.time()
         plan = self.plan
-        cp = self.store.load_segment(plan.source, plan.total_segments, self.segment)
+        cp = self.store.load_segment(plan.source, plan.splits, self.segment)
         if cp is not None and cp.status == SEGMENT_DONE:
             return SegmentResult(self.segment, SEGMENT_DONE, cp.scanned, cp.written, cp.skipped, cp.pages, resumed=True)
-        resumed = cp is not None and cp.last_key is not None
-        cp = cp or SegmentCheckpoint(self.segment, plan.total_segments, SEGMENT_RUNNING, None, 0, 0, 0, 0)
+        resumed = cp is not None and (cp.last_key is not None or cp.scanned > 0)
+        cp = cp or SegmentCheckpoint(self.segment, plan.splits, SEGMENT_RUNNING, None, 0, 0, 0, 0)
         scanned, written, skipped, pages, last_key = cp.scanned, cp.written, cp.skipped, cp.pages, cp.last_key
         error = ""
         try:
             with ThreadPoolExecutor(max_workers=plan.write_concurrency) as pool:
-                while True:
-                    page, sizes = self._scan_page(last_key)
-                    items = page.get("Items", [])
-                    outcomes = list(pool.map(self._put_insert_only, items, sizes))
+                for items, sizes, position, last in self._pages(cp):
+                    done = self._write_page(pool, items, sizes)
                     scanned += len(items)
-                    written += sum(outcomes)
-                    skipped += len(outcomes) - sum(outcomes)
+                    written += done
+                    skipped += len(items) - done
                     pages += 1
-                    last_key = page.get("LastEvaluatedKey")
-                    status = SEGMENT_RUNNING if last_key else SEGMENT_DONE
+                    last_key = position
+                    status = SEGMENT_DONE if last else SEGMENT_RUNNING
                     self.store.save_segment(
                         plan.source,
                         SegmentCheckpoint(
-                            self.segment, plan.total_segments, status, last_key, scanned, written, skipped, pages
+                            self.segment, plan.splits, status, last_key, scanned, written, skipped, pages
                         ),
                     )
-                    if last_key is None:
+                    if last:
                         break
         except Exception as exc:
             # The checkpoint keeps the last completed page: a rerun resumes after it.
@@ -270,7 +381,7 @@ class _SegmentCopier:
             self.store.save_segment(
                 plan.source,
                 SegmentCheckpoint(
-                    self.segment, plan.total_segments, SEGMENT_FAILED, last_key, scanned, written, skipped, pages, error
+                    self.segment, plan.splits, SEGMENT_FAILED, last_key, scanned, written, skipped, pages, error
                 ),
             )
         return SegmentResult(
@@ -291,7 +402,20 @@ class _SegmentCopier:
             scan_requests=self.scan_requests,
             put_requests=self.put_requests,
             started_at=started_at,
+            batch_requests=self.batch_requests,
+            resent=self.resent,
+            file_requests=self.file_requests,
         )
+
+
+def _chunks(items: list[Item], sizes: list[int], key_names: tuple[str, ...]) -> list[list[tuple[Item, int]]]:
+    """A page's BatchWriteItem requests: at most 25 items each, no key twice in one request. A page holds
+    each key once (a Scan page, a page of an export file); were one to repeat, its last image is kept."""
+    latest: dict[str, tuple[Item, int]] = {}
+    for item, size in zip(items, sizes, strict=True):
+        latest[key_text(key_of(item, key_names))] = (item, size)
+    entries = list(latest.values())
+    return [entries[start : start + BATCH_ITEMS] for start in range(0, len(entries), BATCH_ITEMS)]
 
 
 def copy_segment(plan: BackfillPlan, segment: int, ddb: DynamoDBClient | TableClients | None = None) -> SegmentResult:
@@ -307,6 +431,13 @@ class BackfillSummary:
     target: str
     results: tuple[SegmentResult, ...]
     seconds: float
+    imported: ImportResult | None = None  # write: import — ImportTable's counts
+    released: str = ""  # a replay copy: what its release let go
+
+    @property
+    def copied(self) -> int:
+        """Items the copy wrote (or the import loaded)."""
+        return self.written + (self.imported.imported if self.imported else 0)
 
     @property
     def failed(self) -> tuple[SegmentResult, ...]:
@@ -324,15 +455,25 @@ class BackfillSummary:
         """Every counter of the segments, summed (items, pages, requests, capacity units)."""
         names = (
             "scanned", "written", "skipped", "pages", "throttled", "scan_requests", "put_requests",
-            "read_units", "write_units", "read_units_by_size", "write_units_by_size",
+            "read_units", "write_units", "read_units_by_size", "write_units_by_size", "batch_requests",
+            "resent", "file_requests",
         )  # fmt: skip
         return {name: sum(getattr(r, name) for r in self.results) for name in names}
 
     def describe(self) -> str:
-        lines = [
-            f"{self.source} -> {self.target}: {len(self.results)} segments, {self.scanned} items scanned, "
-            f"{self.written} written, {sum(r.skipped for r in self.results)} already present, "
-            f"{len(self.failed)} failed, {self.seconds:.1f}s"
-        ]
+        if self.imported is not None:
+            i = self.imported
+            lines = [
+                f"{self.source} -> {self.target}: imported {i.imported} of {i.processed} items, {i.errors} errors "
+                f"({i.import_arn}), {self.seconds:.1f}s"
+            ]
+        else:
+            lines = [
+                f"{self.source} -> {self.target}: {len(self.results)} segments, {self.scanned} items read, "
+                f"{self.written} written, {sum(r.skipped for r in self.results)} already present, "
+                f"{len(self.failed)} failed, {self.seconds:.1f}s"
+            ]
         lines += [f"  segment {r.segment}: {r.error}" for r in self.failed]
+        if self.released:
+            lines.append(f"  {self.released}")
         return "\n".join(lines)

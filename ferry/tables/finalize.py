@@ -1,4 +1,6 @@
-"""``ferry finalize``: end the backfill phase and remove every tombstone (docs/adr/0001)."""
+"""``ferry finalize``: end the copy's phase. Insert-only (docs/adr/0001): the backfill phase ends and every
+tombstone is removed. Replay (docs/adr/0004): the table, released already, is marked live (it has no
+tombstones)."""
 
 from __future__ import annotations
 
@@ -12,9 +14,9 @@ from ferry.aws import delete_item_if
 from ferry.clients import TableClients
 from ferry.errors import SetupError
 from ferry.spec import Spec, TableMapping
-from ferry.tables.protocol import PHASE_BACKFILL, PHASE_LIVE, tombstone_only_condition
+from ferry.tables.protocol import PHASE_BACKFILL, PHASE_HOLD, PHASE_LIVE, PHASE_REPLAY, tombstone_only_condition
 from ferry.tables.schema import describe_shape
-from ferry.tables.state import SEGMENT_DONE, StateStore
+from ferry.tables.state import SEGMENT_DONE, TABLE, StateStore
 from ferry.wire import key_of
 
 if TYPE_CHECKING:
@@ -31,8 +33,15 @@ class FinalizeResult:
     waited_seconds: float
 
 
-def backfill_complete(store: StateStore, source: str) -> tuple[bool, str]:
-    """Whether the latest backfill run (by segment count) finished every segment."""
+def backfill_complete(store: StateStore, source: str, kind: str = TABLE) -> tuple[bool, str]:
+    """Whether the latest copy finished: its copy run says so; without one (state from before runs were
+    recorded), the latest run by segment count finished every segment."""
+    run = store.load_copy(source, kind)
+    if run is not None:
+        if run.done:
+            return True, f"copy done ({run.read or 'scan'} + {run.write or 'batch'}, {run.items} items)"
+        if kind != TABLE or run.write == "import":
+            return False, f"copy {run.status}" + (f": {run.detail}" if run.detail else "")
     segments = store.list_segments(source)
     if not segments:
         return False, "no backfill has run"
@@ -85,9 +94,19 @@ def finalize_table(
         raise SetupError(
             f"{mapping.source}: the backfill is not complete ({detail}); run `ferry backfill` first (or --force)"
         )
+    phase = store.get_phase(mapping.source)
+    if phase == PHASE_HOLD:
+        raise SetupError(
+            f"{mapping.source}: its changes are still held (phase hold): the copy has not been released; "
+            "run `ferry release` (the backfill does it when its copy completes)"
+        )
+    if phase == PHASE_REPLAY:
+        # Released and replaying: no tombstone was ever written (deletes are real), nothing waits on a cache.
+        store.set_phase(mapping.source, PHASE_LIVE)
+        return FinalizeResult(mapping.source, mapping.target, 0, 0.0)
     target = describe_shape(clients.target, mapping.target, "target")
     waited = 0.0
-    if store.get_phase(mapping.source) != PHASE_LIVE:
+    if phase != PHASE_LIVE:
         store.set_phase(mapping.source, PHASE_LIVE)
         # Every handler re-reads the phase within phase_cache_seconds; after twice that (plus a
         # margin for a write already in flight) no handler writes tombstones any more.

@@ -50,6 +50,19 @@ def consumer_released(phase: str | None) -> bool:
     return phase != PHASE_HOLD
 
 
+def replay_consumer_released(phase: str | None) -> bool:
+    """Whether a replay table's (or bucket's) consumer may run: not before capture has begun (no phase
+    yet) and not while its changes are held."""
+    return phase is not None and consumer_released(phase)
+
+
+def deletes_leave_tombstones(phase: str | None) -> bool:
+    """Whether a delete must leave a tombstone: while an insert-only copy may still run (phase
+    ``backfill``, or no phase known). Held and released replay copies and live tables delete for real:
+    no conditional copy write could resurrect the key, and the replay re-applies every change anyway."""
+    return phase not in (PHASE_LIVE, PHASE_REPLAY, PHASE_HOLD)
+
+
 def is_ttl_delete(record: Mapping[str, Any]) -> bool:
     identity = record.get("userIdentity") or {}
     return identity.get("type") == "Service" and identity.get("principalId") == TTL_PRINCIPAL
@@ -65,10 +78,8 @@ def decide_stream_action(event_name: str, phase: str, *, ttl_delete: bool, repli
         return StreamAction.PUT_NEW_IMAGE
     if ttl_delete and not replicate_ttl_deletes:
         return StreamAction.SKIP
-    if phase in (PHASE_LIVE, PHASE_REPLAY):  # no concurrent copy: a delete is a delete
-        return StreamAction.DELETE
     # Unknown or missing phase counts as backfill: a tombstone never loses data, finalize removes it.
-    return StreamAction.PUT_TOMBSTONE
+    return StreamAction.PUT_TOMBSTONE if deletes_leave_tombstones(phase) else StreamAction.DELETE
 
 
 def tombstone_for(keys: Item) -> Item:

@@ -41,7 +41,7 @@ from ferry.clients import TableClients
 from ferry.errors import FerryError, RetryableError, SetupError, StreamNotFound, StreamTrimmed
 from ferry.redrive_report import KeptMessage, Message, Outcome, RedriveReport, redrive_queue
 from ferry.spec import Spec, TableMapping
-from ferry.tables.protocol import PHASE_LIVE, tombstone_for
+from ferry.tables.protocol import deletes_leave_tombstones, tombstone_for
 from ferry.tables.replicate import table_name_from_arn
 from ferry.tables.schema import TableShape, describe_shape
 from ferry.tables.state import StateStore
@@ -112,7 +112,7 @@ def converge_key(
     """Make the target's ``key`` equal to the source's current state, respecting the protocol.
 
     Returns the last write made: ``"put"`` (the source item, unchanged), ``"delete"`` (source
-    absent, phase live) or ``"tombstone"`` (source absent, phase backfill or unknown). Raises
+    absent, phase live, replay or hold) or ``"tombstone"`` (source absent, phase backfill or unknown). Raises
     :class:`RetryableError` when the source kept changing for ``max_rounds`` rounds, and
     :class:`SetupError` naming the table when the source or the target does not exist.
     ``ddb``: TableClients (source read, target written, phase from the state table), or one client.
@@ -127,7 +127,7 @@ def converge_key(
         if current is not None:
             _write_target(partial(target.put_item, TableName=mapping.target, Item=current), mapping, "PutItem")
             action = PUT
-        elif _phase(store, spec, mapping.source) == PHASE_LIVE:
+        elif not deletes_leave_tombstones(_phase(store, spec, mapping.source)):
             _write_target(partial(target.delete_item, TableName=mapping.target, Key=key), mapping, "DeleteItem")
             action = DELETE
         else:
@@ -139,7 +139,7 @@ def converge_key(
         if _same(current, after):
             # A tombstone written after finalize's sweep would stay: if the phase turned live
             # meanwhile, go round again and delete for real.
-            if action != TOMBSTONE or _phase(store, spec, mapping.source) != PHASE_LIVE:
+            if action != TOMBSTONE or deletes_leave_tombstones(_phase(store, spec, mapping.source)):
                 log.info(
                     "redrive %s -> %s: %s key %s (round %d)",
                     mapping.source,

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ferry.errors import PoisonRecordError
+from ferry.errors import ChangesHeld, PoisonRecordError
 from ferry.spec import Spec
 from ferry.tables.protocol import StreamAction, decide_stream_action, is_ttl_delete, tombstone_for
 from ferry.tables.state import PhaseCache
@@ -85,6 +85,11 @@ class TableReplicator:
             ttl_delete=is_ttl_delete(record),
             replicate_ttl_deletes=mapping.replicate_ttl_deletes,
         )
+        if action is StreamAction.HOLD:
+            raise ChangesHeld(
+                f"table {source!r}: its changes are held until its copy is released (phase hold); the consumer "
+                "must not run before the release creates its mapping"
+            )
         if action is StreamAction.PUT_NEW_IMAGE:
             image = change.get("NewImage")
             if not image:

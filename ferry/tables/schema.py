@@ -75,3 +75,45 @@ def key_schema_mismatch(source: TableShape, target: TableShape) -> str | None:
 
         return f"target key schema [{show(target)}] differs from source key schema [{show(source)}]"
     return None
+
+
+def create_table_arguments(source: TableShape, target_name: str) -> dict[str, Any]:
+    """CreateTable arguments mirroring the source: keys, indexes, billing mode, encryption (ImportTable's
+    TableCreationParameters are the same without local secondary indexes, which it cannot create)."""
+    raw = source.raw
+    used = {k["AttributeName"] for k in raw["KeySchema"]}
+    for index in raw.get("GlobalSecondaryIndexes", []) + raw.get("LocalSecondaryIndexes", []):
+        used |= {k["AttributeName"] for k in index["KeySchema"]}
+    definition: dict[str, Any] = {
+        "TableName": target_name,
+        "KeySchema": raw["KeySchema"],
+        "AttributeDefinitions": [a for a in raw["AttributeDefinitions"] if a["AttributeName"] in used],
+        "SSESpecification": {"Enabled": True},
+    }
+    if source.on_demand:
+        definition["BillingMode"] = "PAY_PER_REQUEST"
+    else:
+        definition["BillingMode"] = "PROVISIONED"
+        definition["ProvisionedThroughput"] = {
+            "ReadCapacityUnits": source.read_units,
+            "WriteCapacityUnits": source.write_units,
+        }
+    gsis = []
+    for index in raw.get("GlobalSecondaryIndexes", []):
+        gsi: dict[str, Any] = {k: index[k] for k in ("IndexName", "KeySchema", "Projection")}
+        if not source.on_demand:
+            throughput = index.get("ProvisionedThroughput", {})
+            gsi["ProvisionedThroughput"] = {
+                "ReadCapacityUnits": throughput.get("ReadCapacityUnits") or source.read_units,
+                "WriteCapacityUnits": throughput.get("WriteCapacityUnits") or source.write_units,
+            }
+        gsis.append(gsi)
+    if gsis:
+        definition["GlobalSecondaryIndexes"] = gsis
+    lsis = [
+        {k: index[k] for k in ("IndexName", "KeySchema", "Projection")}
+        for index in raw.get("LocalSecondaryIndexes", [])
+    ]
+    if lsis:
+        definition["LocalSecondaryIndexes"] = lsis
+    return definition

@@ -1,5 +1,7 @@
-"""The state table: per source table its phase, per-segment backfill checkpoints, last verify
-result and (for the local pollers) stream checkpoints. Keys: ``pk = "table#<source>"``, ``sk`` below.
+"""The state table: per source table its phase, where change capture began, the copy run and its
+per-split checkpoints (scan segments or export files), the last verify result and (for the local
+pollers) stream checkpoints. Keys: ``pk = "table#<source>"`` (``"bucket#<source>"`` for a bucket's
+phase, capture and copy), ``sk`` below.
 
 LastEvaluatedKey is stored as a wire-format map, so a resumed scan restarts from exactly it.
 """
@@ -20,17 +22,66 @@ if TYPE_CHECKING:
 
 PHASE_SK = "phase"
 VERIFY_SK = "verify"
+CAPTURE_SK = "capture"
+COPY_SK = "copy"
 SEGMENT_DONE = "done"
 SEGMENT_RUNNING = "running"
 SEGMENT_FAILED = "failed"
+TABLE = "table"
+BUCKET = "bucket"
 
 
-def _pk(source: str) -> dict[str, str]:
-    return {"S": f"table#{source}"}
+def _pk(source: str, kind: str = TABLE) -> dict[str, str]:
+    return {"S": f"{kind}#{source}"}
 
 
 def segment_sk(total: int, segment: int) -> str:
     return f"segment#{total:07d}#{segment:07d}"
+
+
+@dataclass(frozen=True)
+class Capture:
+    """Where and when change capture began: the stream (its ARN and the shards open then) or, for a
+    bucket, the events queue. A replay copy is released only while every change since is still held."""
+
+    captured_at: float  # epoch seconds
+    where: str  # the stream ARN (tables) or the events queue ARN (buckets)
+    shards: tuple[str, ...] = ()  # the stream's shards open at capture time
+
+
+COPY_RUNNING = "running"
+COPY_DONE = "done"
+
+
+@dataclass(frozen=True)
+class CopyRun:
+    """One copy of a table or bucket: how it copies, how far it got, and the AWS jobs it started."""
+
+    protocol: str = ""
+    read: str = ""
+    write: str = ""
+    status: str = COPY_RUNNING
+    signature: str = ""  # what its split checkpoints belong to: a rerun with another signature starts afresh
+    export_arn: str = ""
+    export_bucket: str = ""
+    export_prefix: str = ""
+    export_files: str = ""  # the export's data files, JSON (S3 keys), once the export completed
+    import_arn: str = ""
+    detail: str = ""
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    items: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.status == COPY_DONE
+
+
+_COPY_TEXT = (
+    "protocol", "read", "write", "status", "signature", "export_arn", "export_bucket", "export_prefix",
+    "export_files", "import_arn", "detail",
+)  # fmt: skip
+_COPY_NUMBERS = ("started_at", "finished_at", "items")
 
 
 @dataclass(frozen=True)
@@ -68,28 +119,76 @@ class StateStore:
         self.ddb = ddb
         self.table_name = table_name
 
-    def _get(self, source: str, sk: str) -> Item | None:
+    def _get(self, source: str, sk: str, kind: str = TABLE) -> Item | None:
         response = self.ddb.get_item(
-            TableName=self.table_name, Key={"pk": _pk(source), "sk": {"S": sk}}, ConsistentRead=True
+            TableName=self.table_name, Key={"pk": _pk(source, kind), "sk": {"S": sk}}, ConsistentRead=True
         )
         return cast("Item | None", response.get("Item"))
 
-    def _put(self, source: str, sk: str, attributes: Item) -> None:
-        item = {"pk": _pk(source), "sk": {"S": sk}, "updated_at": {"N": f"{time.time():.3f}"}, **attributes}
+    def _put(self, source: str, sk: str, attributes: Item, kind: str = TABLE) -> None:
+        item = {"pk": _pk(source, kind), "sk": {"S": sk}, "updated_at": {"N": f"{time.time():.3f}"}, **attributes}
         self.ddb.put_item(TableName=self.table_name, Item=item)
 
     # phase -------------------------------------------------------------------------------
-    def get_phase(self, source: str) -> str:
-        item = self._get(source, PHASE_SK)
-        return item["phase"]["S"] if item else PHASE_BACKFILL
+    def get_phase(self, source: str, kind: str = TABLE) -> str:
+        """The phase; a table without one counts as ``backfill`` (its REMOVEs become tombstones: safe
+        whatever comes next). Use :meth:`phase_or_none` to tell "none yet" apart."""
+        return self.phase_or_none(source, kind) or PHASE_BACKFILL
 
-    def has_phase(self, source: str) -> bool:
-        return self._get(source, PHASE_SK) is not None
+    def phase_or_none(self, source: str, kind: str = TABLE) -> str | None:
+        item = self._get(source, PHASE_SK, kind)
+        return item["phase"]["S"] if item else None
 
-    def set_phase(self, source: str, phase: str) -> None:
+    def has_phase(self, source: str, kind: str = TABLE) -> bool:
+        return self.phase_or_none(source, kind) is not None
+
+    def set_phase(self, source: str, phase: str, kind: str = TABLE) -> None:
         if phase not in PHASES:
             raise ValueError(f"unknown phase {phase!r}")
-        self._put(source, PHASE_SK, {"phase": {"S": phase}})
+        self._put(source, PHASE_SK, {"phase": {"S": phase}}, kind)
+
+    def release(self, source: str, phase: str, released_at: float, kind: str = TABLE, held: int | None = None) -> None:
+        """Record the release: ``phase`` (replay), when the held changes were let go and, when counted,
+        how many were waiting then."""
+        attributes: Item = {"phase": {"S": phase}, "released_at": {"N": f"{released_at:.3f}"}}
+        if held is not None:
+            attributes["held"] = {"N": str(held)}
+        self._put(source, PHASE_SK, attributes, kind)
+
+    def released_at(self, source: str, kind: str = TABLE) -> float | None:
+        item = self._get(source, PHASE_SK, kind)
+        return float(item["released_at"]["N"]) if item and "released_at" in item else None
+
+    def held_at_release(self, source: str, kind: str = TABLE) -> int | None:
+        item = self._get(source, PHASE_SK, kind)
+        return int(item["held"]["N"]) if item and "held" in item else None
+
+    # change capture and the copy run -------------------------------------------------------
+    def save_capture(self, source: str, capture: Capture, kind: str = TABLE) -> None:
+        attributes: Item = {"captured_at": {"N": f"{capture.captured_at:.3f}"}, "where": {"S": capture.where}}
+        if capture.shards:
+            attributes["shards"] = {"SS": list(capture.shards)}
+        self._put(source, CAPTURE_SK, attributes, kind)
+
+    def load_capture(self, source: str, kind: str = TABLE) -> Capture | None:
+        item = self._get(source, CAPTURE_SK, kind)
+        if not item:
+            return None
+        shards = tuple(sorted(item["shards"]["SS"])) if "shards" in item else ()
+        return Capture(float(item["captured_at"]["N"]), item["where"]["S"], shards)
+
+    def save_copy(self, source: str, run: CopyRun, kind: str = TABLE) -> None:
+        attributes: Item = {name: {"S": str(getattr(run, name))} for name in _COPY_TEXT if getattr(run, name)}
+        attributes.update({name: {"N": str(getattr(run, name))} for name in _COPY_NUMBERS})
+        self._put(source, COPY_SK, attributes, kind)
+
+    def load_copy(self, source: str, kind: str = TABLE) -> CopyRun | None:
+        item = self._get(source, COPY_SK, kind)
+        if not item:
+            return None
+        text = {name: item[name]["S"] for name in _COPY_TEXT if name in item}
+        numbers = {name: type(getattr(CopyRun, name))(item[name]["N"]) for name in _COPY_NUMBERS if name in item}
+        return CopyRun(**text, **numbers)
 
     # backfill checkpoints ------------------------------------------------------------------
     def load_segment(self, source: str, total: int, segment: int) -> SegmentCheckpoint | None:
@@ -126,6 +225,12 @@ class StateStore:
             if "LastEvaluatedKey" not in page:
                 return out
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def forget_copy(self, source: str, kind: str = TABLE) -> None:
+        """Forget the recorded copy run and its checkpoints (``ferry backfill --restart``)."""
+        self.ddb.delete_item(TableName=self.table_name, Key={"pk": _pk(source, kind), "sk": {"S": COPY_SK}})
+        if kind == TABLE:
+            self.clear_segments(source)
 
     def clear_segments(self, source: str) -> int:
         segments = self.list_segments(source)
@@ -171,8 +276,24 @@ class StateStore:
             for item in page.get("Items", [])
         ]
 
-    def save_stream_checkpoint(self, source: str, shard_id: str, sequence: str, finished: bool = False) -> None:
-        self._put(source, f"stream#{shard_id}", {"sequence": {"S": sequence}, "finished": {"BOOL": finished}})
+    def save_stream_checkpoint(
+        self, source: str, shard_id: str, sequence: str, finished: bool = False, applied: int | None = None
+    ) -> None:
+        """``applied``: records this shard's consumer has applied in all (``ferry status`` reads the rate)."""
+        attributes: Item = {"sequence": {"S": sequence}, "finished": {"BOOL": finished}}
+        if applied is not None:
+            attributes["applied"] = {"N": str(applied)}
+        self._put(source, f"stream#{shard_id}", attributes)
+
+    def stream_applied(self, source: str) -> int:
+        """Records applied by the local pollers of ``source``'s stream, over every shard."""
+        page = self.ddb.query(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": _pk(source), ":prefix": {"S": "stream#"}},
+            ConsistentRead=True,
+        )
+        return sum(int(item.get("applied", {}).get("N", "0")) for item in page.get("Items", []))
 
 
 def _checkpoint_from_item(item: Item) -> SegmentCheckpoint:

@@ -102,7 +102,7 @@ def test_a_replay_copy_runs_only_while_the_changes_are_held(protocol: str, phase
 
 
 def test_release_refusals() -> None:
-    fine = {"copy_detail": "", "captured_at": 0.0, "retention_seconds": 86400.0}
+    fine: dict[str, Any] = {"copy_detail": "", "captured_at": 0.0, "retention_seconds": 86400.0}
     assert release_refusal(copy_complete=True, now=3600.0, **fine) is None
     assert "not finished" in str(release_refusal(copy_complete=False, now=1.0, **fine))
     assert "retention" in str(release_refusal(copy_complete=True, now=86400.0, **fine))
@@ -273,8 +273,9 @@ def run_model(
             key = step.split("-", 1)[1]
             if step.startswith("redo-"):
                 world.snapshot[key] = copy.deepcopy(world.source[key])  # read again after the crash
-            if world.snapshot[key] is not None:  # a scan or an export holds only existing items
-                world.target[key] = copy.deepcopy(world.snapshot[key])  # unconditional: BatchWriteItem / import
+            snapshot = world.snapshot[key]
+            if snapshot is not None:  # a scan or an export holds only existing items
+                world.target[key] = copy.deepcopy(snapshot)  # unconditional: BatchWriteItem / import
             world.written.add(key)
         elif step == "release":
             _release(world, variant)

@@ -1,0 +1,72 @@
+"""What waits to be applied (``ferry status``): a replay table's held or replaying stream records, and the
+bucket events queue.
+
+A stream has no count of its records: they are read, from the oldest the stream still has, and
+counted against the local pollers' checkpoints (up to ``limit``; GetRecords returns at most 1,000 a
+call). Deployed, a released table's consumer is the stream mapping, whose lag CloudWatch reports
+(IteratorAge); while it is held nothing reads the stream, and ferry's count is the held backlog.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ferry.aws import describe_stream_shards, get_records, shard_iterator
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+
+READ_LIMIT = 1000
+EMPTY_READS = 2  # an open shard answers empty pages at its end: stop after this many in a row
+
+
+@dataclass(frozen=True)
+class StreamBacklog:
+    applied: int  # records at or before the checkpoints (what the consumer has applied)
+    behind: int  # records after them (all of them when there is no checkpoint: the held backlog)
+    complete: bool  # False: counting stopped at the limit (the figures are lower bounds)
+
+    def describe(self) -> str:
+        more = "" if self.complete else "≥ "
+        return f"{more}{self.behind:,} behind, {more}{self.applied:,} applied"
+
+
+def _sequence(record: dict[str, Any]) -> int:
+    return int(record["dynamodb"]["SequenceNumber"])
+
+
+def stream_backlog(
+    streams: DynamoDBStreamsClient, stream_arn: str, checkpoints: dict[str, str], *, limit: int = 200_000
+) -> StreamBacklog:
+    """Count the stream's records before and after ``checkpoints`` (shard id → last applied sequence
+    number; a shard without one is all behind), reading every shard from its oldest record."""
+    applied = behind = 0
+    _, shards = describe_stream_shards(streams, stream_arn)
+    for shard in shards:
+        shard_id = shard["ShardId"]
+        checkpoint = int(checkpoints[shard_id]) if checkpoints.get(shard_id) else None
+        iterator: str | None = shard_iterator(streams, stream_arn, shard_id, "TRIM_HORIZON")
+        empty = 0
+        while iterator and empty < EMPTY_READS:
+            page = get_records(streams, iterator, READ_LIMIT)
+            records = page.get("Records", [])
+            empty = 0 if records else empty + 1
+            for record in records:
+                if checkpoint is not None and _sequence(dict(record)) <= checkpoint:
+                    applied += 1
+                else:
+                    behind += 1
+            if applied + behind >= limit:
+                return StreamBacklog(applied, behind, complete=False)
+            iterator = page.get("NextShardIterator")
+    return StreamBacklog(applied, behind, complete=True)
+
+
+def drain_rate(applied_since: int, since: float | None, now: float | None = None) -> float | None:
+    """Records (or messages) applied per second since the release, or None before it."""
+    if since is None:
+        return None
+    elapsed = (time.time() if now is None else now) - since
+    return applied_since / elapsed if elapsed > 0 else None
