@@ -327,7 +327,13 @@ def ferry_argv(endpoint: str, target: str) -> list[str]:
     from ferry.jobs import run_argv
     from ferry.spec import parse_spec
 
-    spec = parse_spec({"region": REGION, "endpoint_url": endpoint, "buckets": [{"source": SOURCE, "target": target}]})
+    spec = parse_spec(
+        {
+            "region": REGION,
+            "endpoint_url": endpoint,
+            "buckets": [{"source": SOURCE, "target": target, "protocol": "insert-only"}],
+        }
+    )
     return [sys.executable, "-m", "glue_jobs.bucket_backfill", *run_argv(spec, SOURCE)]
 
 

@@ -198,7 +198,7 @@ def ferry_spec(bench: Bench, target: str, state: str) -> Spec:
             "region": REGION,
             "endpoint_url": bench.emulator.endpoint_url,
             "state_table": state,
-            "tables": [{"source": SOURCE, "target": target}],
+            "tables": [{"source": SOURCE, "target": target, "protocol": "insert-only"}],
             "backfill": {"splits": SPLITS, "read_percent": PERCENT, "write_percent": PERCENT},
         }
     )

@@ -378,8 +378,8 @@ def lag_spec(endpoint: str) -> Spec:
         {
             "region": REGION,
             "endpoint_url": endpoint,
-            "tables": [{"source": SOURCE_TABLE, "target": TARGET_TABLE}],
-            "buckets": [{"source": SOURCE_BUCKET, "target": TARGET_BUCKET}],
+            "tables": [{"source": SOURCE_TABLE, "target": TARGET_TABLE, "protocol": "insert-only"}],
+            "buckets": [{"source": SOURCE_BUCKET, "target": TARGET_BUCKET, "protocol": "insert-only"}],
         }
     )
 

@@ -276,7 +276,7 @@ def bench_spec(endpoint: str, source: str, target: str, state_table: str, splits
             "region": REGION,
             "endpoint_url": endpoint,
             "state_table": state_table,
-            "tables": [{"source": source, "target": target}],
+            "tables": [{"source": source, "target": target, "protocol": "insert-only"}],
             "backfill": {
                 "splits": splits,
                 "on_demand_read_units": UNLIMITED_UNITS,

@@ -271,6 +271,7 @@ def backfill(
     writes while changes are held, then released) or insert-only (concurrently with the consumer)."""
     from ferry.jobs import BUCKET, TABLE, with_splits
     from ferry.spec import with_overrides
+    from ferry.tables.protocol import RERUN_INSERT_ONLY
     from ferry.tables.state import BUCKET as BUCKET_STATE
     from ferry.tables.state import StateStore
 
@@ -281,19 +282,39 @@ def backfill(
     for name in tables:
         if name not in known:
             raise SpecError("--table", f"{name!r} is not a source table or bucket of the spec")
-    runs = [(BUCKET, b.source) for b in spec.buckets] + [(TABLE, t.source) for t in spec.tables]
+    runs = [(BUCKET, b.source, b.protocol) for b in spec.buckets] + [(TABLE, t.source, t.protocol) for t in spec.tables]
+    store = StateStore(ddb.state, spec.state_table)
     code = EXIT_OK
-    for kind, source in runs:
+    for kind, source, protocol in runs:
         if tables and source not in tables:
             continue
+        state_kind = TABLE if kind == TABLE else BUCKET_STATE
+        released = _released_copy(store, source, state_kind, protocol)
+        if released is not None:
+            if restart:  # a second replay copy of a released table: refused before anything is written
+                raise SpecError("--restart", f"{source}: a replay copy cannot start: {released}")
+            console.print(f"{source}: copied and released already; nothing to do (to copy again: {RERUN_INSERT_ONLY})")
+            continue
         if restart:
-            StateStore(ddb.state, spec.state_table).forget_copy(source, TABLE if kind == TABLE else BUCKET_STATE)
+            store.forget_copy(source, state_kind)
         run_spec = with_splits(spec, kind, splits)
         if engine == "glue":
             code = max(code, _glue_backfill(run_spec, kind, source, stage or "dev", poll_seconds))
         else:
             code = max(code, _local_backfill(run_spec, kind, source, stage))
     return code
+
+
+def _released_copy(store: Any, source: str, kind: str, protocol: str) -> str | None:
+    """Why a replay copy of ``source`` cannot start because its copy completed and was released (a rerun
+    of ``ferry backfill`` skips it), or None."""
+    from ferry.tables.finalize import backfill_complete
+    from ferry.tables.protocol import PHASE_LIVE, PHASE_REPLAY, copy_refusal
+
+    phase = store.phase_or_none(source, kind)
+    if phase not in (PHASE_REPLAY, PHASE_LIVE) or not backfill_complete(store, source, kind)[0]:
+        return None
+    return copy_refusal(protocol, phase)
 
 
 @cli.command()
@@ -648,7 +669,8 @@ def demo(
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), help="Write the results here.")
 @_guard
 def chaos(seeds: str, minutes: float, items: int, objects: int, json_path: str | None) -> int:
-    """A seeded campaign of live traffic, injected faults and crashes; exit 1 on any divergence."""
+    """A seeded campaign of live traffic, injected faults and crashes, each seed under both protocols;
+    exit 1 on any divergence."""
     from dataclasses import asdict
 
     from ferry_dev.chaos import run_campaign
@@ -662,6 +684,7 @@ def chaos(seeds: str, minutes: float, items: int, objects: int, json_path: str |
     results = run_campaign(chosen, minutes=minutes, say=console.print, items=items, objects=objects)
     table = Table(
         "seed",
+        "protocol",
         "operations",
         "faults injected",
         "crashes",
@@ -673,6 +696,7 @@ def chaos(seeds: str, minutes: float, items: int, objects: int, json_path: str |
     for r in results:
         table.add_row(
             str(r.seed),
+            r.protocol,
             str(r.operations),
             ", ".join(f"{k} {v}" for k, v in sorted(r.faults.items())),
             ", ".join(f"{k} {v}" for k, v in sorted(r.crashes.items())),

@@ -1,13 +1,16 @@
 """``ferry chaos`` / ``make chaos``: a seeded campaign of concurrency, faults and crashes.
 
-Each seed runs a whole migration (a table and a bucket) on a fresh emulator, with:
+Each seed runs a whole migration (a table and a bucket) on a fresh emulator once per protocol —
+insert-only (the consumer runs concurrently with the copy) and replay (the consumer is held until the
+copy is released, then catches up) — with:
 - a randomized live workload (puts, partial updates, deletes, re-inserts, hot-key bursts; object
   creates, same- and different-size overwrites, deletes, re-creates, multipart objects);
 - a fault-injecting proxy between ferry and the emulator (throttling, 500s, connection resets
   before and after the request took effect, latency), the application writing directly;
 - crashes, always mid-copy (after a checkpointed page): one Spark task (a Python worker) is
   SIGKILLed, then the rerun's Spark driver, then the backfill is rerun from its checkpoints; the
-  live pollers are SIGKILLed mid-batch and restarted;
+  live pollers are SIGKILLed mid-batch and restarted — under replay also during the catch-up after
+  the release;
 - delivery anomalies: duplicated and stale S3 events sent to the events queue.
 After drain + finalize + drain, faults are switched off and verify must find zero differences.
 """
@@ -69,6 +72,7 @@ FAULTED_OPERATIONS = (
 @dataclass
 class SeedResult:
     seed: int
+    protocol: str = "replay"
     operations: int = 0
     faults: dict[str, int] = field(default_factory=dict)  # by kind
     crashes: dict[str, int] = field(default_factory=dict)  # backfill-driver, backfill-task, poller
@@ -196,14 +200,14 @@ class _EventAnomalies:
         self._thread.join(timeout=10)
 
 
-def _spec_dict(endpoint: str, splits: int) -> dict[str, Any]:
+def _spec_dict(endpoint: str, splits: int, protocol: str) -> dict[str, Any]:
     return {
         "region": "us-east-1",
         "endpoint_url": endpoint,
-        "tables": [{"source": SOURCE, "target": TARGET}],
+        "tables": [{"source": SOURCE, "target": TARGET, "protocol": protocol}],
         "backfill": {"splits": splits, "page_size": 10, "write_concurrency": 4},
         "replication": {"batch_size": 25, "max_retries": 50, "phase_cache_seconds": 0.5},
-        "buckets": [{"source": BUCKET_SOURCE, "target": BUCKET_TARGET}],
+        "buckets": [{"source": BUCKET_SOURCE, "target": BUCKET_TARGET, "protocol": protocol}],
         "s3": {
             "multipart_threshold": MULTIPART,
             "splits": splits,
@@ -220,17 +224,18 @@ class _SeedRun:
     of their own so they can be killed, and the faults injected between ferry and the emulator."""
 
     def __init__(
-        self, seed: int, splits: int, intensity: float, work: Path, emulator: Emulator, proxy: FaultProxy
+        self, seed: int, protocol: str, splits: int, intensity: float, work: Path, emulator: Emulator, proxy: FaultProxy
     ) -> None:
         self.seed, self.splits, self.intensity, self.work, self.proxy = seed, splits, intensity, work, proxy
+        self.protocol = protocol
         self.rng = random.Random(seed)
-        self.result = SeedResult(seed)
+        self.result = SeedResult(seed, protocol)
         self.crashes: Counter[str] = Counter()
         self.direct = AwsTarget("us-east-1", emulator.endpoint_url)  # the application, not ferry: no faults
         self.ddb = make_client("dynamodb", self.direct)
         self.spec_path = work / "ferry.yaml"
-        self.spec_path.write_text(yaml.safe_dump(_spec_dict(proxy.endpoint_url, splits)), encoding="utf-8")
-        self.spec = parse_spec(_spec_dict(proxy.endpoint_url, splits))
+        self.spec_path.write_text(yaml.safe_dump(_spec_dict(proxy.endpoint_url, splits, protocol)), encoding="utf-8")
+        self.spec = parse_spec(_spec_dict(proxy.endpoint_url, splits, protocol))
         self.anomalies_arg = ["--anomalies", f"duplicate=0.15,delay=0.1,reorder,redeliver=0.15,seed={seed}"]
         self.unfinished_runs = 0  # killed or failed backfill runs: each may redo one page per segment
 
@@ -297,7 +302,18 @@ class _SeedRun:
             self.unfinished_runs += 1
         else:
             self.result.detail = "backfill never completed"
+        if self.protocol == "replay":
+            pollers = self.crash_during_catch_up(pollers)
         return pollers
+
+    def crash_during_catch_up(self, pollers: _Process) -> _Process:
+        """Released: the pollers apply what was held. Kill them once they have committed some of it."""
+        store = StateStore(self.ddb, self.spec.state_table)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not store.stream_checkpoints(SOURCE):
+            time.sleep(0.05)
+        time.sleep(self.rng.uniform(0.0, 0.3))
+        return self.crash_pollers(pollers)
 
     def count_redone_pages(self) -> None:
         """Scan pages forwarded beyond those the checkpoints account for. A run that did not finish may
@@ -326,6 +342,9 @@ class _SeedRun:
         (self.work / "verify.json").write_text(json.dumps([r.as_dict() for r in reports], indent=1), encoding="utf-8")
 
 
+PROTOCOLS = ("insert-only", "replay")
+
+
 def run_seed(
     seed: int,
     *,
@@ -334,16 +353,33 @@ def run_seed(
     splits: int = 3,
     intensity: float = 1.0,
     workdir: Path | None = None,
+    protocols: tuple[str, ...] = PROTOCOLS,
     say: Callable[[str], None] = lambda _: None,
+) -> list[SeedResult]:
+    """One seed, a whole migration per protocol (each on a fresh emulator, the same seeded workload)."""
+    work = workdir or Path(tempfile.mkdtemp(prefix=f"ferry-chaos-{seed}-"))
+    return [
+        _run_protocol(seed, protocol, items, objects, splits, intensity, work / protocol, say) for protocol in protocols
+    ]
+
+
+def _run_protocol(
+    seed: int,
+    protocol: str,
+    items: int,
+    objects: int,
+    splits: int,
+    intensity: float,
+    work: Path,
+    say: Callable[[str], None],
 ) -> SeedResult:
     started = time.monotonic()
-    work = workdir or Path(tempfile.mkdtemp(prefix=f"ferry-chaos-{seed}-"))
     work.mkdir(parents=True, exist_ok=True)
     use_dummy_credentials()
     with Emulator(log_path=str(work / "emulator.log")) as emu, FaultProxy(emu.endpoint_url, seed=seed) as proxy:
-        run = _SeedRun(seed, splits, intensity, work, emu, proxy)
+        run = _SeedRun(seed, protocol, splits, intensity, work, emu, proxy)
         run.prepare(items, objects)
-        say(f"seed {seed}: seeded {items} items, {objects} objects; faults on")
+        say(f"seed {seed} ({protocol}): seeded {items} items, {objects} objects; faults on")
         pollers = run.start_replication()
         traffic = start_traffic(
             run.direct, run.spec, items=items, objects=objects, seed=seed, table_rate=25, object_rate=5
@@ -386,11 +422,14 @@ def _by_kind(injected: dict[str, int]) -> dict[str, int]:
 def run_campaign(seeds: list[int], *, minutes: float, say: Callable[[str], None], **kwargs: Any) -> list[SeedResult]:
     results: list[SeedResult] = []
     deadline = time.monotonic() + minutes * 60
-    for seed in seeds:
+    for done, seed in enumerate(seeds):
         if results and time.monotonic() > deadline:
-            say(f"time budget reached: {len(results)} of {len(seeds)} seeds run")
+            say(f"time budget reached: {done} of {len(seeds)} seeds run")
             break
-        results.append(run_seed(seed, say=say, **kwargs))
-        last = results[-1]
-        say(f"seed {seed}: {'OK' if last.ok else 'DIVERGED'} ({last.seconds:.0f}s, {last.differences} differences)")
+        for last in run_seed(seed, say=say, **kwargs):
+            results.append(last)
+            say(
+                f"seed {seed} ({last.protocol}): {'OK' if last.ok else 'DIVERGED'} ({last.seconds:.0f}s, "
+                f"{last.differences} differences)"
+            )
     return results

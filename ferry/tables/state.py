@@ -143,9 +143,11 @@ class StateStore:
         return self.phase_or_none(source, kind) is not None
 
     def set_phase(self, source: str, phase: str, kind: str = TABLE) -> None:
+        """Set the phase; a release recorded earlier (when, how much was held) is kept."""
         if phase not in PHASES:
             raise ValueError(f"unknown phase {phase!r}")
-        self._put(source, PHASE_SK, {"phase": {"S": phase}}, kind)
+        kept = {k: v for k, v in (self._get(source, PHASE_SK, kind) or {}).items() if k in ("released_at", "held")}
+        self._put(source, PHASE_SK, {"phase": {"S": phase}, **kept}, kind)
 
     def release(self, source: str, phase: str, released_at: float, kind: str = TABLE, held: int | None = None) -> None:
         """Record the release: ``phase`` (replay), when the held changes were let go and, when counted,

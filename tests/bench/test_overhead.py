@@ -76,7 +76,11 @@ def test_the_endpoint_pages_a_segment_of_exactly_its_total_in_wire_format(endpoi
 @pytest.mark.functional
 def test_ferry_plans_a_budget_the_copy_never_waits_for(endpoint: str) -> None:
     spec = parse_spec(
-        {"region": REGION, "endpoint_url": endpoint, "tables": [{"source": "src-10", "target": "dst-10"}]}
+        {
+            "region": REGION,
+            "endpoint_url": endpoint,
+            "tables": [{"source": "src-10", "target": "dst-10", "protocol": "insert-only"}],
+        }
     )
     plan = plan_backfill(spec, spec.tables[0], make_client("dynamodb", AwsTarget(REGION, endpoint)))
     assert plan.write_units_per_task >= 1e6 and plan.read_units_per_task >= 1e6

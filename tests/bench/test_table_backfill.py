@@ -149,7 +149,7 @@ def test_segments_count_their_requests_and_dynamodb_units_and_a_conditional_fail
             "region": "us-east-1",
             "endpoint_url": emulator.endpoint_url,
             "state_table": f"state-{unique}",
-            "tables": [{"source": source, "target": target}],
+            "tables": [{"source": source, "target": target, "protocol": "insert-only"}],
             "backfill": {"splits": 2, "write_concurrency": 4},
         }
     )

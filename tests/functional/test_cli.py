@@ -31,12 +31,12 @@ def _tables(ddb) -> set[str]:
     return {n for page in ddb.get_paginator("list_tables").paginate() for n in page["TableNames"]}
 
 
-def _base(emulator, unique, **extra):
+def _base(emulator, unique, protocol="replay", **extra):
     return {
         "region": "us-east-1",
         "endpoint_url": emulator.endpoint_url,
         "state_table": f"state-{unique}",
-        "tables": [{"source": f"src-{unique}", "target": f"dst-{unique}"}],
+        "tables": [{"source": f"src-{unique}", "target": f"dst-{unique}", "protocol": protocol}],
         "backfill": {"splits": 2},
         "replication": {"phase_cache_seconds": 0},
         **extra,
@@ -76,30 +76,47 @@ def test_missing_source_and_different_key_schema_exit_2_before_any_write(ddb, em
     assert _tables(ddb) == before
 
 
-def test_init_backfill_verify_finalize_status_through_the_cli(ddb, emulator, unique, tmp_path):
+@pytest.mark.parametrize("protocol", ["replay", "insert-only"])
+def test_init_backfill_verify_finalize_status_through_the_cli(ddb, emulator, unique, tmp_path, protocol):
     # GIVEN a source table with items
     create_table(ddb, f"src-{unique}")
     for i in range(30):
         ddb.put_item(TableName=f"src-{unique}", Item={"pk": {"S": f"k{i}"}, "ns": {"NS": ["1", "2.5"]}})
-    spec = _write_spec(tmp_path, _base(emulator, unique))
+    spec = _write_spec(tmp_path, _base(emulator, unique, protocol))
     runner = CliRunner()
     assert runner.invoke(cli, ["init", "--spec", spec]).exit_code == 0
+    # AND changes made after capture began
+    ddb.delete_item(TableName=f"src-{unique}", Key={"pk": {"S": "k0"}})
+    ddb.put_item(TableName=f"src-{unique}", Item={"pk": {"S": "k1"}, "v": {"N": "2"}})
+    status = runner.invoke(cli, ["status", "--spec", spec])
+    assert status.exit_code == 0, status.output
+    if protocol == "replay":  # the changes wait in the stream, and status counts them
+        assert "phase hold" in status.output and "held: 2 changes wait in the stream" in status.output
     # WHEN verify runs before the backfill THEN it exits 1 and writes the full JSON report
     report = tmp_path / "report.json"
     result = runner.invoke(cli, ["verify", "--spec", spec, "--json", str(report)])
     assert result.exit_code == 1, result.output
     data = json.loads(report.read_text())
-    assert data["reports"][0]["counts"]["missing"] == 30
+    assert data["reports"][0]["counts"]["missing"] == 29
     # WHEN finalize runs before the backfill THEN it refuses (2)
     assert runner.invoke(cli, ["finalize", "--spec", spec]).exit_code == 2
-    # WHEN the backfill runs through the CLI (local engine, Spark) THEN verify passes
+    # WHEN the backfill runs through the CLI (local engine, Spark) and the captured changes are applied
     result = runner.invoke(cli, ["backfill", "--spec", spec])
     assert result.exit_code == 0, result.output
-    assert runner.invoke(cli, ["verify", "--spec", spec]).exit_code == 0
-    # AND finalize and status work
+    if protocol == "replay":
+        assert "released (held" in " ".join(result.output.split())
+    result = runner.invoke(cli, ["replicate", "--spec", spec, "--drain"])
+    assert result.exit_code == 0, result.output
+    # AND finalize ends the copy's phase (insert-only: the tombstone of k0 is removed)
     assert runner.invoke(cli, ["finalize", "--spec", spec]).exit_code == 0
+    # THEN verify passes, and status tells the copy and the replay
+    assert runner.invoke(cli, ["verify", "--spec", spec]).exit_code == 0
     status = runner.invoke(cli, ["status", "--spec", spec])
-    assert status.exit_code == 0 and "phase live" in status.output and "2 of 2 segments done" in status.output
+    assert status.exit_code == 0
+    text = " ".join(status.output.split())
+    assert "phase live" in text and "copy done (scan + batch, 29 items)" in text
+    if protocol == "replay":
+        assert "released " in text and "replay (local pollers): 0 behind, 2 applied" in text
 
 
 def test_verify_repair_fixes_a_drifted_target(ddb, emulator, unique, tmp_path):
@@ -127,9 +144,9 @@ def test_the_installed_console_script_reports_usage_errors_with_exit_2(tmp_path)
 
 
 def test_replicate_drain_applies_live_changes_through_the_real_handler(ddb, emulator, unique, tmp_path):
-    # GIVEN an initialised migration and live writes to the source after init
+    # GIVEN an initialised insert-only migration and live writes to the source after init
     create_table(ddb, f"src-{unique}")
-    spec = _write_spec(tmp_path, _base(emulator, unique))
+    spec = _write_spec(tmp_path, _base(emulator, unique, "insert-only"))
     runner = CliRunner()
     assert runner.invoke(cli, ["init", "--spec", spec]).exit_code == 0
     ddb.put_item(TableName=f"src-{unique}", Item={"pk": {"S": "a"}, "b": {"BS": [b"\x00", b"\xff"]}})
@@ -144,6 +161,49 @@ def test_replicate_drain_applies_live_changes_through_the_real_handler(ddb, emul
     gone = ddb.get_item(TableName=f"dst-{unique}", Key={"pk": {"S": "gone"}})["Item"]
     assert "__ferry_tombstone" in gone
     assert "on-failure queue depth: 0" in result.output
+
+
+def test_replicate_holds_a_replay_table_until_the_backfill_releases_it_then_applies_everything(
+    ddb, emulator, unique, tmp_path
+):
+    # GIVEN an initialised replay migration and changes made after capture began
+    from ferry.tables.state import StateStore
+
+    create_table(ddb, f"src-{unique}")
+    spec = _write_spec(tmp_path, _base(emulator, unique))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init", "--spec", spec]).exit_code == 0
+    ddb.put_item(TableName=f"src-{unique}", Item={"pk": {"S": "a"}, "b": {"BS": [b"\x00", b"\xff"]}})
+    ddb.put_item(TableName=f"src-{unique}", Item={"pk": {"S": "gone"}})
+    ddb.delete_item(TableName=f"src-{unique}", Key={"pk": {"S": "gone"}})
+    # WHEN `ferry replicate --drain` runs before the backfill
+    result = runner.invoke(cli, ["replicate", "--spec", spec, "--drain"])
+    # THEN it held: nothing applied, no checkpoint committed
+    assert result.exit_code == 0, result.output
+    assert "delivered=0" in result.output and "applied=0" in result.output
+    assert StateStore(ddb, f"state-{unique}").stream_checkpoints(f"src-{unique}") == []
+    assert ddb.scan(TableName=f"dst-{unique}")["Count"] == 0
+    # WHEN the backfill copies (and releases) and replicate drains again
+    assert runner.invoke(cli, ["backfill", "--spec", spec]).exit_code == 0
+    result = runner.invoke(cli, ["replicate", "--spec", spec, "--drain"])
+    # THEN every change since capture began was applied, in order, from the start of the stream: the put
+    # byte-exact, the delete a real delete (no tombstone under replay)
+    assert result.exit_code == 0, result.output
+    assert "applied=3" in result.output
+    got = ddb.get_item(TableName=f"dst-{unique}", Key={"pk": {"S": "a"}})["Item"]
+    assert sorted(got["b"]["BS"]) == [b"\x00", b"\xff"]
+    assert "Item" not in ddb.get_item(TableName=f"dst-{unique}", Key={"pk": {"S": "gone"}})
+    # AND a rerun has nothing to do, while a second replay copy of the released table is refused before any
+    # write, naming the way to copy again
+    result = runner.invoke(cli, ["backfill", "--spec", spec])
+    assert result.exit_code == 0 and "copied and released already" in " ".join(result.output.split())
+    result = runner.invoke(cli, ["backfill", "--spec", spec, "--restart"])
+    assert result.exit_code == 2 and "--protocol insert-only" in " ".join(result.output.split())
+    assert "copy done" in runner.invoke(cli, ["status", "--spec", spec]).output
+    assert runner.invoke(cli, ["backfill", "--spec", spec, "--protocol", "insert-only"]).exit_code == 0
+    assert runner.invoke(cli, ["replicate", "--spec", spec, "--drain"]).exit_code == 0
+    assert runner.invoke(cli, ["finalize", "--spec", spec]).exit_code == 0
+    assert runner.invoke(cli, ["verify", "--spec", spec]).exit_code == 0
 
 
 def test_backfill_engine_glue_starts_a_job_run_with_the_documented_arguments(ddb, emulator, unique, tmp_path, where):
@@ -180,7 +240,8 @@ def test_backfill_engine_glue_starts_a_job_run_with_the_documented_arguments(ddb
     assert run.spec.tables[0].target == f"dst-{unique}"
 
 
-def test_buckets_through_the_cli_init_replicate_backfill_verify(where, emulator, unique, tmp_path):
+@pytest.mark.parametrize("protocol", ["replay", "insert-only"])
+def test_buckets_through_the_cli_init_replicate_backfill_verify(where, emulator, unique, tmp_path, protocol):
     # GIVEN a source bucket with an existing notification configuration and an awkward key
     from ferry.clients import make_client
 
@@ -197,7 +258,7 @@ def test_buckets_through_the_cli_init_replicate_backfill_verify(where, emulator,
     body = {
         "region": "us-east-1",
         "endpoint_url": emulator.endpoint_url,
-        "buckets": [{"source": source, "target": target}],
+        "buckets": [{"source": source, "target": target, "protocol": protocol}],
         "s3": {"events_queue": f"events-{unique}", "splits": 2, "visibility_timeout": 5},
     }
     spec = _write_spec(tmp_path, body)
@@ -208,14 +269,20 @@ def test_buckets_through_the_cli_init_replicate_backfill_verify(where, emulator,
     s3.head_bucket(Bucket=target)
     kept = s3.get_bucket_notification_configuration(Bucket=source)["QueueConfigurations"]
     assert [c["QueueArn"] for c in kept] == [other_arn]
-    # WHEN a live write happens and replicate drains the events queue THEN it is copied
+    # WHEN a live write happens and replicate drains the events queue THEN it is copied (insert-only), or
+    # waits in the queue until the copy is released (replay)
     s3.put_object(Bucket=source, Key="live key+1 %.txt", Body=b"live", Metadata={"m": "1"})
     result = runner.invoke(cli, ["replicate", "--spec", spec, "--drain"])
     assert result.exit_code == 0, result.output
-    assert s3.get_object(Bucket=target, Key="live key+1 %.txt")["Body"].read() == b"live"
-    # WHEN the backfill runs THEN the old object is copied too and verify passes (tags included)
+    copied = s3.list_objects_v2(Bucket=target).get("KeyCount", 0)
+    assert copied == (0 if protocol == "replay" else 1)
+    # WHEN the backfill runs and replicate drains THEN the old object is copied too and verify passes (tags
+    # included)
     result = runner.invoke(cli, ["backfill", "--spec", spec])
     assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["replicate", "--spec", spec, "--drain"])
+    assert result.exit_code == 0, result.output
+    assert s3.get_object(Bucket=target, Key="live key+1 %.txt")["Body"].read() == b"live"
     report = tmp_path / "r.json"
     result = runner.invoke(cli, ["verify", "--spec", spec, "--json", str(report)])
     assert result.exit_code == 0, result.output

@@ -26,8 +26,10 @@ from ferry.buckets.backfill import BucketPlan, reconcile_partition
 from ferry.buckets.reconcile import COPIED, UNCHANGED, reconcile_key
 from ferry.buckets.verify import verify_bucket
 from ferry.clients import AwsTarget, BucketClients, TableClients, bucket_clients, make_client, table_clients
+from ferry.release import release_table
 from ferry.spec import Spec, parse_spec, spec_to_dict
 from ferry.tables.backfill import copy_segment, plan_backfill
+from ferry.tables.copy_run import begin_copy, finish_copy
 from ferry.tables.finalize import finalize_table
 from ferry.tables.setup import init_tables
 from ferry.tables.state import StateStore
@@ -99,8 +101,8 @@ class Migration:
         return self.spec.buckets[0]
 
 
-@pytest.fixture
-def migration(emulator: Any, unique: str, fresh_credentials: None) -> Migration:
+@pytest.fixture(params=["insert-only"])
+def migration(request: pytest.FixtureRequest, emulator: Any, unique: str, fresh_credentials: None) -> Migration:
     source_role, target_role = f"ferry-source-{unique}", f"ferry-target-{unique}"
     spec = parse_spec(
         {
@@ -109,7 +111,7 @@ def migration(emulator: Any, unique: str, fresh_credentials: None) -> Migration:
             "state_table": f"state-{unique}",
             "source_role_arn": f"arn:aws:iam::{SOURCE_ACCOUNT}:role/{source_role}",
             "target_role_arn": f"arn:aws:iam::{TARGET_ACCOUNT}:role/migrations/{target_role}",
-            "tables": [{"source": f"src-{unique}", "target": f"dst-{unique}"}],
+            "tables": [{"source": f"src-{unique}", "target": f"dst-{unique}", "protocol": request.param}],
             "buckets": [{"source": f"src-{unique}", "target": f"dst-{unique}"}],
             "backfill": {"splits": 2},
             "replication": {"phase_cache_seconds": 0, "on_failure_queue": f"failures-{unique}"},
@@ -404,6 +406,42 @@ def test_a_table_migrates_across_accounts_with_both_roles(
     report = verify_table(spec, mapping, segments=2, workers=2)
     assert report.ok, report.counts()
     assert report.source_items == report.target_items == 20
+
+
+@pytest.mark.parametrize("migration", ["replay"], indirect=True)
+def test_a_replay_table_is_copied_and_released_across_accounts_with_both_roles(
+    migration: Migration, emulator: Any, handlers: tuple[Any, Any]
+) -> None:
+    spec, mapping = migration.spec, migration.table
+    source_ddb = make_client("dynamodb", spec.source_where())  # the application, in the source account
+    target_ddb = make_client("dynamodb", spec.target_where())
+    # GIVEN a replay table initialised across accounts, its copy done, and changes held meanwhile
+    create_table(source_ddb, mapping.source)
+    for i in range(20):
+        source_ddb.put_item(TableName=mapping.source, Item={"pk": {"S": f"item-{i}"}, "n": {"N": str(i)}})
+    clients = table_clients(spec)
+    init_tables(spec, clients)
+    run = begin_copy(spec, mapping, clients)
+    plan = plan_backfill(spec, mapping, clients)
+    assert plan.writes == "batch"
+    results = [copy_segment(plan, s) for s in range(plan.total_segments)]
+    source_ddb.put_item(TableName=mapping.source, Item={"pk": {"S": "live"}, "n": {"N": "99"}})
+    source_ddb.delete_item(TableName=mapping.source, Key={"pk": {"S": "item-0"}})
+    finish_copy(spec, mapping, clients, run, sum(r.written for r in results))
+    # WHEN the release checks the source's stream (source role) and records it in the state table (home)
+    streams = make_client("dynamodbstreams", spec.source_where())
+    released = release_table(spec, mapping, clients, streams)
+    assert "local pollers" in released.detail
+    # AND the held records reach the target through the table_stream Lambda (target role)
+    stream_arn = stream_arn_of(source_ddb, mapping.source)
+    records = _stream_records(streams, stream_arn)
+    context = LocalContext("table_stream", "cross-account", deadline=float("inf"))
+    assert table_stream.handle(lambda_event(records, stream_arn), context) == {"batchItemFailures": []}
+    # THEN the target equals the source: the delete was applied for real (no tombstone), and finalize marks it live
+    assert finalize_table(spec, mapping, clients, sleep=lambda _: None).tombstones_removed == 0
+    report = verify_table(spec, mapping, segments=2, workers=2)
+    assert report.ok, report.counts()
+    assert "item-0" not in {item["pk"]["S"] for item in scan_all(target_ddb, mapping.target)}
 
 
 def test_a_bucket_reconciles_across_accounts_with_both_roles(

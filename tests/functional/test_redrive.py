@@ -48,7 +48,8 @@ def _table_spec(emulator: Any, unique: str, tables: list[tuple[str, str]], **ext
         "region": "us-east-1",
         "endpoint_url": emulator.endpoint_url,
         "state_table": f"state-{unique}",
-        "tables": [{"source": s, "target": t} for s, t in tables],
+        # insert-only: the consumer runs from init on (a replay table's would hold until its copy's release)
+        "tables": [{"source": s, "target": t, "protocol": "insert-only"} for s, t in tables],
         "backfill": {"splits": 2},
         # A small, finite retry count: a record that keeps failing is dead-lettered quickly.
         "replication": {"phase_cache_seconds": 0, "max_retries": 1, "on_failure_queue": f"failures-{unique}"},
@@ -229,7 +230,7 @@ def test_redrive_never_makes_the_target_staler_than_the_source(
     assert _depth(sqs, _queue_url(sqs, spec.replication.on_failure_queue)) == 0
 
 
-@pytest.mark.parametrize("phase", ["backfill", "live"])
+@pytest.mark.parametrize("phase", ["backfill", "live", "replay"])
 def test_a_deleted_key_is_redriven_as_a_tombstone_in_the_backfill_phase_and_a_delete_when_live(
     ddb: Any, sqs: Any, emulator: Any, unique: str, tmp_path: Path, phase: str
 ) -> None:
@@ -253,7 +254,8 @@ def test_a_deleted_key_is_redriven_as_a_tombstone_in_the_backfill_phase_and_a_de
     # WHEN the failures are redriven
     result = _ferry("redrive", "--spec", spec_path)
 
-    # THEN the key is converged per the protocol: a tombstone while backfilling, a real delete when live
+    # THEN the key is converged per the protocol: a tombstone while an insert-only copy may run, a real delete
+    # when live or while a released replay copy replays (no copy writes any more, no sweep would remove it)
     assert result.exit_code == 0, result.output
     if phase == "backfill":
         assert "(tombstone 2)" in result.output
@@ -367,7 +369,7 @@ def test_messages_naming_tables_outside_the_spec_are_kept_and_exit_3_names_them(
     # bucket that it does not map (a local-poller message and a Lambda-shaped one)
     src, dst = f"src-{unique}", f"dst-{unique}"
     body = _table_spec(emulator, unique, [(src, dst)])
-    body["buckets"] = [{"source": f"media-{unique}", "target": f"media-v2-{unique}"}]
+    body["buckets"] = [{"source": f"media-{unique}", "target": f"media-v2-{unique}", "protocol": "insert-only"}]
     body["s3"] = {"events_queue": f"events-{unique}"}
     spec_path, spec = _write_spec(tmp_path, body)
     url = ensure_failure_queue(sqs, spec.replication.on_failure_queue)[0]
@@ -468,7 +470,7 @@ def test_a_poison_bucket_event_ends_in_the_dlq_and_redrive_applies_it_after_the_
     body = {
         "region": "us-east-1",
         "endpoint_url": emulator.endpoint_url,
-        "buckets": [{"source": source, "target": target}],
+        "buckets": [{"source": source, "target": target, "protocol": "insert-only"}],
         "s3": {"events_queue": f"events-{unique}", "max_receive_count": 2, "visibility_timeout": 1},
     }
     spec_path, spec = _write_spec(tmp_path, body)

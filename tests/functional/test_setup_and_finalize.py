@@ -1,7 +1,10 @@
-"""init validates everything before writing anything; finalize ends the backfill phase and
-removes tombstones conditionally."""
+"""init validates everything before writing anything and records where capture began; finalize ends
+the insert-only backfill phase and removes tombstones conditionally, or marks a released replay table
+live."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
@@ -9,22 +12,29 @@ from ferry.errors import SetupError
 from ferry.spec import parse_spec
 from ferry.tables.backfill import copy_segment, plan_backfill
 from ferry.tables.finalize import finalize_table, start_backfill_phase
-from ferry.tables.protocol import PHASE_BACKFILL, PHASE_LIVE, TOMBSTONE_ATTRIBUTE, tombstone_for
+from ferry.tables.protocol import (
+    PHASE_BACKFILL,
+    PHASE_HOLD,
+    PHASE_LIVE,
+    PHASE_REPLAY,
+    TOMBSTONE_ATTRIBUTE,
+    tombstone_for,
+)
 from ferry.tables.schema import describe_shape
 from ferry.tables.setup import init_tables
-from ferry.tables.state import StateStore
+from ferry.tables.state import COPY_DONE, CopyRun, StateStore
 from tests.conftest import create_table, scan_all
 
 pytestmark = pytest.mark.functional
 
 
-def _spec(emulator, tables, state="ferry-state"):
+def _spec(emulator, tables, state="ferry-state", protocol="insert-only"):
     return parse_spec(
         {
             "region": "us-east-1",
             "endpoint_url": emulator.endpoint_url,
             "state_table": state,
-            "tables": tables,
+            "tables": [{**t, "protocol": protocol} for t in tables],
             "backfill": {"splits": 2},
             "replication": {"phase_cache_seconds": 0},
         }
@@ -35,7 +45,8 @@ def _table_names(ddb) -> set[str]:
     return {name for page in ddb.get_paginator("list_tables").paginate() for name in page["TableNames"]}
 
 
-def test_init_creates_target_and_state_table_and_enables_the_stream(ddb, emulator, unique):
+@pytest.mark.parametrize(("protocol", "phase"), [("replay", PHASE_HOLD), ("insert-only", PHASE_BACKFILL)])
+def test_init_creates_target_and_state_table_and_enables_the_stream(ddb, streams, emulator, unique, protocol, phase):
     # GIVEN a source with a composite key, a GSI and no stream
     source = f"src-{unique}"
     ddb.create_table(
@@ -55,18 +66,27 @@ def test_init_creates_target_and_state_table_and_enables_the_stream(ddb, emulato
         ],
         BillingMode="PAY_PER_REQUEST",
     )
-    spec = _spec(emulator, [{"source": source, "target": f"dst-{unique}"}], state=f"state-{unique}")
+    spec = _spec(emulator, [{"source": source, "target": f"dst-{unique}"}], state=f"state-{unique}", protocol=protocol)
     # WHEN init runs
+    before = time.time()
     actions = init_tables(spec, ddb)
-    # THEN the stream is on, the target has the same keys and index, the phase is backfill
+    # THEN the stream is on, the target has the same keys and index, the phase is the protocol's
     assert any("enabled stream" in a for a in actions)
     src, dst = describe_shape(ddb, source), describe_shape(ddb, f"dst-{unique}")
     assert src.stream_view_type == "NEW_AND_OLD_IMAGES"
     assert dst.key_types == (("pk", "S"), ("sk", "B"))
     assert [i["IndexName"] for i in dst.raw["GlobalSecondaryIndexes"]] == ["by-gk"]
-    assert StateStore(ddb, f"state-{unique}").get_phase(source) == PHASE_BACKFILL
-    # AND a second init has nothing left to do
+    store = StateStore(ddb, f"state-{unique}")
+    assert store.get_phase(source) == phase
+    # AND capture is recorded: when it began, on which stream, with the shards open then (the stream is ENABLED)
+    capture = store.load_capture(source)
+    assert capture is not None and before <= capture.captured_at <= time.time()
+    assert capture.where == src.stream_arn
+    shards = streams.describe_stream(StreamArn=src.stream_arn)["StreamDescription"]["Shards"]
+    assert capture.shards == tuple(sorted(s["ShardId"] for s in shards)) and capture.shards
+    # AND a second init has nothing left to do: capture began at the first
     assert init_tables(spec, ddb) == []
+    assert store.load_capture(source) == capture
 
 
 @pytest.mark.parametrize(
@@ -139,3 +159,24 @@ def test_a_new_backfill_after_finalize_returns_to_the_backfill_phase_and_waits(d
     start_backfill_phase(spec, spec.tables[0], store, sleep=waits.append)
     assert store.get_phase(source) == PHASE_BACKFILL
     assert waits and waits[0] > 2 * spec.replication.phase_cache_seconds
+
+
+def test_finalize_marks_a_released_replay_table_live_and_refuses_while_it_is_held(ddb, emulator, unique):
+    # GIVEN a replay table whose changes are held (init) and a tombstone-looking user item in its target
+    source, target, state = f"src-{unique}", f"dst-{unique}", f"state-{unique}"
+    create_table(ddb, source)
+    spec = _spec(emulator, [{"source": source, "target": target}], state=state, protocol="replay")
+    init_tables(spec, ddb)
+    store = StateStore(ddb, state)
+    store.save_copy(source, CopyRun(protocol="replay", status=COPY_DONE))
+    # WHEN finalize runs before the release THEN it refuses: the held changes have not been replayed
+    with pytest.raises(SetupError, match="still held"):
+        finalize_table(spec, spec.tables[0], ddb, sleep=lambda s: None)
+    assert store.get_phase(source) == PHASE_HOLD
+    # WHEN it runs after the release THEN the table is live at once, with no wait and nothing swept
+    store.release(source, PHASE_REPLAY, time.time())
+    ddb.put_item(TableName=target, Item=tombstone_for({"pk": {"S": "a user's item"}}))
+    result = finalize_table(spec, spec.tables[0], ddb, sleep=lambda s: pytest.fail("no wait under replay"))
+    assert (result.tombstones_removed, result.waited_seconds) == (0, 0.0)
+    assert store.get_phase(source) == PHASE_LIVE
+    assert len(scan_all(ddb, target)) == 1  # a replay never writes tombstones, so it never sweeps any

@@ -11,6 +11,7 @@ from ferry.clients import make_client
 from ferry.errors import SetupError
 from ferry.jobs import run_argv
 from ferry.spec import parse_spec
+from ferry.tables.state import create_state_table
 from ferry_dev.workload import seed_bucket
 from glue_jobs import bucket_backfill
 
@@ -19,14 +20,17 @@ THRESHOLD = 5 * 1024 * 1024
 
 
 def _spec(emulator, unique, **bucket):
-    return parse_spec(
+    spec = parse_spec(
         {
             "region": "us-east-1",
             "endpoint_url": emulator.endpoint_url,
+            "state_table": f"state-{unique}",
             "buckets": [{"source": f"src-{unique}", "target": f"dst-{unique}", **bucket}],
             "s3": {"multipart_threshold": THRESHOLD, "splits": 3, "concurrency": 4},
         }
     )
+    create_state_table(make_client("dynamodb", spec.home_where()), spec.state_table)  # as `ferry init` does
+    return spec
 
 
 def _keys(s3, bucket):
@@ -35,17 +39,18 @@ def _keys(s3, bucket):
     )
 
 
-def test_bucket_backfill_copies_every_object_with_full_fidelity_and_reruns_cheaply(where, emulator, unique):
+@pytest.mark.parametrize("protocol", ["replay", "insert-only"])
+def test_bucket_backfill_copies_every_object_with_full_fidelity_and_reruns_cheaply(where, emulator, unique, protocol):
     # GIVEN a source with awkward keys, headers, metadata, tags and a multipart object
     s3 = make_client("s3", where)
     s3.create_bucket(Bucket=f"src-{unique}")
     s3.create_bucket(Bucket=f"dst-{unique}")
     seeded = seed_bucket(s3, f"src-{unique}", 60, seed=3, multipart_part=THRESHOLD)
-    spec = _spec(emulator, unique)
+    spec = _spec(emulator, unique, protocol=protocol)
     argv = ["bucket_backfill.py", *run_argv(spec, f"src-{unique}")]
     # WHEN the Glue script runs on local Spark
     summary = bucket_backfill.main(argv)
-    # THEN 3 partitions (Spark tasks) reconciled every key, nothing failed
+    # THEN 3 partitions (Spark tasks) copied every key, nothing failed
     assert [r.partition for r in summary.results] == [0, 1, 2]
     assert summary.keys == seeded and not summary.failed
     assert summary.actions.get("copied-multipart") == 1
@@ -55,6 +60,18 @@ def test_bucket_backfill_copies_every_object_with_full_fidelity_and_reruns_cheap
         source, target = head_object(s3, f"src-{unique}", key), head_object(s3, f"dst-{unique}", key)
         assert source is not None and target is not None
         assert differences(source, target) == [], key
+    if protocol == "replay":
+        # AND one request per single-part object; the multipart one: HEAD and tags, a HEAD per part (its
+        # layout), create, a copy per part, complete
+        parts = max(
+            o.parts_count for o in (head_object(s3, f"src-{unique}", k) for k in _keys(s3, f"src-{unique}")) if o
+        )
+        assert summary.requests == (seeded - 1) + 2 + parts + 1 + parts + 1
+        assert "released" in summary.released
+        # AND a second replay copy is refused; an insert-only rerun copies nothing (listing entries equal)
+        with pytest.raises(SetupError, match="--protocol insert-only"):
+            bucket_backfill.main(argv)
+        argv = ["bucket_backfill.py", *run_argv(_spec(emulator, unique, protocol="insert-only"), f"src-{unique}")]
     # AND a rerun copies nothing: identical objects cost only their HEADs
     again = bucket_backfill.main(argv)
     assert again.actions == {"unchanged": seeded}

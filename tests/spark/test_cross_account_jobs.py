@@ -17,7 +17,7 @@ from ferry.clients import make_client, table_clients
 from ferry.jobs import run_argv
 from ferry.spec import parse_spec
 from ferry.tables.setup import init_tables
-from ferry.tables.state import StateStore
+from ferry.tables.state import StateStore, create_state_table
 from ferry_dev.workload import seed_table
 from glue_jobs import bucket_backfill, table_backfill
 from tests.conftest import create_table, scan_all
@@ -72,6 +72,7 @@ def test_the_bucket_glue_script_copies_across_accounts_with_the_roles(emulator: 
     target.create_bucket(Bucket=f"dst-{unique}")
     for i in range(6):
         source.put_object(Bucket=f"src-{unique}", Key=f"k/{i}", Body=f"object {i}".encode(), Tagging="t=1")
+    create_state_table(make_client("dynamodb", spec.home_where()), spec.state_table)  # ferry's own, at home
     # WHEN the Glue script runs with the role arguments
     summary = bucket_backfill.main(["bucket_backfill.py", *run_argv(spec, f"src-{unique}")])
     # THEN every object was copied (server-side, by the target side) and nothing failed

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from ferry.clients import TableClients
+from ferry.errors import SetupError
 from ferry.jobs import run_argv
 from ferry.spec import parse_spec
+from ferry.tables.copy_run import begin_copy
 from ferry.tables.setup import init_tables
 from ferry.tables.state import SegmentCheckpoint, StateStore
 from ferry.wire import items_equal, key_of
@@ -17,22 +20,23 @@ from tests.conftest import create_table, scan_all
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
 
 
-def _spec(emulator, unique, splits=4):
+def _spec(emulator, unique, splits=4, protocol="replay"):
     return parse_spec(
         {
             "region": "us-east-1",
             "endpoint_url": emulator.endpoint_url,
             "state_table": f"state-{unique}",
-            "tables": [{"source": f"src-{unique}", "target": f"dst-{unique}"}],
+            "tables": [{"source": f"src-{unique}", "target": f"dst-{unique}", "protocol": protocol}],
             "backfill": {"splits": splits},
             "replication": {"phase_cache_seconds": 0},
         }
     )
 
 
-def test_glue_script_copies_the_table_exactly_with_one_task_per_segment(ddb, emulator, unique):
+@pytest.mark.parametrize("protocol", ["replay", "insert-only"])
+def test_glue_script_copies_the_table_exactly_with_one_task_per_segment(ddb, emulator, unique, protocol):
     # GIVEN a seeded source and an initialised migration
-    spec = _spec(emulator, unique)
+    spec = _spec(emulator, unique, protocol=protocol)
     create_table(ddb, f"src-{unique}", range_key=("sk", "N"))
     seeded = seed_table(ddb, f"src-{unique}", 300, seed=5)
     init_tables(spec, ddb)
@@ -47,11 +51,19 @@ def test_glue_script_copies_the_table_exactly_with_one_task_per_segment(ddb, emu
     target = {repr(key_of(i, ("pk", "sk"))): i for i in scan_all(ddb, f"dst-{unique}")}
     assert source.keys() == target.keys()
     assert all(items_equal(source[k], target[k]) for k in source)
-    # AND a rerun skips the finished segments without scanning
-    again = table_backfill.main(argv)
-    assert all(r.resumed and r.read_units == 0 for r in again.results)
     checkpoints = StateStore(ddb, spec.state_table).list_segments(f"src-{unique}")
     assert sorted(cp.segment for cp in checkpoints) == [0, 1, 2, 3]
+    if protocol == "replay":
+        # AND the replay copy was written in batches and released at the end of the run
+        assert sum(r.batch_requests for r in summary.results) >= seeded / 25 and "released" in summary.released
+        assert StateStore(ddb, spec.state_table).get_phase(f"src-{unique}") == "replay"
+        # AND a rerun is refused: it would write old images over the replayed changes
+        with pytest.raises(SetupError, match="--protocol insert-only"):
+            table_backfill.main(argv)
+    else:
+        # AND a rerun skips the finished segments without scanning
+        again = table_backfill.main(argv)
+        assert all(r.resumed and r.read_units == 0 for r in again.results)
 
 
 def test_the_job_fails_at_the_end_with_a_summary_when_a_segment_fails(ddb, emulator, unique):
@@ -61,6 +73,7 @@ def test_the_job_fails_at_the_end_with_a_summary_when_a_segment_fails(ddb, emula
     create_table(ddb, f"src-{unique}")
     seed_table(ddb, f"src-{unique}", 20, big_item=False)
     init_tables(spec, ddb)
+    begin_copy(spec, spec.tables[0], TableClients.of(ddb))  # a run recorded: the rerun resumes its checkpoints
     store = StateStore(ddb, spec.state_table)
     store.save_segment(f"src-{unique}", SegmentCheckpoint(0, 2, "running", {"nope": {"S": "x"}}, 0, 0, 0, 1))
     # WHEN the job runs THEN the healthy segment completes and the job fails at the end, naming segment 0
@@ -70,3 +83,5 @@ def test_the_job_fails_at_the_end_with_a_summary_when_a_segment_fails(ddb, emula
     by_segment = {cp.segment: cp for cp in store.list_segments(f"src-{unique}")}
     assert by_segment[0].status == "failed" and by_segment[0].error
     assert by_segment[1].status == "done"
+    # AND nothing was released: the changes stay held until a rerun completes the copy
+    assert store.get_phase(f"src-{unique}") == "hold"
