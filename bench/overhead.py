@@ -175,7 +175,11 @@ def _ferry(endpoint: str, items: int) -> int:
     from ferry.tables.backfill import copy_segment, plan_backfill
 
     spec = parse_spec(
-        {"region": REGION, "endpoint_url": endpoint, "tables": [{"source": f"src-{items}", "target": f"dst-{items}", "protocol": "insert-only"}]}
+        {
+            "region": REGION,
+            "endpoint_url": endpoint,
+            "tables": [{"source": f"src-{items}", "target": f"dst-{items}", "protocol": "insert-only"}],
+        }
     )
     plan = plan_backfill(spec, spec.tables[0], make_client("dynamodb", AwsTarget(REGION, endpoint)))
     result = copy_segment(plan, 0)
