@@ -127,7 +127,7 @@ def release_table(
         listed = tuple(s["ShardId"] for s in shards)
     except StreamNotFound:
         listed = ()  # the stream itself is gone: so is every record it held
-    at = now()
+    at = round(now(), 3)  # as the state table keeps it
     reason = release_refusal(
         copy_complete=complete,
         copy_detail=detail,
@@ -215,7 +215,7 @@ def release_bucket(
     open the events queue (enable its mapping, deployed). ``sqs`` (ferry's home): the queue's depth at
     the release is recorded (``ferry status`` shows how fast it drains)."""
     phase = store.phase_or_none(source, BUCKET)
-    at = now()
+    at = round(now(), 3)  # as the state table keeps it
     if phase == PHASE_HOLD:
         capture = store.load_capture(source, BUCKET)
         if capture is None:

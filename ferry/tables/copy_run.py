@@ -25,7 +25,7 @@ from ferry.aws import describe_table_or_none, point_in_time_recovery_enabled, st
 from ferry.clients import TableClients, make_client
 from ferry.errors import PermanentError, SetupError
 from ferry.spec import READ_EXPORT, READ_SCAN, WRITE_IMPORT, Spec, TableMapping
-from ferry.tables.estimate import estimate_copy
+from ferry.tables.estimate import duration, estimate_copy
 from ferry.tables.export import (
     data_directory,
     default_export_bucket,
@@ -139,7 +139,7 @@ def _check_hold_window(
     estimate = estimate_copy(source, target, settings)
     if estimate.seconds is not None and estimate.seconds > settings.max_hold_hours * 3600:
         raise SetupError(
-            f"{mapping.source}: the copy is estimated at {estimate.seconds / 3600:.1f} h at its budget "
+            f"{mapping.source}: the copy is estimated at {duration(estimate.seconds)} at its budget "
             f"({estimate.describe()}), above backfill.max_hold_hours ({settings.max_hold_hours:g}): the held "
             "changes could be trimmed from the stream before they are replayed; raise backfill.read_percent / "
             "write_percent, or use protocol insert-only"
@@ -178,7 +178,7 @@ def export_files(
         log.info("%s: export %s to s3://%s/%s started", mapping.source, arn, bucket, prefix)
     description = wait_for_export(clients.source, run.export_arn, poll=poll)
     files = tuple(export_data_files(s3, run.export_bucket, run.export_prefix, description))
-    run = replace(run, export_files=json.dumps(files))
+    run = replace(run, export_files=json.dumps(files), exported_items=int(description.get("ItemCount") or 0))
     store.save_copy(mapping.source, run)
     log.info("%s: export %s complete: %d data files", mapping.source, run.export_arn, len(files))
     return run, run.export_bucket, files
@@ -195,7 +195,8 @@ def import_target(
     poll: float = 10.0,
 ) -> tuple[CopyRun, ImportResult]:
     """ImportTable creates the target from the export's files (once: a rerun waits for the same import).
-    PermanentError when any item could not be imported."""
+    PermanentError when any item could not be imported, or when fewer items were imported than exported
+    (an import that drops items without counting them as errors must not pass for a copy)."""
     store = StateStore(clients.state, spec.state_table)
     if not run.import_arn:
         source = describe_shape(clients.source, mapping.source, "source")
@@ -221,6 +222,11 @@ def import_target(
         raise PermanentError(
             f"{mapping.source}: import {result.import_arn} could not import {result.errors} of {result.processed} "
             f"items (see its CloudWatch log group {description.get('CloudWatchLogGroupArn', '')}); the copy failed"
+        )
+    if run.exported_items and result.imported != run.exported_items:
+        raise PermanentError(
+            f"{mapping.source}: import {result.import_arn} loaded {result.imported} items, the export "
+            f"{run.export_arn} holds {run.exported_items}; the copy failed (verify names the missing keys)"
         )
     copy_ttl(clients, mapping)
     return run, result

@@ -35,10 +35,19 @@ class CopyEstimate:
     def describe(self) -> str:
         parts = []
         if self.read_seconds is not None:
-            parts.append(f"reads {self.read_seconds / 3600:.2f} h")
+            parts.append(f"reads {duration(self.read_seconds)}")
         if self.write_seconds is not None:
-            parts.append(f"writes {self.write_seconds / 3600:.2f} h")
+            parts.append(f"writes {duration(self.write_seconds)}")
         return ", ".join(parts) or "not estimated (export and import)"
+
+
+def duration(seconds: float) -> str:
+    """A duration for a person: seconds, minutes or hours."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def table_bytes(shape: TableShape) -> int:

@@ -66,6 +66,7 @@ class CopyRun:
     export_bucket: str = ""
     export_prefix: str = ""
     export_files: str = ""  # the export's data files, JSON (S3 keys), once the export completed
+    exported_items: int = 0  # the export's ItemCount, once it completed
     import_arn: str = ""
     detail: str = ""
     started_at: float = 0.0
@@ -81,7 +82,7 @@ _COPY_TEXT = (
     "protocol", "read", "write", "status", "signature", "export_arn", "export_bucket", "export_prefix",
     "export_files", "import_arn", "detail",
 )  # fmt: skip
-_COPY_NUMBERS = ("started_at", "finished_at", "items")
+_COPY_NUMBERS = ("started_at", "finished_at", "items", "exported_items")
 
 
 @dataclass(frozen=True)

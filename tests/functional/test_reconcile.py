@@ -21,13 +21,16 @@ from botocore.exceptions import ClientError
 from ferry.buckets.objects import ObjectState, differences, head_object
 from ferry.buckets.reconcile import (
     ABSENT,
+    CHANGED,
     COPIED,
     COPIED_MULTIPART,
     DELETED,
     IGNORED,
     UNCHANGED,
+    ListedObject,
     ReconcileError,
     ReconcileResult,
+    copy_listed,
     needs_part_copy,
     reconcile_key,
 )
@@ -805,3 +808,65 @@ def test_logs_name_keys_never_bodies(admin, s3, mapping, recorder, caplog):
     text = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("ferry"))
     assert "logged/key.txt" in text
     assert SECRET.decode() not in text
+
+
+# --- copy_listed: the replay copy, one request per key ---------------------------------------------
+
+
+def _listed(admin: Any, bucket: str, key: str) -> ListedObject:
+    (entry,) = [o for o in admin.list_objects_v2(Bucket=bucket, Prefix=key)["Contents"] if o["Key"] == key]
+    return ListedObject(entry["Key"], entry["ETag"], entry["Size"], entry.get("StorageClass", "STANDARD"))
+
+
+def test_copy_listed_copies_a_listed_key_exactly_in_one_request(admin, s3, mapping, recorder):
+    # GIVEN a listed source key with content headers, metadata and tags
+    put(admin, mapping.source, "one request.json", b'{"a": 1}', Metadata=METADATA, Tagging=TAGGING, **HEADERS)
+    entry = _listed(admin, mapping.source, "one request.json")
+    seen: list[dict[str, Any]] = []
+    s3.meta.events.register("provide-client-params.s3.CopyObject", lambda params, **_: seen.append(dict(params)))
+    # WHEN the replay copy copies it
+    result = copy_listed(s3, mapping, entry, SETTINGS)
+    # THEN one request, a CopyObject pinned to the listed ETag that copies headers, metadata and tags
+    # server-side, and the target mirrors the source
+    assert (result.action, result.requests, result.bytes_copied) == (COPIED, 1, entry.size)
+    assert recorder.names() == ["CopyObject"]
+    params = seen[0]
+    assert params["CopySourceIfMatch"] == entry.etag and params["StorageClass"] == "STANDARD"
+    assert (params["MetadataDirective"], params["TaggingDirective"]) == ("COPY", "COPY")
+    assert_mirrored(admin, mapping, "one request.json")
+
+
+def test_copy_listed_keeps_a_multipart_source_s_layout(admin, s3, mapping, recorder):
+    # GIVEN a multipart source (ETag ...-2) with headers, metadata and tags
+    etag = put_multipart(
+        admin, mapping.source, "big.bin", [b"a" * (5 * MiB), b"b" * 1000], Metadata=METADATA, Tagging=TAGGING
+    )
+    assert etag.endswith('-2"')
+    # WHEN the replay copy copies it
+    result = copy_listed(s3, mapping, _listed(admin, mapping.source, "big.bin"), LOW_THRESHOLD)
+    # THEN part by part with the source's layout: the target's ETag is the source's, every header kept
+    assert result.action == COPIED_MULTIPART
+    assert admin.head_object(Bucket=mapping.target, Key="big.bin")["ETag"] == etag
+    assert_mirrored(admin, mapping, "big.bin")
+
+
+@pytest.mark.parametrize("change", ["overwritten (412)", "deleted"])
+def test_copy_listed_skips_a_key_that_changed_after_the_listing(admin, s3, mapping, recorder, change):
+    # GIVEN a listed key that changes before its copy: S3 answers the pinned copy 412 (moto does not
+    # enforce CopySourceIfMatch, so the answer is injected), or the key is gone
+    put(admin, mapping.source, "moved.txt", b"v1")
+    entry = _listed(admin, mapping.source, "moved.txt")
+    if change == "deleted":
+        admin.delete_object(Bucket=mapping.source, Key="moved.txt")
+    else:
+
+        def refuse(**_: Any) -> None:
+            put(admin, mapping.source, "moved.txt", b"v2, newer")
+            raise client_error("PreconditionFailed", 412, "CopyObject")
+
+        s3.meta.events.register("before-call.s3.CopyObject", once(refuse))
+    # WHEN the replay copy copies it
+    result = copy_listed(s3, mapping, entry, SETTINGS)
+    # THEN it is skipped without a write (its event waits in the queue and is reconciled at the release)
+    assert result.action == CHANGED and result.bytes_copied == 0
+    assert admin.list_objects_v2(Bucket=mapping.target).get("KeyCount", 0) == 0

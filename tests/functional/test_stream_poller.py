@@ -613,3 +613,29 @@ def test_redelivered_batches_change_nothing(env: Env) -> None:
     # THEN some records reached the handler twice, in order each time, and the target equals the source
     assert stats.delivered > stats.applied
     assert env.target_items() == env.source_items()
+
+
+def test_a_held_poller_reads_nothing_and_commits_nothing_until_the_release(env: Env) -> None:
+    # GIVEN a replay table's poller behind a closed gate, and changes in the stream
+    from ferry_dev.hold import ReleaseGate
+
+    env.put("a")
+    env.put("b")
+    released = False
+    calls: list[str] = []
+    env.streams.meta.events.register("before-call.dynamodbstreams", lambda model, **_: calls.append(model.name))
+    recorder = Recorder(lambda event, context: {"batchItemFailures": []})
+    poller = env.poller(recorder, gate=ReleaseGate(lambda: released, recheck=0))
+    # WHEN it polls while held
+    for _ in range(3):
+        poller.poll_once()
+    poller.drain(timeout=5)
+    # THEN it made no stream request, delivered nothing and committed no checkpoint
+    assert calls == [] and recorder.delivered == []
+    assert env.store.load_stream_checkpoint(env.source, env.shard_id()) is None
+    # WHEN the copy is released THEN it applies everything from the start of the stream, and times its catch-up
+    released = True
+    env.put("c")
+    poller.drain(timeout=30)
+    assert [key for keys in recorder.keys for key in keys] == ["a", "b", "c"]
+    assert poller.gate is not None and poller.gate.catch_up is not None and poller.gate.catch_up.applied == 3

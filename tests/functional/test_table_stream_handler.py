@@ -344,3 +344,25 @@ def test_binary_keyed_items_are_deleted_by_their_real_key(ddb, streams, where, u
     # THEN the item is gone from the target under its real binary key
     assert "Item" not in ddb.get_item(TableName=target, Key=key)
     assert scan_all(ddb, target) == []
+
+
+def test_records_of_a_held_table_fail_and_nothing_is_written(ddb: Any, replication: Callable[..., Replication]) -> None:
+    # GIVEN a replay table whose changes are held (its copy is not released) and records of it
+    rep = replication(protocol="replay")
+    rep.store.set_phase(rep.source, "hold")
+    ddb.put_item(TableName=rep.source, Item={"pk": {"S": "a"}, "v": {"N": "1"}})
+    ddb.delete_item(TableName=rep.source, Key={"pk": {"S": "a"}})
+    records = rep.read()
+    # WHEN they reach the handler (a mapping enabled before the release would do that)
+    response = handle(records)
+    # THEN every record fails (it is delivered again) and the target is untouched: the copy may still write
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [
+        r["dynamodb"]["SequenceNumber"] for r in records
+    ]
+    assert scan_all(ddb, rep.target) == []
+    # WHEN the copy is released THEN the same records apply, the REMOVE as a real delete (no tombstone)
+    rep.store.set_phase(rep.source, "replay")
+    assert handle(records) == {"batchItemFailures": []}
+    assert scan_all(ddb, rep.target) == []
+    assert handle(records[:1]) == {"batchItemFailures": []}
+    assert by_key(scan_all(ddb, rep.target)) == {"a": {"pk": {"S": "a"}, "v": {"N": "1"}}}
