@@ -85,3 +85,45 @@ def test_the_job_fails_at_the_end_with_a_summary_when_a_segment_fails(ddb, emula
     assert by_segment[1].status == "done"
     # AND nothing was released: the changes stay held until a rerun completes the copy
     assert store.get_phase(f"src-{unique}") == "hold"
+
+
+@pytest.mark.parametrize("write", ["batch", "import"])
+def test_the_glue_script_copies_from_a_point_in_time_export(ddb, where, emulator, unique, write):
+    # GIVEN a replay migration reading an export (point-in-time recovery on at init), ASCII items of every
+    # type (the emulator's ImportTable mangles JSON escapes: tests/functional/test_replay.py pins it)
+    from ferry.clients import make_client
+    from ferry.operations import initialize
+
+    spec = parse_spec(
+        {
+            "region": "us-east-1",
+            "endpoint_url": emulator.endpoint_url,
+            "state_table": f"state-{unique}",
+            "tables": [{"source": f"src-{unique}", "target": f"dst-{unique}"}],
+            "backfill": {"read": "export", "write": write, "export_bucket": f"exports-{unique}"},
+            "replication": {"phase_cache_seconds": 0},
+        }
+    )
+    create_table(ddb, f"src-{unique}")
+    for i in range(60):
+        ddb.put_item(
+            TableName=f"src-{unique}",
+            Item={
+                "pk": {"S": f"k{i}"},
+                "n": {"N": "12345678901234567890123456789012345678"},
+                "b": {"BS": [b"\x00", b"\x01"]},
+            },
+        )
+    make_client("s3", where).create_bucket(Bucket=f"exports-{unique}")
+    initialize(spec, enable_pitr=True)
+    # WHEN the Glue script runs
+    summary = table_backfill.main(["table_backfill.py", *run_argv(spec, f"src-{unique}")])
+    # THEN the target equals the source, copied by the export's data files (one task each) or imported
+    assert summary.copied == 60 and not summary.failed and "released" in summary.released
+    if write == "import":
+        assert summary.results == () and summary.imported is not None and summary.imported.errors == 0
+    else:
+        assert summary.results and sum(r.read_units for r in summary.results) == 0
+    source = {i["pk"]["S"]: i for i in scan_all(ddb, f"src-{unique}")}
+    target = {i["pk"]["S"]: i for i in scan_all(ddb, f"dst-{unique}")}
+    assert source.keys() == target.keys() and all(items_equal(source[k], target[k]) for k in source)
