@@ -7,7 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -85,6 +85,41 @@ def _tables(ddb: Any) -> set[str]:
     return {n for page in ddb.get_paginator("list_tables").paginate() for n in page["TableNames"]}
 
 
+ACCOUNT = "123456789012"  # the emulator's
+
+
+@dataclass
+class Exported:
+    """A replay migration by export (+ import) initialised, its copy begun and its export made."""
+
+    spec: Any
+    clients: TableClients
+    run: Any
+    files: tuple[str, ...]
+
+    @property
+    def mapping(self) -> Any:
+        return self.spec.tables[0]
+
+    def import_target(self) -> Any:
+        return import_target(self.spec, self.mapping, self.clients, self.run, self.files, account=ACCOUNT, poll=0.1)
+
+
+def _exported(
+    ddb: Any, where: Any, emulator: Any, unique: str, *, write: str = "import", target: Any = None
+) -> Exported:
+    """``ferry init --enable-pitr``, the copy begun, the export made and listed (the source exists)."""
+    spec = _spec(emulator, unique, read="export", write=write)
+    make_client("s3", where).create_bucket(Bucket=f"exports-{unique}")
+    initialize(spec, enable_pitr=True)
+    clients = TableClients(ddb, target or ddb, ddb)
+    run = begin_copy(spec, spec.tables[0], clients)
+    run, _, files = export_files(
+        spec, spec.tables[0], clients, make_client("s3", where), run, account=ACCOUNT, poll=0.1
+    )
+    return Exported(spec, clients, run, files)
+
+
 # --- before the copy -----------------------------------------------------------------------------
 
 
@@ -159,17 +194,10 @@ def test_a_replay_copy_estimated_to_outlast_its_hold_window_is_refused(ddb, emul
 def test_an_export_is_copied_exactly_one_split_per_data_file_without_reading_the_table(ddb, where, emulator, unique):
     # GIVEN a source of every attribute type (38-digit numbers, sets, binaries nested in maps and lists)
     seeded = _source(ddb, unique)
-    spec = _spec(emulator, unique, read="export")
-    make_client("s3", where).create_bucket(Bucket=f"exports-{unique}")
-    initialize(spec, enable_pitr=True)
-    clients = TableClients.of(ddb)
-    mapping = spec.tables[0]
-    run = begin_copy(spec, mapping, clients)
     # WHEN the export is made and read back, one split per data file
-    run, bucket, files = export_files(
-        spec, mapping, clients, make_client("s3", where), run, account="123456789012", poll=0.1
-    )
-    plan = plan_backfill(spec, mapping, clients, export=(bucket, files))
+    exported = _exported(ddb, where, emulator, unique, write="batch")
+    spec, mapping, clients, run, files = exported.spec, exported.mapping, exported.clients, exported.run, exported.files
+    plan = plan_backfill(spec, mapping, clients, export=(run.export_bucket, files))
     results = [copy_segment(plan, split) for split in range(plan.splits)]
     # THEN every item arrived unchanged, written in batches, and no read unit was spent on the source
     assert plan.splits == len(files) >= 1 and all(r.status == "done" for r in results)
@@ -178,9 +206,7 @@ def test_an_export_is_copied_exactly_one_split_per_data_file_without_reading_the
     assert sum(r.file_requests for r in results) == len(files) and sum(r.batch_requests for r in results) >= 2
     assert _same(ddb, unique)
     # AND a rerun finds the same export (recorded), not a new one
-    again, _, same_files = export_files(
-        spec, mapping, clients, make_client("s3", where), run, account="123456789012", poll=0.1
-    )
+    again, _, same_files = export_files(spec, mapping, clients, make_client("s3", where), run, account=ACCOUNT)
     assert (again.export_arn, same_files) == (run.export_arn, files)
 
 
@@ -223,17 +249,11 @@ def test_the_reader_takes_aws_s_layout_from_its_manifests(where, unique):
 def test_an_import_creates_the_target_that_init_left_alone(ddb, where, emulator, unique):
     # GIVEN a replay copy by export + import: init enables what it needs but does not create the target
     seeded = _importable_source(ddb, unique)
-    spec = _spec(emulator, unique, read="export", write="import")
-    make_client("s3", where).create_bucket(Bucket=f"exports-{unique}")
-    initialize(spec, enable_pitr=True)
+    exported = _exported(ddb, where, emulator, unique)
     assert f"dst-{unique}" not in _tables(ddb)
-    clients, mapping = TableClients.of(ddb), spec.tables[0]
-    run = begin_copy(spec, mapping, clients)
+    spec, mapping, clients = exported.spec, exported.mapping, exported.clients
     # WHEN the export is imported
-    run, _, files = export_files(
-        spec, mapping, clients, make_client("s3", where), run, account="123456789012", poll=0.1
-    )
-    run, result = import_target(spec, mapping, clients, run, files, account="123456789012", poll=0.1)
+    run, result = exported.import_target()
     # THEN the target exists with the source's keys, every item imported exactly, no error
     assert (result.imported, result.errors) == (seeded, 0)
     target = ddb.describe_table(TableName=f"dst-{unique}")["Table"]
@@ -252,17 +272,10 @@ def test_the_emulator_s_import_drops_items_holding_an_empty_map_and_ferry_fails_
     for i in range(2):
         ddb.put_item(TableName=f"src-{unique}", Item={**_ascii_item(100 + i), "empty": {"M": {}}})
     seeded += 2
-    spec = _spec(emulator, unique, read="export", write="import")
-    make_client("s3", where).create_bucket(Bucket=f"exports-{unique}")
-    initialize(spec, enable_pitr=True)
-    clients, mapping = TableClients.of(ddb), spec.tables[0]
-    run = begin_copy(spec, mapping, clients)
-    run, _, files = export_files(
-        spec, mapping, clients, make_client("s3", where), run, account="123456789012", poll=0.1
-    )
-    assert run.exported_items == seeded
+    exported = _exported(ddb, where, emulator, unique)
+    assert exported.run.exported_items == seeded
     with pytest.raises(PermanentError, match=rf"loaded \d items, the export .* holds {seeded}"):
-        import_target(spec, mapping, clients, run, files, account="123456789012", poll=0.1)
+        exported.import_target()
 
 
 def test_the_emulator_s_import_leaves_json_escapes_in_strings_and_verify_finds_them(ddb, where, emulator, unique):
@@ -272,16 +285,9 @@ def test_the_emulator_s_import_leaves_json_escapes_in_strings_and_verify_finds_t
     agree, so the copy completes — and ferry's verify, item by item, names every key it changed."""
     _importable_source(ddb, unique, 3)
     ddb.put_item(TableName=f"src-{unique}", Item={**_ascii_item(50), "name": {"S": "Zürich 日本語"}})
-    spec = _spec(emulator, unique, read="export", write="import")
-    make_client("s3", where).create_bucket(Bucket=f"exports-{unique}")
-    initialize(spec, enable_pitr=True)
-    clients, mapping = TableClients.of(ddb), spec.tables[0]
-    run = begin_copy(spec, mapping, clients)
-    run, _, files = export_files(
-        spec, mapping, clients, make_client("s3", where), run, account="123456789012", poll=0.1
-    )
-    import_target(spec, mapping, clients, run, files, account="123456789012", poll=0.1)
-    report = verify_table(spec, mapping, workers=2)
+    exported = _exported(ddb, where, emulator, unique)
+    exported.import_target()
+    report = verify_table(exported.spec, exported.mapping, workers=2)
     assert [(d.kind, d.attributes) for d in report.differences] == [("different", ("name",))]
     assert "user#0050" in report.differences[0].key
 
@@ -292,16 +298,9 @@ def test_the_emulator_s_import_refuses_an_item_near_400_kb(ddb, where, emulator,
     is 400 KB by those rules, so AWS imports it. ferry fails the copy with the import's reason."""
     create_table(ddb, f"src-{unique}", hash_key=("pk", "S"), range_key=("sk", "N"))
     ddb.put_item(TableName=f"src-{unique}", Item=make_big_item(1))
-    spec = _spec(emulator, unique, read="export", write="import")
-    make_client("s3", where).create_bucket(Bucket=f"exports-{unique}")
-    initialize(spec, enable_pitr=True)
-    clients, mapping = TableClients.of(ddb), spec.tables[0]
-    run = begin_copy(spec, mapping, clients)
-    run, _, files = export_files(
-        spec, mapping, clients, make_client("s3", where), run, account="123456789012", poll=0.1
-    )
+    exported = _exported(ddb, where, emulator, unique)
     with pytest.raises(PermanentError, match=r"FAILED.*maximum allowed size"):
-        import_target(spec, mapping, clients, run, files, account="123456789012", poll=0.1)
+        exported.import_target()
 
 
 def test_an_import_onto_an_existing_target_is_refused_before_any_write(ddb, where, emulator, unique):
@@ -343,22 +342,15 @@ def test_an_import_that_could_not_import_every_item_fails_the_copy(ddb, where, e
     # GIVEN an import whose description reports items it could not import (the emulator imports all, so
     # its answer is changed the way AWS answers when some lines are rejected)
     _importable_source(ddb, unique, 5)
-    spec = _spec(emulator, unique, read="export", write="import")
-    make_client("s3", where).create_bucket(Bucket=f"exports-{unique}")
-    initialize(spec, enable_pitr=True)
     target = make_client("dynamodb", AwsTarget("us-east-1", emulator.endpoint_url))
     target.meta.events.register(
         "after-call.dynamodb.DescribeImport",
         lambda parsed, **_: parsed["ImportTableDescription"].update(ErrorCount=2),
     )
-    clients = TableClients(ddb, target, ddb)
-    run = begin_copy(spec, spec.tables[0], clients)
-    run, _, files = export_files(
-        spec, spec.tables[0], clients, make_client("s3", where), run, account="123456789012", poll=0.1
-    )
+    exported = _exported(ddb, where, emulator, unique, target=target)
     # WHEN the import is waited for THEN the copy fails, naming the count
     with pytest.raises(PermanentError, match="could not import 2 of"):
-        import_target(spec, spec.tables[0], clients, run, files, account="123456789012", poll=0.1)
+        exported.import_target()
 
 
 # --- the release ---------------------------------------------------------------------------------
