@@ -11,7 +11,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ferry.spec import Spec, spec_to_dict
+from ferry.spec import READ_EXPORT, READ_SCAN, WRITE_BATCH, WRITE_IMPORT, Spec, spec_to_dict
+from ferry.tables.export import EXPORT_EXPIRY_DAYS, EXPORT_PREFIX, default_export_bucket
 from ferry.tables.protocol import REPLAY_STARTING_POSITION, UNLIMITED_RECORD_AGE
 
 APP_NAME = "ferry"
@@ -50,6 +51,11 @@ class BucketEventsSettings:
     visibility_timeout_seconds: int
     batch_size: int
     maximum_batching_window_in_seconds: int
+    # The queue keeps an event as long as SQS allows: a replay copy holds its bucket's events there.
+    message_retention_seconds: int
+    # Replay buckets (all buckets share the queue, so all or none): the queue's mapping is created
+    # disabled at deploy time and `ferry release` enables it once no bucket is held any more.
+    hold_until_release: bool
 
 
 def stream_mapping_settings(spec: Spec, *, replay: bool = False) -> StreamMappingSettings:
@@ -76,7 +82,21 @@ def bucket_events_settings(spec: Spec) -> BucketEventsSettings:
         visibility_timeout_seconds=s.visibility_timeout,
         batch_size=s.batch_size,
         maximum_batching_window_in_seconds=1,
+        message_retention_seconds=QUEUE_RETENTION_SECONDS,
+        hold_until_release=buckets_held(spec),
     )
+
+
+def buckets_held(spec: Spec) -> bool:
+    """Whether the bucket events are held until the release: the buckets' protocol is replay (the spec
+    gives every bucket one protocol, since they share one events queue)."""
+    return bool(spec.buckets) and all(b.replay for b in spec.buckets)
+
+
+def export_bucket(spec: Spec, account: str) -> str:
+    """Where a table copy's point-in-time exports go (``account``: ferry's home): backfill.export_bucket,
+    or the bucket `ferry init` / Terraform creates (ferry-exports-<account>-<region>)."""
+    return spec.backfill.export_bucket or default_export_bucket(account, spec.region)
 
 
 def function_name(stage: str, function: str) -> str:
@@ -103,10 +123,16 @@ def stream_mapping_request(
     }
 
 
-def queue_mapping_request(settings: BucketEventsSettings, *, queue_arn: str, function: str) -> dict[str, Any]:
+def queue_mapping_request(
+    settings: BucketEventsSettings, *, queue_arn: str, function: str, enabled: bool = True
+) -> dict[str, Any]:
+    """CreateEventSourceMapping arguments of the events queue's mapping; ``enabled=False`` at deploy time
+    while the buckets are held (``settings.hold_until_release``). An update must leave ``Enabled`` out:
+    the release enabled the mapping, and a later deploy must not disable it again."""
     return {
         "EventSourceArn": queue_arn,
         "FunctionName": function,
+        "Enabled": enabled,
         "BatchSize": settings.batch_size,
         "MaximumBatchingWindowInSeconds": settings.maximum_batching_window_in_seconds,
         "FunctionResponseTypes": ["ReportBatchItemFailures"],
@@ -129,9 +155,14 @@ def table_variables(
     target_name: str,
     target_arn: str,
     ttl_attribute: str | None,
+    protocol: str,
+    import_creates_target: bool,
 ) -> dict[str, Any]:
     """One element of ``var.tables`` from the DescribeTable output of the source (and of the
-    target, when it exists: then Terraform only references it)."""
+    target, when it exists: then Terraform only references it). ``import_creates_target``
+    (backfill.write: import): ImportTable creates the target, so Terraform must not. ``protocol``:
+    Terraform creates the stream mapping of an insert-only table; a replay table's is created by
+    its release (docs/adr/0002, decision 7)."""
     keys = {k["KeyType"]: k["AttributeName"] for k in source["KeySchema"]}
     billing = source.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED")
     throughput = source.get("ProvisionedThroughput", {})
@@ -167,7 +198,8 @@ def table_variables(
         "target": target_name,
         "source_arn": source["TableArn"],
         "source_stream_arn": source.get("LatestStreamArn", ""),
-        "create_target": target is None,
+        "protocol": protocol,
+        "create_target": target is None and not import_creates_target,
         "target_arn": target["TableArn"] if target else target_arn,
         "hash_key": keys["HASH"],
         "range_key": keys.get("RANGE"),
@@ -199,10 +231,26 @@ def bucket_variables(
     }
 
 
+def backfill_variables(spec: Spec, account: str) -> dict[str, Any]:
+    """``var.backfill``: how the table job copies (its permissions follow), and the export bucket:
+    its name when the copy reads an export (``account``: ferry's home), and whether Terraform creates
+    it (no backfill.export_bucket given) with ferry's prefix and expiry."""
+    exports = spec.backfill.read == READ_EXPORT and bool(spec.tables)
+    return {
+        "read": spec.backfill.read,
+        "write": spec.backfill.write,
+        "export_bucket": export_bucket(spec, account) if exports else "",
+        "create_export_bucket": exports and not spec.backfill.export_bucket,
+        "export_prefix": EXPORT_PREFIX,
+        "export_expiry_days": EXPORT_EXPIRY_DAYS,
+    }
+
+
 def terraform_variables(
-    spec: Spec, stage: str, tables: list[dict[str, Any]], buckets: list[dict[str, Any]]
+    spec: Spec, stage: str, tables: list[dict[str, Any]], buckets: list[dict[str, Any]], *, account: str
 ) -> dict[str, Any]:
-    """The whole ``<stage>.ferry.tfvars.json``; the stage file (terraform/stages/<stage>.tfvars) sets the sizing."""
+    """The whole ``<stage>.ferry.tfvars.json``; the stage file (terraform/stages/<stage>.tfvars) sets the sizing.
+    ``account``: ferry's home account (the default export bucket is named after it)."""
     out: dict[str, Any] = {
         "stage": stage,
         "region": spec.region,
@@ -215,6 +263,7 @@ def terraform_variables(
         "stream_mapping": asdict(stream_mapping_settings(spec)),
         "stream_failure_queue_name": spec.replication.on_failure_queue,
         "bucket_events": asdict(bucket_events_settings(spec)),
+        "backfill": backfill_variables(spec, account),
     }
     return out
 
@@ -244,13 +293,41 @@ class Arns:
     def log_group(self, name: str) -> str:
         return f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:{name}"
 
+    def function(self, name: str) -> str:
+        return f"arn:{self.partition}:lambda:{self.region}:{self.account}:function:{name}"
+
+    def event_source_mappings(self) -> str:
+        """Every event-source mapping of the account and region: UpdateEventSourceMapping names the
+        mapping, whose UUID is only known once it exists; a lambda:FunctionArn condition narrows it."""
+        return f"arn:{self.partition}:lambda:{self.region}:{self.account}:event-source-mapping:*"
+
 
 STREAM_READ = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams")
 TARGET_TABLE_WRITE = ("dynamodb:PutItem", "dynamodb:DeleteItem")
-SOURCE_TABLE_READ = ("dynamodb:DescribeTable", "dynamodb:Scan")
 STATE_TABLE_PHASE = ("dynamodb:GetItem",)
-STATE_TABLE_JOB = ("dynamodb:GetItem", "dynamodb:PutItem")  # the phase and per-segment checkpoints
+# Phase, capture, copy run and per-segment checkpoints; a new table copy clears the old checkpoints.
+STATE_TABLE_TABLE_JOB = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem")
+STATE_TABLE_BUCKET_JOB = ("dynamodb:GetItem", "dynamodb:PutItem")  # phase, capture, copy run
+# Replay: BatchWriteItem; insert-only: conditional PutItem.
+TARGET_ITEM_COPY = ("dynamodb:BatchWriteItem", "dynamodb:PutItem")
+SOURCE_EXPORT = ("dynamodb:DescribeContinuousBackups", "dynamodb:ExportTableToPointInTime")
+# What DynamoDB's export writes with the caller's permissions (AWS: "Requesting a table export").
+EXPORT_WRITE = ("s3:AbortMultipartUpload", "s3:PutObject", "s3:PutObjectAcl")
+EXPORT_READ = ("s3:GetObject", "s3:ListBucket")  # the job reads the files, and so does ImportTable
+TARGET_IMPORT = ("dynamodb:DescribeImport", "dynamodb:ImportTable")
+# ImportTable logs the items it rejects to /aws-dynamodb/* with the caller's permissions
+# (AWS: "Requesting a table import in DynamoDB", Setting up IAM permissions).
+IMPORT_LOGS = (
+    "logs:CreateLogGroup",
+    "logs:CreateLogStream",
+    "logs:DescribeLogGroups",
+    "logs:DescribeLogStreams",
+    "logs:PutLogEvents",
+    "logs:PutRetentionPolicy",
+)
+QUEUE_LOOKUP = ("sqs:GetQueueUrl", "sqs:GetQueueAttributes")  # its ARN for a mapping, its depth at release
 SOURCE_OBJECT_READ = ("s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging")
+SOURCE_BUCKET_INSPECT = ("s3:GetBucketVersioning", "s3:GetEncryptionConfiguration")  # GetBucketEncryption
 # CopyObject, CreateMultipartUpload, UploadPartCopy and CompleteMultipartUpload all need s3:PutObject.
 TARGET_OBJECT_WRITE = (
     "s3:GetObject",
@@ -285,6 +362,95 @@ def _bucket_statements(spec: Spec, arns: Arns) -> list[dict[str, Any]]:
     ]
 
 
+def _own_function(arns: Arns, function: str) -> dict[str, Any]:
+    """The condition confining an event-source mapping action to one of ferry's functions (Lambda's
+    lambda:FunctionArn key; the ARN of a version or alias of it too)."""
+    arn = arns.function(function)
+    return {"ArnLike": {"lambda:FunctionArn": [arn, f"{arn}:*"]}}
+
+
+def _mapping_statements(arns: Arns, function: str, *, update: bool) -> list[dict[str, Any]]:
+    """What a release needs of the function's mappings: find them, create a missing one, and (``update``)
+    enable the events queue's. ListEventSourceMappings and CreateEventSourceMapping authorize on "*"
+    only (AWS, "Resources and conditions for Lambda actions"): the list reads configuration, and the
+    create is confined to ``function`` by its condition."""
+    statements = [
+        _statement("ListMappings", ("lambda:ListEventSourceMappings",), ["*"]),
+        _statement(
+            "CreateOwnMapping", ("lambda:CreateEventSourceMapping",), ["*"], Condition=_own_function(arns, function)
+        ),
+    ]
+    if update:
+        statements.append(
+            _statement(
+                "EnableOwnMapping",
+                ("lambda:UpdateEventSourceMapping",),
+                [arns.event_source_mappings()],
+                Condition=_own_function(arns, function),
+            )
+        )
+    return statements
+
+
+def _table_job_statements(spec: Spec, stage: str, arns: Arns) -> list[dict[str, Any]]:
+    """The table backfill job: its checks, its copy path (scan or export, batch writes or import), the
+    state it records and the release (or, insert-only, the consumer it needs running first)."""
+    sources = [arns.table(t.source) for t in spec.tables]
+    targets = [arns.table(t.target) for t in spec.tables]
+    statements = [
+        _statement("ReadWriteState", STATE_TABLE_TABLE_JOB, [arns.table(spec.state_table)]),
+        _statement("DescribeSources", ("dynamodb:DescribeTable",), sources),
+        # capture: the stream's open shards; the release: which of them are still listed
+        _statement("DescribeSourceStreams", ("dynamodb:DescribeStream",), [f"{s}/stream/*" for s in sources]),
+        _statement("DescribeTargets", ("dynamodb:DescribeTable",), targets),
+        _statement("FindFailureQueue", QUEUE_LOOKUP, [arns.queue(spec.replication.on_failure_queue)]),
+        *_mapping_statements(arns, function_name(stage, STREAM_FUNCTION), update=False),
+    ]
+    if spec.backfill.read == READ_SCAN:
+        statements.append(_statement("ScanSources", ("dynamodb:Scan",), sources))
+    if spec.backfill.read == READ_EXPORT:
+        bucket = arns.bucket(export_bucket(spec, arns.account))
+        exports = f"{bucket}/{EXPORT_PREFIX}/*"
+        statements += [
+            _statement("ExportSources", SOURCE_EXPORT, sources),
+            _statement("DescribeExports", ("dynamodb:DescribeExport",), [f"{s}/export/*" for s in sources]),
+            _statement("WriteExports", EXPORT_WRITE, [exports]),
+            _statement("ReadExports", EXPORT_READ, [bucket, exports]),
+        ]
+    if spec.backfill.write == WRITE_BATCH:
+        statements.append(_statement("WriteTargetItems", TARGET_ITEM_COPY, targets))
+    if spec.backfill.write == WRITE_IMPORT:
+        statements += [
+            _statement("ImportTargets", TARGET_IMPORT, targets + [f"{t}/import/*" for t in targets]),
+            # the target gets the source's TTL once the import has created it
+            _statement("ReadSourceTtl", ("dynamodb:DescribeTimeToLive",), sources),
+            _statement("SetTargetTtl", ("dynamodb:UpdateTimeToLive",), targets),
+            _statement(
+                "WriteImportLogs",
+                IMPORT_LOGS,
+                [arns.log_group("/aws-dynamodb/*"), arns.log_group("/aws-dynamodb/*") + ":*"],
+            ),
+        ]
+    return statements
+
+
+def _bucket_job_statements(spec: Spec, stage: str, arns: Arns) -> list[dict[str, Any]]:
+    """The bucket backfill job: the copy, its record in the state table and, when the buckets are held,
+    the release: the events queue's depth, then its mapping enabled (created when missing)."""
+    statements = [
+        *_bucket_statements(spec, arns),
+        # check_ready (inspect_buckets) reads each source's versioning and default encryption
+        _statement("InspectSourceBuckets", SOURCE_BUCKET_INSPECT, [arns.bucket(b.source) for b in spec.buckets]),
+        _statement("ReadWriteState", STATE_TABLE_BUCKET_JOB, [arns.table(spec.state_table)]),
+    ]
+    if buckets_held(spec):
+        statements += [
+            _statement("FindEventsQueue", QUEUE_LOOKUP, [arns.queue(spec.s3.events_queue)]),
+            *_mapping_statements(arns, function_name(stage, BUCKET_FUNCTION), update=True),
+        ]
+    return statements
+
+
 def policy_documents(spec: Spec, stage: str, arns: Arns, *, artifacts_bucket: str) -> dict[str, dict[str, Any]]:
     """One policy per role: the two functions and the two Glue jobs (empty for a kind the spec lacks)."""
     sources = [t.source for t in spec.tables]
@@ -299,14 +465,14 @@ def policy_documents(spec: Spec, stage: str, arns: Arns, *, artifacts_bucket: st
     if spec.tables:
         table_stream = [
             _statement("ReadSourceStreams", STREAM_READ, [arns.table(s) + "/stream/*" for s in sources]),
-            _statement("WriteTargets", TARGET_TABLE_WRITE, targets),
+            _statement("ApplyToTargets", TARGET_TABLE_WRITE, targets),
             _statement("ReadPhase", STATE_TABLE_PHASE, [state]),
             _statement("SendFailures", ("sqs:SendMessage",), [arns.queue(spec.replication.on_failure_queue)]),
         ]
     bucket_events: list[dict[str, Any]] = []
     if spec.buckets:
         bucket_events = [
-            _statement("ConsumeEvents", QUEUE_CONSUME, [arns.queue(spec.s3.events_queue)]),
+            _statement("ConsumeEventsQueue", QUEUE_CONSUME, [arns.queue(spec.s3.events_queue)]),
             *_bucket_statements(spec, arns),
         ]
     job_common = [
@@ -321,15 +487,8 @@ def policy_documents(spec: Spec, stage: str, arns: Arns, *, artifacts_bucket: st
             Condition={"StringEquals": {"cloudwatch:namespace": "Glue"}},
         ),
     ]
-    table_job: list[dict[str, Any]] = []
-    if spec.tables:
-        table_job = [
-            *job_common,
-            _statement("ReadWriteState", STATE_TABLE_JOB, [state]),
-            _statement("ScanSources", SOURCE_TABLE_READ, [arns.table(s) for s in sources]),
-            _statement("WriteTargets", ("dynamodb:DescribeTable", "dynamodb:PutItem"), targets),
-        ]
-    bucket_job = [*job_common, *_bucket_statements(spec, arns)] if spec.buckets else []
+    table_job = [*job_common, *_table_job_statements(spec, stage, arns)] if spec.tables else []
+    bucket_job = [*job_common, *_bucket_job_statements(spec, stage, arns)] if spec.buckets else []
 
     def document(statements: list[dict[str, Any]]) -> dict[str, Any]:
         return {"Version": "2012-10-17", "Statement": statements + _assume(spec)}

@@ -35,7 +35,7 @@ from ferry.deploy import (
 from ferry.errors import SetupError
 from ferry.jobs import SCRIPTS, TABLE, default_arguments, job_name
 from ferry.operations import account_of
-from ferry.spec import Spec
+from ferry.spec import WRITE_IMPORT, Spec
 from ferry.tables.setup import ensure_failure_queue, inspect_tables
 from ferry_cli.artifacts import build_glue_zip
 
@@ -98,6 +98,8 @@ def terraform_variables_for(spec: Spec, stage: str) -> dict[str, Any]:
                 target_name=mapping.target,
                 target_arn=target_arns.table(mapping.target),
                 ttl_attribute=ttl_attribute,
+                protocol=mapping.protocol,
+                import_creates_target=spec.backfill.write == WRITE_IMPORT,
             )
         )
     s3 = bucket_clients(spec)
@@ -115,7 +117,7 @@ def terraform_variables_for(spec: Spec, stage: str) -> dict[str, Any]:
                 other_notifications=any(current.get(kind) for kind in NOTIFICATION_KINDS),
             )
         )
-    return terraform_variables(spec, stage, tables, buckets)
+    return terraform_variables(spec, stage, tables, buckets, account=account_of(spec))
 
 
 def write_json(path: Path, data: Any) -> None:

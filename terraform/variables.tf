@@ -40,6 +40,7 @@ variable "tables" {
     target            = string
     source_arn        = string
     source_stream_arn = string
+    protocol          = string
     create_target     = bool
     target_arn        = string
     hash_key          = string
@@ -68,7 +69,7 @@ variable "tables" {
     })), [])
     ttl_attribute = optional(string)
   }))
-  description = "Table mappings. The source tables (and their streams, enabled by `ferry init --sources-only`) are not managed here; targets are created when create_target is true, otherwise only referenced."
+  description = "Table mappings. The source tables (and their streams, enabled by `ferry init --sources-only`) are not managed here; targets are created when create_target is true, otherwise only referenced (backfill.write: import creates them). protocol: insert-only tables get their stream mapping here, replay tables from `ferry release`."
   default     = []
 }
 
@@ -110,8 +111,22 @@ variable "bucket_events" {
     visibility_timeout_seconds         = number
     batch_size                         = number
     maximum_batching_window_in_seconds = number
+    message_retention_seconds          = number
+    hold_until_release                 = bool
   })
-  description = "The S3 events queue (its dead-letter queue is <queue_name>-dlq) and its event-source mapping."
+  description = "The S3 events queue (its dead-letter queue is <queue_name>-dlq) and its event-source mapping; hold_until_release (replay buckets): the mapping is created disabled and `ferry release` enables it."
+}
+
+variable "backfill" {
+  type = object({
+    read                 = string
+    write                = string
+    export_bucket        = string
+    create_export_bucket = bool
+    export_prefix        = string
+    export_expiry_days   = number
+  })
+  description = "How the table backfill job copies (backfill.read scan|export, backfill.write batch|import: its role gets only what that path calls) and the bucket a point-in-time export goes to: export_bucket (\"\" without exports), created here when create_export_bucket, its exports (under export_prefix/) expiring after export_expiry_days."
 }
 
 variable "lambda_package" {

@@ -90,12 +90,8 @@ def begin_copy(
     stream mapping does not exist until the release creates it, so its changes are held already."""
     store = StateStore(clients.state, spec.state_table)
     phase = store.phase_or_none(mapping.source)
-    if mapping.replay and phase is None:
-        streams = make_client("dynamodbstreams", spec.source_where())
-        record_capture(store, clients, streams, mapping, now=now())
-        store.set_phase(mapping.source, PHASE_HOLD)
-        phase = PHASE_HOLD
-    refusal = copy_refusal(mapping.protocol, phase)
+    capture_now = mapping.replay and phase is None
+    refusal = None if capture_now else copy_refusal(mapping.protocol, phase)
     if refusal is not None:
         raise SetupError(f"{mapping.source}: a replay copy cannot start: {refusal}")
     settings = spec.backfill
@@ -110,14 +106,20 @@ def begin_copy(
                 f"backfill.write: import creates {mapping.target!r}, which exists already; ImportTable cannot load an "
                 "existing table: drop it, or use write: batch"
             )
+    signature = _signature(spec, mapping)
+    resuming = run is not None and run.signature == signature and not restart
+    if mapping.replay and not resuming:  # a new copy must fit in the hold window (a resumed one: the release)
+        _check_hold_window(spec, mapping, source, target_description)
+    # Every check passed: now the writes.
+    if capture_now:  # capture begins before anything is read
+        streams = make_client("dynamodbstreams", spec.source_where())
+        record_capture(store, clients, streams, mapping, now=now())
+        store.set_phase(mapping.source, PHASE_HOLD)
     if not mapping.replay:
         start_backfill_phase(spec, mapping, store)  # the consumer applies changes concurrently: tombstones on
-    signature = _signature(spec, mapping)
-    if run is not None and run.signature == signature and not restart:
+    if resuming and run is not None:
         log.info("%s: resuming the copy started at %s (%s)", mapping.source, time.ctime(run.started_at), run.status)
         return run
-    if mapping.replay:  # a new copy must fit in the hold window (a resumed one is checked by the release)
-        _check_hold_window(spec, mapping, source, target_description)
     store.clear_segments(mapping.source)
     run = CopyRun(
         protocol=mapping.protocol,

@@ -474,3 +474,24 @@ def test_changes_during_the_copy_are_held_then_replayed_over_the_copied_images(d
     LocalReplication(spec, retry_backoff=0).drain(timeout=60)
     # THEN the target equals the source
     assert _same(ddb, unique)
+
+
+def test_a_replay_copy_without_init_begins_its_capture_before_it_reads(ddb, emulator, unique):
+    # GIVEN a replay table deployed as `make deploy` does it: `ferry init --sources-only` enabled the
+    # source's stream, Terraform made the target and the state table, and nothing recorded a phase
+    from ferry.tables.state import create_state_table
+
+    create_table(ddb, f"src-{unique}", hash_key=("pk", "S"), range_key=("sk", "N"), stream=True)
+    create_table(ddb, f"dst-{unique}", hash_key=("pk", "S"), range_key=("sk", "N"))
+    spec = _spec(emulator, unique)
+    create_state_table(ddb, spec.state_table)
+    store = StateStore(ddb, spec.state_table)
+    assert store.phase_or_none(f"src-{unique}") is None
+    # WHEN its copy begins
+    before = time.time()
+    begin_copy(spec, spec.tables[0], TableClients.of(ddb))
+    # THEN capture began then, on the source's stream, and the changes are held
+    capture = store.load_capture(f"src-{unique}")
+    assert capture is not None and capture.captured_at >= before and capture.shards
+    assert capture.where == ddb.describe_table(TableName=f"src-{unique}")["Table"]["LatestStreamArn"]
+    assert store.get_phase(f"src-{unique}") == "hold"

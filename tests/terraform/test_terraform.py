@@ -569,7 +569,8 @@ def test_stage_control_catches_a_stage_without_its_backend(tmp_path: Path) -> No
 
 REQUIRED = "<required>"
 TABLE_TYPE = """list(object({
-  source = string, target = string, source_arn = string, source_stream_arn = string, create_target = bool,
+  source = string, target = string, source_arn = string, source_stream_arn = string, protocol = string,
+  create_target = bool,
   target_arn = string, hash_key = string, range_key = optional(string),
   attributes = list(object({name = string, type = string})),
   billing_mode = string, read_capacity = optional(number), write_capacity = optional(number),
@@ -585,7 +586,10 @@ STREAM_MAPPING_TYPE = """object({batch_size = number, maximum_retry_attempts = n
   maximum_record_age_in_seconds = number, bisect_batch_on_function_error = bool, starting_position = string,
   parallelization_factor = number, maximum_batching_window_in_seconds = number})"""
 BUCKET_EVENTS_TYPE = """object({queue_name = string, max_receive_count = number, visibility_timeout_seconds = number,
-  batch_size = number, maximum_batching_window_in_seconds = number})"""
+  batch_size = number, maximum_batching_window_in_seconds = number, message_retention_seconds = number,
+  hold_until_release = bool})"""
+BACKFILL_TYPE = """object({read = string, write = string, export_bucket = string, create_export_bucket = bool,
+  export_prefix = string, export_expiry_days = number})"""
 
 CONTRACT: dict[str, tuple[str, Any]] = {
     "stage": ("string", REQUIRED),
@@ -599,6 +603,7 @@ CONTRACT: dict[str, tuple[str, Any]] = {
     "stream_mapping": (STREAM_MAPPING_TYPE, REQUIRED),
     "stream_failure_queue_name": ("string", REQUIRED),
     "bucket_events": (BUCKET_EVENTS_TYPE, REQUIRED),
+    "backfill": (BACKFILL_TYPE, REQUIRED),
     "lambda_package": ("string", "../build/chalice/deployment.zip"),
     "ferry_zip": ("string", "../build/ferry.zip"),
     "glue_scripts_dir": ("string", "../glue_jobs"),
@@ -627,6 +632,8 @@ ROOT_OUTPUTS = {
     "function_arns",
     "stream_event_source_mapping_uuids",
     "bucket_events_event_source_mapping_uuid",
+    "stream_tables_mapped_at_release",
+    "export_bucket",
     "events_queue_url",
     "events_dlq_url",
     "stream_failure_queue_url",
@@ -712,6 +719,7 @@ GENERATED = {
     "stream_mapping",
     "stream_failure_queue_name",
     "bucket_events",
+    "backfill",
 }
 
 
@@ -720,7 +728,7 @@ def test_generated_keys_are_what_ferry_tfvars_writes() -> None:
     from ferry.spec import parse_spec
 
     spec = parse_spec({"region": "us-east-1", "tables": [{"source": "orders", "target": "orders-v2"}]})
-    assert set(terraform_variables(spec, "dev", [], [])) == GENERATED
+    assert set(terraform_variables(spec, "dev", [], [], account="123456789012")) == GENERATED
 
 
 def root_file(name: str) -> Any:
@@ -930,39 +938,241 @@ def _glue_locals(text: str) -> str:
 # --- the same least privilege as the Chalice quick path (ferry/deploy.py policy_documents) ---------
 
 # Data-plane services; KMS, logs, X-Ray and metrics depend on how each path encrypts and observes.
-DATA_PLANE = ("dynamodb:", "s3:", "sqs:", "sts:")
+DATA_PLANE = ("dynamodb:", "s3:", "sqs:", "sts:", "lambda:")
 TERRAFORM_DOCUMENTS = {
-    "table_stream": [("table-stream", "this")],
-    "bucket_events": [("bucket-events", "this")],
-    "table_backfill": [("glue-jobs", "table")],
-    "bucket_backfill": [("glue-jobs", "bucket")],
+    "table_stream": ("table-stream", "this"),
+    "bucket_events": ("bucket-events", "this"),
+    "table_backfill": ("glue-jobs", "table"),
+    "bucket_backfill": ("glue-jobs", "bucket"),
+}
+# What a `dynamic "statement"`'s for_each switches on, as the spec decides it (ferry/deploy.py).
+STATEMENT_SWITCHES: dict[str, Callable[[Any], bool]] = {
+    'var.read_mode == "scan"': lambda spec: spec.backfill.read == "scan",
+    'var.read_mode == "export"': lambda spec: spec.backfill.read == "export",
+    'var.write_mode == "batch"': lambda spec: spec.backfill.write == "batch",
+    'var.write_mode == "import"': lambda spec: spec.backfill.write == "import",
+    "var.hold_bucket_events ?": lambda spec: bool(spec.buckets) and all(b.replay for b in spec.buckets),
+    "length(local.assumable_role_arns) > 0": lambda spec: bool(spec.source_role_arn or spec.target_role_arn),
+}
+ROLES = {
+    "source_role_arn": "arn:aws:iam::111111111111:role/ferry-source",
+    "target_role_arn": "arn:aws:iam::222222222222:role/ferry-target",
+}
+# Every copy path and protocol of both jobs: scan + batch writes, export + batch writes, export + import;
+# held (replay) and insert-only buckets; with and without cross-account roles.
+SPEC_VARIANTS = {
+    "replay-scan-batch": {"backfill": {}, "protocol": "replay", **ROLES},
+    "insert-only-export-batch": {"backfill": {"read": "export"}, "protocol": "insert-only"},
+    "replay-export-import": {"backfill": {"read": "export", "write": "import"}, "protocol": "replay", **ROLES},
 }
 
 
-def terraform_actions(module: str, document: str) -> set[str]:
-    (f,) = [f for f in in_dir(MODULES / module) if f.name.endswith("/main.tf")]
-    (body,) = [b for _, name, b in invariants.blocks(f, "data", "aws_iam_policy_document") if name == document]
-    return {a for s in invariants.statements(body) for a in s.get("actions", [])}
-
-
-@pytest.mark.parametrize("role", sorted(TERRAFORM_DOCUMENTS))
-def test_terraform_and_the_quick_path_grant_the_same_data_actions(role: str) -> None:
-    from ferry.deploy import Arns, policy_documents
+def variant_spec(name: str) -> Any:
     from ferry.spec import parse_spec
 
-    spec = parse_spec(
+    variant = dict(SPEC_VARIANTS[name])
+    protocol, backfill = variant.pop("protocol"), variant.pop("backfill")
+    return parse_spec(
         {
             "region": "us-east-1",
-            "tables": [{"source": "orders", "target": "orders-v2"}],
-            "buckets": [{"source": "media", "target": "media-v2"}],
-            "source_role_arn": "arn:aws:iam::111111111111:role/ferry-source",
-            "target_role_arn": "arn:aws:iam::222222222222:role/ferry-target",
+            "tables": [{"source": "orders", "target": "orders-v2", "protocol": protocol}],
+            "buckets": [{"source": "media", "target": "media-v2", "protocol": protocol}],
+            "backfill": backfill,
+            **variant,
         }
     )
+
+
+def terraform_statements(module: str, document: str) -> list[tuple[str | None, dict[str, Any]]]:
+    """(the for_each of its `dynamic "statement"` or None, the statement) of every statement."""
+    (f,) = [f for f in in_dir(MODULES / module) if f.name.endswith("/main.tf")]
+    (body,) = [b for _, name, b in invariants.blocks(f, "data", "aws_iam_policy_document") if name == document]
+    out: list[tuple[str | None, dict[str, Any]]] = [(None, st) for st in body.get("statement", [])]
+    for dynamic in body.get("dynamic", []):
+        if "statement" in dynamic:
+            out += [(str(dynamic["statement"]["for_each"]), st) for st in dynamic["statement"].get("content", [])]
+    return out
+
+
+def switched_on(for_each: str | None, spec: Any) -> bool:
+    if for_each is None:
+        return True
+    switches = [check for text, check in STATEMENT_SWITCHES.items() if text in for_each]
+    assert len(switches) == 1, f"no known switch (STATEMENT_SWITCHES) in the for_each {for_each}"
+    return switches[0](spec)
+
+
+def data_statement(actions: list[str], conditions: list[tuple[str, str]]) -> tuple[tuple[str, ...], tuple]:
+    return tuple(sorted(actions)), tuple(sorted(conditions))
+
+
+def terraform_data_statements(role: str, spec: Any) -> dict[str, tuple[tuple[str, ...], tuple]]:
+    """Sid -> (actions, (condition test, key) pairs) of the data-plane statements Terraform grants ``spec``."""
+    out = {}
+    for for_each, statement in terraform_statements(*TERRAFORM_DOCUMENTS[role]):
+        actions = list(statement.get("actions", []))
+        if not switched_on(for_each, spec) or not any(a.startswith(DATA_PLANE) for a in actions):
+            continue
+        if any(a.startswith("sts:") for a in actions):
+            continue  # the assumed roles: compared as actions below (the two paths name the statement apart)
+        conditions = [(c["test"], c["variable"]) for c in statement.get("condition", [])]
+        out[statement["sid"]] = data_statement(actions, conditions)
+    return out
+
+
+def quick_path_data_statements(document: dict[str, Any]) -> dict[str, tuple[tuple[str, ...], tuple]]:
+    out = {}
+    for statement in document["Statement"]:
+        actions = statement["Action"]
+        if not any(a.startswith(DATA_PLANE) for a in actions) or any(a.startswith("sts:") for a in actions):
+            continue
+        conditions = [(test, key) for test, keys in statement.get("Condition", {}).items() for key in keys]
+        out[statement["Sid"]] = data_statement(actions, conditions)
+    return out
+
+
+@pytest.mark.parametrize("variant", sorted(SPEC_VARIANTS))
+@pytest.mark.parametrize("role", sorted(TERRAFORM_DOCUMENTS))
+def test_terraform_and_the_quick_path_grant_the_same_data_statements(role: str, variant: str) -> None:
+    """Statement by statement (Sid, actions, condition keys): what Terraform grants a spec — its static
+    statements and the dynamic ones that spec switches on — is what ferry/deploy.py grants it."""
+    from ferry.deploy import Arns, policy_documents
+
+    spec = variant_spec(variant)
     document = policy_documents(spec, "dev", Arns("us-east-1", "123456789012"), artifacts_bucket="artifacts")[role]
-    quick = {a for s in document["Statement"] for a in s["Action"]}
-    terraform = {a for module, name in TERRAFORM_DOCUMENTS[role] for a in terraform_actions(module, name)}
-    extra = {a for a in terraform - quick if a.startswith(DATA_PLANE)}
-    assert extra == set(), f"{role}: Terraform grants {sorted(extra)}, which ferry/deploy.py's policy does not"
-    missing = {a for a in quick - terraform if a.startswith(DATA_PLANE)}
-    assert missing == set(), f"{role}: ferry/deploy.py grants {sorted(missing)}, which Terraform does not"
+    quick = quick_path_data_statements(document)
+    terraform = terraform_data_statements(role, spec)
+    assert terraform == quick, f"{role} ({variant}): Terraform {terraform}\nferry/deploy.py {quick}"
+    quick_actions = {a for st in document["Statement"] for a in st["Action"] if a.startswith(DATA_PLANE)}
+    terraform_actions = {
+        a
+        for for_each, st in terraform_statements(*TERRAFORM_DOCUMENTS[role])
+        if switched_on(for_each, spec)
+        for a in st.get("actions", [])
+        if a.startswith(DATA_PLANE)
+    }
+    assert terraform_actions == quick_actions, f"{role} ({variant})"
+
+
+def test_every_data_statement_of_terraform_is_granted_by_some_spec() -> None:
+    """Negative control of the switches: no Terraform statement is dead (switched on by no spec variant)."""
+    for role, (module, document) in TERRAFORM_DOCUMENTS.items():
+        for for_each, statement in terraform_statements(module, document):
+            assert any(switched_on(for_each, variant_spec(v)) for v in SPEC_VARIANTS), (role, statement.get("sid"))
+
+
+def test_the_statement_comparison_notices_a_missing_action() -> None:
+    """Negative control: one action taken out of a Terraform statement is a difference."""
+    spec = variant_spec("replay-export-import")
+    terraform = terraform_data_statements("table_backfill", spec)
+    actions, conditions = terraform["ImportTargets"]
+    terraform["ImportTargets"] = (tuple(a for a in actions if a != "dynamodb:DescribeImport"), conditions)
+    from ferry.deploy import Arns, policy_documents
+
+    document = policy_documents(spec, "dev", Arns("us-east-1", "123456789012"), artifacts_bucket="artifacts")
+    assert terraform != quick_path_data_statements(document["table_backfill"])
+
+
+# --- replay: held consumers (docs/adr/0002, decision 7) ---------------------------------------------
+
+
+def module_main(module: str) -> Any:
+    (f,) = [f for f in in_dir(MODULES / module) if f.name.endswith("/main.tf")]
+    return f
+
+
+def resource(module: str, type_: str, name: str = "this") -> dict[str, Any]:
+    (body,) = [b for _, n, b in invariants.blocks(module_main(module), "resource", type_) if n == name]
+    return body
+
+
+def module_call(name: str) -> dict[str, Any]:
+    return {n: body for f in in_dir(COMPOSITION) for n, body in invariants.named(f, "module")}[name]
+
+
+def test_terraform_creates_stream_mappings_of_insert_only_tables_only() -> None:
+    """A replay table's stream mapping is created by its release (at TRIM_HORIZON, no record age):
+    Terraform creates none for it, so a later apply cannot touch the one the release made."""
+    mapping = resource("table-stream", "aws_lambda_event_source_mapping")
+    assert mapping["for_each"] == "${local.insert_only_tables}"
+    (local_values,) = module_main("table-stream").doc["locals"]
+    assert local_values["insert_only_tables"] == (
+        '${{for source, t in var.tables : source => t if t.protocol == "insert-only"}}'
+    )
+    assert "protocol = t.protocol" in module_call("table_stream")["tables"], "the composition must pass each protocol"
+    # the table_stream role may still read every table's stream: the mapping the release creates polls with it
+    policy = {st["sid"]: st for _, st in terraform_statements("table-stream", "this")}
+    assert policy["ReadSourceStreams"]["resources"] == "${[for t in var.tables : t.source_stream_arn]}"
+
+
+def test_the_events_queue_mapping_is_created_disabled_while_held_and_then_left_to_ferry() -> None:
+    mapping = resource("bucket-events", "aws_lambda_event_source_mapping")
+    assert mapping["enabled"] == "${!var.hold_until_release}"
+    (lifecycle,) = mapping["lifecycle"]
+    assert lifecycle["ignore_changes"] == ["enabled"], "a later apply must not disable what `ferry release` enabled"
+    assert module_call("bucket_events")["hold_until_release"] == "${var.bucket_events.hold_until_release}"
+    from ferry.deploy import terraform_variables
+    from ferry.spec import parse_spec
+
+    def held(protocol: str) -> bool:
+        spec = parse_spec(
+            {"region": "us-east-1", "buckets": [{"source": "media", "target": "media-v2", "protocol": protocol}]}
+        )
+        return bool(
+            terraform_variables(spec, "dev", [], [], account="123456789012")["bucket_events"]["hold_until_release"]
+        )
+
+    assert held("replay") is True and held("insert-only") is False
+
+
+def test_the_events_queue_keeps_events_14_days() -> None:
+    from ferry.deploy import QUEUE_RETENTION_SECONDS, terraform_variables
+    from ferry.spec import parse_spec
+
+    queue = resource("bucket-events", "aws_sqs_queue")
+    assert queue["message_retention_seconds"] == "${var.message_retention_seconds}"
+    declared = declared_variables(MODULES / "bucket-events")["message_retention_seconds"]
+    assert declared["default"] == invariants.DEAD_LETTER_RETENTION == QUEUE_RETENTION_SECONDS
+    assert module_call("bucket_events")["message_retention_seconds"] == "${var.bucket_events.message_retention_seconds}"
+    spec = parse_spec({"region": "us-east-1", "buckets": [{"source": "media", "target": "media-v2"}]})
+    written = terraform_variables(spec, "dev", [], [], account="123456789012")["bucket_events"]
+    assert written["message_retention_seconds"] == 1209600
+
+
+def test_the_export_bucket_exists_only_for_exports_and_expires_them_as_ferry_init_does() -> None:
+    from ferry.deploy import backfill_variables
+    from ferry.spec import parse_spec
+    from ferry.tables.export import EXPORT_EXPIRY_DAYS, EXPORT_PREFIX
+
+    call = module_call("export_bucket")
+    assert call["count"] == "${var.backfill.create_export_bucket ? 1 : 0}"
+    assert (call["prefix"], call["expiry_days"]) == (
+        "${var.backfill.export_prefix}",
+        "${var.backfill.export_expiry_days}",
+    )
+    lifecycle = resource("export-bucket", "aws_s3_bucket_lifecycle_configuration")
+    expire = next(rule for rule in lifecycle["rule"] if rule["id"] == "ferry-expire-exports")
+    assert expire["filter"] == [{"prefix": "${var.prefix}/"}] and expire["expiration"] == [
+        {"days": "${var.expiry_days}"}
+    ]
+
+    def written(**backfill: Any) -> dict[str, Any]:
+        spec = parse_spec(
+            {"region": "eu-west-1", "tables": [{"source": "orders", "target": "orders-v2"}], "backfill": backfill}
+        )
+        return backfill_variables(spec, "123456789012")
+
+    created = written(read="export")
+    assert created["export_bucket"] == "ferry-exports-123456789012-eu-west-1" and created["create_export_bucket"]
+    assert (
+        (created["export_prefix"], created["export_expiry_days"])
+        == (EXPORT_PREFIX, EXPORT_EXPIRY_DAYS)
+        == (
+            "ferry-exports",
+            7,
+        )
+    )
+    named = written(read="export", export_bucket="my-exports")
+    assert (named["export_bucket"], named["create_export_bucket"]) == ("my-exports", False)
+    scan = written()
+    assert (scan["export_bucket"], scan["create_export_bucket"]) == ("", False)

@@ -12,7 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ferry.deploy import (
+    QUEUE_RETENTION_SECONDS,
     Arns,
+    backfill_variables,
     bucket_events_settings,
     policy_documents,
     queue_mapping_request,
@@ -37,7 +39,10 @@ def specs_with_buckets(draw: Any) -> Any:
     names = draw(
         st.lists(st.from_regex(r"[a-z][a-z0-9-]{2,20}[a-z0-9]", fullmatch=True), min_size=0, max_size=4, unique=True)
     )
-    raw["buckets"] = [{"source": names[i], "target": names[i + 1]} for i in range(0, len(names) - 1, 2)]
+    protocol = draw(st.sampled_from(["replay", "insert-only"]))
+    raw["buckets"] = [
+        {"source": names[i], "target": names[i + 1], "protocol": protocol} for i in range(0, len(names) - 1, 2)
+    ]
     if draw(st.booleans()):
         raw["source_role_arn"] = ROLE
     return parse_spec(raw)
@@ -45,6 +50,15 @@ def specs_with_buckets(draw: Any) -> Any:
 
 def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
     return list(document["Statement"])
+
+
+# The only statements on "*": AWS accepts no other resource for these actions, and each but the
+# list is narrowed by a condition (metrics to Glue's namespace, a created mapping to ferry's function).
+STAR_STATEMENTS = {
+    "JobMetrics": (["cloudwatch:PutMetricData"], "StringEquals"),
+    "ListMappings": (["lambda:ListEventSourceMappings"], None),
+    "CreateOwnMapping": (["lambda:CreateEventSourceMapping"], "ArnLike"),
+}
 
 
 @settings(max_examples=100, deadline=None)
@@ -61,6 +75,8 @@ def test_policies_name_every_resource_and_never_wildcard_an_action(spec: Any) ->
             spec.replication.on_failure_queue,
             spec.s3.events_queue,
             "ferry-prod-artifacts-111122223333",
+            spec.backfill.export_bucket or f"ferry-exports-111122223333-{spec.region}",
+            "function:ferry-prod-",  # the stage's own functions
         ]
     )
     for role, document in documents.items():
@@ -69,8 +85,9 @@ def test_policies_name_every_resource_and_never_wildcard_an_action(spec: Any) ->
                 assert re.fullmatch(r"[a-z0-9]+:[A-Za-z]+", action), f"{role}: wildcard or odd action {action!r}"
             for resource in statement["Resource"]:
                 if resource == "*":
-                    assert statement["Action"] == ["cloudwatch:PutMetricData"], f"{role}: '*' for {statement}"
-                    assert statement["Condition"]["StringEquals"]["cloudwatch:namespace"] == "Glue"
+                    actions, condition = STAR_STATEMENTS[statement["Sid"]]
+                    assert statement["Action"] == actions, f"{role}: '*' for {statement}"
+                    assert condition is None or condition in statement["Condition"], statement
                     continue
                 if resource == ROLE:
                     continue
@@ -80,17 +97,30 @@ def test_policies_name_every_resource_and_never_wildcard_an_action(spec: Any) ->
                         "arn:aws:s3:::",
                         "arn:aws:sqs:eu-west-1:111122223333:",
                         "arn:aws:logs:eu-west-1:111122223333:",
+                        "arn:aws:lambda:eu-west-1:111122223333:event-source-mapping:",
                     )
                 ), resource
-                if ":logs:" not in resource:
-                    assert any(name in resource for name in names), f"{role}: {resource} names nothing of the spec"
+                if ":logs:" in resource:
+                    continue
+                if ":event-source-mapping:" in resource:  # narrowed to the stage's function
+                    assert _own_function_condition(statement).startswith("arn:aws:lambda:"), statement
+                    continue
+                assert any(name in resource for name in names), f"{role}: {resource} names nothing of the spec"
+            if "Condition" in statement and "ArnLike" in statement["Condition"]:
+                assert ":function:ferry-prod-" in _own_function_condition(statement), statement
+
+
+def _own_function_condition(statement: dict[str, Any]) -> str:
+    arn, qualified = statement["Condition"]["ArnLike"]["lambda:FunctionArn"]
+    assert qualified == f"{arn}:*", statement
+    return str(arn)
 
 
 def test_stream_function_may_only_write_targets_and_read_its_streams() -> None:
     spec = parse_spec({"region": "eu-west-1", "tables": [{"source": "orders", "target": "orders-v2"}]})
     document = policy_documents(spec, "dev", ARNS, artifacts_bucket="a-b-c")["table_stream"]
     by_sid = {s["Sid"]: s for s in _statements(document)}
-    assert by_sid["WriteTargets"]["Resource"] == ["arn:aws:dynamodb:eu-west-1:111122223333:table/orders-v2"]
+    assert by_sid["ApplyToTargets"]["Resource"] == ["arn:aws:dynamodb:eu-west-1:111122223333:table/orders-v2"]
     assert by_sid["ReadSourceStreams"]["Resource"] == ["arn:aws:dynamodb:eu-west-1:111122223333:table/orders/stream/*"]
     # the source table itself is never writable by the stream function
     writes = {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"}
@@ -166,7 +196,15 @@ def test_table_variables_reproduce_keys_indexes_billing_and_ttl() -> None:
             }
         ],
     }
-    out = table_variables(source, None, target_name="orders-v2", target_arn="arn:t", ttl_attribute="expires")
+    out = table_variables(
+        source,
+        None,
+        target_name="orders-v2",
+        target_arn="arn:t",
+        ttl_attribute="expires",
+        protocol="replay",
+        import_creates_target=False,
+    )
     assert out["create_target"] is True and out["target_arn"] == "arn:t"
     assert (out["hash_key"], out["range_key"]) == ("pk", "sk")
     assert out["attributes"] == [{"name": "pk", "type": "S"}, {"name": "sk", "type": "N"}, {"name": "c", "type": "B"}]
@@ -183,15 +221,191 @@ def test_table_variables_reproduce_keys_indexes_billing_and_ttl() -> None:
         }
     ]
     assert out["ttl_attribute"] == "expires"
+    assert out["protocol"] == "replay"
     existing = table_variables(
-        source, {"TableArn": "arn:existing"}, target_name="orders-v2", target_arn="arn:t", ttl_attribute=None
+        source,
+        {"TableArn": "arn:existing"},
+        target_name="orders-v2",
+        target_arn="arn:t",
+        ttl_attribute=None,
+        protocol="insert-only",
+        import_creates_target=False,
     )
     assert existing["create_target"] is False and existing["target_arn"] == "arn:existing"
+    assert existing["protocol"] == "insert-only"
+    # backfill.write: import: ImportTable creates the target, so Terraform must not
+    imported = table_variables(
+        source, None, target_name="orders-v2", target_arn="arn:t", ttl_attribute=None, protocol="replay",
+        import_creates_target=True,
+    )  # fmt: skip
+    assert imported["create_target"] is False and imported["target_arn"] == "arn:t"
 
 
 def test_terraform_variables_carry_the_spec_for_the_functions() -> None:
     spec = parse_spec({"region": "eu-west-1", "tables": [{"source": "orders", "target": "orders-v2"}]})
-    out = terraform_variables(spec, "prod", [], [])
+    out = terraform_variables(spec, "prod", [], [], account="111122223333")
     assert parse_spec(json.loads(out["spec_json"])) == spec
     assert out["stream_mapping"]["maximum_retry_attempts"] == spec.replication.max_retries
     assert out["stream_failure_queue_name"] == spec.replication.on_failure_queue
+
+
+# --- replay: held consumers, released mappings, the copy paths' permissions ------------------------
+
+
+def _spec(protocol: str = "replay", **backfill: Any) -> Any:
+    return parse_spec(
+        {
+            "region": "eu-west-1",
+            "tables": [{"source": "orders", "target": "orders-v2", "protocol": protocol}],
+            "buckets": [{"source": "media", "target": "media-v2", "protocol": protocol}],
+            "backfill": backfill,
+            "replication": {"max_record_age_seconds": 3600, "max_retries": 4},
+        }
+    )
+
+
+def test_a_released_stream_mapping_starts_at_the_oldest_record_and_never_drops_a_held_one() -> None:
+    # a spec whose insert-only mappings start at LATEST and skip records older than an hour
+    spec = parse_spec(
+        {
+            "region": "eu-west-1",
+            "tables": [{"source": "orders", "target": "orders-v2", "protocol": "insert-only"}],
+            "replication": {"starting_position": "LATEST", "max_record_age_seconds": 3600, "max_retries": 4},
+        }
+    )
+    replay = stream_mapping_request(
+        stream_mapping_settings(spec, replay=True), stream_arn="arn:s", function="f", on_failure_arn="arn:q"
+    )
+    # whatever the spec says for insert-only tables: TRIM_HORIZON, and no maximum record age
+    assert (replay["StartingPosition"], replay["MaximumRecordAgeInSeconds"]) == ("TRIM_HORIZON", -1)
+    # and every other safety setting as an insert-only table's mapping has it
+    assert replay["MaximumRetryAttempts"] == 4
+    assert replay["BisectBatchOnFunctionError"] is True
+    assert replay["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert replay["DestinationConfig"] == {"OnFailure": {"Destination": "arn:q"}}
+    insert_only = stream_mapping_request(
+        stream_mapping_settings(spec), stream_arn="arn:s", function="f", on_failure_arn="arn:q"
+    )
+    assert (insert_only["StartingPosition"], insert_only["MaximumRecordAgeInSeconds"]) == ("LATEST", 3600)
+    assert {k: v for k, v in replay.items() if k not in ("StartingPosition", "MaximumRecordAgeInSeconds")} == {
+        k: v for k, v in insert_only.items() if k not in ("StartingPosition", "MaximumRecordAgeInSeconds")
+    }
+
+
+def test_the_events_queue_mapping_is_held_only_for_replay_buckets() -> None:
+    held, live = bucket_events_settings(_spec("replay")), bucket_events_settings(_spec("insert-only"))
+    assert (held.hold_until_release, live.hold_until_release) == (True, False)
+    tables_only = parse_spec({"region": "eu-west-1", "tables": [{"source": "orders", "target": "orders-v2"}]})
+    assert bucket_events_settings(tables_only).hold_until_release is False
+    # the queue keeps what it holds 14 days, the SQS maximum
+    assert held.message_retention_seconds == QUEUE_RETENTION_SECONDS == 1_209_600
+    created_held = queue_mapping_request(held, queue_arn="arn:e", function="g", enabled=not held.hold_until_release)
+    assert created_held["Enabled"] is False
+    assert queue_mapping_request(held, queue_arn="arn:e", function="g")["Enabled"] is True  # the release's
+
+
+def _actions(document: dict[str, Any]) -> set[str]:
+    return {a for statement in _statements(document) for a in statement["Action"]}
+
+
+JOB_BASICS = {"s3:GetObject", "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
+JOB_BASICS |= {"cloudwatch:PutMetricData"}
+TABLE_JOB = JOB_BASICS | {
+    "dynamodb:GetItem",  # state: phase, capture, copy run, checkpoints
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "dynamodb:DeleteItem",
+    "dynamodb:DescribeTable",  # both sides
+    "dynamodb:DescribeStream",  # capture's shards, the release's check
+    "sqs:GetQueueUrl",  # the on-failure queue of the mapping the release creates
+    "sqs:GetQueueAttributes",
+    "lambda:ListEventSourceMappings",
+    "lambda:CreateEventSourceMapping",
+}
+SCAN = {"dynamodb:Scan"}
+BATCH = {"dynamodb:BatchWriteItem", "dynamodb:PutItem"}
+EXPORT = {
+    "dynamodb:DescribeContinuousBackups",
+    "dynamodb:ExportTableToPointInTime",
+    "dynamodb:DescribeExport",
+    "s3:PutObject",
+    "s3:AbortMultipartUpload",
+    "s3:PutObjectAcl",
+    "s3:GetObject",
+    "s3:ListBucket",
+}
+IMPORT = {"dynamodb:ImportTable", "dynamodb:DescribeImport", "dynamodb:DescribeTimeToLive", "dynamodb:UpdateTimeToLive"}
+IMPORT |= {f"logs:{a}" for a in ("CreateLogGroup", "CreateLogStream", "DescribeLogGroups", "DescribeLogStreams")}
+IMPORT |= {"logs:PutLogEvents", "logs:PutRetentionPolicy"}
+
+
+@pytest.mark.parametrize(
+    ("backfill", "expected"),
+    [
+        ({}, TABLE_JOB | SCAN | BATCH),
+        ({"read": "export"}, TABLE_JOB | EXPORT | BATCH),
+        ({"read": "export", "write": "import"}, TABLE_JOB | EXPORT | IMPORT),
+    ],
+    ids=["scan+batch", "export+batch", "export+import"],
+)
+def test_the_table_job_may_do_exactly_what_its_copy_path_calls(backfill: dict[str, Any], expected: set[str]) -> None:
+    document = policy_documents(_spec(**backfill), "prod", ARNS, artifacts_bucket="a-b-c")["table_backfill"]
+    assert _actions(document) == expected
+
+
+def test_the_table_job_never_writes_a_source_and_exports_only_into_the_export_bucket() -> None:
+    spec = _spec(read="export", write="import")
+    document = policy_documents(spec, "prod", ARNS, artifacts_bucket="a-b-c")["table_backfill"]
+    source = "arn:aws:dynamodb:eu-west-1:111122223333:table/orders"
+    writes = {"dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:UpdateTimeToLive"}
+    writes |= {"dynamodb:ImportTable"}
+    for statement in _statements(document):
+        if writes & set(statement["Action"]):
+            assert not [r for r in statement["Resource"] if r == source or r.startswith(source + "/")], statement
+    by_sid = {s["Sid"]: s for s in _statements(document)}
+    assert by_sid["ExportSources"]["Resource"] == [source]
+    assert by_sid["DescribeExports"]["Resource"] == [source + "/export/*"]
+    assert by_sid["WriteExports"]["Resource"] == ["arn:aws:s3:::ferry-exports-111122223333-eu-west-1/ferry-exports/*"]
+    assert by_sid["ImportTargets"]["Resource"] == [
+        "arn:aws:dynamodb:eu-west-1:111122223333:table/orders-v2",
+        "arn:aws:dynamodb:eu-west-1:111122223333:table/orders-v2/import/*",
+    ]
+    assert by_sid["SetTargetTtl"]["Resource"] == ["arn:aws:dynamodb:eu-west-1:111122223333:table/orders-v2"]
+    named = policy_documents(_spec(read="export", export_bucket="my-exports"), "prod", ARNS, artifacts_bucket="a-b-c")[
+        "table_backfill"
+    ]
+    assert {s["Sid"]: s for s in _statements(named)}["ReadExports"]["Resource"] == [
+        "arn:aws:s3:::my-exports",
+        "arn:aws:s3:::my-exports/ferry-exports/*",
+    ]
+
+
+def test_the_jobs_manage_only_their_own_stage_s_mappings() -> None:
+    documents = policy_documents(_spec(), "prod", ARNS, artifacts_bucket="a-b-c")
+    table = {s["Sid"]: s for s in _statements(documents["table_backfill"])}
+    stream_fn = "arn:aws:lambda:eu-west-1:111122223333:function:ferry-prod-table_stream"
+    assert table["CreateOwnMapping"]["Condition"] == {"ArnLike": {"lambda:FunctionArn": [stream_fn, stream_fn + ":*"]}}
+    assert "lambda:UpdateEventSourceMapping" not in _actions(documents["table_backfill"])  # it only creates
+    assert table["FindFailureQueue"]["Resource"] == ["arn:aws:sqs:eu-west-1:111122223333:ferry-stream-failures"]
+    bucket = {s["Sid"]: s for s in _statements(documents["bucket_backfill"])}
+    bucket_fn = "arn:aws:lambda:eu-west-1:111122223333:function:ferry-prod-bucket_events"
+    own = {"ArnLike": {"lambda:FunctionArn": [bucket_fn, bucket_fn + ":*"]}}
+    assert bucket["CreateOwnMapping"]["Condition"] == own and bucket["EnableOwnMapping"]["Condition"] == own
+    assert bucket["EnableOwnMapping"]["Resource"] == ["arn:aws:lambda:eu-west-1:111122223333:event-source-mapping:*"]
+    assert bucket["FindEventsQueue"]["Resource"] == ["arn:aws:sqs:eu-west-1:111122223333:ferry-bucket-events"]
+    assert bucket["ReadWriteState"]["Action"] == ["dynamodb:GetItem", "dynamodb:PutItem"]
+    # insert-only buckets are never held: their job leaves the mapping and the queue alone
+    insert_only = policy_documents(_spec("insert-only"), "prod", ARNS, artifacts_bucket="a-b-c")["bucket_backfill"]
+    assert not {a for a in _actions(insert_only) if a.startswith(("lambda:", "sqs:"))}
+    # the functions themselves need nothing new
+    assert not {a for a in _actions(documents["table_stream"]) if a.startswith("lambda:")}
+
+
+def test_terraform_variables_carry_the_protocols_and_the_copy_path() -> None:
+    spec = _spec(read="export")
+    out = terraform_variables(spec, "prod", [], [], account="111122223333")
+    assert out["bucket_events"]["hold_until_release"] is True
+    assert out["backfill"] == backfill_variables(spec, "111122223333")
+    assert out["backfill"]["export_bucket"] == "ferry-exports-111122223333-eu-west-1"
+    assert out["backfill"]["create_export_bucket"] is True
+    assert (out["backfill"]["read"], out["backfill"]["write"]) == ("export", "batch")

@@ -70,6 +70,10 @@ resource "aws_sqs_queue" "dlq" {
   tags                              = var.tags
 }
 
+# The events queue keeps an event 14 days (message_retention_seconds, from ferry/deploy.py): a replay
+# copy holds its buckets' events here until the release. SQS keeps a message's original enqueue time
+# when it moves to the dead-letter queue, so a message that reaches it after a long hold has only the
+# rest of its 14 days there.
 resource "aws_sqs_queue" "this" {
   name                              = var.queue_name
   visibility_timeout_seconds        = var.visibility_timeout_seconds
@@ -367,14 +371,23 @@ resource "aws_lambda_function" "this" {
   depends_on = [aws_iam_role_policy.this, aws_cloudwatch_log_group.this]
 }
 
+# Replay buckets (hold_until_release): the mapping is created disabled, so the events of the copy
+# wait in the queue (14 days); the release (the bucket job at the end of its copy, or `ferry release
+# --stage`) enables it once no bucket is held. An SQS mapping only polls the queue, so enabling it
+# later loses nothing. `enabled` is then ferry's, not Terraform's: ignore_changes keeps a later apply
+# from disabling the mapping the release enabled (for insert-only buckets too: a mapping disabled by
+# hand stays so until enabled by hand).
 resource "aws_lambda_event_source_mapping" "this" {
   event_source_arn                   = aws_sqs_queue.this.arn
   function_name                      = aws_lambda_function.this.arn
+  enabled                            = !var.hold_until_release
   batch_size                         = var.batch_size
   maximum_batching_window_in_seconds = var.maximum_batching_window_in_seconds
   function_response_types            = ["ReportBatchItemFailures"]
 
   lifecycle {
+    ignore_changes = [enabled]
+
     precondition {
       condition     = var.batch_size <= 10 || var.maximum_batching_window_in_seconds >= 1
       error_message = "bucket_events: a batch_size above 10 needs maximum_batching_window_in_seconds of at least 1."

@@ -14,7 +14,7 @@ output "role_arn" {
 }
 
 output "event_source_mapping_uuid" {
-  description = "UUID of the SQS event-source mapping."
+  description = "UUID of the SQS event-source mapping (created disabled while the buckets are held; `ferry release` enables it)."
   value       = aws_lambda_event_source_mapping.this.uuid
 }
 

@@ -114,8 +114,19 @@ variable "visibility_timeout_seconds" {
 
 variable "message_retention_seconds" {
   type        = number
-  description = "Retention of the events queue (its dead-letter queue keeps messages 14 days, longer than this)."
-  default     = 345600
+  description = "Retention of the events queue: 14 days (the SQS maximum), as long as a replay copy may hold its buckets' events."
+  default     = 1209600
+
+  validation {
+    condition     = var.message_retention_seconds >= 60 && var.message_retention_seconds <= 1209600
+    error_message = "message_retention_seconds must be between 60 and 1209600 (14 days)."
+  }
+}
+
+variable "hold_until_release" {
+  type        = bool
+  description = "Replay buckets: create the queue's event-source mapping disabled; `ferry release` enables it once no bucket is held (Terraform then ignores `enabled`)."
+  default     = false
 }
 
 variable "batch_size" {

@@ -22,6 +22,11 @@ locals {
   tables  = { for t in var.tables : t.source => t }
   buckets = { for b in var.buckets : b.source => b }
 
+  # Only a point-in-time export (backfill.read: export) needs the export bucket; Terraform creates it
+  # unless the spec names one (backfill.export_bucket), as `ferry init` does on the quick path.
+  exports            = var.backfill.export_bucket != ""
+  export_bucket_name = var.backfill.export_bucket
+
   artifact_files = {
     "glue/table_backfill.py"  = "${var.glue_scripts_dir}/table_backfill.py"
     "glue/bucket_backfill.py" = "${var.glue_scripts_dir}/bucket_backfill.py"
@@ -87,6 +92,21 @@ module "artifacts" {
   tags        = var.tags
 }
 
+module "export_bucket" {
+  source = "../export-bucket"
+  count  = var.backfill.create_export_bucket ? 1 : 0
+
+  name        = local.export_bucket_name
+  prefix      = var.backfill.export_prefix
+  expiry_days = var.backfill.export_expiry_days
+  # Cross-account: the source role requests the export (DynamoDB writes it with that role's
+  # rights), the target role the import (which reads it with that role's rights).
+  writer_role_arns = compact([var.source_role_arn])
+  reader_role_arns = compact([var.target_role_arn])
+  kms_key_arn      = local.kms_key_arn
+  tags             = var.tags
+}
+
 module "glue_jobs" {
   source = "../glue-jobs"
 
@@ -106,19 +126,29 @@ module "glue_jobs" {
       prefix = b.prefix
     }
   }
-  state_table_arn        = module.state_table.arn
-  table_script_location  = module.artifacts.object_uris["glue/table_backfill.py"]
-  bucket_script_location = module.artifacts.object_uris["glue/bucket_backfill.py"]
-  extra_py_files         = module.artifacts.object_uris["glue/ferry.zip"]
-  artifact_object_arns   = values(module.artifacts.object_arns)
-  glue_version           = var.glue_version
-  worker_type            = var.glue_worker_type
-  number_of_workers      = var.glue_number_of_workers
-  source_role_arn        = var.source_role_arn
-  target_role_arn        = var.target_role_arn
-  kms_key_arn            = local.kms_key_arn
-  log_retention_days     = var.log_retention_days
-  tags                   = var.tags
+  state_table_arn    = module.state_table.arn
+  read_mode          = var.backfill.read
+  write_mode         = var.backfill.write
+  export_bucket_name = local.exports ? local.export_bucket_name : null
+  export_prefix      = var.backfill.export_prefix
+  # The releases the jobs make: the stage's own functions' mappings, and the queues they look up.
+  stream_function_arn      = one(module.table_stream[*].function_arn)
+  stream_failure_queue_arn = one(module.table_stream[*].failure_queue_arn)
+  bucket_function_arn      = one(module.bucket_events[*].function_arn)
+  events_queue_arn         = one(module.bucket_events[*].queue_arn)
+  hold_bucket_events       = var.bucket_events.hold_until_release
+  table_script_location    = module.artifacts.object_uris["glue/table_backfill.py"]
+  bucket_script_location   = module.artifacts.object_uris["glue/bucket_backfill.py"]
+  extra_py_files           = module.artifacts.object_uris["glue/ferry.zip"]
+  artifact_object_arns     = values(module.artifacts.object_arns)
+  glue_version             = var.glue_version
+  worker_type              = var.glue_worker_type
+  number_of_workers        = var.glue_number_of_workers
+  source_role_arn          = var.source_role_arn
+  target_role_arn          = var.target_role_arn
+  kms_key_arn              = local.kms_key_arn
+  log_retention_days       = var.log_retention_days
+  tags                     = var.tags
 }
 
 module "table_stream" {
@@ -138,6 +168,7 @@ module "table_stream" {
     for source, t in local.tables : source => {
       source_stream_arn = t.source_stream_arn
       target_arn        = module.target_table[source].arn
+      protocol          = t.protocol
     }
   }
   state_table_arn    = module.state_table.arn
@@ -176,6 +207,8 @@ module "bucket_events" {
   visibility_timeout_seconds         = var.bucket_events.visibility_timeout_seconds
   batch_size                         = var.bucket_events.batch_size
   maximum_batching_window_in_seconds = var.bucket_events.maximum_batching_window_in_seconds
+  message_retention_seconds          = var.bucket_events.message_retention_seconds
+  hold_until_release                 = var.bucket_events.hold_until_release
   source_role_arn                    = var.source_role_arn
   target_role_arn                    = var.target_role_arn
   tags                               = var.tags

@@ -55,12 +55,22 @@ output "function_arns" {
 }
 
 output "stream_event_source_mapping_uuids" {
-  description = "UUID of each DynamoDB stream event-source mapping, by source table."
+  description = "UUID of each DynamoDB stream event-source mapping Terraform manages (insert-only tables), by source table."
   value       = merge({}, [for m in module.table_stream : m.event_source_mapping_uuids]...)
 }
 
+output "stream_tables_mapped_at_release" {
+  description = "Replay source tables: Terraform creates no stream mapping for them; the release (the table job at the end of its copy, or `ferry release --stage`) creates it, at TRIM_HORIZON with no maximum record age."
+  value       = flatten([for m in module.table_stream : m.tables_mapped_at_release])
+}
+
+output "export_bucket" {
+  description = "The bucket the table job's point-in-time exports go to (backfill.read: export; created here unless the spec names one), or null."
+  value       = local.exports ? local.export_bucket_name : null
+}
+
 output "bucket_events_event_source_mapping_uuid" {
-  description = "UUID of the events queue's event-source mapping, or null without buckets."
+  description = "UUID of the events queue's event-source mapping (disabled until `ferry release` while the buckets are held), or null without buckets."
   value       = one(module.bucket_events[*].event_source_mapping_uuid)
 }
 

@@ -60,6 +60,7 @@ variable "tables" {
     target            = string
     source_arn        = string
     source_stream_arn = string
+    protocol          = string
     create_target     = bool
     target_arn        = string
     hash_key          = string
@@ -88,7 +89,7 @@ variable "tables" {
     })), [])
     ttl_attribute = optional(string)
   }))
-  description = "Table mappings. The source tables (and their streams, enabled by `ferry init --sources-only`) are not managed here; targets are created when create_target is true, otherwise only referenced."
+  description = "Table mappings. The source tables (and their streams, enabled by `ferry init --sources-only`) are not managed here; targets are created when create_target is true, otherwise only referenced (backfill.write: import creates them). protocol: insert-only tables get their stream mapping here, replay tables from `ferry release`."
   default     = []
 
   validation {
@@ -109,6 +110,11 @@ variable "tables" {
   validation {
     condition     = alltrue([for t in var.tables : can(regex("^arn:[a-z-]+:dynamodb:[^:]+:[0-9]{12}:table/[^/]+/stream/", t.source_stream_arn))])
     error_message = "tables: source_stream_arn must be a DynamoDB stream ARN (run `ferry init --sources-only` to enable the stream)."
+  }
+
+  validation {
+    condition     = alltrue([for t in var.tables : contains(["replay", "insert-only"], t.protocol)])
+    error_message = "tables: protocol must be replay or insert-only."
   }
 
   validation {
@@ -175,8 +181,42 @@ variable "bucket_events" {
     visibility_timeout_seconds         = number
     batch_size                         = number
     maximum_batching_window_in_seconds = number
+    message_retention_seconds          = number
+    hold_until_release                 = bool
   })
-  description = "The S3 events queue (its dead-letter queue is <queue_name>-dlq) and its event-source mapping."
+  description = "The S3 events queue (its dead-letter queue is <queue_name>-dlq) and its event-source mapping; hold_until_release (replay buckets): the mapping is created disabled and `ferry release` enables it."
+
+  validation {
+    condition     = var.bucket_events.message_retention_seconds >= 60 && var.bucket_events.message_retention_seconds <= 1209600
+    error_message = "bucket_events.message_retention_seconds must be between 60 and 1209600 (14 days, the SQS maximum)."
+  }
+}
+
+variable "backfill" {
+  type = object({
+    read                 = string
+    write                = string
+    export_bucket        = string
+    create_export_bucket = bool
+    export_prefix        = string
+    export_expiry_days   = number
+  })
+  description = "How the table backfill job copies (backfill.read scan|export, backfill.write batch|import: its role gets only what that path calls) and the bucket a point-in-time export goes to: export_bucket (\"\" without exports), created here when create_export_bucket, its exports (under export_prefix/) expiring after export_expiry_days."
+
+  validation {
+    condition     = contains(["scan", "export"], var.backfill.read) && contains(["batch", "import"], var.backfill.write)
+    error_message = "backfill.read must be scan or export, backfill.write batch or import."
+  }
+
+  validation {
+    condition     = var.backfill.write != "import" || var.backfill.read == "export"
+    error_message = "backfill.write import loads an export: it needs backfill.read export."
+  }
+
+  validation {
+    condition     = (var.backfill.read == "export" || var.backfill.export_bucket == "") && (!var.backfill.create_export_bucket || var.backfill.export_bucket != "")
+    error_message = "backfill.export_bucket is set only when backfill.read is export, and names the bucket to create when create_export_bucket."
+  }
 }
 
 variable "lambda_package" {

@@ -34,6 +34,17 @@ locals {
 
   glue_log_groups_arn = "arn:${local.partition}:logs:${var.region}:${local.account_id}:log-group:/aws-glue/jobs/*"
 
+  source_table_arns = [for t in var.tables : t.source_arn]
+  target_table_arns = [for t in var.tables : t.target_arn]
+
+  # backfill.read: export: the bucket the exports go to, and the keys ferry's exports are under.
+  export_bucket_arn  = var.export_bucket_name == null ? null : "arn:${local.partition}:s3:::${var.export_bucket_name}"
+  export_objects_arn = var.export_bucket_name == null ? null : "arn:${local.partition}:s3:::${var.export_bucket_name}/${var.export_prefix}/*"
+
+  # UpdateEventSourceMapping names the mapping, whose UUID exists only once it is created: every
+  # mapping of the account and region, narrowed to ferry's function by the lambda:FunctionArn condition.
+  event_source_mappings_arn = "arn:${local.partition}:lambda:${var.region}:${local.account_id}:event-source-mapping:*"
+
   source_bucket_arns = [for b in var.buckets : "arn:${local.partition}:s3:::${b.source}"]
   target_bucket_arns = [for b in var.buckets : "arn:${local.partition}:s3:::${b.target}"]
   # Only keys under the mapping's prefix are ever read or written (reconcile ignores the rest).
@@ -104,7 +115,7 @@ resource "aws_iam_role" "table" {
   count = local.create_table_job ? 1 : 0
 
   name                 = local.table_job_name
-  description          = "ferry table backfill (Glue): scans the source tables, writes the targets insert-only, checkpoints in the state table"
+  description          = "ferry table backfill (Glue): copies the source tables (scan or export, batch writes or import), records each copy in the state table, releases a replay copy"
   assume_role_policy   = data.aws_iam_policy_document.assume.json
   max_session_duration = 3600
   tags                 = var.tags
@@ -114,7 +125,7 @@ resource "aws_iam_role" "bucket" {
   count = local.create_bucket_job ? 1 : 0
 
   name                 = local.bucket_job_name
-  description          = "ferry bucket backfill (Glue): lists and reads the source buckets, copies server-side into the targets"
+  description          = "ferry bucket backfill (Glue): lists and reads the source buckets, copies server-side into the targets, releases held bucket events"
   assume_role_policy   = data.aws_iam_policy_document.assume.json
   max_session_duration = 3600
   tags                 = var.tags
@@ -130,37 +141,210 @@ data "aws_iam_policy_document" "table" {
     resources = var.artifact_object_arns
   }
 
-  # inspect_tables/plan_backfill describe both sides; copy_segment scans its parallel-scan segment.
+  # inspect_tables, begin_copy and plan_backfill describe the source.
   statement {
-    sid    = "ScanSources"
-    effect = "Allow"
-    actions = [
-      "dynamodb:DescribeTable",
-      "dynamodb:Scan",
-    ]
-    resources = [for t in var.tables : t.source_arn]
+    sid       = "DescribeSources"
+    effect    = "Allow"
+    actions   = ["dynamodb:DescribeTable"]
+    resources = local.source_table_arns
   }
 
-  # Insert-only conditional PutItem (attribute_not_exists); a failed condition is a skip.
+  # Capture records the stream's open shards; the release checks that every one is still listed.
   statement {
-    sid    = "WriteTargetsInsertOnly"
-    effect = "Allow"
-    actions = [
-      "dynamodb:DescribeTable",
-      "dynamodb:PutItem",
-    ]
-    resources = [for t in var.tables : t.target_arn]
+    sid       = "DescribeSourceStreams"
+    effect    = "Allow"
+    actions   = ["dynamodb:DescribeStream"]
+    resources = [for arn in local.source_table_arns : "${arn}/stream/*"]
   }
 
-  # StateStore: phase (has/get/set) and per-segment checkpoints (load/save).
+  statement {
+    sid       = "DescribeTargets"
+    effect    = "Allow"
+    actions   = ["dynamodb:DescribeTable"]
+    resources = local.target_table_arns
+  }
+
+  # backfill.read: scan: copy_segment scans its parallel-scan segment.
+  dynamic "statement" {
+    for_each = var.read_mode == "scan" ? [local.source_table_arns] : []
+    content {
+      sid       = "ScanSources"
+      effect    = "Allow"
+      actions   = ["dynamodb:Scan"]
+      resources = statement.value
+    }
+  }
+
+  # backfill.write: batch: BatchWriteItem under replay, conditional PutItem (attribute_not_exists)
+  # under insert-only, where a failed condition is a skip.
+  dynamic "statement" {
+    for_each = var.write_mode == "batch" ? [local.target_table_arns] : []
+    content {
+      sid    = "WriteTargetItems"
+      effect = "Allow"
+      actions = [
+        "dynamodb:BatchWriteItem",
+        "dynamodb:PutItem",
+      ]
+      resources = statement.value
+    }
+  }
+
+  # backfill.read: export: the point-in-time recovery check and the export itself, which DynamoDB
+  # writes with this role's rights (AWS: "Requesting a table export in DynamoDB").
+  dynamic "statement" {
+    for_each = var.read_mode == "export" ? [local.source_table_arns] : []
+    content {
+      sid    = "ExportSources"
+      effect = "Allow"
+      actions = [
+        "dynamodb:DescribeContinuousBackups",
+        "dynamodb:ExportTableToPointInTime",
+      ]
+      resources = statement.value
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.read_mode == "export" ? [local.source_table_arns] : []
+    content {
+      sid       = "DescribeExports"
+      effect    = "Allow"
+      actions   = ["dynamodb:DescribeExport"]
+      resources = [for arn in statement.value : "${arn}/export/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.read_mode == "export" ? [local.export_objects_arn] : []
+    content {
+      sid    = "WriteExports"
+      effect = "Allow"
+      actions = [
+        "s3:AbortMultipartUpload",
+        "s3:PutObject",
+        "s3:PutObjectAcl",
+      ]
+      resources = [statement.value]
+    }
+  }
+
+  # The job lists and reads an export's manifests and data files; ImportTable reads them too, with
+  # this role's rights.
+  dynamic "statement" {
+    for_each = var.read_mode == "export" ? [[local.export_bucket_arn, local.export_objects_arn]] : []
+    content {
+      sid    = "ReadExports"
+      effect = "Allow"
+      actions = [
+        "s3:GetObject",
+        "s3:ListBucket",
+      ]
+      resources = statement.value
+    }
+  }
+
+  # backfill.write: import: ImportTable creates the target (AWS: "Requesting a table import in
+  # DynamoDB" lists ImportTable and DescribeImport, not CreateTable), then gets the source's TTL.
+  dynamic "statement" {
+    for_each = var.write_mode == "import" ? [local.target_table_arns] : []
+    content {
+      sid    = "ImportTargets"
+      effect = "Allow"
+      actions = [
+        "dynamodb:DescribeImport",
+        "dynamodb:ImportTable",
+      ]
+      resources = concat(statement.value, [for arn in statement.value : "${arn}/import/*"])
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.write_mode == "import" ? [local.source_table_arns] : []
+    content {
+      sid       = "ReadSourceTtl"
+      effect    = "Allow"
+      actions   = ["dynamodb:DescribeTimeToLive"]
+      resources = statement.value
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.write_mode == "import" ? [local.target_table_arns] : []
+    content {
+      sid       = "SetTargetTtl"
+      effect    = "Allow"
+      actions   = ["dynamodb:UpdateTimeToLive"]
+      resources = statement.value
+    }
+  }
+
+  # ImportTable logs the items it rejects under /aws-dynamodb/, with this role's rights.
+  dynamic "statement" {
+    for_each = var.write_mode == "import" ? ["arn:${local.partition}:logs:${var.region}:${local.account_id}:log-group:/aws-dynamodb/*"] : []
+    content {
+      sid    = "WriteImportLogs"
+      effect = "Allow"
+      actions = [
+        "logs:CreateLogGroup",
+        "logs:CreateLogStream",
+        "logs:DescribeLogGroups",
+        "logs:DescribeLogStreams",
+        "logs:PutLogEvents",
+        "logs:PutRetentionPolicy",
+      ]
+      resources = [statement.value, "${statement.value}:*"]
+    }
+  }
+
+  # StateStore: phase, capture, copy run and per-segment checkpoints; a new copy clears the last
+  # one's checkpoints (Query, DeleteItem).
   statement {
     sid    = "ReadWriteState"
     effect = "Allow"
     actions = [
+      "dynamodb:DeleteItem",
       "dynamodb:GetItem",
       "dynamodb:PutItem",
+      "dynamodb:Query",
     ]
     resources = [var.state_table_arn]
+  }
+
+  # The release (replay) or the consumer an insert-only copy needs first: the stream mapping's
+  # on-failure destination is this queue's ARN.
+  statement {
+    sid    = "FindFailureQueue"
+    effect = "Allow"
+    actions = [
+      "sqs:GetQueueAttributes",
+      "sqs:GetQueueUrl",
+    ]
+    resources = [var.stream_failure_queue_arn]
+  }
+
+  # ListEventSourceMappings has no resource-level permissions or condition keys: "*" is the only
+  # resource AWS accepts (AWS: "Resources and conditions for Lambda actions"); it reads configuration.
+  statement {
+    sid       = "ListMappings"
+    effect    = "Allow"
+    actions   = ["lambda:ListEventSourceMappings"]
+    resources = ["*"]
+  }
+
+  # CreateEventSourceMapping authorizes on "*" only; the lambda:FunctionArn condition confines it to
+  # the stage's table_stream function (the stream mapping the release creates).
+  statement {
+    sid       = "CreateOwnMapping"
+    effect    = "Allow"
+    actions   = ["lambda:CreateEventSourceMapping"]
+    resources = ["*"]
+
+    condition {
+      test     = "ArnLike"
+      variable = "lambda:FunctionArn"
+      values   = [var.stream_function_arn, "${var.stream_function_arn}:*"]
+    }
   }
 
   statement {
@@ -259,6 +443,90 @@ data "aws_iam_policy_document" "bucket" {
     resources = local.target_object_arns
   }
 
+  # check_ready (inspect_buckets) reads each source's versioning and default encryption
+  # (GetBucketVersioning, GetBucketEncryption).
+  statement {
+    sid    = "InspectSourceBuckets"
+    effect = "Allow"
+    actions = [
+      "s3:GetBucketVersioning",
+      "s3:GetEncryptionConfiguration",
+    ]
+    resources = local.source_bucket_arns
+  }
+
+  # The copy run, and a replay bucket's phase and capture (copy_refusal reads them first).
+  statement {
+    sid    = "ReadWriteState"
+    effect = "Allow"
+    actions = [
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+    ]
+    resources = [var.state_table_arn]
+  }
+
+  # Replay buckets (held): the release records the events queue's depth and needs its ARN.
+  dynamic "statement" {
+    for_each = var.hold_bucket_events ? [var.events_queue_arn] : []
+    content {
+      sid    = "FindEventsQueue"
+      effect = "Allow"
+      actions = [
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+      ]
+      resources = [statement.value]
+    }
+  }
+
+  # ListEventSourceMappings has no resource-level permissions or condition keys: "*" is the only
+  # resource AWS accepts (AWS: "Resources and conditions for Lambda actions"); it reads configuration.
+  dynamic "statement" {
+    for_each = var.hold_bucket_events ? [var.bucket_function_arn] : []
+    content {
+      sid       = "ListMappings"
+      effect    = "Allow"
+      actions   = ["lambda:ListEventSourceMappings"]
+      resources = ["*"]
+    }
+  }
+
+  # CreateEventSourceMapping authorizes on "*" only; the condition confines it to the stage's
+  # bucket_events function (the release creates the events queue's mapping if it is missing).
+  dynamic "statement" {
+    for_each = var.hold_bucket_events ? [var.bucket_function_arn] : []
+    content {
+      sid       = "CreateOwnMapping"
+      effect    = "Allow"
+      actions   = ["lambda:CreateEventSourceMapping"]
+      resources = ["*"]
+
+      condition {
+        test     = "ArnLike"
+        variable = "lambda:FunctionArn"
+        values   = [statement.value, "${statement.value}:*"]
+      }
+    }
+  }
+
+  # The release enables the events queue's mapping, created disabled while the buckets are held.
+  dynamic "statement" {
+    for_each = var.hold_bucket_events ? [var.bucket_function_arn] : []
+    content {
+      sid       = "EnableOwnMapping"
+      effect    = "Allow"
+      actions   = ["lambda:UpdateEventSourceMapping"]
+      resources = [local.event_source_mappings_arn]
+
+      condition {
+        test     = "ArnLike"
+        variable = "lambda:FunctionArn"
+        values   = [statement.value, "${statement.value}:*"]
+      }
+    }
+  }
+
   statement {
     sid    = "UseFerryKey"
     effect = "Allow"
@@ -331,7 +599,7 @@ resource "aws_glue_job" "table" {
   count = local.create_table_job ? 1 : 0
 
   name                   = local.table_job_name
-  description            = "ferry: split-parallel, insert-only backfill of one DynamoDB table per run (glue_jobs/table_backfill.py)"
+  description            = "ferry: split-parallel copy of one DynamoDB table per run, replay or insert-only (glue_jobs/table_backfill.py)"
   role_arn               = aws_iam_role.table[0].arn
   glue_version           = var.glue_version
   worker_type            = var.worker_type

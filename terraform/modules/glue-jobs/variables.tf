@@ -37,6 +37,70 @@ variable "state_table_arn" {
   description = "ARN of ferry's state table."
 }
 
+variable "read_mode" {
+  type        = string
+  description = "backfill.read: scan (the table job scans the sources) or export (it exports them to export_bucket_name and reads the export)."
+  default     = "scan"
+
+  validation {
+    condition     = contains(["scan", "export"], var.read_mode)
+    error_message = "read_mode must be scan or export."
+  }
+}
+
+variable "write_mode" {
+  type        = string
+  description = "backfill.write: batch (the table job writes the items) or import (ImportTable creates each target from its export)."
+  default     = "batch"
+
+  validation {
+    condition     = contains(["batch", "import"], var.write_mode)
+    error_message = "write_mode must be batch or import."
+  }
+}
+
+variable "export_bucket_name" {
+  type        = string
+  description = "The bucket the exports go to (read_mode export), or null."
+  default     = null
+}
+
+variable "export_prefix" {
+  type        = string
+  description = "Key prefix of every export ferry requests: the table job's role writes and reads exports under it only."
+  default     = "ferry-exports"
+}
+
+variable "stream_function_arn" {
+  type        = string
+  description = "ARN of the stage's table_stream function: the only function whose stream mappings the table job may create (a replay table's release; an insert-only copy's missing consumer). Null without tables."
+  default     = null
+}
+
+variable "stream_failure_queue_arn" {
+  type        = string
+  description = "ARN of the stream on-failure queue (the destination of the stream mappings the table job creates). Null without tables."
+  default     = null
+}
+
+variable "bucket_function_arn" {
+  type        = string
+  description = "ARN of the stage's bucket_events function: the only function whose events-queue mapping the bucket job may enable or create. Null without buckets."
+  default     = null
+}
+
+variable "events_queue_arn" {
+  type        = string
+  description = "ARN of the S3 events queue (its depth at the release, its ARN for the mapping). Null without buckets."
+  default     = null
+}
+
+variable "hold_bucket_events" {
+  type        = bool
+  description = "Replay buckets: the bucket job's release enables the events queue's mapping (and reads the queue); without it the job needs neither."
+  default     = false
+}
+
 variable "table_script_location" {
   type        = string
   description = "s3:// URI of glue_jobs/table_backfill.py."

@@ -1,9 +1,18 @@
 # The table_stream Lambda (chalice_app/app.py: table_stream) with one DynamoDB stream event-source
-# mapping per source table. The mappings, not Chalice, carry partial batch responses, bisect,
-# finite retries, a finite record age and the on-failure destination.
+# mapping per insert-only source table. The mappings, not Chalice, carry partial batch responses,
+# bisect, finite retries, a finite record age and the on-failure destination.
+#
+# A replay table has no mapping here: its changes are held in the stream while the table job copies,
+# and the release (the job at the end of its copy, or `ferry release --stage`) CREATES the mapping,
+# at TRIM_HORIZON with no maximum record age (ferry/release.py). AWS documents where a re-enabled
+# mapping resumes, not where a mapping created disabled starts reading, so a disabled mapping made
+# here is not relied on (docs/adr/0002, decision 7). Terraform never manages that mapping: a later
+# apply neither changes nor deletes it.
 
 locals {
   assumable_role_arns = compact([var.source_role_arn, var.target_role_arn])
+  insert_only_tables  = { for source, t in var.tables : source => t if t.protocol == "insert-only" }
+  replay_tables       = sort([for source, t in var.tables : source if t.protocol == "replay"])
 }
 
 # The on-failure destination of every stream mapping. It IS a dead-letter destination, so it has
@@ -177,11 +186,11 @@ resource "aws_lambda_function" "this" {
   depends_on = [aws_iam_role_policy.this, aws_cloudwatch_log_group.this]
 }
 
-# One mapping per source table. Records enabled before the mapping exists are read from
+# One mapping per insert-only source table. Records enabled before the mapping exists are read from
 # TRIM_HORIZON (the stream keeps 24 h); a poison record is retried finitely, bisected, then its
 # batch's metadata goes to the failure queue while the shard moves on.
 resource "aws_lambda_event_source_mapping" "this" {
-  for_each = var.tables
+  for_each = local.insert_only_tables
 
   event_source_arn                   = each.value.source_stream_arn
   function_name                      = aws_lambda_function.this.arn

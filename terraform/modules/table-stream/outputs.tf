@@ -14,8 +14,13 @@ output "role_arn" {
 }
 
 output "event_source_mapping_uuids" {
-  description = "UUID of each stream event-source mapping, by source table."
+  description = "UUID of each stream event-source mapping Terraform manages (insert-only tables), by source table."
   value       = { for source, mapping in aws_lambda_event_source_mapping.this : source => mapping.uuid }
+}
+
+output "tables_mapped_at_release" {
+  description = "Replay source tables: no stream mapping here; the release (the table job at the end of its copy, or `ferry release --stage`) creates it, at TRIM_HORIZON with no maximum record age."
+  value       = local.replay_tables
 }
 
 output "failure_queue_name" {

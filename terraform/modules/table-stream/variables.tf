@@ -69,8 +69,14 @@ variable "tables" {
   type = map(object({
     source_stream_arn = string
     target_arn        = string
+    protocol          = string
   }))
-  description = "Table mappings by source table name: the stream to read (one event-source mapping each) and the target to write."
+  description = "Table mappings by source table name: the stream to read, the target to write and the protocol (an insert-only table gets its event-source mapping here; a replay table's is created by its release)."
+
+  validation {
+    condition     = alltrue([for t in var.tables : contains(["replay", "insert-only"], t.protocol)])
+    error_message = "tables: protocol must be replay or insert-only."
+  }
 }
 
 variable "state_table_arn" {
