@@ -161,16 +161,18 @@ def chalice_config(spec: Spec, stage: str, app_dir: Path, *, account: str) -> li
 
 
 def _upsert_mapping(lam: Any, request: dict[str, Any]) -> str:
-    """Create the event-source mapping, or bring an existing one to these settings."""
+    """Create the event-source mapping, or bring an existing one to these settings. An update leaves
+    ``Enabled`` as it is: a held mapping is enabled by ``ferry release``, never disabled again here."""
     existing = lam.list_event_source_mappings(
         EventSourceArn=request["EventSourceArn"], FunctionName=request["FunctionName"]
     )["EventSourceMappings"]
     if existing:
-        update = {k: v for k, v in request.items() if k not in ("EventSourceArn", "StartingPosition")}
+        update = {k: v for k, v in request.items() if k not in ("EventSourceArn", "StartingPosition", "Enabled")}
         lam.update_event_source_mapping(UUID=existing[0]["UUID"], **update)
-        return f"updated event-source mapping {existing[0]['UUID']} → {request['FunctionName']}"
+        return f"updated event-source mapping {existing[0]['UUID']} → {request['FunctionName']} ({existing[0].get('State')})"
     uuid = lam.create_event_source_mapping(**request)["UUID"]
-    return f"created event-source mapping {uuid}: {request['EventSourceArn']} → {request['FunctionName']}"
+    state = "enabled" if request.get("Enabled", True) else "disabled until `ferry release`"
+    return f"created event-source mapping {uuid}: {request['EventSourceArn']} → {request['FunctionName']} ({state})"
 
 
 def _glue_role(iam: Any, name: str, policy: dict[str, Any]) -> str:
@@ -194,9 +196,11 @@ def _upsert_glue_job(glue: Any, name: str, definition: dict[str, Any]) -> str:
 
 def wire(spec: Spec, stage: str, *, workers: int = 2, worker_type: str = "G.1X") -> list[str]:
     """What ``chalice deploy`` cannot configure, through the API, with the settings Terraform
-    uses: the stream mappings (partial batch responses, bisect, finite retries and record age,
-    TRIM_HORIZON, on-failure queue), the bucket-events queue mapping, and the two Glue jobs with
-    their scripts, the shared package and a least-privilege role. Idempotent."""
+    uses: the stream mappings of insert-only tables (partial batch responses, bisect, finite retries
+    and record age, TRIM_HORIZON, on-failure queue), the bucket-events queue mapping (disabled while
+    the buckets are held), and the two Glue jobs with their scripts, the shared package and a
+    least-privilege role. A replay table gets no stream mapping here: its release creates it
+    (docs/adr/0002, decision 7), and a rerun never touches the one the release made. Idempotent."""
     home = spec.home_where()
     lam, sqs = make_client("lambda", home), make_client("sqs", home)
     done: list[str] = []
@@ -205,6 +209,9 @@ def wire(spec: Spec, stage: str, *, workers: int = 2, worker_type: str = "G.1X")
         _, failure_arn = ensure_failure_queue(sqs, spec.replication.on_failure_queue)
         settings = stream_mapping_settings(spec)
         for check in checks:
+            if check.mapping.replay:
+                done.append(f"{check.mapping.source}: replay: its stream mapping is created by its release")
+                continue
             request = stream_mapping_request(
                 settings,
                 stream_arn=str(check.source.stream_arn),
@@ -218,7 +225,12 @@ def wire(spec: Spec, stage: str, *, workers: int = 2, worker_type: str = "G.1X")
         if url is None:
             raise SetupError(f"s3.events_queue: queue {events.queue_name!r} does not exist; run `ferry init` first")
         arn = queue_arn_of(sqs, url)
-        request = queue_mapping_request(events, queue_arn=arn, function=function_name(stage, BUCKET_FUNCTION))
+        request = queue_mapping_request(
+            events,
+            queue_arn=arn,
+            function=function_name(stage, BUCKET_FUNCTION),
+            enabled=not events.hold_until_release,
+        )
         done.append(_upsert_mapping(lam, request))
     done += _wire_glue(spec, stage, workers=workers, worker_type=worker_type)
     return done

@@ -3,8 +3,12 @@
 It runs the documented commands in their documented order, each in its own process as a user
 runs it: `ferry init --sources-only` and `ferry tfvars` (what `make deploy` does before
 Terraform), then the quick path — `ferry init`, `ferry chalice-config`, `chalice deploy --stage`,
-`ferry wire`. Then it reads back what exists and checks it against the spec. Terraform itself
-cannot run here (no provider downloads); its variables are written and checked by the tests.
+`ferry wire` — and reads back what exists: the held consumers of the replay table and bucket (no
+stream mapping; the events queue's mapping disabled) next to the insert-only table's running one.
+Then the copy — `ferry backfill --stage`, which runs the Glue scripts on local Spark and releases
+each replay copy for the stage, as the Glue jobs do — and `ferry release --stage` (which finds them
+released and leaves them so), and it reads back the released consumers. Terraform itself cannot run
+here (no provider downloads); its variables are written and checked by the tests.
 """
 
 from __future__ import annotations
@@ -23,14 +27,17 @@ from ferry.clients import AwsTarget, make_client
 from ferry.deploy import (
     BUCKET_FUNCTION,
     DLQ_SUFFIX,
+    QUEUE_RETENTION_SECONDS,
     STREAM_FUNCTION,
     bucket_events_settings,
     function_name,
     lambda_spec_json,
     stream_mapping_settings,
 )
-from ferry.jobs import KINDS, job_name
+from ferry.jobs import KINDS, TABLE, job_name
 from ferry.spec import Spec, parse_spec, spec_to_dict
+from ferry.tables.protocol import PHASE_HOLD, PHASE_REPLAY
+from ferry.tables.state import BUCKET, StateStore
 from ferry_dev.emulator import DUMMY_CREDENTIALS, Emulator, use_dummy_credentials
 
 if TYPE_CHECKING:
@@ -38,9 +45,11 @@ if TYPE_CHECKING:
     from mypy_boto3_glue import GlueClient
     from mypy_boto3_iam import IAMClient
     from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
 REPO = Path(__file__).resolve().parent.parent
+ITEMS = 6  # seeded in each table and under the bucket's prefix (before capture): what the copies must carry
 
 
 @dataclass
@@ -93,7 +102,19 @@ def _seed_sources(endpoint: str) -> None:
         BillingMode="PAY_PER_REQUEST",
     )
     ddb.update_time_to_live(TableName="orders", TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires"})
+    for i in range(ITEMS):
+        ddb.put_item(TableName="orders", Item={"pk": {"S": f"order#{i}"}, "sk": {"N": str(i)}, "total": {"N": "9.5"}})
+    ddb.create_table(
+        TableName="invoices",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for i in range(ITEMS):
+        ddb.put_item(TableName="invoices", Item={"pk": {"S": f"invoice#{i}"}, "amount": {"N": str(10 * i)}})
     s3.create_bucket(Bucket="media-src")
+    for i in range(ITEMS):
+        s3.put_object(Bucket="media-src", Key=f"photos/{i}.jpg", Body=b"jpeg" * (i + 1))
     audit = sqs.create_queue(QueueName="audit")["QueueUrl"]
     audit_arn = sqs.get_queue_attributes(QueueUrl=audit, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     s3.put_bucket_notification_configuration(
@@ -106,6 +127,7 @@ def _run(command: list[str], endpoint: str, cwd: Path = REPO) -> list[str]:
     """One documented command, run as a user runs it (its own process, the emulator's endpoint);
     its output lines. A failing step stops the rehearsal with what it printed."""
     env = {**os.environ, **DUMMY_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": "us-east-1"}
+    env["COLUMNS"] = "240"  # one step, one line
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command[:4])} … failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
@@ -117,12 +139,18 @@ def _ferry(*args: str, endpoint: str) -> list[str]:
 
 
 def rehearsal_spec(endpoint: str) -> Spec:
+    """A replay table and bucket (the default protocol) and an insert-only table."""
     return parse_spec(
         {
             "region": "us-east-1",
             "endpoint_url": endpoint,
-            "tables": [{"source": "orders", "target": "orders-v2"}],
+            "tables": [
+                {"source": "orders", "target": "orders-v2"},
+                {"source": "invoices", "target": "invoices-v2", "protocol": "insert-only"},
+            ],
             "buckets": [{"source": "media-src", "target": "media-dst", "prefix": "photos/"}],
+            "backfill": {"splits": 2},
+            "s3": {"splits": 2},
         }
     )
 
@@ -156,18 +184,30 @@ def rehearse(stage: str = "local", endpoint: str | None = None) -> Rehearsal:
             f"chalice deploy: {line}" for line in _run([chalice, "deploy", "--stage", stage], endpoint, Path(app))
         ]
         run.steps += [f"ferry wire: {line}" for line in _ferry("wire", *spec_args, "--stage", stage, endpoint=endpoint)]
-    inspect(run)
+        inspect(run, released=False)
+        stage_args = ("--stage", stage)
+        run.steps += [
+            f"ferry backfill: {line}" for line in _ferry("backfill", *spec_args, *stage_args, endpoint=endpoint)
+        ]
+        run.steps += [
+            f"ferry release: {line}" for line in _ferry("release", *spec_args, *stage_args, endpoint=endpoint)
+        ]
+    inspect(run, released=True)
     return run
 
 
-def inspect(run: Rehearsal) -> None:
-    """Read back every resource the documentation promises and compare it with the spec."""
+def inspect(run: Rehearsal, *, released: bool) -> None:
+    """Read back every resource the documentation promises and compare it with the spec: the replay
+    consumers held (``released`` False: after the deployment) or let go (after the copy's release)."""
     home = run.spec.home_where()
-    lam = make_client("lambda", home)
-    _check_functions(run, lam, make_client("iam", home))
-    _check_stream_mappings(run, lam, make_client("dynamodb", home))
-    _check_bucket_events(run, lam, make_client("sqs", home))
-    _check_glue_jobs(run, make_client("glue", home))
+    lam, ddb = make_client("lambda", home), make_client("dynamodb", home)
+    if not released:
+        _check_functions(run, lam, make_client("iam", home))
+        _check_glue_jobs(run, make_client("glue", home), make_client("iam", home))
+    _check_stream_mappings(run, lam, ddb, released=released)
+    _check_bucket_events(run, lam, make_client("sqs", home), released=released)
+    if released:
+        _check_copies(run, ddb, make_client("s3", home))
 
 
 def _check_functions(run: Rehearsal, lam: LambdaClient, iam: IAMClient) -> None:
@@ -184,20 +224,27 @@ def _check_functions(run: Rehearsal, lam: LambdaClient, iam: IAMClient) -> None:
     run.check("one role per function", len(roles) == 2, ", ".join(sorted(roles)))
 
 
-def _check_stream_mappings(run: Rehearsal, lam: LambdaClient, ddb: DynamoDBClient) -> None:
-    settings = stream_mapping_settings(run.spec)
-    want = {
-        "BatchSize": settings.batch_size,
-        "MaximumRetryAttempts": settings.maximum_retry_attempts,
-        "MaximumRecordAgeInSeconds": settings.maximum_record_age_in_seconds,
-        "BisectBatchOnFunctionError": True,
-        "StartingPosition": "TRIM_HORIZON",
-        "FunctionResponseTypes": ["ReportBatchItemFailures"],
-    }
+def _check_stream_mappings(run: Rehearsal, lam: LambdaClient, ddb: DynamoDBClient, *, released: bool) -> None:
+    """An insert-only table's mapping exists from the deployment with the spec's settings; a replay
+    table's exists only once its copy is released: at TRIM_HORIZON, with no maximum record age."""
+    when = "after release: " if released else ""
     for mapping in run.spec.tables:
         stream_arn = stream_arn_of(ddb, mapping.source)
         found = lam.list_event_source_mappings(EventSourceArn=stream_arn)["EventSourceMappings"]
-        run.check(f"stream mapping of {mapping.source}", len(found) == 1, f"{len(found)} mapping(s)")
+        if mapping.replay and not released:
+            run.check(f"replay {mapping.source}: no stream mapping before the release", found == [], f"{len(found)}")
+            continue
+        settings = stream_mapping_settings(run.spec, replay=mapping.replay)
+        want = {
+            "BatchSize": settings.batch_size,
+            "MaximumRetryAttempts": settings.maximum_retry_attempts,
+            "MaximumRecordAgeInSeconds": settings.maximum_record_age_in_seconds,
+            "BisectBatchOnFunctionError": True,
+            "StartingPosition": "TRIM_HORIZON",
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "State": "Enabled",
+        }
+        run.check(f"{when}stream mapping of {mapping.protocol} {mapping.source}", len(found) == 1, f"{len(found)}")
         for m in found:
             got = {k: m.get(k) for k in want}
             run.check(f"  settings of {m.get('UUID')}", got == want, json.dumps(got, sort_keys=True))
@@ -206,29 +253,55 @@ def _check_stream_mappings(run: Rehearsal, lam: LambdaClient, ddb: DynamoDBClien
             run.check("  on-failure destination", destination.endswith(f":{queue}"), destination)
 
 
-def _check_bucket_events(run: Rehearsal, lam: LambdaClient, sqs: SQSClient) -> None:
+def _check_bucket_events(run: Rehearsal, lam: LambdaClient, sqs: SQSClient, *, released: bool) -> None:
     events = bucket_events_settings(run.spec)
     queue_url = queue_url_or_none(sqs, events.queue_name)
     run.check(f"queue {events.queue_name}", queue_url is not None, queue_url or "not found")
     if queue_url is None:
         return
     attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
-    redrive = json.loads(attributes.get("RedrivePolicy", "{}"))
-    run.check(
-        f"queue {events.queue_name} has a DLQ",
-        redrive.get("deadLetterTargetArn", "").endswith(events.queue_name + DLQ_SUFFIX)
-        and int(redrive.get("maxReceiveCount", 0)) == events.max_receive_count,
-        json.dumps(redrive),
-    )
     found = lam.list_event_source_mappings(EventSourceArn=attributes["QueueArn"])["EventSourceMappings"]
-    run.check(
-        f"queue mapping {events.queue_name} → {function_name(run.stage, BUCKET_FUNCTION)}",
-        len(found) == 1 and found[0].get("FunctionResponseTypes") == ["ReportBatchItemFailures"],
-        json.dumps([m.get("FunctionResponseTypes") for m in found]),
-    )
+    if not released:
+        redrive = json.loads(attributes.get("RedrivePolicy", "{}"))
+        run.check(
+            f"queue {events.queue_name} has a DLQ",
+            redrive.get("deadLetterTargetArn", "").endswith(events.queue_name + DLQ_SUFFIX)
+            and int(redrive.get("maxReceiveCount", 0)) == events.max_receive_count,
+            json.dumps(redrive),
+        )
+        retention = int(attributes.get("MessageRetentionPeriod", 0))
+        run.check(
+            f"queue {events.queue_name} keeps events 14 days", retention == QUEUE_RETENTION_SECONDS, f"{retention} s"
+        )
+        run.check(
+            f"queue mapping {events.queue_name} → {function_name(run.stage, BUCKET_FUNCTION)}",
+            len(found) == 1 and found[0].get("FunctionResponseTypes") == ["ReportBatchItemFailures"],
+            json.dumps([m.get("FunctionResponseTypes") for m in found]),
+        )
+    # held (replay buckets) until the release enables it; an insert-only bucket's runs from the start
+    want = "Enabled" if released or not events.hold_until_release else "Disabled"
+    states = [m.get("State") for m in found]
+    when = "after release" if released else "held" if events.hold_until_release else "deployed"
+    run.check(f"  {when}: queue mapping {want}", states == [want], ", ".join(str(s) for s in states))
 
 
-def _check_glue_jobs(run: Rehearsal, glue: GlueClient) -> None:
+def _check_copies(run: Rehearsal, ddb: DynamoDBClient, s3: S3Client) -> None:
+    """What the copy carried, and the phase its release left the replay table and bucket in."""
+    store = StateStore(ddb, run.spec.state_table)
+    for mapping in run.spec.tables:
+        count = ddb.scan(TableName=mapping.target, Select="COUNT")["Count"]
+        run.check(f"copy {mapping.source} → {mapping.target}", count == ITEMS, f"{count} items")
+        if mapping.replay:
+            phase = store.phase_or_none(mapping.source)
+            run.check(f"  {mapping.source} phase {PHASE_REPLAY} (was {PHASE_HOLD})", phase == PHASE_REPLAY, str(phase))
+    for bucket in run.spec.buckets:
+        listed = s3.list_objects_v2(Bucket=bucket.target, Prefix=bucket.prefix).get("KeyCount", 0)
+        run.check(f"copy {bucket.source} → {bucket.target}", listed == ITEMS, f"{listed} objects")
+        phase = store.phase_or_none(bucket.source, BUCKET)
+        run.check(f"  bucket {bucket.source} phase {PHASE_REPLAY}", phase == PHASE_REPLAY, str(phase))
+
+
+def _check_glue_jobs(run: Rehearsal, glue: GlueClient, iam: IAMClient) -> None:
     for kind in KINDS:
         name = job_name(run.stage, kind)
         job = glue.get_job(JobName=name)["Job"]
@@ -240,3 +313,28 @@ def _check_glue_jobs(run: Rehearsal, glue: GlueClient) -> None:
             and args.get("--spec_json") == lambda_spec_json(run.spec),
             f"{job.get('GlueVersion')} {job.get('WorkerType')}×{job.get('NumberOfWorkers')}",
         )
+        # the release: the job may create (table) or enable (bucket) its own stage's mappings only
+        function = function_name(run.stage, STREAM_FUNCTION if kind == TABLE else BUCKET_FUNCTION)
+        creates = [
+            s
+            for s in _role_statements(iam, job.get("Role", "").split("/")[-1])
+            if "lambda:CreateEventSourceMapping" in s["Action"]
+        ]
+        confined = [
+            s["Condition"]["ArnLike"]["lambda:FunctionArn"][0] for s in creates if "ArnLike" in s.get("Condition", {})
+        ]
+        run.check(
+            f"  {name} role creates mappings of {function} only",
+            bool(creates)
+            and len(confined) == len(creates)
+            and all(a.endswith(f":function:{function}") for a in confined),
+            ", ".join(confined) or "no statement",
+        )
+
+
+def _role_statements(iam: IAMClient, role: str) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = []
+    for policy in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        document: Any = iam.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"]
+        statements += (json.loads(document) if isinstance(document, str) else document)["Statement"]
+    return statements

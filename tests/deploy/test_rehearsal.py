@@ -56,17 +56,40 @@ def test_functions_have_one_least_privilege_role_each(rehearsed: tuple[Rehearsal
     assert len(roles) == 2
 
 
-def test_stream_mapping_has_the_safety_settings(rehearsed: tuple[Rehearsal, AwsTarget]) -> None:
-    _, where = rehearsed
-    ddb, lam, sqs = make_client("dynamodb", where), make_client("lambda", where), make_client("sqs", where)
-    stream = ddb.describe_table(TableName="orders")["Table"]["LatestStreamArn"]
+def test_the_replay_consumers_were_held_until_the_release(rehearsed: tuple[Rehearsal, AwsTarget]) -> None:
+    """Read back before the copy: the rehearsal checked (and passed) what only exists then."""
+    run, _ = rehearsed
+    passed = {what for what, ok, _ in run.checks if ok}
+    assert "replay orders: no stream mapping before the release" in passed
+    assert "  held: queue mapping Disabled" in passed
+    assert "  after release: queue mapping Enabled" in passed
+    steps = "\n".join(run.steps)
+    assert "ferry wire: orders: replay: its stream mapping is created by its release" in steps
+    assert "ferry backfill:   table orders: released" in steps and "ferry release: table orders: released" in steps
+
+
+def _stream_mapping(where: AwsTarget, table: str) -> dict[str, Any]:
+    ddb, lam = make_client("dynamodb", where), make_client("lambda", where)
+    stream = ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
     (mapping,) = lam.list_event_source_mappings(EventSourceArn=stream)["EventSourceMappings"]
+    return dict(mapping)
+
+
+@pytest.mark.parametrize(("table", "age"), [("orders", -1), ("invoices", 21600)], ids=["replay", "insert-only"])
+def test_stream_mappings_have_the_safety_settings(rehearsed: tuple[Rehearsal, AwsTarget], table: str, age: int) -> None:
+    """The replay table's mapping, created by its release, never drops a held record for its age (-1); the
+    insert-only table's, created by `ferry wire`, skips records older than the spec's 6 h. Both start at
+    TRIM_HORIZON, with every other safety setting."""
+    _, where = rehearsed
+    sqs = make_client("sqs", where)
+    mapping = _stream_mapping(where, table)
     assert mapping["FunctionArn"].endswith(":function:ferry-local-table_stream")
     assert mapping["StartingPosition"] == "TRIM_HORIZON"
+    assert mapping["MaximumRecordAgeInSeconds"] == age
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BisectBatchOnFunctionError"] is True
     assert 0 <= mapping["MaximumRetryAttempts"] <= 10
-    assert 60 <= mapping["MaximumRecordAgeInSeconds"] < 24 * 3600
+    assert mapping["State"] == "Enabled"
     failure_queue = sqs.get_queue_url(QueueName="ferry-stream-failures")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=failure_queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == arn
@@ -83,9 +106,11 @@ def test_bucket_events_flow_into_a_queue_with_a_dlq_and_partial_batches(
     url = sqs.get_queue_url(QueueName="ferry-bucket-events")["QueueUrl"]
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"].endswith(":ferry-bucket-events-dlq")
+    assert attributes["MessageRetentionPeriod"] == "1209600"  # a replay copy holds the events here
     (mapping,) = lam.list_event_source_mappings(EventSourceArn=attributes["QueueArn"])["EventSourceMappings"]
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["FunctionArn"].endswith(":function:ferry-local-bucket_events")
+    assert mapping["State"] == "Enabled"  # created disabled by `ferry wire`, enabled by the release
     (target,) = events.list_targets_by_rule(Rule="ferry-media-src")["Targets"]
     assert target["Arn"] == attributes["QueueArn"]
 
@@ -112,7 +137,10 @@ def test_terraform_variables_match_the_roots_and_the_source(rehearsed: tuple[Reh
 
     options = SerializationOptions(strip_string_quotes=True, explicit_blocks=False)
     run, _ = rehearsed
-    (table,) = run.tfvars["tables"]
+    table, invoices = run.tfvars["tables"]
+    assert (table["source"], table["protocol"], invoices["protocol"]) == ("orders", "replay", "insert-only")
+    assert run.tfvars["bucket_events"]["hold_until_release"] is True  # the bucket is replay
+    assert run.tfvars["backfill"]["read"] == "scan" and run.tfvars["backfill"]["export_bucket"] == ""
     assert table["create_target"] is True  # tfvars ran before the quick path created it
     assert (table["hash_key"], table["range_key"], table["ttl_attribute"]) == ("pk", "sk", "expires")
     assert [g["name"] for g in table["global_secondary_indexes"]] == ["by-customer"]
@@ -139,14 +167,36 @@ def test_the_rehearsal_notices_a_mapping_without_its_safety_settings(
     from ferry_dev.rehearsal import inspect
 
     run, where = rehearsed
-    lam, ddb = make_client("lambda", where), make_client("dynamodb", where)
-    stream = ddb.describe_table(TableName="orders")["Table"]["LatestStreamArn"]
-    (mapping,) = lam.list_event_source_mappings(EventSourceArn=stream)["EventSourceMappings"]
+    lam = make_client("lambda", where)
+    mapping = _stream_mapping(where, "invoices")
     lam.update_event_source_mapping(UUID=mapping["UUID"], BisectBatchOnFunctionError=False)
     try:
         again = Rehearsal(run.stage, run.spec)
-        inspect(again)
+        inspect(again, released=True)
         failed = [what for what, ok, _ in again.checks if not ok]
         assert failed == [f"  settings of {mapping['UUID']}"]
     finally:
         lam.update_event_source_mapping(UUID=mapping["UUID"], BisectBatchOnFunctionError=True)
+
+
+def test_the_rehearsal_notices_a_release_that_let_nothing_go(rehearsed: tuple[Rehearsal, AwsTarget]) -> None:
+    """Negative control: a disabled events mapping after the release, and a replay mapping with a finite
+    record age, are both failures of the read-back."""
+    from ferry_dev.rehearsal import inspect
+
+    run, where = rehearsed
+    lam, sqs = make_client("lambda", where), make_client("sqs", where)
+    url = sqs.get_queue_url(QueueName="ferry-bucket-events")["QueueUrl"]
+    queue = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    (events,) = lam.list_event_source_mappings(EventSourceArn=queue)["EventSourceMappings"]
+    replay = _stream_mapping(where, "orders")
+    lam.update_event_source_mapping(UUID=events["UUID"], Enabled=False)
+    lam.update_event_source_mapping(UUID=replay["UUID"], MaximumRecordAgeInSeconds=21600)
+    try:
+        again = Rehearsal(run.stage, run.spec)
+        inspect(again, released=True)
+        failed = [what for what, ok, _ in again.checks if not ok]
+        assert failed == [f"  settings of {replay['UUID']}", "  after release: queue mapping Enabled"]
+    finally:
+        lam.update_event_source_mapping(UUID=events["UUID"], Enabled=True)
+        lam.update_event_source_mapping(UUID=replay["UUID"], MaximumRecordAgeInSeconds=-1)

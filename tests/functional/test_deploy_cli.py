@@ -3,13 +3,26 @@ they refuse, and that `ferry tfvars` reproduces the source faithfully."""
 
 from __future__ import annotations
 
+import functools
+import io
 import json
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import yaml
+from botocore.client import BaseClient
 from click.testing import CliRunner
 
+from ferry.clients import make_client
+from ferry.deploy import Arns, policy_documents
+from ferry.jobs import JobRun
+from ferry.operations import initialize
+from ferry.spec import parse_spec
 from ferry_cli.main import cli
 from tests.conftest import create_table
 
@@ -116,3 +129,245 @@ def test_chalice_config_writes_a_stage_with_one_policy_per_function(emulator, un
         assert stage["lambda_functions"][fn] == {"autogen_policy": False, "iam_policy_file": f"policy-qa-{fn}.json"}
         policy = json.loads((app / ".chalice" / f"policy-qa-{fn}.json").read_text())
         assert policy["Statement"], fn
+
+
+# --- replay: what `ferry wire` holds, and what the jobs may call ----------------------------------------
+
+ACCOUNT = "123456789012"  # the emulator's
+
+
+def _functions(where: Any, stage: str) -> None:
+    """The stage's two functions, as `chalice deploy` leaves them (the emulator only stores them)."""
+    iam, lam = make_client("iam", where), make_client("lambda", where)
+    role = iam.create_role(
+        RoleName=f"ferry-{stage}-fn", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+    )["Role"]["Arn"]
+    package = io.BytesIO()
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("app.py", "def table_stream(event, context):\n    return {}\n")
+    for fn in ("table_stream", "bucket_events"):
+        lam.create_function(
+            FunctionName=f"ferry-{stage}-{fn}",
+            Runtime="python3.11",
+            Role=role,
+            Handler=f"app.{fn}",
+            Code={"ZipFile": package.getvalue()},
+        )
+
+
+def _replay_spec(emulator: Any, unique: str, **backfill: Any) -> dict[str, Any]:
+    return {
+        "region": "us-east-1",
+        "endpoint_url": emulator.endpoint_url,
+        "state_table": f"state-{unique}",
+        "tables": [
+            {"source": f"src-{unique}", "target": f"dst-{unique}"},  # replay, the default
+            {"source": f"io-{unique}", "target": f"io-dst-{unique}", "protocol": "insert-only"},
+        ],
+        "buckets": [{"source": f"media-{unique}", "target": f"media-dst-{unique}"}],
+        "backfill": {"splits": 2, **backfill},
+        "replication": {"on_failure_queue": f"failures-{unique}"},
+        "s3": {"events_queue": f"events-{unique}", "splits": 2},
+    }
+
+
+def _mappings(lam: Any, source_arn: str) -> list[dict[str, Any]]:
+    return list(lam.list_event_source_mappings(EventSourceArn=source_arn)["EventSourceMappings"])
+
+
+def test_wire_maps_insert_only_tables_holds_replay_buckets_and_never_disables_a_released_mapping(
+    ddb, sqs, where, emulator, unique, tmp_path
+):
+    # GIVEN a replay table, an insert-only table and a replay bucket, initialized, and a deployed stage
+    create_table(ddb, f"src-{unique}", stream=True)
+    create_table(ddb, f"io-{unique}", stream=True)
+    make_client("s3", where).create_bucket(Bucket=f"media-{unique}")
+    path = tmp_path / "ferry.yaml"
+    path.write_text(yaml.safe_dump(_replay_spec(emulator, unique)), encoding="utf-8")
+    assert CliRunner().invoke(cli, ["init", "--spec", str(path)]).exit_code == 0
+    stage = f"w{unique[:8]}"
+    _functions(where, stage)
+    lam = make_client("lambda", where)
+    # WHEN `ferry wire` runs
+    wired = CliRunner().invoke(cli, ["wire", "--spec", str(path), "--stage", stage])
+    assert wired.exit_code == 0, wired.output
+    # THEN the insert-only table's stream has its mapping with the spec's finite record age
+    stream = {t: ddb.describe_table(TableName=t)["Table"]["LatestStreamArn"] for t in (f"src-{unique}", f"io-{unique}")}
+    (insert_only,) = _mappings(lam, stream[f"io-{unique}"])
+    assert (insert_only["StartingPosition"], insert_only["MaximumRecordAgeInSeconds"]) == ("TRIM_HORIZON", 21600)
+    # AND the replay table's stream has none: its release creates it
+    assert _mappings(lam, stream[f"src-{unique}"]) == []
+    assert f"src-{unique}: replay: its stream mapping is created by its release" in wired.output
+    # AND the events queue's mapping exists, disabled: the buckets' events are held
+    url = sqs.get_queue_url(QueueName=f"events-{unique}")["QueueUrl"]
+    queue = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert queue["MessageRetentionPeriod"] == "1209600"
+    (events,) = _mappings(lam, queue["QueueArn"])
+    assert events["State"] == "Disabled" and events["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # WHEN the release enables it, and `ferry wire` runs again (a redeploy)
+    lam.update_event_source_mapping(UUID=events["UUID"], Enabled=True)
+    glue = make_client("glue", where)
+    for kind in ("table", "bucket"):  # the emulator has no UpdateJob (HTTP 500): wire creates them again
+        glue.delete_job(JobName=f"ferry-{stage}-{kind}-backfill")
+    again = CliRunner().invoke(cli, ["wire", "--spec", str(path), "--stage", stage])
+    assert again.exit_code == 0, again.output
+    # THEN the mapping stays enabled, and still only one of each exists
+    (events_after,) = _mappings(lam, queue["QueueArn"])
+    assert (events_after["UUID"], events_after["State"]) == (events["UUID"], "Enabled")
+    assert len(_mappings(lam, stream[f"io-{unique}"])) == 1 and _mappings(lam, stream[f"src-{unique}"]) == []
+
+
+# The IAM action an API call needs, where it is not the operation's own name (S3's, mostly).
+IAM_ACTION = {
+    ("s3", "ListObjectsV2"): "s3:ListBucket",
+    ("s3", "HeadBucket"): "s3:ListBucket",
+    ("s3", "HeadObject"): "s3:GetObject",
+    ("s3", "CopyObject"): "s3:PutObject",  # and s3:GetObject on the source, granted with the source's reads
+    ("s3", "UploadPartCopy"): "s3:PutObject",
+    ("s3", "CreateMultipartUpload"): "s3:PutObject",
+    ("s3", "CompleteMultipartUpload"): "s3:PutObject",
+    ("s3", "GetBucketEncryption"): "s3:GetEncryptionConfiguration",
+}
+NEEDS_NO_PERMISSION = {("sts", "GetCallerIdentity")}
+
+
+@contextmanager
+def _recorded_actions() -> Iterator[set[str]]:
+    """The IAM action of every AWS call made in this process while it is open (every client, on every side)."""
+    actions: set[str] = set()
+    make_api_call = vars(BaseClient)["_make_api_call"]  # private to botocore: every client call goes through it
+
+    def recording(client: Any, operation: str, params: Any) -> Any:
+        call = (client.meta.service_model.signing_name, operation)
+        if call not in NEEDS_NO_PERMISSION:
+            actions.add(IAM_ACTION.get(call, f"{call[0]}:{operation}"))
+        return make_api_call(client, operation, params)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BaseClient, "_make_api_call", recording)
+        yield actions
+
+
+class _Rdd:
+    def __init__(self, items: Any) -> None:
+        self.items = list(items)
+
+    def map(self, f: Any) -> _Rdd:
+        return _Rdd(f(item) for item in self.items)
+
+    def collect(self) -> list[Any]:
+        return self.items
+
+
+# The Spark the Glue scripts use, run in this process so that every task's calls are recorded too.
+FAKE_SPARK = SimpleNamespace(
+    sparkContext=SimpleNamespace(
+        defaultParallelism=2,
+        parallelize=lambda items, slices: _Rdd(items),
+        getConf=lambda: SimpleNamespace(getAll=lambda: []),
+    )
+)
+# Granted but not called by the job's own code: Glue reads the script and writes the logs and metrics.
+GLUE_ITSELF = {"s3:GetObject", "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
+GLUE_ITSELF |= {"cloudwatch:PutMetricData"}
+
+
+def _granted(spec: Any, stage: str, role: str) -> set[str]:
+    document = policy_documents(spec, stage, Arns("us-east-1", ACCOUNT), artifacts_bucket="artifacts")[role]
+    return {a for statement in document["Statement"] for a in statement["Action"]}
+
+
+@pytest.mark.parametrize(
+    ("backfill", "not_called"),
+    [
+        ({}, {"dynamodb:DeleteItem"}),  # clears an earlier run's checkpoints: a first run has none
+        (
+            {"read": "export", "write": "import"},
+            # DynamoDB itself writes the export and the import's logs, with the caller's rights
+            {"s3:PutObject", "s3:AbortMultipartUpload", "s3:PutObjectAcl", "dynamodb:DeleteItem"}
+            | {f"logs:{a}" for a in ("DescribeLogGroups", "DescribeLogStreams", "PutRetentionPolicy")},
+        ),
+    ],
+    ids=["scan+batch", "export+import"],
+)
+def test_the_table_job_calls_only_what_its_role_grants_and_uses_what_it_grants(
+    ddb, sqs, where, emulator, unique, backfill, not_called, monkeypatch
+):
+    """The job as Glue runs it, in this process (Spark tasks too), every AWS call recorded: each needs an
+    action ferry/deploy.py (and so Terraform) grants the job's role, and the role grants nothing the run
+    did not call but what Glue or DynamoDB do with it and a rerun's clean-up."""
+    from glue_jobs import table_backfill
+
+    # GIVEN initialized tables with items and TTL, a deployed stage; an export bucket when the copy exports
+    raw = _replay_spec(emulator, unique, **backfill, export_bucket=f"exports-{unique}")
+    raw["buckets"] = []
+    if backfill.get("write") == "import":
+        raw["tables"] = raw["tables"][:1]  # ImportTable creates the target: replay only
+    spec = parse_spec(raw)
+    for mapping in spec.tables:
+        create_table(ddb, mapping.source, stream=True)
+        ddb.update_time_to_live(
+            TableName=mapping.source, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
+        )
+        for i in range(5):
+            ddb.put_item(TableName=mapping.source, Item={"pk": {"S": f"k{i}"}, "n": {"N": str(i)}})
+    make_client("s3", where).create_bucket(Bucket=f"exports-{unique}")
+    initialize(spec, enable_pitr=True)
+    sqs.create_queue(QueueName=f"failures-{unique}")
+    stage = f"t{unique[:8]}"
+    _functions(where, stage)
+    monkeypatch.setattr(table_backfill, "export_files", functools.partial(table_backfill.export_files, poll=0.05))
+    monkeypatch.setattr(table_backfill, "import_target", functools.partial(table_backfill.import_target, poll=0.05))
+    # WHEN the table job copies every table and releases the replay one for the stage
+    with _recorded_actions() as called:
+        for mapping in spec.tables:
+            summary = table_backfill.run_backfill(FAKE_SPARK, JobRun(spec, mapping.source, stage))
+            assert not summary.failed and summary.copied == 5
+    # THEN every call is granted
+    granted = _granted(spec, stage, "table_backfill")
+    assert called - granted == set(), f"called but not granted: {sorted(called - granted)}"
+    # AND every grant was called, but by Glue or DynamoDB themselves, or only on a rerun
+    assert granted - called == GLUE_ITSELF | not_called, f"granted, not called: {sorted(granted - called)}"
+    lam = make_client("lambda", where)
+    released_stream = ddb.describe_table(TableName=spec.tables[0].source)["Table"]["LatestStreamArn"]
+    (created,) = _mappings(lam, released_stream)
+    assert (created["StartingPosition"], created["MaximumRecordAgeInSeconds"]) == ("TRIM_HORIZON", -1)
+
+
+def test_the_bucket_job_calls_only_what_its_role_grants_and_releases_the_held_events(
+    sqs, where, emulator, unique, tmp_path
+):
+    from glue_jobs import bucket_backfill
+
+    # GIVEN a replay bucket with objects, initialized (its events held), and a stage whose queue mapping is disabled
+    raw = _replay_spec(emulator, unique)
+    raw["tables"] = []
+    spec = parse_spec(raw)
+    s3 = make_client("s3", where)
+    s3.create_bucket(Bucket=f"media-{unique}")
+    for i in range(4):
+        s3.put_object(Bucket=f"media-{unique}", Key=f"photos/{i}.jpg", Body=b"x" * (i + 1))
+    initialize(spec)
+    stage = f"b{unique[:8]}"
+    _functions(where, stage)
+    lam = make_client("lambda", where)
+    url = sqs.get_queue_url(QueueName=f"events-{unique}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    lam.create_event_source_mapping(
+        EventSourceArn=queue_arn, FunctionName=f"ferry-{stage}-bucket_events", Enabled=False
+    )
+    # WHEN the bucket job copies and releases
+    with _recorded_actions() as called:
+        summary = bucket_backfill.run_backfill(FAKE_SPARK, JobRun(spec, f"media-{unique}", stage))
+    assert not summary.failed and summary.keys == 4
+    # THEN every call is granted, and every grant called but Glue's own, what only an insert-only
+    # reconcile or a part-by-part copy does (deletes, tag reads and writes, versions, aborts), and the
+    # creation of a queue mapping that is missing (here it exists, disabled)
+    granted = _granted(spec, stage, "bucket_backfill")
+    assert called - granted == set(), f"called but not granted: {sorted(called - granted)}"
+    reconcile_only = {"s3:DeleteObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload", "s3:GetObjectVersion"}
+    reconcile_only |= {"s3:GetObjectTagging", "lambda:CreateEventSourceMapping"}
+    assert granted - called == GLUE_ITSELF | reconcile_only, f"granted, not called: {sorted(granted - called)}"
+    # AND the events queue's mapping is enabled now
+    (mapping,) = _mappings(lam, queue_arn)
+    assert mapping["State"] == "Enabled"
