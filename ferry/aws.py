@@ -655,6 +655,19 @@ def create_event_source_mapping(lam: LambdaClient, request: Mapping[str, Any]) -
         raise
 
 
+def enable_event_source_mapping(lam: LambdaClient, uuid: str) -> None:
+    """UpdateEventSourceMapping Enabled=True. RetryableError while the mapping is changing state already
+    (ResourceInUseException: Creating, Updating, …); SetupError when it is gone (ResourceNotFoundException)."""
+    try:
+        lam.update_event_source_mapping(UUID=uuid, Enabled=True)
+    except ClientError as exc:
+        if error_code(exc) == "ResourceInUseException":
+            raise RetryableError(f"event-source mapping {uuid} is changing state: {describe_error(exc)}") from exc
+        if error_code(exc) == "ResourceNotFoundException":
+            raise SetupError(f"event-source mapping {uuid} does not exist (any more): deploy ferry again") from exc
+        raise
+
+
 # --- EventBridge, Glue, IAM --------------------------------------------------------------------
 
 

@@ -20,9 +20,9 @@ def initialize(spec: Spec, *, enable_streams: bool = True, enable_pitr: bool = F
     capture first (streams, EventBridge), recorded in the state table, then targets and phases."""
     from ferry.aws import head_bucket
     from ferry.buckets.setup import ensure_event_queues, hold_bucket_events, init_buckets, inspect_buckets
+    from ferry.deploy import export_bucket
     from ferry.errors import SetupError
     from ferry.spec import READ_EXPORT
-    from ferry.tables.copy_run import export_bucket_name
     from ferry.tables.export import ensure_export_bucket
     from ferry.tables.setup import init_tables, inspect_tables
     from ferry.tables.state import StateStore, create_state_table
@@ -38,7 +38,7 @@ def initialize(spec: Spec, *, enable_streams: bool = True, enable_pitr: bool = F
         raise SetupError(f"backfill.export_bucket: bucket {spec.backfill.export_bucket!r} does not exist")
     done = init_tables(spec, ddb, enable_streams=enable_streams, enable_pitr=enable_pitr) if spec.tables else []
     if exports and not spec.backfill.export_bucket:
-        done += ensure_export_bucket(home_s3, export_bucket_name(spec, account_of(spec)), spec.region)
+        done += ensure_export_bucket(home_s3, export_bucket(spec, account_of(spec)), spec.region)
     if spec.buckets:
         if create_state_table(ddb.state, spec.state_table):
             done.append(f"created state table {spec.state_table}")

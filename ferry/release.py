@@ -26,8 +26,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ferry.aws import (
+    call_with_retries,
     create_event_source_mapping,
     describe_stream_shards,
+    enable_event_source_mapping,
     event_source_mappings,
     queue_arn_of,
     queue_depth,
@@ -284,7 +286,7 @@ def _enable_queue_mapping(spec: Spec, deployment: Deployment) -> str:
     mapping = existing[0]
     if mapping.get("State") in ("Enabled", "Enabling", "Creating", "Updating"):
         return f"events queue mapping {mapping['UUID']} of {function} is {mapping.get('State')}"
-    deployment.lam.update_event_source_mapping(UUID=str(mapping["UUID"]), Enabled=True)
+    call_with_retries(lambda: enable_event_source_mapping(deployment.lam, str(mapping["UUID"])), "enable the mapping")
     return f"enabled events queue mapping {mapping['UUID']} of {function}"
 
 

@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from ferry.aws import describe_table_or_none, point_in_time_recovery_enabled, start_export, start_import
 from ferry.clients import TableClients, make_client
+from ferry.deploy import export_bucket
 from ferry.errors import PermanentError, SetupError
 from ferry.spec import READ_EXPORT, READ_SCAN, WRITE_IMPORT, Spec, TableMapping
 from ferry.tables.estimate import duration, estimate_copy
 from ferry.tables.export import (
     data_directory,
-    default_export_bucket,
     export_data_files,
     export_prefix,
     import_parameters,
@@ -53,11 +53,6 @@ class ImportResult:
     imported: int
     processed: int
     errors: int
-
-
-def export_bucket_name(spec: Spec, account: str) -> str:
-    """``backfill.export_bucket``, or the bucket ``ferry init`` creates in ``account`` (ferry's home)."""
-    return spec.backfill.export_bucket or default_export_bucket(account, spec.region)
 
 
 def _signature(spec: Spec, mapping: TableMapping) -> str:
@@ -164,7 +159,7 @@ def export_files(
     if run.export_files:
         return run, run.export_bucket, tuple(json.loads(run.export_files))
     if not run.export_arn:
-        bucket = export_bucket_name(spec, account)
+        bucket = export_bucket(spec, account)
         prefix = export_prefix(mapping.source, f"{int(run.started_at * 1000)}")
         table_arn = str(describe_shape(clients.source, mapping.source, "source").raw["TableArn"])
         arn = start_export(

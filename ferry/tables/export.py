@@ -61,8 +61,9 @@ def export_prefix(source: str, run: str) -> str:
 
 def ensure_export_bucket(s3: S3Client, bucket: str, region: str) -> list[str]:
     """The default export bucket, created or brought up to date: SSE-S3 by default, every public access
-    blocked, and a lifecycle rule that expires exports after EXPORT_EXPIRY_DAYS days (and incomplete
-    uploads after one). One line per change made."""
+    blocked, TLS only (a bucket policy denies plain HTTP), and a lifecycle rule that expires exports after
+    EXPORT_EXPIRY_DAYS days (and incomplete uploads after one). One line per change made. (Terraform's
+    export bucket is the same with a KMS key; across accounts its policy also grants the two roles.)"""
     from ferry.buckets.setup import PUBLIC_ACCESS_BLOCK
 
     done: list[str] = []
@@ -80,6 +81,7 @@ def ensure_export_bucket(s3: S3Client, bucket: str, region: str) -> list[str]:
     if any(not current.get(name) for name in PUBLIC_ACCESS_BLOCK):
         s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)
         done.append(f"blocked all public access to {bucket}")
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tls_only_policy(bucket)))
     s3.put_bucket_lifecycle_configuration(
         Bucket=bucket,
         LifecycleConfiguration={
@@ -95,6 +97,23 @@ def ensure_export_bucket(s3: S3Client, bucket: str, region: str) -> list[str]:
         },
     )
     return done
+
+
+def tls_only_policy(bucket: str) -> dict[str, Any]:
+    """A bucket policy that refuses every request made without TLS."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
 
 
 def _wait(

@@ -160,6 +160,8 @@ def test_init_creates_the_default_export_bucket_encrypted_private_and_expiring(d
     assert all(s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"].values())
     (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
     assert rule["Status"] == "Enabled" and rule["Expiration"]["Days"] == 7
+    (deny,) = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
 def test_a_replay_copy_estimated_to_outlast_its_hold_window_is_refused(ddb, emulator, unique):
