@@ -21,24 +21,30 @@ counts an absent item or a tombstone as a reflected delete.
 from __future__ import annotations
 
 import json
+import queue
 import random
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.common import Row, Settings, fmt
 from ferry.clients import AwsTarget, make_client
 from ferry.spec import Spec, parse_spec, spec_to_dict
 from ferry.tables.protocol import TOMBSTONE_ATTRIBUTE, TOMBSTONE_VALUE
 from ferry_dev.emulator import Emulator, use_dummy_credentials
+from ferry_dev.hold import ReleaseGate
 from ferry_dev.phases import seed_sources
 from ferry_dev.stats import percentile
 from ferry_dev.workload import make_item, make_key
+
+if TYPE_CHECKING:
+    from ferry_dev.replication import LocalReplication
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -410,12 +416,15 @@ class ReplicationProcess:
     """LocalReplication in a process of its own, as ``ferry replicate`` runs it: the writers and the
     watcher of this harness then do not compete with the pollers for one interpreter lock.
 
-    The child starts the pollers, says ``ready``, runs until its stdin closes, then prints the pollers'
-    own statistics as one JSON line."""
+    The child starts the pollers and says ``ready``; then it answers, one JSON line each, the commands
+    sent with :meth:`ask` (``drain``, ``caught-up table|bucket``: see :func:`answer`) until its stdin
+    closes, and then prints the pollers' own statistics as one JSON line. Times in the answers are the
+    child's ``time.monotonic()``: the same clock as this process's (Linux's CLOCK_MONOTONIC is system-wide)."""
 
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
         self.process: subprocess.Popen[str] | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
 
     def start(self, timeout: float = 60.0) -> ReplicationProcess:
         self.process = subprocess.Popen(
@@ -425,36 +434,124 @@ class ReplicationProcess:
             text=True,
             cwd=ROOT,
         )
-        assert self.process.stdout is not None
-        ready = threading.Event()
-        first: list[str] = []
-
-        def wait_ready() -> None:
-            assert self.process is not None and self.process.stdout is not None
-            first.append(self.process.stdout.readline())
-            ready.set()
-
-        threading.Thread(target=wait_ready, daemon=True).start()
-        if not ready.wait(timeout) or first[0].strip() != "ready":
+        threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
+        try:
+            first = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            first = None
+        if first is None or first.strip() != "ready":
             self.process.kill()
-            raise RuntimeError(f"the replication process did not start: {first}")
+            raise RuntimeError(f"the replication process did not start: {first!r}")
         return self
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)  # end of output
+
+    def _json_lines(self, timeout: float) -> Iterator[dict[str, Any]]:
+        """The child's next JSON lines (the handlers may log other lines to stdout: skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError(f"the replication process said nothing for {timeout:.0f} s") from None
+            if line is None:
+                raise RuntimeError("the replication process ended")
+            if line.startswith("{"):
+                try:
+                    parsed = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(parsed, dict):
+                    yield parsed
+
+    def ask(self, command: str, timeout: float = 300.0) -> dict[str, Any]:
+        """Send one command; the child's answer (a dict with ``"answer": command``)."""
+        assert self.process is not None and self.process.stdin is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        for parsed in self._json_lines(timeout):
+            if parsed.get("answer") == command:
+                if "error" in parsed:
+                    raise RuntimeError(f"the replication process failed {command!r}: {parsed['error']}")
+                return parsed
+        raise AssertionError("unreachable")
 
     def stop(self, timeout: float = 60.0) -> dict[str, Any]:
         """Stop the pollers; their own statistics."""
         process, self.process = self.process, None
         if process is None:
             return {}
+        assert process.stdin is not None
         try:
-            out, _ = process.communicate(input="", timeout=timeout)
+            process.stdin.close()
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.communicate()
+            process.wait()
             raise
         if process.returncode != 0:
             raise RuntimeError(f"the replication process exited {process.returncode}")
-        stats: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        stats: dict[str, Any] = {}
+        while (line := self._lines.get(timeout=timeout)) is not None:
+            if line.startswith('{"table"'):
+                stats = json.loads(line)
         return stats
+
+
+def _gates(pollers: list[Any]) -> list[ReleaseGate]:
+    return [p.gate for p in pollers if p.gate is not None]
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not within {timeout:.0f} s")
+        time.sleep(0.02)
+
+
+def answer(replication: LocalReplication, command: str, timeout: float = 600.0) -> dict[str, Any]:
+    """The child's answer to one command of :meth:`ReplicationProcess.ask`.
+
+    - ``drain``: once every held poller's gate has opened (the copy was released), stop the background
+      loops and poll until every stream and queue has nothing left; ``drained_at`` is when that was seen.
+    - ``caught-up table|bucket``: wait until the released pollers of that kind report their catch-up (the
+      first round after the release that found nothing left: ferry_dev.hold); ``applied`` and ``seconds``
+      are theirs, ``opened_at`` is when the first gate of that kind opened."""
+    words = command.split()
+    if words == ["drain"]:
+        gates = _gates(replication.pollers)
+        _wait_for(lambda: all(g.opened_at is not None for g in gates), 60.0, "the release")
+        replication.drain(timeout)
+        drained_at = time.monotonic()
+        catch_ups = replication.catch_ups()
+        return {
+            "drained_at": drained_at,
+            "opened_at": min((g.opened_at for g in gates if g.opened_at is not None), default=None),
+            "catch_ups": {
+                k: None if c is None else {"applied": c.applied, "seconds": c.seconds} for k, c in catch_ups.items()
+            },
+            **_poller_stats(replication),
+        }
+    if len(words) == 2 and words[0] == "caught-up" and words[1] in ("table", "bucket"):
+        kind = words[1]
+        pollers = replication.stream_pollers if kind == "table" else replication.bucket_pollers
+        _wait_for(lambda: replication.catch_ups()[kind] is not None, timeout, f"the {kind} catch-up")
+        caught = replication.catch_ups()[kind]
+        assert caught is not None
+        opened = [g.opened_at for g in _gates(list(pollers)) if g.opened_at is not None]
+        return {
+            "applied": caught.applied,
+            "seconds": caught.seconds,
+            "opened_at": min(opened),
+            "at": time.monotonic(),
+            **_poller_stats(replication),
+        }
+    raise ValueError(f"unknown command {command!r}")
 
 
 def serve_replication(spec_json: str) -> None:
@@ -464,7 +561,13 @@ def serve_replication(spec_json: str) -> None:
     use_dummy_credentials()
     replication = LocalReplication(parse_spec(json.loads(spec_json))).start()
     print("ready", flush=True)
-    sys.stdin.read()  # until the parent closes it
+    for line in sys.stdin:  # until the parent closes it
+        command = line.strip()
+        try:
+            reply = answer(replication, command)
+        except Exception as exc:
+            reply = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+        print(json.dumps({"answer": command, **reply}), flush=True)
     replication.stop()
     print(json.dumps({**_poller_stats(replication), "dlq_depth": replication.dlq_depth()}), flush=True)
 

@@ -129,3 +129,55 @@ def test_a_short_run_sees_every_write_through_the_real_pollers() -> None:
     assert result["dlq_depth"] == 0
     assert result["pollers"]["table"]["records_applied"] >= result["table"]["writes"]
     assert result["errors"] == {"writers": [], "watcher": []}
+
+
+class _Gate:
+    def __init__(self, opened_at: float | None) -> None:
+        self.opened_at = opened_at
+
+
+class _Poller:
+    def __init__(self, gate: _Gate | None) -> None:
+        self.gate = gate
+
+
+class _Replication:
+    """What ``answer`` reads of LocalReplication."""
+
+    def __init__(self, opened_at: float | None = 5.0) -> None:
+        self.stream_pollers = [_Poller(_Gate(opened_at))]
+        self.bucket_pollers = [_Poller(None)]
+        self.drained = False
+
+    @property
+    def pollers(self) -> list[_Poller]:
+        return [*self.stream_pollers, *self.bucket_pollers]
+
+    def drain(self, timeout: float) -> None:
+        self.drained = True
+
+    def catch_ups(self) -> dict[str, Any]:
+        from ferry_dev.hold import CatchUp
+
+        return {"table": CatchUp(40, 2.0), "bucket": None}
+
+
+@pytest.mark.unit
+def test_the_replication_process_drains_only_after_the_release_and_reports_the_catch_up(monkeypatch) -> None:
+    from bench import lag
+
+    monkeypatch.setattr(lag, "_poller_stats", lambda _: {"table": {"records_applied": 40}})
+    replication = _Replication()
+    drained = lag.answer(replication, "drain")  # type: ignore[arg-type]
+    assert replication.drained and drained["opened_at"] == 5.0
+    assert drained["catch_ups"] == {"table": {"applied": 40, "seconds": 2.0}, "bucket": None}
+    caught = lag.answer(replication, "caught-up table")  # type: ignore[arg-type]
+    assert (caught["applied"], caught["seconds"], caught["opened_at"]) == (40, 2.0, 5.0)
+    with pytest.raises(ValueError):
+        lag.answer(replication, "catch everything")  # type: ignore[arg-type]
+    # a gate that never opens (no release): no drain, an error after the wait
+    monkeypatch.setattr(lag, "_wait_for", lambda *_: (_ for _ in ()).throw(TimeoutError("the release")))
+    held = _Replication(opened_at=None)
+    with pytest.raises(TimeoutError):
+        lag.answer(held, "drain")  # type: ignore[arg-type]
+    assert not held.drained
