@@ -44,6 +44,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 
 from bench.common import Row, Settings, Timed, alternate, fmt, ratio
 from ferry.clients import AwsTarget, make_client
+from ferry.tables.state import create_state_table
 from ferry_dev.emulator import DUMMY_CREDENTIALS, Emulator, use_dummy_credentials
 from ferry_dev.faults import FaultProxy
 
@@ -55,6 +56,9 @@ LARGE_SIZE = 20 * 1024 * 1024
 PART_SIZE = 5 * 1024 * 1024
 CONTENT_TYPES = ("application/json", "image/png", "text/plain; charset=utf-8", "application/octet-stream")
 DATA_OPERATIONS = ("s3:GetObject", "s3:PutObject", "s3:UploadPart")
+TOOLS = ("aws s3 sync", "s5cmd")
+REPLAY = "ferry replay"
+REQUESTS_PER_OBJECT_TARGET = 1.1  # S3 requests per new object of ferry's replay copy
 TOOL_TIMEOUT = 600.0
 LISTEN_BACKLOG = 1024
 # Rounds after the first start only while they fit: the line's budget is 3 minutes, seeding included.
@@ -322,19 +326,25 @@ def run_tool(argv: list[str]) -> tuple[float, str]:
 _SUMMARY = re.compile(r"(\d+) keys \(([^)]*)\), (\d+) failed, ([0-9.]+)s")
 
 
-def ferry_argv(endpoint: str, target: str) -> list[str]:
+def ferry_argv(endpoint: str, target: str, protocol: str = "insert-only", state_table: str | None = None) -> list[str]:
     """The Glue script as ``ferry backfill --engine local`` runs it, with the spec's defaults."""
     from ferry.jobs import run_argv
     from ferry.spec import parse_spec
 
-    spec = parse_spec(
-        {
-            "region": REGION,
-            "endpoint_url": endpoint,
-            "buckets": [{"source": SOURCE, "target": target, "protocol": "insert-only"}],
-        }
-    )
+    raw: dict[str, Any] = {
+        "region": REGION,
+        "endpoint_url": endpoint,
+        "buckets": [{"source": SOURCE, "target": target, "protocol": protocol}],
+    }
+    if state_table:
+        raw["state_table"] = state_table
+    spec = parse_spec(raw)
     return [sys.executable, "-m", "glue_jobs.bucket_backfill", *run_argv(spec, SOURCE)]
+
+
+def s3_requests(requests: dict[str, int]) -> int:
+    """The proxy's S3 requests only (the job's state-table, queue and STS calls left out)."""
+    return sum(n for operation, n in requests.items() if operation.startswith("s3:"))
 
 
 def parse_ferry_summary(output: str) -> dict[str, Any]:
@@ -388,13 +398,27 @@ def _compare(
     details["seed_seconds"] = round(time.monotonic() - t0, 1)
     details["source_objects_read_back"] = confirm_reference(s3, source)
     endpoint = proxy.endpoint_url
-    commands: dict[str, Callable[[str], list[str]]] = {
-        "ferry": lambda target: ferry_argv(endpoint, target),
-        "aws s3 sync": lambda target: [
+    ddb = make_client("dynamodb", AwsTarget(REGION, direct))
+
+    def ferry(protocol: str) -> Callable[[str, int], list[str]]:
+        def argv(target: str, round_: int) -> list[str]:
+            # the job records its copy in the state table: created first (not timed, not through the
+            # proxy), one per run: a released replay copy's phase is kept there, and a second replay copy
+            # of the same source would be refused
+            state = f"bench-copy-state-{protocol}-{round_}"
+            create_state_table(ddb, state)
+            return ferry_argv(endpoint, target, protocol, state)
+
+        return argv
+
+    commands: dict[str, Callable[[str, int], list[str]]] = {
+        "ferry": ferry("insert-only"),
+        REPLAY: ferry("replay"),
+        "aws s3 sync": lambda target, _: [
             *(aws, "s3", "sync", f"s3://{SOURCE}", f"s3://{target}"),
             *("--endpoint-url", endpoint, "--only-show-errors"),
         ],
-        "s5cmd": lambda target: [s5cmd, "--endpoint-url", endpoint, "cp", f"s3://{SOURCE}/*", f"s3://{target}/"],
+        "s5cmd": lambda target, _: [s5cmd, "--endpoint-url", endpoint, "cp", f"s3://{SOURCE}/*", f"s3://{target}/"],
     }
 
     def measured(name: str) -> Callable[[int], tuple[float, dict[str, Any]]]:
@@ -402,7 +426,7 @@ def _compare(
             target = f"bench-copy-{re.sub('[^a-z0-9]', '', name)}-{round_}"
             s3.create_bucket(Bucket=target)
             before_requests, before_bytes = proxy.requests(), proxy.body_bytes()
-            seconds, output = run_tool(commands[name](target))
+            seconds, output = run_tool(commands[name](target, round_))
             requests = _delta(proxy.requests(), before_requests)
             body = _delta(proxy.body_bytes(), before_bytes)
             fidelity = check_fidelity(s3, source, target, full=round_ == 0)
@@ -414,15 +438,17 @@ def _compare(
                 "client_bytes": data_bytes(body),
                 "requests": sum(requests.values()),
                 "requests_per_object": round(sum(requests.values()) / sizes.objects, 2),
+                "s3_requests_per_object": round(s3_requests(requests) / sizes.objects, 3),
                 "requests_by_operation": requests,
                 "body_bytes_by_operation": body,
                 "fidelity": fidelity,
             }
-            if name == "ferry":
+            if name.startswith("ferry"):
                 summary = parse_ferry_summary(output)
                 if summary["failed"]:
                     raise RuntimeError(f"ferry's bucket backfill failed for {summary['failed']} keys: {output[-2000:]}")
                 out["job"] = summary
+                out["released"] = "released" in output
                 out["steady_objects_per_s"] = round(sizes.objects / summary["job_seconds"], 1)
             print(f"[bench] line 5: {name} round {round_ + 1}: {seconds:.1f} s", file=sys.stderr, flush=True)
             return sizes.objects / seconds, out
@@ -483,8 +509,9 @@ def rows_for(results: dict[str, Timed], sizes: Sizes) -> list[Row]:
     """Medians of the rounds; fidelity from the first round's full check (later rounds: the listing)."""
     ferry = results["ferry"]
     ferry_exact = _exact(ferry)
-    others = [name for name in results if name != "ferry"]
-    requests = {name: _median(timed, "requests_per_object") for name, timed in results.items()}
+    others = [name for name in results if name in TOOLS]
+    requests = {name: _median(timed, "requests_per_object") for name, timed in results.items() if name in others}
+    requests["ferry"] = _median(ferry, "requests_per_object")
     rows: list[Row] = []
     for other in others:
         lead = ratio(ferry.median, results[other].median)
@@ -561,4 +588,66 @@ def rows_for(results: dict[str, Timed], sizes: Sizes) -> list[Row]:
                 met=ferry_exact,
             )
         )
+    if REPLAY in results:
+        rows += replay_rows(results, sizes)
+    return rows
+
+
+def replay_rows(results: dict[str, Timed], sizes: Sizes) -> list[Row]:
+    """ferry's replay copy (the bucket's events held in the queue meanwhile) against the tools: objects/s
+    ahead of both, every object exact, at most REQUESTS_PER_OBJECT_TARGET S3 requests per new object."""
+    replay = results[REPLAY]
+    exact = _exact(replay) and all(r.get("released") for r in replay.extra)
+    setup = (
+        "the bucket Glue script with protocol replay (each round its own state table, created first, not timed); "
+        "under replay the driver lists both buckets, skips keys whose size and ETag are equal, and copies every "
+        "other with one CopyObject pinned to the listing's ETag (multipart sources: HEAD with tags, then "
+        "UploadPartCopy in the source's layout), then releases the held bucket events"
+    )
+    rows: list[Row] = []
+    for other in TOOLS:
+        lead = ratio(replay.median, results[other].median)
+        rows.append(
+            Row(
+                line="5",
+                measure=f"bucket copy objects/s, end to end incl. process and Spark start ({sizes.objects:,} objects)",
+                ferry=f"{fmt(replay.median, 'obj/s', 1)} (ferry replay)",
+                other=other,
+                other_value=fmt(results[other].median, "obj/s", 1),
+                lead=lead,
+                target="ahead, with full fidelity",
+                met=lead is not None and lead >= 1 and exact,
+                note=f"{setup}; ferry replay steady (listing to last copy): "
+                f"{fmt(_median(replay, 'steady_objects_per_s'), 'obj/s', 1)}",
+            )
+        )
+    per_object = _median(replay, "s3_requests_per_object")
+    by_operation: Counter[str] = Counter()
+    for run in replay.extra:
+        by_operation.update({op: n for op, n in run["requests_by_operation"].items() if op.startswith("s3:")})
+    runs = max(1, len(replay.extra))
+    rows.append(
+        Row(
+            line="5",
+            measure="S3 requests per new object (ferry replay; every target is new)",
+            ferry=fmt(per_object, "", 2),
+            other=", ".join(TOOLS),
+            other_value=", ".join(fmt(_median(results[o], "s3_requests_per_object"), "", 2) for o in TOOLS),
+            target=f"≤ {REQUESTS_PER_OBJECT_TARGET:g}",
+            met=per_object <= REQUESTS_PER_OBJECT_TARGET,
+            note="S3 requests through the counting proxy, listings included (the job's state-table, queue and STS "
+            "calls are not S3 requests): "
+            + ", ".join(f"{op.removeprefix('s3:')} {n / runs:,.0f}" for op, n in by_operation.most_common()),
+        )
+    )
+    rows.append(
+        Row(
+            line="5",
+            measure="fidelity per object (ferry replay): size, ETag, Content-Type, metadata, tags",
+            ferry=fidelity_text(replay.extra[0]["fidelity"]),
+            target="exact, and released",
+            met=exact,
+            note="the same checker as above, every object of the first round's target (later rounds: the listing)",
+        )
+    )
     return rows

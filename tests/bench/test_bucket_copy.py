@@ -301,3 +301,44 @@ def test_the_reference_is_the_source_as_written_and_a_changed_source_is_refused(
     )
     with pytest.raises(RuntimeError, match="not as written"):
         bucket_copy.confirm_reference(s3, reference)
+
+
+# --- ferry's replay copy (issue 11) -------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_the_replay_run_gets_its_protocol_and_its_own_state_table_and_only_s3_requests_count() -> None:
+    from ferry.jobs import BUCKET, job_run_from_arguments
+
+    argv = bucket_copy.ferry_argv("http://127.0.0.1:1", "dst-bucket", "replay", "bench-copy-state-replay-0")
+    arguments = dict(zip(argv[3::2], argv[4::2], strict=True))
+    run = job_run_from_arguments(BUCKET, {k.removeprefix("--"): v for k, v in arguments.items()})
+    assert run.spec.buckets[0].replay and run.spec.state_table == "bench-copy-state-replay-0"
+    requests = {"s3:CopyObject": 200, "s3:ListObjectsV2": 2, "dynamodb:PutItem": 5, "sqs:GetQueueUrl": 1}
+    assert bucket_copy.s3_requests(requests) == 202
+
+
+def _timed(objects_per_s: float, **run: Any) -> Any:
+    from bench.common import Timed
+
+    fidelity = {"objects_with_mismatch": 0, "extra_objects": 0, "checked": 10, "mismatches": {}}
+    return Timed([objects_per_s], [{"fidelity": fidelity, "s3_requests_per_object": 1.0, "released": True,
+                                     "steady_objects_per_s": objects_per_s, "requests_by_operation": {}, **run}])  # fmt: skip
+
+
+@pytest.mark.unit
+def test_the_replay_copy_must_be_ahead_of_both_tools_exact_released_and_near_one_request_per_object() -> None:
+    sizes = bucket_copy.Sizes(10, 0)
+    results = {"aws s3 sync": _timed(100.0), "s5cmd": _timed(150.0), "ferry replay": _timed(160.0)}
+    rows = bucket_copy.replay_rows(results, sizes)
+    assert [r.met for r in rows] == [True, True, True, True]
+    # negative controls: behind one tool; more than 1.1 requests per object; a lost tag; not released
+    behind = bucket_copy.replay_rows({**results, "ferry replay": _timed(120.0)}, sizes)
+    assert [r.met for r in behind][:2] == [True, False]
+    costly = bucket_copy.replay_rows({**results, "ferry replay": _timed(160.0, s3_requests_per_object=1.11)}, sizes)
+    assert costly[2].met is False
+    lossy = {"objects_with_mismatch": 1, "extra_objects": 0, "checked": 10, "mismatches": {"tags": 1}}
+    lost = bucket_copy.replay_rows({**results, "ferry replay": _timed(160.0, fidelity=lossy)}, sizes)
+    assert [r.met for r in lost] == [False, False, True, False]
+    held = bucket_copy.replay_rows({**results, "ferry replay": _timed(160.0, released=False)}, sizes)
+    assert held[-1].met is False
