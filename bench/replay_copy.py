@@ -72,6 +72,10 @@ LOAD_RATE = 20.0  # source writes/s during each replay copy
 LOAD_SEED = 29
 LOAD_THREADS = 8  # writes in flight at once, so the rate holds while the emulator is busy with the copy
 DRAIN_TIMEOUT = 600.0
+# The exports go to a bucket the bench creates (backfill.export_bucket): the one `ferry init` creates by
+# default refuses plain HTTP (a TLS-only bucket policy, which the emulator enforces), and the emulator
+# speaks plain HTTP only.
+EXPORT_BUCKET = "bench-replay-exports"
 NAIVE_TARGET = 3.0  # the best replay path end to end against the naive copy
 KEY_TYPES = {HASH_KEY: "S", RANGE_KEY: "N"}  # create_workload_table's key schema
 _IMPORTED = re.compile(r"imported (\d+) of (\d+) items, (\d+) errors")
@@ -228,19 +232,22 @@ def explain_differences(ddb: Any, spec: Spec, report: TableVerifyReport, sample:
 
 
 def replay_spec(endpoint: str, source: str, target: str, state_table: str, read: str, write: str) -> Spec:
+    backfill: dict[str, Any] = {
+        "splits": SPLITS,
+        "read": read,
+        "write": write,
+        "on_demand_read_units": UNLIMITED_UNITS,
+        "on_demand_write_units": UNLIMITED_UNITS,
+    }
+    if read == READ_EXPORT:
+        backfill["export_bucket"] = EXPORT_BUCKET
     return parse_spec(
         {
             "region": REGION,
             "endpoint_url": endpoint,
             "state_table": state_table,
             "tables": [{"source": source, "target": target, "protocol": "replay"}],
-            "backfill": {
-                "splits": SPLITS,
-                "read": read,
-                "write": write,
-                "on_demand_read_units": UNLIMITED_UNITS,
-                "on_demand_write_units": UNLIMITED_UNITS,
-            },
+            "backfill": backfill,
         }
     )
 
@@ -282,6 +289,10 @@ class ReplayBench:
         create_workload_table(self.ddb, source)
         seed(self.ddb, source, (bench_item(i) for i in range(self.items)))
         spec = replay_spec(endpoint, source, target, state, read, write)
+        if read == READ_EXPORT:
+            s3 = make_client("s3", AwsTarget(REGION, endpoint))
+            if EXPORT_BUCKET not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+                s3.create_bucket(Bucket=EXPORT_BUCKET)
         from ferry.operations import initialize
 
         initialize(spec, enable_pitr=read == READ_EXPORT)
@@ -404,7 +415,8 @@ def speed_rows(results: dict[str, Timed], items: int, rounds_note: str) -> list[
         f"steady load of {LOAD_RATE:g} writes/s (overwrites, updates of sets, deletes, inserts) from the copy's "
         "start until its release; time = the Glue script's process start (Spark start-up included) until the "
         "held pollers (own process) have applied every change; the baselines naive and batch_writer copy a "
-        f"static table with no load and no replay; {rounds_note}"
+        "static table with no load and no replay; the export paths export to a bucket the bench creates "
+        f"(`ferry init`'s default export bucket is TLS-only, the emulator plain HTTP); {rounds_note}"
     )
     rows: list[Row] = []
     for path in PATHS:
@@ -497,10 +509,12 @@ def cost_rows(results: dict[str, Timed], items: int, insert_only: dict[str, floa
         }
         replayed = _median(timed, "replayed_records")
         details[path] = {"rcu_per_million": reads, "wcu_per_million": writes, "requests_per_million": requests}
+        made = ", ".join(f"{k.removesuffix('_requests').replace('_', ' ')} {v:,}" for k, v in requests.items() if v)
         note = (
-            f"by DynamoDB's rules: {rules[read]}; {rules[write]}; requests per million: "
-            + ", ".join(f"{k.removesuffix('_requests').replace('_', ' ')} {v:,}" for k, v in requests.items() if v)
-            + f"; the replay adds one write per held change ({replayed:,.0f} in this run, the load's, not the table's)"
+            f"by DynamoDB's rules, per million items of the source: {rules[read]}; {rules[write]}; requests per "
+            f"million: {made or 'none per item (one ExportTableToPointInTime and one ImportTable call)'}; items "
+            "the load grew past 1 KB cost 2 units; the replay adds one write per held change "
+            f"({replayed:,.0f} in this run: the load's, not the table's)"
         )
         for unit, value, name in (("RCU", reads, "read"), ("WCU", writes, "write")):
             other = insert_only[unit]
