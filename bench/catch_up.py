@@ -57,7 +57,7 @@ class CatchUpPlan:
 
 
 def plan_for(settings: Settings) -> CatchUpPlan:
-    return CatchUpPlan(records=400, events=40) if settings.quick else CatchUpPlan(records=2000, events=200)
+    return CatchUpPlan(records=200, events=20) if settings.quick else CatchUpPlan(records=2000, events=200)
 
 
 def catch_up_spec(endpoint: str) -> Spec:

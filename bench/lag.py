@@ -67,7 +67,7 @@ class LagPlan:
 
 def plan_for(settings: Settings) -> LagPlan:
     if settings.quick:
-        return LagPlan(seconds=10.0, table_rate=20.0, bucket_rate=5.0, settle_timeout=15.0)
+        return LagPlan(seconds=6.0, table_rate=20.0, bucket_rate=5.0, settle_timeout=15.0)
     return LagPlan(seconds=45.0, table_rate=20.0, bucket_rate=5.0, settle_timeout=30.0)
 
 

@@ -69,7 +69,7 @@ REGION = "us-east-1"
 SOURCE = "bench-backfill-source"
 # 10,000 (not 20,000) since issue 11: six approaches a round (the three replay paths each copy their own
 # freshly seeded source and are verified whole) fit the line's budget at this size, one round.
-SIZE, QUICK_SIZE = 10_000, 1_000
+SIZE, QUICK_SIZE = 10_000, 500
 ITEM_BYTES = 1_000  # by DynamoDB's sizing rules: one write unit per item
 SPLITS = BackfillSettings().splits  # the spec's default
 NAIVE_WORKERS = BackfillSettings().write_concurrency  # the naive page's concurrent PutItems
