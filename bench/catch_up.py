@@ -28,7 +28,7 @@ from typing import Any
 
 from bench.common import Row, Settings, fmt
 from bench.lag import ReplicationProcess
-from bench.table_backfill import bench_item
+from bench.table_backfill import bench_item, cpu_seconds
 from ferry.aws import queue_depth, queue_url_or_none
 from ferry.buckets.backfill import begin_bucket_copy, finish_bucket_copy
 from ferry.buckets.verify import verify_bucket
@@ -145,6 +145,24 @@ def write_bucket_backlog(s3: Any, bucket: str, m: int) -> None:
 # --- the measurement ------------------------------------------------------------------------
 
 
+class CpuMeter:
+    """CPU seconds of the emulator and of the pollers' process since the last lap: where a catch-up's
+    time goes (the emulator serving each apply, or the pollers' own work)."""
+
+    def __init__(self, emulator_pid: int | None, pollers_pid: int | None) -> None:
+        self.pids = {"emulator": emulator_pid, "pollers": pollers_pid}
+        self.last = self._now()
+
+    def _now(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) if pid else float("nan") for name, pid in self.pids.items()}
+
+    def lap(self) -> dict[str, float]:
+        now = self._now()
+        spent = {name: round(now[name] - self.last[name], 2) for name in now}
+        self.last = now
+        return spent
+
+
 def _wait_queued(sqs: Any, url: str, expected: int, timeout: float = 30.0) -> int:
     deadline = time.monotonic() + timeout
     while (depth := queue_depth(sqs, url)) < expected and time.monotonic() < deadline:
@@ -152,8 +170,9 @@ def _wait_queued(sqs: Any, url: str, expected: int, timeout: float = 30.0) -> in
     return depth
 
 
-def measure(plan: CatchUpPlan, endpoint: str) -> dict[str, Any]:
-    """Hold, write the backlog, release the table then the bucket, time each catch-up, verify."""
+def measure(plan: CatchUpPlan, endpoint: str, emulator_pid: int | None = None) -> dict[str, Any]:
+    """Hold, write the backlog, release the table then the bucket, time each catch-up, verify.
+    ``emulator_pid``: the emulator's process, whose CPU time during each catch-up is reported."""
     from ferry.operations import initialize
 
     where = AwsTarget(REGION, endpoint)
@@ -177,14 +196,17 @@ def measure(plan: CatchUpPlan, endpoint: str) -> dict[str, Any]:
         finish_copy(spec, mapping, clients, copy, 0)
         bucket_copy = begin_bucket_copy(spec, bucket, store)
         finish_bucket_copy(store, bucket, bucket_copy, 0)
+        cpu = CpuMeter(emulator_pid, pollers.pid)
         released_at = time.monotonic()
         release_table(spec, mapping, clients, make_client("dynamodbstreams", where))
         table = pollers.ask("caught-up table", timeout=CATCH_UP_TIMEOUT)
         table["release_to_drained"] = float(table["at"]) - released_at
+        table["cpu_seconds"] = cpu.lap()
         released_at = time.monotonic()
         release_bucket(spec, bucket.source, store, sqs=sqs)
         objects = pollers.ask("caught-up bucket", timeout=CATCH_UP_TIMEOUT)
         objects["release_to_drained"] = float(objects["at"]) - released_at
+        objects["cpu_seconds"] = cpu.lap()
     finally:
         own = pollers.stop()
     started = time.monotonic()
@@ -210,6 +232,18 @@ def differences(result: dict[str, Any]) -> int:
     return sum(sum(counts.values()) for counts in result["verify"].values())
 
 
+def cpu_note(caught: dict[str, Any], applied: int, unit: str) -> str:
+    """Where the catch-up's time went: CPU per applied record (message) of the emulator and the pollers."""
+    cpu = caught.get("cpu_seconds") or {}
+    if not applied or not cpu:
+        return "CPU not measured"
+    per = {name: seconds / applied * 1000 for name, seconds in cpu.items()}
+    return (
+        f"CPU per {unit.removesuffix('s')}: emulator {per['emulator']:.1f} ms, pollers' process {per['pollers']:.1f} ms "
+        f"(wall {float(caught['seconds']) / applied * 1000:.1f} ms)"
+    )
+
+
 def rows_for(result: dict[str, Any], plan: CatchUpPlan) -> list[Row]:
     rows: list[Row] = []
     held = {
@@ -227,7 +261,8 @@ def rows_for(result: dict[str, Any], plan: CatchUpPlan) -> list[Row]:
                 other="the release call to the pollers' report",
                 other_value=fmt(float(caught["release_to_drained"]), "s", 1),
                 note="the pollers' own catch-up (ferry_dev.hold): from their gate's opening to their first round "
-                "with nothing left; the other figure adds the gate's re-check of the phase (every 0.5 s)",
+                "with nothing left; the other figure adds the gate's re-check of the phase (every 0.5 s); "
+                + cpu_note(caught, applied, unit),
             )
         )
     table, bucket = result["table"], result["bucket"]
@@ -254,7 +289,7 @@ def run(settings: Settings) -> tuple[list[Row], dict[str, Any]]:
     plan = plan_for(settings)
     use_dummy_credentials()
     with Emulator() as emu:
-        result = measure(plan, emu.endpoint_url)
+        result = measure(plan, emu.endpoint_url, emu._process.pid if emu._process else None)
     for kind in ("table", "bucket"):
         caught = result[kind]
         print(

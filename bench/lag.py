@@ -444,6 +444,10 @@ class ReplicationProcess:
             raise RuntimeError(f"the replication process did not start: {first!r}")
         return self
 
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
     def _read(self, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None
         for line in process.stdout:

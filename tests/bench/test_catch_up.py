@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench.catch_up import CatchUpPlan, measure, object_changes, operations, rows_for, split, table_backlog
+from bench.catch_up import CatchUpPlan, cpu_note, measure, object_changes, operations, rows_for, split, table_backlog
 from ferry_dev.emulator import Emulator, use_dummy_credentials
 
 
@@ -69,6 +69,15 @@ def test_the_catch_up_passes_only_with_everything_applied_and_no_difference() ->
     # negative controls: a record not applied, a message not applied, one difference, a dead letter
     for broken in (_result(table_applied=99), _result(bucket_applied=18), _result(different=1), _result(dlq=1)):
         assert rows_for(broken, plan)[-1].met is False
+
+
+@pytest.mark.unit
+def test_the_note_says_where_the_catch_up_spent_its_time_per_record() -> None:
+    caught = {"seconds": 0.5, "cpu_seconds": {"emulator": 0.37, "pollers": 0.16}}
+    assert cpu_note(caught, 100, "records") == (
+        "CPU per record: emulator 3.7 ms, pollers' process 1.6 ms (wall 5.0 ms)"
+    )
+    assert cpu_note({"seconds": 0.5}, 100, "records") == "CPU not measured"
 
 
 @pytest.mark.functional
