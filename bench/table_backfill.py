@@ -5,9 +5,9 @@ One source of ~1 KB items holding all ten attribute types (S, N with 38 digits, 
 one level of M and L, BOOL, NULL), seeded with BatchWriteItem on a fresh emulator. Each approach
 copies it into its own fresh target (same key schema, on demand), alternately, round after round:
 
-- ferry: the real Glue script glue_jobs/table_backfill.py on local Spark with the spec's default
-  splits (8), in its own process. ferry has one write mode, insert-only conditional PutItem
-  (docs/adr/0001): BatchWriteItem cannot carry the condition the ordering protocol needs. The
+- ferry (protocol insert-only): the real Glue script glue_jobs/table_backfill.py on local Spark with
+  the spec's default splits (8), in its own process, writing one conditional PutItem per item
+  (docs/adr/0001): BatchWriteItem cannot carry the condition insert-only needs. The
   on-demand ceilings of the spec are set far above what the emulator serves, so the emulator, not
   ferry's capacity budget, is the limit. End to end: process start to exit (interpreter, JVM and
   Spark start-up included). Steady state: items / (last segment end - first segment start), from
@@ -17,6 +17,9 @@ copies it into its own fresh target (same key schema, on demand), alternately, r
 - batch_writer: Table.scan with Segment/TotalSegments per segment (ferry's segment count), one
   thread per segment, each writing through Table.batch_writer(). Steady state: from the first
   segment's first Scan to the last segment's end.
+- ferry replay, three paths (scan+batch, export+batch, export+import): each copies its own freshly
+  seeded source under a steady write load and is timed until the held changes are replayed; see
+  bench/replay_copy.py.
 
 After each copy ferry's verify compares source and target (0 differences = type-exact): ferry's
 target whole (verify_table), the baselines' on 2 of the 8 segments (verify_segment; see
@@ -506,8 +509,8 @@ def speed_rows(results: dict[str, Timed], items: int, rounds: int, wanted: int) 
     )
     setup = (
         f"{items:,} items of ~{ITEM_BYTES} B, all ten types; ferry = the Glue script on local Spark, "
-        f"{SPLITS} splits, its one write mode (insert-only conditional PutItem: BatchWriteItem cannot carry "
-        f"the condition the ordering protocol needs); on-demand ceilings {UNLIMITED_UNITS:,} units/s so the "
+        f"{SPLITS} splits, protocol insert-only (one conditional PutItem per item: BatchWriteItem cannot carry "
+        f"the condition insert-only needs; the replay rows below write BatchWriteItem); on-demand ceilings {UNLIMITED_UNITS:,} units/s so the "
         f"emulator, not ferry's budget, is the limit; {rounds_note}"
     )
     rows = [
