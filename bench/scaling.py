@@ -41,7 +41,7 @@ from ferry_dev.workload import HASH_KEY, RANGE_KEY, create_workload_table
 # that fit (each size also pays a fresh interpreter, JVM and Spark start-up of ~6 s):
 ASKED_SIZES = (10_000, 40_000, 160_000)
 SIZES = (2_000, 8_000, 32_000)
-QUICK_SIZES = (125, 500, 2_000)
+QUICK_SIZES = (64, 256, 1_024)  # 1 : 4 : 16 too, small: the quick run has 3 minutes for every line
 ITEM_BYTES = 1_000
 SAMPLE_SECONDS = 0.2
 TIME_RULE = 0.8  # steady items/s at the largest size ≥ 0.8 × at the middle one (the smallest is start-up bound)
