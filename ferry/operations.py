@@ -38,7 +38,10 @@ def initialize(spec: Spec, *, enable_streams: bool = True, enable_pitr: bool = F
         raise SetupError(f"backfill.export_bucket: bucket {spec.backfill.export_bucket!r} does not exist")
     done = init_tables(spec, ddb, enable_streams=enable_streams, enable_pitr=enable_pitr) if spec.tables else []
     if exports and not spec.backfill.export_bucket:
-        done += ensure_export_bucket(home_s3, export_bucket(spec, account_of(spec)), spec.region)
+        plain_http = (spec.endpoint_url or "").startswith("http://")  # an emulator: TLS-only would shut ferry out
+        done += ensure_export_bucket(
+            home_s3, export_bucket(spec, account_of(spec)), spec.region, tls_only=not plain_http
+        )
     if spec.buckets:
         if create_state_table(ddb.state, spec.state_table):
             done.append(f"created state table {spec.state_table}")

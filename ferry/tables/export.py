@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+FIRST_POLL = 0.25  # seconds before the first look again at an export or import; doubles up to the poll
 EXPORT_EXPIRY_DAYS = 7  # the default export bucket deletes an export a week after it was written
 EXPORT_PREFIX = "ferry-exports"
 _DONE_EXPORT = "COMPLETED"
@@ -59,11 +60,13 @@ def export_prefix(source: str, run: str) -> str:
     return f"{EXPORT_PREFIX}/{source}/{run}"
 
 
-def ensure_export_bucket(s3: S3Client, bucket: str, region: str) -> list[str]:
+def ensure_export_bucket(s3: S3Client, bucket: str, region: str, *, tls_only: bool = True) -> list[str]:
     """The default export bucket, created or brought up to date: SSE-S3 by default, every public access
-    blocked, TLS only (a bucket policy denies plain HTTP), and a lifecycle rule that expires exports after
-    EXPORT_EXPIRY_DAYS days (and incomplete uploads after one). One line per change made. (Terraform's
-    export bucket is the same with a KMS key; across accounts its policy also grants the two roles.)"""
+    blocked, TLS only (a bucket policy denies plain HTTP; ``tls_only=False`` when ferry itself talks plain
+    HTTP to an emulator's endpoint, which such a policy would shut out too), and a lifecycle rule that
+    expires exports after EXPORT_EXPIRY_DAYS days (and incomplete uploads after one). One line per change
+    made. (Terraform's export bucket is the same with a KMS key; across accounts its policy also grants
+    the two roles.)"""
     from ferry.buckets.setup import PUBLIC_ACCESS_BLOCK
 
     done: list[str] = []
@@ -81,7 +84,8 @@ def ensure_export_bucket(s3: S3Client, bucket: str, region: str) -> list[str]:
     if any(not current.get(name) for name in PUBLIC_ACCESS_BLOCK):
         s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)
         done.append(f"blocked all public access to {bucket}")
-    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tls_only_policy(bucket)))
+    if tls_only:
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tls_only_policy(bucket)))
     s3.put_bucket_lifecycle_configuration(
         Bucket=bucket,
         LifecycleConfiguration={
@@ -126,7 +130,11 @@ def _wait(
     poll: float,
     sleep: Callable[[float], None],
 ) -> dict[str, Any]:
+    """Describe until ``done``. The first looks come quickly (a small table's export takes seconds) and
+    the wait between them doubles up to ``poll`` (a large one takes hours: a status call every ``poll``
+    seconds then costs nothing that matters)."""
     deadline = time.monotonic() + timeout
+    wait = min(FIRST_POLL, poll)
     while True:
         description = call_with_retries(describe, what)
         status = str(description.get(status_key, ""))
@@ -138,7 +146,8 @@ def _wait(
             )
         if time.monotonic() > deadline:
             raise PermanentError(f"{what} still {status or 'unknown'} after {timeout:.0f}s; rerun to keep waiting")
-        sleep(poll)
+        sleep(wait)
+        wait = min(poll, wait * 2)
 
 
 def wait_for_export(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from ferry.clients import AwsTarget, TableClients, make_client
 from ferry.errors import PermanentError, SetupError
@@ -19,7 +20,7 @@ from ferry.release import Deployment, ReleaseRefused, release_table
 from ferry.spec import parse_spec
 from ferry.tables.backfill import copy_segment, plan_backfill
 from ferry.tables.copy_run import begin_copy, export_files, finish_copy, import_target
-from ferry.tables.export import export_data_files, parse_export_line
+from ferry.tables.export import ensure_export_bucket, export_data_files, parse_export_line
 from ferry.tables.setup import init_tables
 from ferry.tables.state import Capture, StateStore
 from ferry.tables.verify import verify_table
@@ -160,8 +161,24 @@ def test_init_creates_the_default_export_bucket_encrypted_private_and_expiring(d
     assert all(s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"].values())
     (rule,) = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
     assert rule["Status"] == "Enabled" and rule["Expiration"]["Days"] == 7
+    # ferry talks plain HTTP to the emulator, so the bucket is not TLS-only here: ferry reads its exports
+    with pytest.raises(ClientError, match="NoSuchBucketPolicy"):
+        s3.get_bucket_policy(Bucket=bucket)
+    clients = TableClients.of(ddb)
+    run = begin_copy(spec, spec.tables[0], clients)
+    assert export_files(spec, spec.tables[0], clients, s3, run, account=ACCOUNT)[2]
+
+
+def test_an_export_bucket_made_for_https_refuses_plain_http(where, unique):
+    # GIVEN the export bucket as ferry makes it against AWS (TLS only)
+    s3 = make_client("s3", where)
+    bucket = f"tls-only-{unique}"
+    ensure_export_bucket(s3, bucket, "us-east-1")
     (deny,) = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    # THEN a request without TLS is refused (the emulator evaluates the policy; it speaks plain HTTP)
+    with pytest.raises(ClientError, match=r"AccessDenied|Forbidden"):
+        s3.put_object(Bucket=bucket, Key="ferry-exports/x", Body=b"x")
 
 
 def test_a_replay_copy_estimated_to_outlast_its_hold_window_is_refused(ddb, emulator, unique):
