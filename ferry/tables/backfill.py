@@ -329,6 +329,8 @@ class _SegmentCopier:
             page, sizes = self._scan_page(last_key)
             last_key = page.get("LastEvaluatedKey")
             yield page.get("Items", []), sizes, last_key, last_key is None
+            if last_key is None:
+                return
 
     def _file_pages(self, skip: int) -> Iterator[tuple[list[Item], list[int], Item | None, bool]]:
         """The export data file's items after the first ``skip``, a page at a time (no read capacity)."""
