@@ -656,10 +656,16 @@ def create_event_source_mapping(lam: LambdaClient, request: Mapping[str, Any]) -
 
 
 def enable_event_source_mapping(lam: LambdaClient, uuid: str) -> None:
-    """UpdateEventSourceMapping Enabled=True. RetryableError while the mapping is changing state already
-    (ResourceInUseException: Creating, Updating, …); SetupError when it is gone (ResourceNotFoundException)."""
+    """UpdateEventSourceMapping Enabled=True, with :func:`update_event_source_mapping`'s translation."""
+    update_event_source_mapping(lam, uuid, Enabled=True)
+
+
+def update_event_source_mapping(lam: LambdaClient, uuid: str, **settings: Any) -> None:
+    """UpdateEventSourceMapping with ``settings``. RetryableError while the mapping is changing state
+    already (ResourceInUseException: Creating, Updating, …); SetupError when it is gone
+    (ResourceNotFoundException)."""
     try:
-        lam.update_event_source_mapping(UUID=uuid, Enabled=True)
+        lam.update_event_source_mapping(UUID=uuid, **settings)
     except ClientError as exc:
         if error_code(exc) == "ResourceInUseException":
             raise RetryableError(f"event-source mapping {uuid} is changing state: {describe_error(exc)}") from exc

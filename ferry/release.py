@@ -34,6 +34,7 @@ from ferry.aws import (
     queue_arn_of,
     queue_depth,
     queue_url_or_none,
+    update_event_source_mapping,
 )
 from ferry.clients import TableClients, make_client, table_clients
 from ferry.deploy import (
@@ -254,6 +255,25 @@ def release_bucket(
     if deployment is None:
         return Released(source, BUCKET, at, f"{detail}; local pollers (`ferry replicate`) apply the queued events now")
     return Released(source, BUCKET, at, f"{detail}; {_enable_queue_mapping(spec, deployment)}")
+
+
+def bound_record_age(spec: Spec, mapping: TableMapping, deployment: Deployment, stream_arn: str) -> str:
+    """After the catch-up (``ferry finalize --stage``): the replay table's stream mapping, created with no
+    maximum record age so that no held record was skipped, gets the spec's finite one, like an insert-only
+    mapping: a mapping that falls behind then skips a record into the on-failure queue, where
+    ``ferry redrive`` finds it in the stream, instead of losing it to the stream's trimming."""
+    function = function_name(deployment.stage, STREAM_FUNCTION)
+    existing = event_source_mappings(deployment.lam, stream_arn, function)
+    if not existing:
+        return f"{mapping.source}: no stream mapping of {function} (nothing to bound)"
+    age = spec.replication.max_record_age_seconds
+    uuid = str(existing[0]["UUID"])
+    if existing[0].get("MaximumRecordAgeInSeconds") == age:
+        return f"{mapping.source}: stream mapping {uuid} skips records older than {age} s already"
+    call_with_retries(
+        lambda: update_event_source_mapping(deployment.lam, uuid, MaximumRecordAgeInSeconds=age), "bound the age"
+    )
+    return f"{mapping.source}: stream mapping {uuid} now skips records older than {age} s (the held ones are replayed)"
 
 
 def finalize_bucket(spec: Spec, source: str, store: StateStore) -> str:

@@ -385,22 +385,34 @@ def verify(
 @cli.command()
 @_spec_option
 @click.option("--force", is_flag=True, help="Finalize even if the backfill did not complete.")
+@click.option(
+    "--stage",
+    default=None,
+    callback=_check_optional_stage,
+    help="A deployed stage: a replay table's stream mapping (no maximum record age while it caught up) gets "
+    "replication.max_record_age_seconds.",
+)
 @_guard
-def finalize(spec_path: str, force: bool) -> int:
+def finalize(spec_path: str, force: bool, stage: str | None) -> int:
     """End the copy's phase: insert-only, handlers delete again and tombstones are removed; replay, a
     released table or bucket is marked live."""
-    from ferry.release import finalize_bucket
+    from ferry.aws import stream_arn_of
+    from ferry.release import bound_record_age, deployment_of, finalize_bucket
     from ferry.tables.finalize import finalize_table
     from ferry.tables.state import StateStore
 
     spec = load_spec(spec_path)
     ddb = _ddb(spec)
     check_ready(dataclasses.replace(spec, buckets=()), require_streams=False, ddb=ddb)
+    deployment = deployment_of(spec, stage)
     for mapping in spec.tables:
         result = finalize_table(spec, mapping, ddb, force=force)
         console.print(
             f"{result.source}: phase live, {result.tombstones_removed} tombstones removed from {result.target}"
         )
+        if deployment is not None and mapping.replay:
+            stream = stream_arn_of(ddb.source, mapping.source)
+            console.print(bound_record_age(spec, mapping, deployment, stream), markup=False)
     if spec.buckets:
         store = StateStore(ddb.state, spec.state_table)
         for bucket in spec.buckets:

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from ferry.clients import AwsTarget, TableClients, make_client
 from ferry.errors import PermanentError, SetupError
 from ferry.operations import initialize
-from ferry.release import Deployment, ReleaseRefused, release_table
+from ferry.release import Deployment, ReleaseRefused, bound_record_age, release_table
 from ferry.spec import parse_spec
 from ferry.tables.backfill import copy_segment, plan_backfill
 from ferry.tables.copy_run import begin_copy, export_files, finish_copy, import_target
@@ -459,6 +459,13 @@ def test_a_deployed_release_creates_the_stream_mapping_at_trim_horizon_with_no_r
     # AND a second release leaves it as it is
     assert "exists" in release_table(spec, mapping, clients, streams, deployment=Deployment(stage, lam, sqs)).detail
     assert len(lam.list_event_source_mappings(EventSourceArn=stream_arn)["EventSourceMappings"]) == 1
+    # WHEN the catch-up is done (finalize --stage) THEN the mapping gets the spec's finite record age, as an
+    # insert-only mapping has: a mapping that falls behind skips into the on-failure queue, not into trimming
+    detail = bound_record_age(spec, mapping, Deployment(stage, lam, sqs), stream_arn)
+    (bounded,) = lam.list_event_source_mappings(EventSourceArn=stream_arn)["EventSourceMappings"]
+    assert bounded["MaximumRecordAgeInSeconds"] == spec.replication.max_record_age_seconds
+    assert "now skips records older than" in detail
+    assert "already" in bound_record_age(spec, mapping, Deployment(stage, lam, sqs), stream_arn)
 
 
 def _zip() -> bytes:
