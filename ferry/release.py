@@ -112,7 +112,7 @@ def release_table(
     phase = store.phase_or_none(mapping.source)
     capture = store.load_capture(mapping.source)
     if phase != PHASE_HOLD:
-        if phase == PHASE_REPLAY or (phase == "live" and mapping.replay):
+        if phase == PHASE_REPLAY or (phase == PHASE_LIVE and mapping.replay):
             released_at = store.released_at(mapping.source) or 0.0
             detail = "already released"
             if deployment is not None and capture is not None:
@@ -230,9 +230,10 @@ def release_bucket(
             captured_at=capture.captured_at,
             now=at,
             retention_seconds=QUEUE_RETENTION_SECONDS,
+            holder="events queue",
         )
         if reason is not None:
-            _refuse(reason.replace("stream's", "events queue's"), complete, f"bucket {source}")
+            _refuse(reason, complete, f"bucket {source}")
         url = queue_url_or_none(sqs, spec.s3.events_queue) if sqs is not None else None
         held = queue_depth(sqs, url) if sqs is not None and url is not None else None
         store.release(source, PHASE_REPLAY, at, BUCKET, held=held)

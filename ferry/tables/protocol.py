@@ -148,6 +148,7 @@ def release_refusal(
     retention_seconds: float,
     shards_at_capture: tuple[str, ...] = (),
     shards_now: tuple[str, ...] | None = None,
+    holder: str = "stream",
 ) -> str | None:
     """Why the held changes must not be released now (None: release them).
 
@@ -161,7 +162,7 @@ def release_refusal(
     if now - captured_at >= retention_seconds:
         hours = (now - captured_at) / 3600
         return (
-            f"the copy outlasted the stream's retention: changes were captured {hours:.1f} h ago and are kept "
+            f"the copy outlasted the {holder}'s retention: changes were captured {hours:.1f} h ago and are kept "
             f"{retention_seconds / 3600:.0f} h; rerun with protocol insert-only"
         )
     if shards_now is not None:

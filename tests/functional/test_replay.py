@@ -521,3 +521,42 @@ def test_a_replay_copy_without_init_begins_its_capture_before_it_reads(ddb, emul
     assert capture is not None and capture.captured_at >= before and capture.shards
     assert capture.where == ddb.describe_table(TableName=f"src-{unique}")["Table"]["LatestStreamArn"]
     assert store.get_phase(f"src-{unique}") == "hold"
+
+
+def test_the_shared_events_queue_opens_once_no_bucket_is_held(ddb, emulator, unique):
+    # GIVEN two replay buckets held (their copies recorded, one done), sharing the events queue
+    from ferry.release import queue_released, release_bucket
+    from ferry.tables.state import BUCKET, COPY_DONE, CopyRun, create_state_table
+
+    spec = parse_spec(
+        {
+            "region": "us-east-1",
+            "endpoint_url": emulator.endpoint_url,
+            "state_table": f"state-{unique}",
+            "buckets": [
+                {"source": f"a-{unique}", "target": f"a2-{unique}"},
+                {"source": f"b-{unique}", "target": f"b2-{unique}"},
+            ],
+        }
+    )
+    create_state_table(ddb, spec.state_table)
+    store = StateStore(ddb, spec.state_table)
+    for bucket in spec.buckets:
+        store.save_capture(bucket.source, Capture(time.time(), "queue:x"), BUCKET)
+        store.set_phase(bucket.source, "hold", BUCKET)
+    store.save_copy(f"a-{unique}", CopyRun(protocol="replay", status=COPY_DONE), BUCKET)
+    # WHEN the second's copy has not finished THEN it is not released (exit 2) and the queue stays closed
+    with pytest.raises(SetupError, match="the copy has not finished"):
+        release_bucket(spec, f"b-{unique}", store)
+    # WHEN the first is released THEN the queue still waits for the second
+    first = release_bucket(spec, f"a-{unique}", store)
+    assert "opens once" in first.detail and f"b-{unique}" in first.detail and not queue_released(store, spec)
+    # WHEN the second's events are older than the queue keeps them THEN it is refused (exit 3)
+    store.save_copy(f"b-{unique}", CopyRun(protocol="replay", status=COPY_DONE), BUCKET)
+    store.save_capture(f"b-{unique}", Capture(time.time() - 15 * 24 * 3600, "queue:x"), BUCKET)
+    with pytest.raises(ReleaseRefused, match="outlasted the events queue's retention"):
+        release_bucket(spec, f"b-{unique}", store)
+    # WHEN it is younger THEN it is released and the queue opens
+    store.save_capture(f"b-{unique}", Capture(time.time(), "queue:x"), BUCKET)
+    assert "local pollers" in release_bucket(spec, f"b-{unique}", store).detail
+    assert queue_released(store, spec)
