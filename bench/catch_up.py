@@ -28,7 +28,8 @@ from typing import Any
 
 from bench.common import Row, Settings, fmt
 from bench.lag import ReplicationProcess
-from bench.table_backfill import bench_item, cpu_seconds
+from bench.table_backfill import cpu_seconds
+from bench.table_source import bench_item
 from ferry.aws import queue_depth, queue_url_or_none
 from ferry.buckets.backfill import begin_bucket_copy, finish_bucket_copy
 from ferry.buckets.verify import verify_bucket

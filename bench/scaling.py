@@ -27,8 +27,8 @@ from bench.table_backfill import (
     bench_spec,
     cpu_seconds,
     run_ferry_job,
-    seed,
 )
+from bench.table_source import seed
 from ferry.clients import AwsTarget, make_client
 from ferry.tables.setup import init_tables
 from ferry.wire import Item

@@ -1,13 +1,11 @@
-"""Line 1 and 3's replay rows: the load's writes, the import's counts read from the job's summary, the
-check that tells the emulator's ImportTable escapes from a real difference (with negative controls), the
-verdicts (the best path must be 3× the naive copy, every path exact and released), the cost rows — and
-one short replay copy end to end through the real Glue script and the held pollers."""
+"""Line 1 and 3's replay rows: the import's counts read from the job's summary, the check that tells the
+emulator's ImportTable escapes from a real difference (with negative controls), the verdicts (the best
+path must be 3× the naive copy, every path exact and released), the cost rows — and one short replay copy
+under the load end to end through the real Glue script and the held pollers. (The load itself:
+test_table_source.py.)"""
 
 from __future__ import annotations
 
-import random
-import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -16,86 +14,18 @@ import pytest
 from bench.common import Timed
 from bench.replay_copy import (
     PATHS,
-    PlannedWrite,
-    ReplayBench,
-    SourceLoad,
-    bench_key,
     best_path,
+    copy,
     cost_rows,
     escapes_explain,
     exactness,
     imported_counts,
     json_escaped,
-    plan_write,
     speed_rows,
 )
-from bench.table_backfill import ITEM_BYTES, bench_item, seed
-from ferry.wire import item_size
+from bench.table_backfill import Bench
+from bench.table_source import bench_item
 from ferry_dev.emulator import Emulator, use_dummy_credentials
-from ferry_dev.workload import create_workload_table
-
-
-def _plans(n: int, items: int = 100) -> list[PlannedWrite]:
-    rng = random.Random(3)
-    out: list[PlannedWrite] = []
-    created = 0
-    for version in range(1, n + 1):
-        planned = plan_write(rng, "t", items, version, created)
-        created += planned.operation == "insert"
-        out.append(planned)
-    return out
-
-
-# --- the load -------------------------------------------------------------------------------
-
-
-@pytest.mark.unit
-def test_the_load_mixes_overwrites_updates_deletes_and_new_items_as_documented() -> None:
-    plans = _plans(4000)
-    share = Counter(p.operation for p in plans)
-    assert share["overwrite"] == pytest.approx(1600, rel=0.1)
-    assert share["update"] == pytest.approx(1200, rel=0.1)
-    assert share["delete"] == pytest.approx(600, rel=0.15)
-    assert share["insert"] == pytest.approx(600, rel=0.15)
-    # the same seed plans the same writes (every replay path gets the same load)
-    assert [p.request for p in _plans(50)] == [p.request for p in _plans(50)]
-
-
-@pytest.mark.unit
-def test_the_loads_writes_exercise_sets_binaries_and_38_digit_numbers_on_real_keys() -> None:
-    plans = _plans(400, items=100)
-    update = next(p for p in plans if p.operation == "update")
-    values = update.request["ExpressionAttributeValues"]
-    index = int(update.request["Key"]["pk"]["S"].removeprefix("item#"))
-    assert update.method == "update_item" and update.request["Key"] == bench_key(index)
-    assert len(values[":v"]["N"].replace(".", "")) == 38
-    assert set(values[":t"]) == {"SS"} and set(values[":c"]) == {"BS"}
-    overwrite = next(p for p in plans if p.operation == "overwrite")
-    item = overwrite.request["Item"]
-    assert item_size(item) > ITEM_BYTES and item["tags"]["SS"][-1].startswith("v")  # a new version of a seeded item
-    # deletes and overwrites touch seeded keys; inserts only keys beyond them, each once
-    seeded = {bench_item(i)["pk"]["S"] for i in range(100)}
-    assert all(p.request["Key"]["pk"]["S"] in seeded for p in plans if p.operation == "delete")
-    inserted = [p.request["Item"]["pk"]["S"] for p in plans if p.operation == "insert"]
-    assert len(set(inserted)) == len(inserted) and not set(inserted) & seeded
-
-
-@pytest.mark.functional
-def test_the_load_writes_on_its_schedule_until_finished(ddb: Any, unique: str) -> None:
-    table = f"load-{unique}"
-    create_workload_table(ddb, table)
-    seed(ddb, table, (bench_item(i) for i in range(20)))
-    load = SourceLoad(ddb, table, 20, rate=50.0)
-    load.start()
-    time.sleep(0.5)
-    load.finish()
-    writes = load.writes
-    time.sleep(0.2)
-    assert writes > 0 and load.errors == []
-    assert load.writes == writes  # finished: nothing is written afterwards
-    assert load.stopped_at >= load.started_at
-    load.finish()  # idempotent
-
 
 # --- the job's summary and the emulator's import --------------------------------------------
 
@@ -217,9 +147,8 @@ def test_a_short_replay_copy_under_load_ends_exact_with_every_change_replayed(tm
         from ferry.clients import AwsTarget, make_client
 
         ddb = make_client("dynamodb", AwsTarget("us-east-1", emu.endpoint_url))
-        bench = ReplayBench(emu, ddb, 200, tmp_path)
         # WHEN scan+batch copies 200 items while the load writes, and the pollers drain
-        _, details = bench.copy("replay_scan_batch")
+        _, details = copy(Bench(emu, ddb, 200, tmp_path), "replay_scan_batch")
         tables = ddb.list_tables()["TableNames"]
     # THEN it was released, the load's changes were replayed, and verify finds the target exact
     assert details["released"] and details["differences"] == 0
@@ -227,7 +156,8 @@ def test_a_short_replay_copy_under_load_ends_exact_with_every_change_replayed(tm
     # (a delete of an absent key makes no stream record; the emulator's upsert by UpdateItem makes two)
     assert details["replayed_records"] > 0 and details["dead_lettered"] == 0
     assert details["verified_items"] == details["target_items"] > 0
+    assert details["touched_keys"] > 0 and details["seed_seconds"] >= 0
     assert details["copy_seconds"] < details["seconds"]  # the replay comes after the copy's summary
     assert details["batch_requests"] > 0 and details["scan_requests"] > 0
     # AND the run left no table of its own behind
-    assert not [t for t in tables if t.startswith("bench-replay-")]
+    assert not [t for t in tables if t.startswith("bench-")]

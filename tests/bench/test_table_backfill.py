@@ -14,19 +14,21 @@ import pytest
 from bench.common import Timed
 from bench.table_backfill import (
     COST_TOLERANCE,
-    ITEM_BYTES,
+    Bench,
     RequestMeter,
     _exactness,
     alternate_within,
-    bench_item,
+    copy_naive,
     cost_floor,
-    seed,
+    loss_under_load,
 )
-from ferry.clients import client_config
+from bench.table_source import ITEM_BYTES, bench_item, seed
+from ferry.clients import AwsTarget, client_config, make_client
 from ferry.spec import parse_spec
 from ferry.tables.backfill import BackfillSummary, copy_segment, plan_backfill, put_units, scan_page_units
 from ferry.tables.setup import init_tables
 from ferry.wire import TYPE_TAGS, item_size
+from ferry_dev.emulator import Emulator, use_dummy_credentials
 from ferry_dev.workload import create_workload_table as create_bench_table
 
 
@@ -176,3 +178,80 @@ def test_segments_count_their_requests_and_dynamodb_units_and_a_conditional_fail
     # AND the emulator's own accounting is kept apart from DynamoDB's rules
     assert totals["write_units"] == 39  # moto: one unit per successful PutItem
     assert all(r.started_at >= before - 1 for r in results)
+
+
+@pytest.mark.unit
+def test_a_baselines_losses_under_the_load_are_counted_by_kind_and_must_spare_the_items_it_never_wrote() -> None:
+    run = {
+        "differences": 5,
+        "difference_kinds": {"different": 3, "extra": 1, "missing": 1},
+        "differences_untouched": 0,
+        "touched_keys": 40,
+        "untouched_items": 160,
+    }
+    exact, text = loss_under_load(Timed([1.0], [run]))
+    assert exact
+    assert text == "5 items differ (stale 3, resurrected 1, missing 1), all on keys the load wrote (40); " + (
+        "type-exact on the 160 items it never wrote"
+    )
+    # negative control: one difference on an item the load never wrote, in any run, fails the copy
+    exact, text = loss_under_load(Timed([1.0, 1.0], [run, {**run, "differences_untouched": 2}]))
+    assert not exact and "FAILS: 2 differ among the items the load never wrote" in text
+    assert loss_under_load(Timed([], [])) == (False, "not measured")
+
+
+def _corrupting(where: Any, source: str, target: str) -> dict[str, Any]:
+    """The naive copy, then every copied item's 38-digit number changed: a copy that damages items."""
+    result = copy_naive(where, source, target)
+    ddb = make_client("dynamodb", where)
+    for item in ddb.scan(TableName=target)["Items"]:
+        ddb.update_item(
+            TableName=target,
+            Key={"pk": item["pk"], "sk": item["sk"]},
+            UpdateExpression="SET exact = :n",
+            ExpressionAttributeValues={":n": {"N": "1"}},
+        )
+    return result
+
+
+@pytest.mark.functional
+def test_a_baseline_copies_under_the_load_and_its_losses_are_only_on_keys_the_load_wrote(
+    emulator, ddb, tmp_path
+) -> None:
+    # GIVEN line 1's bench on 150 items
+    bench = Bench(emulator, ddb, 150, tmp_path)
+    # WHEN the naive copy runs under the load
+    _, details = bench.naive(0)
+    # THEN the load ran through the copy, and the verify split its differences by the keys the load wrote
+    assert details["load_writes"] > 0 and details["load_errors"] == []
+    assert details["touched_keys"] > 0 and details["untouched_items"] == 150 - details["touched_seeded"]
+    assert details["differences_untouched"] == 0
+    assert details["verified_items"] > 0 and details["seconds"] > 0
+    assert loss_under_load(Timed([1.0], [details]))[0]
+    # AND negative control: a copy that damages items the load never wrote is caught
+    _, damaged = bench._boto3("corrupting", _corrupting)
+    assert damaged["differences_untouched"] > 0
+    assert not loss_under_load(Timed([1.0], [damaged]))[0]
+    # AND the runs left no table behind
+    assert not [t for t in ddb.list_tables()["TableNames"] if t.startswith("bench-")]
+
+
+@pytest.mark.spark
+def test_insert_only_copies_a_live_table_with_its_pollers_then_finalizes_and_ends_exact(tmp_path) -> None:
+    # GIVEN a fresh emulator (the pollers create the failure queue under its default name)
+    use_dummy_credentials()
+    with Emulator() as emu:
+        ddb = make_client("dynamodb", AwsTarget("us-east-1", emu.endpoint_url))
+        # WHEN ferry insert-only copies 200 items while the load writes, drains, finalizes and drains
+        _, details = Bench(emu, ddb, 200, tmp_path).ferry(0)
+        tables = ddb.list_tables()["TableNames"]
+    # THEN the pollers applied the load's writes live, finalize waited for the handlers' caches, and the
+    # target equals the source
+    assert details["load_writes"] > 0 and details["load_errors"] == []
+    assert details["replicated_records"] > 0 and details["dead_lettered"] == 0
+    assert details["finalize_waited"] > 0 and details["finalize_seconds"] >= details["finalize_waited"]
+    assert details["differences"] == 0 and details["verified_items"] == details["target_items"] > 0
+    # AND the time runs past the job's summary, through the drains and finalize
+    assert details["seconds"] > details["summary_seconds"] + details["finalize_seconds"]
+    assert details["steady_seconds"] > 0 and details["put_requests"] >= details["items"] > 0
+    assert not [t for t in tables if t.startswith("bench-")]
