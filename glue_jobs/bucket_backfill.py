@@ -10,7 +10,9 @@ argument of the job) and the source bucket of this run::
 The driver lists the source and the target and splits the keys into partitions. Under replay (the
 bucket's events held in the queue) a key the listings show equal costs nothing and every other one is
 one pinned CopyObject (ferry.buckets.reconcile.copy_listed); the completed copy is released at the end
-of the run (ferry.release). Under insert-only each key is reconciled (``reconcile_key``).
+of the run (ferry.release). Under insert-only each key is reconciled (``reconcile_key``). Each partition
+runs in its own Spark task; a small copy (at most DRIVER_COPY_MAX_KEYS keys) runs its partitions in the
+driver's threads instead, with the same ``reconcile_partition``.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from ferry.buckets.backfill import (
     begin_bucket_copy,
     finish_bucket_copy,
     list_backfill_keys,
+    partition_clients,
     partition_keys,
     reconcile_partition,
 )
+from ferry.buckets.reconcile import ListedObject
 from ferry.clients import bucket_clients, make_client
 from ferry.jobs import (
     BUCKET,
@@ -44,10 +48,37 @@ from ferry.operations import check_ready
 from ferry.release import deployment_of, release_bucket
 from ferry.tables.state import StateStore
 
+# A copy of at most this many keys runs in the driver's threads, not in Spark tasks: its partitions one
+# after another, each with s3.concurrency copies in flight (what one task runs), on one set of clients.
+# At S3's tens of milliseconds per copy, 10,000 keys take well under a minute that way — about what a
+# Spark job this small spends starting its workers (locally, the JVM first) and a set of clients per
+# task. A larger copy is spread over the cluster's tasks.
+DRIVER_COPY_MAX_KEYS = 10_000
+
+# one partition's work: (number, keys, keys the target listing lacked, replay: the keys' listing entries)
+Partition = tuple[int, list[str], list[str], list[ListedObject]]
+
+
+def copy_partitions(spark: Any, plan: BucketPlan, partitions: list[Partition]) -> list[dict[str, Any]]:
+    """Every partition copied or reconciled by ``reconcile_partition``; their results as dicts. At most
+    DRIVER_COPY_MAX_KEYS keys in all: in the driver's threads, one partition after another, without
+    touching ``spark`` (locally it is then never started); otherwise one Spark task per partition."""
+    if sum(len(keys) for _, keys, _, _ in partitions) <= DRIVER_COPY_MAX_KEYS:
+        clients = partition_clients(plan)
+        return [
+            reconcile_partition(plan, number, keys, clients, absent=absent, listed=listed).as_dict()
+            for number, keys, absent, listed in partitions
+        ]
+    return list(
+        spark.sparkContext.parallelize(partitions, max(1, len(partitions)))
+        .map(lambda part: reconcile_partition(plan, part[0], part[1], absent=part[2], listed=part[3]).as_dict())
+        .collect()
+    )
+
 
 def run_backfill(spark: Any, run: JobRun) -> BucketBackfillSummary:
-    """Validate both buckets, list them, copy or reconcile every partition in its own Spark task,
-    summarise; release a completed replay copy."""
+    """Validate both buckets, list them, copy or reconcile every partition (copy_partitions), summarise;
+    release a completed replay copy."""
     spec = run.spec
     mapping = spec.bucket(run.source)
     clients = bucket_clients(spec)
@@ -59,17 +90,12 @@ def run_backfill(spark: Any, run: JobRun) -> BucketBackfillSummary:
     listed = list_backfill_keys(clients.source, mapping, clients.target)
     keys = [k for k in listed.keys if k not in listed.equal] if mapping.replay else listed.keys
     partitions = partition_keys(keys, spec.s3.splits)
-    indexed = [
+    indexed: list[Partition] = [
         (i, part, listed.absent_of(part), listed.entries_of(part) if mapping.replay else [])
         for i, part in enumerate(partitions)
     ]
-    rows = (
-        spark.sparkContext.parallelize(indexed, max(1, len(indexed)))
-        .map(lambda part: reconcile_partition(plan, part[0], part[1], absent=part[2], listed=part[3]).as_dict())
-        .collect()
-    )
     results = []
-    for row in rows:
+    for row in copy_partitions(spark, plan, indexed):
         row["failed"] = tuple(tuple(f) for f in row["failed"])
         results.append(PartitionResult(**row))
     results.sort(key=lambda r: r.partition)

@@ -131,6 +131,12 @@ def partition_keys(keys: list[str], partitions: int) -> list[list[str]]:
     return out
 
 
+def partition_clients(plan: BucketPlan) -> BucketClients:
+    """The clients one partition copies with: a connection for each of its ``s3.concurrency`` copies in
+    flight, and a few to spare."""
+    return BucketClients.connect(plan.source_where, plan.target_where, pool=plan.settings.concurrency + 4)
+
+
 def reconcile_partition(
     plan: BucketPlan,
     partition: int,
@@ -142,16 +148,12 @@ def reconcile_partition(
     """Copy (replay) or reconcile (insert-only) every key of one partition. Never raises for a key:
     failures are listed.
 
-    ``s3`` (BucketClients, or one client for both sides) defaults to clients built from the plan.
+    ``s3`` (BucketClients, or one client for both sides) defaults to :func:`partition_clients`.
     ``absent``: keys the target was just listed without (their first target read is skipped).
     ``listed``: replay — the source's listing entries of the keys to copy; a key of the partition
     without one (a target key the source lacks, ``delete_extra``) is reconciled."""
     started = time.monotonic()
-    clients = (
-        BucketClients.of(s3)
-        if s3 is not None
-        else BucketClients.connect(plan.source_where, plan.target_where, pool=plan.settings.concurrency + 4)
-    )
+    clients = BucketClients.of(s3) if s3 is not None else partition_clients(plan)
     rate = plan.settings.request_rate
     bucket = CapacityBucket(rate, burst=max(rate, 1.0)) if rate > 0 else None
     actions: Counter[str] = Counter()

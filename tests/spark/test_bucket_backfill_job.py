@@ -1,7 +1,10 @@
 """The bucket Glue script on local Spark against the emulator: every object copied server-side
-with full fidelity, identical objects skipped on a rerun, delete_extra, failures reported."""
+with full fidelity, identical objects skipped on a rerun, delete_extra, failures reported — the same
+whether the partitions run in Spark tasks or, for a small copy, in the driver's threads."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 
@@ -9,11 +12,12 @@ from ferry.buckets.backfill import partition_keys
 from ferry.buckets.objects import differences, head_object
 from ferry.clients import make_client
 from ferry.errors import SetupError
-from ferry.jobs import run_argv
+from ferry.jobs import JobRun, run_argv
 from ferry.spec import parse_spec
 from ferry.tables.state import create_state_table
 from ferry_dev.workload import seed_bucket
 from glue_jobs import bucket_backfill
+from glue_jobs.local_spark import local_spark
 
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
 THRESHOLD = 5 * 1024 * 1024
@@ -39,8 +43,26 @@ def _keys(s3, bucket):
     )
 
 
+class _NoSpark:
+    """A Spark session that must not be used: a small copy runs in the driver's threads."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"a small copy touched spark.{name}")
+
+
+@pytest.fixture(params=["driver", "spark tasks"])
+def partitions_in(request, monkeypatch):
+    """Where the partitions run: the driver's threads (every copy here is small) or Spark tasks (the
+    driver's limit set to 0 keys)."""
+    if request.param == "spark tasks":
+        monkeypatch.setattr(bucket_backfill, "DRIVER_COPY_MAX_KEYS", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("protocol", ["replay", "insert-only"])
-def test_bucket_backfill_copies_every_object_with_full_fidelity_and_reruns_cheaply(where, emulator, unique, protocol):
+def test_bucket_backfill_copies_every_object_with_full_fidelity_and_reruns_cheaply(
+    where, emulator, unique, protocol, partitions_in
+):
     # GIVEN a source with awkward keys, headers, metadata, tags and a multipart object
     s3 = make_client("s3", where)
     s3.create_bucket(Bucket=f"src-{unique}")
@@ -75,6 +97,31 @@ def test_bucket_backfill_copies_every_object_with_full_fidelity_and_reruns_cheap
     # AND a rerun copies nothing: identical objects cost only their HEADs
     again = bucket_backfill.main(argv)
     assert again.actions == {"unchanged": seeded}
+
+
+def test_a_small_copy_runs_in_the_drivers_threads_without_spark_and_a_larger_one_in_spark_tasks(
+    where, emulator, unique, monkeypatch
+):
+    # GIVEN a source of 12 keys
+    s3 = make_client("s3", where)
+    for bucket in (f"src-{unique}", f"dst-{unique}", f"dst2-{unique}"):
+        s3.create_bucket(Bucket=bucket)
+    for i in range(12):
+        s3.put_object(Bucket=f"src-{unique}", Key=f"k{i:02d}", Body=b"x" * i, Metadata={"i": str(i)})
+    spec = _spec(emulator, unique, protocol="insert-only")
+    # WHEN it is copied with a session that fails on any use THEN the copy ran in the driver's threads,
+    # by partition as a Spark job would have (3 splits)
+    small = bucket_backfill.run_backfill(_NoSpark(), JobRun(spec, f"src-{unique}"))
+    assert [r.partition for r in small.results] == [0, 1, 2] and small.actions == {"copied": 12}
+    # AND above the driver's limit the partitions are Spark tasks, with the same results
+    monkeypatch.setattr(bucket_backfill, "DRIVER_COPY_MAX_KEYS", 11)
+    other = dataclasses.replace(spec, buckets=(dataclasses.replace(spec.buckets[0], target=f"dst2-{unique}"),))
+    with pytest.raises(AssertionError, match=r"touched spark\.sparkContext"):
+        bucket_backfill.run_backfill(_NoSpark(), JobRun(other, f"src-{unique}"))
+    large = bucket_backfill.run_backfill(local_spark(3), JobRun(other, f"src-{unique}"))
+    assert [(r.partition, r.keys, r.actions, r.requests) for r in large.results] == [
+        (r.partition, r.keys, r.actions, r.requests) for r in small.results
+    ]
 
 
 def test_delete_extra_removes_target_keys_the_source_lacks(where, emulator, unique):
