@@ -34,7 +34,7 @@ from ferry.buckets.backfill import (
     reconcile_partition,
 )
 from ferry.buckets.reconcile import ListedObject
-from ferry.clients import bucket_clients, make_client
+from ferry.clients import BucketClients, make_client
 from ferry.jobs import (
     BUCKET,
     JobRun,
@@ -59,12 +59,14 @@ DRIVER_COPY_MAX_KEYS = 10_000
 Partition = tuple[int, list[str], list[str], list[ListedObject]]
 
 
-def copy_partitions(spark: Any, plan: BucketPlan, partitions: list[Partition]) -> list[dict[str, Any]]:
+def copy_partitions(
+    spark: Any, plan: BucketPlan, partitions: list[Partition], clients: BucketClients
+) -> list[dict[str, Any]]:
     """Every partition copied or reconciled by ``reconcile_partition``; their results as dicts. At most
-    DRIVER_COPY_MAX_KEYS keys in all: in the driver's threads, one partition after another, without
-    touching ``spark`` (locally it is then never started); otherwise one Spark task per partition."""
+    DRIVER_COPY_MAX_KEYS keys in all: in the driver's threads, one partition after another, with the
+    driver's ``clients`` (made by partition_clients), without touching ``spark`` (locally it is then never
+    started); otherwise one Spark task per partition, each with its own clients."""
     if sum(len(keys) for _, keys, _, _ in partitions) <= DRIVER_COPY_MAX_KEYS:
-        clients = partition_clients(plan)
         return [
             reconcile_partition(plan, number, keys, clients, absent=absent, listed=listed).as_dict()
             for number, keys, absent, listed in partitions
@@ -81,11 +83,11 @@ def run_backfill(spark: Any, run: JobRun) -> BucketBackfillSummary:
     release a completed replay copy."""
     spec = run.spec
     mapping = spec.bucket(run.source)
-    clients = bucket_clients(spec)
+    plan = BucketPlan.of(spec, mapping)
+    clients = partition_clients(plan)  # the spec's S3 clients, with a connection for each copy in flight
     check_ready(dataclasses.replace(spec, tables=(), buckets=(mapping,)), require_streams=False, s3=clients)
     store = StateStore(make_client("dynamodb", spec.home_where()), spec.state_table)
     copy = begin_bucket_copy(spec, mapping, store)
-    plan = BucketPlan.of(spec, mapping)
     started = time.monotonic()
     listed = list_backfill_keys(clients.source, mapping, clients.target)
     keys = [k for k in listed.keys if k not in listed.equal] if mapping.replay else listed.keys
@@ -95,7 +97,7 @@ def run_backfill(spark: Any, run: JobRun) -> BucketBackfillSummary:
         for i, part in enumerate(partitions)
     ]
     results = []
-    for row in copy_partitions(spark, plan, indexed):
+    for row in copy_partitions(spark, plan, indexed, clients):
         row["failed"] = tuple(tuple(f) for f in row["failed"])
         results.append(PartitionResult(**row))
     results.sort(key=lambda r: r.partition)
