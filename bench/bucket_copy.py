@@ -8,10 +8,11 @@ metadata and tags. Every run talks to the emulator through the same counting pro
 counts the body bytes of the object data operations (GetObject, PutObject, UploadPart): what passed
 through the client. A server-side copy moves none.
 
-- ferry: the real Glue script glue_jobs/bucket_backfill.py on local Spark, in its own process, with
-  the spec's defaults (8 splits, 16 concurrent reconciles per task). End to end includes the
-  interpreter and Spark start-up; "steady" is the job's own time from listing to the last copy (Spark
-  starts on its first use, after the listing: its start-up is inside).
+- ferry: the real Glue script glue_jobs/bucket_backfill.py, in its own process, as ``ferry backfill
+  --engine local`` runs it, with the spec's defaults (8 splits, 16 concurrent reconciles per partition).
+  A copy of this size (at most the job's DRIVER_COPY_MAX_KEYS keys) runs its partitions in the driver's
+  threads, one after another, so Spark is never started. End to end includes the interpreter's start;
+  "steady" is the job's own time from listing to the last copy.
 - ferry replay: the same script with protocol replay (the bucket's events held in the queue while it
   copies): keys whose listing entries are equal on both sides are skipped, every other is one CopyObject
   pinned to the listing's ETag, then the held events are released. Each ferry run records its copy in
@@ -25,7 +26,7 @@ metadata, tags. A tool that loses tags or turns a multipart ETag into a plain on
 What decides the speed here is requests per object: the emulator is one Python process that spends
 a few ms of CPU on every request, whatever it is. The tools make about one (a CopyObject), and so does
 ferry's replay copy; ferry insert-only makes six for a new key — a HEAD of the source, the pinned CopyObject, then HEAD and tags of both sides to
-prove the copy exact — and pays the Spark start-up. The multipart sources (below ferry's default
+prove the copy exact. The multipart sources (below ferry's default
 5 GiB threshold, without a full-object checksum) are copied part by part in their own layout, which
 is what keeps their ``-4`` ETag.
 """
@@ -36,6 +37,7 @@ import functools
 import os
 import random
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -49,6 +51,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 from bench.common import Row, Settings, Timed, alternate, fmt, ratio
+from bench.table_backfill import cpu_seconds
 from ferry.clients import AwsTarget, make_client
 from ferry.tables.state import create_state_table
 from ferry_dev.emulator import DUMMY_CREDENTIALS, Emulator, use_dummy_credentials
@@ -354,7 +357,7 @@ def s3_requests(requests: dict[str, int]) -> int:
 
 
 def parse_ferry_summary(output: str) -> dict[str, Any]:
-    """Keys, actions, failures and the job's own seconds (listing to last copy, without Spark start-up)."""
+    """Keys, actions, failures and the job's own seconds (listing to last copy, without the process start)."""
     match = _SUMMARY.search(output)
     if match is None:
         raise RuntimeError(f"no summary in the bucket backfill's output: {output[-2000:]}")
@@ -388,16 +391,25 @@ def run(settings: Settings) -> tuple[list[Row], dict[str, Any]]:
     with Emulator() as emu:
         proxy = counting_proxy(emu.endpoint_url)
         with proxy:
-            results = _compare(sizes, rounds, details, emu.endpoint_url, proxy, aws, s5cmd)
+            results = _compare(sizes, rounds, details, emu, proxy, aws, s5cmd)
     details["approaches"] = {name: {"samples": t.samples, "runs": t.extra} for name, t in results.items()}
     return rows_for(results, sizes), details
 
 
+def client_cpu_seconds() -> float:
+    """User + system CPU of this process's finished children (a tool's process and those it waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _compare(
-    sizes: Sizes, rounds: int, details: dict[str, Any], direct: str, proxy: FaultProxy, aws: str, s5cmd: str
+    sizes: Sizes, rounds: int, details: dict[str, Any], emulator: Emulator, proxy: FaultProxy, aws: str, s5cmd: str
 ) -> dict[str, Timed]:
     """Seed the source, then run the three tools alternately, each into a fresh target through the proxy.
-    The seeding and the fidelity checks talk to the emulator directly."""
+    The seeding and the fidelity checks talk to the emulator directly. Each run also measures the CPU the
+    emulator and the tool's process spent on it: the emulator is the limit here."""
+    direct = emulator.endpoint_url
+    emulator_cpu = functools.partial(cpu_seconds, emulator._process.pid) if emulator._process else lambda: 0.0
     s3 = make_client("s3", AwsTarget(REGION, direct), pool=32)
     t0 = time.monotonic()
     source = seed_source(s3, sizes)
@@ -432,7 +444,11 @@ def _compare(
             target = f"bench-copy-{re.sub('[^a-z0-9]', '', name)}-{round_}"
             s3.create_bucket(Bucket=target)
             before_requests, before_bytes = proxy.requests(), proxy.body_bytes()
-            seconds, output = run_tool(commands[name](target, round_))
+            argv = commands[name](target, round_)
+            emulator_before, client_before = emulator_cpu(), client_cpu_seconds()
+            seconds, output = run_tool(argv)
+            emulator_ms = (emulator_cpu() - emulator_before) / sizes.objects * 1000
+            client_ms = (client_cpu_seconds() - client_before) / sizes.objects * 1000
             requests = _delta(proxy.requests(), before_requests)
             body = _delta(proxy.body_bytes(), before_bytes)
             fidelity = check_fidelity(s3, source, target, full=round_ == 0)
@@ -448,6 +464,8 @@ def _compare(
                 "requests_by_operation": requests,
                 "body_bytes_by_operation": body,
                 "fidelity": fidelity,
+                "emulator_cpu_ms_per_object": round(emulator_ms, 2),
+                "client_cpu_ms_per_object": round(client_ms, 2),
             }
             if name.startswith("ferry"):
                 summary = parse_ferry_summary(output)
@@ -524,7 +542,7 @@ def rows_for(results: dict[str, Timed], sizes: Sizes) -> list[Row]:
         rows.append(
             Row(
                 line="5",
-                measure=f"bucket copy objects/s, end to end incl. process and Spark start ({sizes.objects:,} objects)",
+                measure=f"bucket copy objects/s, end to end incl. process start ({sizes.objects:,} objects)",
                 ferry=fmt(ferry.median, "obj/s", 1),
                 other=other,
                 other_value=fmt(results[other].median, "obj/s", 1),
@@ -538,8 +556,7 @@ def rows_for(results: dict[str, Timed], sizes: Sizes) -> list[Row]:
         rows.append(
             Row(
                 line="5",
-                measure="bucket copy objects/s, ferry's job from listing to last copy (no process start; Spark, "
-                "started on first use, inside)",
+                measure="bucket copy objects/s, ferry's job from listing to last copy (no process start)",
                 ferry=fmt(steady, "obj/s", 1),
                 other=f"{other} (end to end)",
                 other_value=fmt(results[other].median, "obj/s", 1),
@@ -600,6 +617,29 @@ def rows_for(results: dict[str, Timed], sizes: Sizes) -> list[Row]:
     return rows
 
 
+def where_the_time_goes(results: dict[str, Timed]) -> str:
+    """The emulator's and each client's CPU per object, medians: the emulator (one process) is the limit,
+    and on this 2-core machine every client's CPU competes with it."""
+
+    def per_object(name: str) -> str:
+        runs = results[name].extra
+        if not runs or any("emulator_cpu_ms_per_object" not in r for r in runs):
+            return f"{name} not measured"
+        emulator, client = (
+            _median(results[name], "emulator_cpu_ms_per_object"),
+            _median(results[name], "client_cpu_ms_per_object"),
+        )
+        return f"{name} {emulator:.2f} / {client:.2f}"
+
+    names = [REPLAY, *TOOLS] if REPLAY in results else list(TOOLS)
+    return (
+        "CPU ms per object, the emulator's / the client process's: "
+        + ", ".join(per_object(n) for n in names if n in results)
+        + " (a multipart source copied in its own layout costs the emulator several UploadPartCopy, each of "
+        "which reads the whole source object in moto, where the tools make one CopyObject or their own parts)"
+    )
+
+
 def replay_rows(results: dict[str, Timed], sizes: Sizes) -> list[Row]:
     """ferry's replay copy (the bucket's events held in the queue meanwhile) against the tools: objects/s
     ahead of both, every object exact, at most REQUESTS_PER_OBJECT_TARGET S3 requests per new object."""
@@ -617,16 +657,16 @@ def replay_rows(results: dict[str, Timed], sizes: Sizes) -> list[Row]:
         rows.append(
             Row(
                 line="5",
-                measure=f"bucket copy objects/s, end to end incl. process and Spark start ({sizes.objects:,} objects)",
+                measure=f"bucket copy objects/s, end to end incl. process start ({sizes.objects:,} objects)",
                 ferry=f"{fmt(replay.median, 'obj/s', 1)} (ferry replay)",
                 other=other,
                 other_value=fmt(results[other].median, "obj/s", 1),
                 lead=lead,
                 target="ahead, with full fidelity",
                 met=lead is not None and lead >= 1 and exact,
-                note=f"{setup}; ferry replay's job from listing to last copy (Spark's start-up inside): "
+                note=f"{setup}; ferry replay's job from listing to last copy: "
                 f"{fmt(_median(replay, 'steady_objects_per_s'), 'obj/s', 1)}; median of {len(replay.samples)} "
-                "alternating round(s) of the four (as many as fit the line's budget)",
+                f"alternating round(s) of the four (as many as fit the line's budget); {where_the_time_goes(results)}",
             )
         )
     per_object = _median(replay, "s3_requests_per_object")

@@ -342,3 +342,18 @@ def test_the_replay_copy_must_be_ahead_of_both_tools_exact_released_and_near_one
     assert [r.met for r in lost] == [False, False, True, False]
     held = bucket_copy.replay_rows({**results, "ferry replay": _timed(160.0, released=False)}, sizes)
     assert held[-1].met is False
+
+
+@pytest.mark.unit
+def test_the_replay_rows_say_where_the_time_goes_per_object_for_each_side() -> None:
+    cpu = {"emulator_cpu_ms_per_object": 4.5, "client_cpu_ms_per_object": 2.0}
+    results = {
+        "aws s3 sync": _timed(100.0, emulator_cpu_ms_per_object=4.25, client_cpu_ms_per_object=2.2),
+        "s5cmd": _timed(150.0, emulator_cpu_ms_per_object=3.5, client_cpu_ms_per_object=0.6),
+        "ferry replay": _timed(160.0, **cpu),
+    }
+    text = bucket_copy.where_the_time_goes(results)
+    assert "ferry replay 4.50 / 2.00, aws s3 sync 4.25 / 2.20, s5cmd 3.50 / 0.60" in text
+    assert text in bucket_copy.replay_rows(results, bucket_copy.Sizes(10, 0))[0].note
+    # a side measured without them says so instead of showing a number
+    assert "s5cmd not measured" in bucket_copy.where_the_time_goes({**results, "s5cmd": _timed(150.0)})
