@@ -19,7 +19,8 @@ MAX_LOCAL_CORES = 4
 
 def local_spark(splits: int) -> Any:
     """A local session with up to ``splits`` task slots (at most MAX_LOCAL_CORES), on loopback only,
-    started when the job first uses it (an import copy never does: it spares the JVM's start-up)."""
+    started when the job first uses it (an import copy, and a bucket copy small enough for the driver's
+    threads, never do: they spare the JVM's start-up)."""
     return _SparkOnFirstUse(splits)
 
 
