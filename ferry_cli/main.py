@@ -674,7 +674,11 @@ def demo(
 @cli.command()
 @click.option("--seeds", default="1-8", show_default=True, help="Seeds to run: '3', '1-8' or '1,5,9'.")
 @click.option(
-    "--minutes", type=float, default=8.0, show_default=True, help="Start no new seed after this (a seed takes ~2 min)."
+    "--minutes",
+    type=float,
+    default=9.0,
+    show_default=True,
+    help="The campaign's budget: a seed starts only if, at the slowest seed's pace so far, it ends inside it.",
 )
 @click.option("--items", type=click.IntRange(10, 100_000), default=300, show_default=True)
 @click.option("--objects", type=click.IntRange(20, 10_000), default=60, show_default=True)

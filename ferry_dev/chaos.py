@@ -420,11 +420,16 @@ def _by_kind(injected: dict[str, int]) -> dict[str, int]:
 
 
 def run_campaign(seeds: list[int], *, minutes: float, say: Callable[[str], None], **kwargs: Any) -> list[SeedResult]:
+    """Run the seeds in order, within ``minutes``: a seed starts only if, at the pace of the slowest seed
+    so far, it would end inside the budget (the first always runs)."""
     results: list[SeedResult] = []
-    deadline = time.monotonic() + minutes * 60
+    started = time.monotonic()
+    deadline = started + minutes * 60
+    slowest = 0.0
     for done, seed in enumerate(seeds):
-        if results and time.monotonic() > deadline:
-            say(f"time budget reached: {done} of {len(seeds)} seeds run")
+        now = time.monotonic()
+        if results and now + slowest > deadline:
+            say(f"time budget reached: {done} of {len(seeds)} seeds run in {now - started:.0f}s")
             break
         for last in run_seed(seed, say=say, **kwargs):
             results.append(last)
@@ -432,4 +437,5 @@ def run_campaign(seeds: list[int], *, minutes: float, say: Callable[[str], None]
                 f"seed {seed} ({last.protocol}): {'OK' if last.ok else 'DIVERGED'} ({last.seconds:.0f}s, "
                 f"{last.differences} differences)"
             )
+        slowest = max(slowest, time.monotonic() - now)
     return results
