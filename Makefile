@@ -35,11 +35,15 @@ help:
 	@echo "make security              - checkov on terraform/ (own venv), zero failed checks"
 	@echo "make bench [BENCH_ARGS=--quick] - ferry side by side with the naive way and the usual tools"
 
-$(STAMP): pyproject.toml requirements-dev.txt
+MINISTACK_VENV ?= .venv-ministack
+
+$(STAMP): pyproject.toml requirements-dev.txt requirements-ministack.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -e .
+	$(PYTHON) -m venv $(MINISTACK_VENV)
+	$(MINISTACK_VENV)/bin/python -m pip install --quiet -r requirements-ministack.txt
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -120,4 +124,4 @@ deploy-local: $(STAMP)
 	$(FERRY) deploy-local
 
 clean:
-	rm -rf build chalice_app/vendor .pytest_cache .ruff_cache .mypy_cache
+	rm -rf build chalice_app/vendor .pytest_cache .ruff_cache .mypy_cache $(MINISTACK_VENV)

@@ -1,5 +1,10 @@
-"""Shared fixtures. The emulator is a real moto server (one per xdist worker); tests create
-uniquely named resources in it, so they never see each other's data."""
+"""Shared fixtures. The emulator is a real one, started per xdist worker: every test that uses it runs
+once on moto and once on ministack (ids ``[moto]``, ``[ministack]``; ``FERRY_TEST_EMULATORS=moto`` runs
+one). Tests create uniquely named resources in it, so they never see each other's data.
+
+``@pytest.mark.emulators("moto", reason=...)`` keeps a test to the emulators named: a test that pins
+one emulator's fault, or that needs what only one of them does; the other is reported as skipped
+with the reason."""
 
 from __future__ import annotations
 
@@ -17,9 +22,38 @@ sys.path.insert(0, str(ROOT / "chalice_app"))  # chalicelib, as Lambda sees it
 sys.path.insert(0, str(ROOT))
 
 from ferry.clients import AwsTarget, make_client  # noqa: E402
-from ferry_dev.emulator import DUMMY_CREDENTIALS, Emulator  # noqa: E402
+from ferry_dev.emulator import DUMMY_CREDENTIALS, EMULATORS, Emulator  # noqa: E402
 
 REGION = "us-east-1"
+TEST_EMULATORS_VARIABLE = "FERRY_TEST_EMULATORS"
+
+
+def test_emulators() -> tuple[str, ...]:
+    """The emulators the suite runs on: ``FERRY_TEST_EMULATORS`` (comma-separated), else both."""
+    chosen = tuple(k.strip() for k in os.environ.get(TEST_EMULATORS_VARIABLE, ",".join(EMULATORS)).split(",") if k)
+    unknown = [k for k in chosen if k not in EMULATORS]
+    if unknown or not chosen:
+        raise pytest.UsageError(f"{TEST_EMULATORS_VARIABLE}: {unknown or chosen} is not a list of {EMULATORS}")
+    return chosen
+
+
+test_emulators.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "emulators(*names, reason): run only on these emulators")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        marker = item.get_closest_marker("emulators")
+        callspec = getattr(item, "callspec", None)
+        if marker is None or callspec is None:
+            continue
+        kind = callspec.params.get("emulator_kind")
+        if kind is not None and kind not in marker.args:
+            reason = marker.kwargs.get("reason", "")
+            item.add_marker(pytest.mark.skip(reason=f"only on {', '.join(marker.args)}: {reason}"))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -36,9 +70,15 @@ def _aws_credentials() -> Iterator[None]:
             os.environ[k] = v
 
 
+@pytest.fixture(scope="session", params=test_emulators())
+def emulator_kind(request: pytest.FixtureRequest) -> str:
+    """Which emulator this test runs on (a session parameter: every test using it runs on each)."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
-def emulator() -> Iterator[Emulator]:
-    with Emulator() as emu:
+def emulator(emulator_kind: str) -> Iterator[Emulator]:
+    with Emulator(kind=emulator_kind) as emu:
         yield emu
 
 
