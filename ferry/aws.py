@@ -437,13 +437,16 @@ def get_records(
     StreamTrimmed when its records are gone (TrimmedDataAccessException), StreamNotFound when the
     stream or shard is (ResourceNotFoundException).
 
-    ``server_error_expires``: a 5xx answer is ShardIteratorExpired too (the emulator answers a bad
-    iterator with HTTP 500); without it a 5xx propagates unchanged, for :func:`call_with_retries`."""
+    ``server_error_expires``: an iterator GetRecords refuses is ShardIteratorExpired too, to be acquired
+    again: a ValidationException (AWS's documented answer to input it cannot accept; ministack's to a
+    bad iterator) or a 5xx (moto's); without it both propagate unchanged (a 5xx for
+    :func:`call_with_retries`)."""
     try:
         return streams.get_records(ShardIterator=iterator, Limit=limit)
     except ClientError as exc:
         translated = _stream_error(exc)
-        if translated is None and server_error_expires and _status(exc) >= 500:
+        refused = _status(exc) >= 500 or error_code(exc) == "ValidationException"
+        if translated is None and server_error_expires and refused:
             translated = ShardIteratorExpired(describe_error(exc), error_code(exc))
         if translated is None:
             raise

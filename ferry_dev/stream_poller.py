@@ -350,7 +350,7 @@ class StreamPoller:
         try:
             response = get_records(self.streams, shard.iterator, limit, server_error_expires=True)
         except ShardIteratorExpired as exc:
-            # Expired iterator (AWS) or a bad one (moto answers 500): re-acquire on the next round.
+            # Expired iterator, or a refused one (ValidationException; moto: 500): re-acquire next round.
             log.warning(
                 "shard %s of %s: GetRecords failed (%s); re-acquiring the iterator",
                 shard.shard_id,

@@ -378,7 +378,7 @@ def test_lag_is_measured_per_applied_record(env: Env) -> None:
 
 def test_bad_shard_iterator_is_replaced_from_the_checkpoint(env: Env, where: AwsTarget) -> None:
     # GIVEN 6 records, half of them processed, and a GetRecords call that sends a broken iterator
-    # (moto answers 500; a client without retries keeps this fast)
+    # (ministack answers 400 ValidationException as AWS documents, moto 500; no retries keeps this fast)
     for i in range(6):
         env.put(f"k{i}")
     streams = make_client("dynamodbstreams", where, max_attempts=1)
