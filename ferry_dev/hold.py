@@ -59,6 +59,13 @@ class ReleaseGate:
             self.opened_at, self._applied_at_open = now, applied
             return True
 
+    def ask_afresh(self) -> None:
+        """Make the next :meth:`is_open` ask ``released()`` now rather than answer from the last asking.
+        A drain calls it first: the release may have come within the recheck interval, and a drain that
+        took the old answer would find a held consumer with "nothing to do" and stop before the catch-up."""
+        with self._lock:
+            self._asked_at = None
+
     def round_done(self, busy: bool, applied: int) -> None:
         """After a round: the first one that found nothing to do ends the catch-up."""
         with self._lock:

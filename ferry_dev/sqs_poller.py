@@ -243,6 +243,8 @@ class SqsPoller:
         in flight or delayed). Raises TimeoutError after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         total = SqsPollStats()
+        if self.gate is not None:
+            self.gate.ask_afresh()  # a release just before the drain must not read as "held, nothing to drain"
         while True:
             if self.held():
                 log.info("%s: held (a replay copy is not released yet): nothing to drain", self.queue_arn)

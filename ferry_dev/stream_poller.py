@@ -266,6 +266,8 @@ class StreamPoller:
         """Poll until a round finds nothing to do on any shard. Raises TimeoutError after ``timeout``."""
         deadline = time.monotonic() + timeout
         total = PollStats()
+        if self.gate is not None:
+            self.gate.ask_afresh()  # a release just before the drain must not read as "held, nothing to do"
         while True:
             total.add(self.poll_once())
             if not self._busy:
