@@ -25,6 +25,7 @@ from ferry.errors import FerryError, SpecError
 from ferry.operations import check_ready
 from ferry.spec import PROTOCOLS, READ_MODES, WRITE_MODES, Spec
 from ferry_cli.specfile import load_spec
+from ferry_dev.emulator import EMULATORS
 
 EXIT_OK, EXIT_DIFFERENCES, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
 console = Console()
@@ -639,6 +640,12 @@ def redrive(spec_path: str, tables: bool, buckets: bool) -> int:
 @click.option(
     "--json", "json_path", type=click.Path(dir_okay=False, writable=True), help="Write every phase's results here."
 )
+@click.option(
+    "--emulator",
+    type=click.Choice(EMULATORS),
+    default=None,
+    help="The embedded emulator (default: FERRY_EMULATOR, else moto).",
+)
 @_guard
 def demo(
     items: int,
@@ -649,6 +656,7 @@ def demo(
     seed: int,
     protocol: str,
     json_path: str | None,
+    emulator: str | None,
 ) -> int:
     """What `make demo` runs: a live table and bucket migrated end to end on the embedded emulator."""
     from ferry_dev.demo import print_summary, run_demo
@@ -662,6 +670,7 @@ def demo(
         seed=seed,
         protocol=protocol,
         say=lambda line: console.print(line, markup=False),
+        emulator=emulator,
     )
     print_summary(result, console)
     if json_path:
@@ -683,8 +692,14 @@ def demo(
 @click.option("--items", type=click.IntRange(10, 100_000), default=300, show_default=True)
 @click.option("--objects", type=click.IntRange(20, 10_000), default=60, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), help="Write the results here.")
+@click.option(
+    "--emulator",
+    type=click.Choice(EMULATORS),
+    default=None,
+    help="The embedded emulator (default: FERRY_EMULATOR, else moto).",
+)
 @_guard
-def chaos(seeds: str, minutes: float, items: int, objects: int, json_path: str | None) -> int:
+def chaos(seeds: str, minutes: float, items: int, objects: int, json_path: str | None, emulator: str | None) -> int:
     """A seeded campaign of live traffic, injected faults and crashes, each seed under both protocols;
     exit 1 on any divergence."""
     from dataclasses import asdict
@@ -697,7 +712,7 @@ def chaos(seeds: str, minutes: float, items: int, objects: int, json_path: str |
         if not low.strip().isdigit() or (high and not high.strip().isdigit()):
             raise SpecError("--seeds", f"{seeds!r} is not like '3', '1-8' or '1,5,9'")
         chosen += list(range(int(low), int(high or low) + 1))
-    results = run_campaign(chosen, minutes=minutes, say=console.print, items=items, objects=objects)
+    results = run_campaign(chosen, minutes=minutes, say=console.print, items=items, objects=objects, emulator=emulator)
     table = Table(
         "seed",
         "protocol",

@@ -355,11 +355,14 @@ def run_seed(
     workdir: Path | None = None,
     protocols: tuple[str, ...] = PROTOCOLS,
     say: Callable[[str], None] = lambda _: None,
+    emulator: str | None = None,
 ) -> list[SeedResult]:
-    """One seed, a whole migration per protocol (each on a fresh emulator, the same seeded workload)."""
+    """One seed, a whole migration per protocol (each on a fresh emulator, the same seeded workload).
+    ``emulator``: moto or ministack (default: ``FERRY_EMULATOR``, else moto)."""
     work = workdir or Path(tempfile.mkdtemp(prefix=f"ferry-chaos-{seed}-"))
     return [
-        _run_protocol(seed, protocol, items, objects, splits, intensity, work / protocol, say) for protocol in protocols
+        _run_protocol(seed, protocol, items, objects, splits, intensity, work / protocol, say, emulator)
+        for protocol in protocols
     ]
 
 
@@ -372,11 +375,15 @@ def _run_protocol(
     intensity: float,
     work: Path,
     say: Callable[[str], None],
+    emulator: str | None = None,
 ) -> SeedResult:
     started = time.monotonic()
     work.mkdir(parents=True, exist_ok=True)
     use_dummy_credentials()
-    with Emulator(log_path=str(work / "emulator.log")) as emu, FaultProxy(emu.endpoint_url, seed=seed) as proxy:
+    with (
+        Emulator(log_path=str(work / "emulator.log"), kind=emulator) as emu,
+        FaultProxy(emu.endpoint_url, seed=seed) as proxy,
+    ):
         run = _SeedRun(seed, protocol, splits, intensity, work, emu, proxy)
         run.prepare(items, objects)
         say(f"seed {seed} ({protocol}): seeded {items} items, {objects} objects; faults on")

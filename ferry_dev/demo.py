@@ -165,12 +165,14 @@ def run_demo(
     protocol: str = PROTOCOL_REPLAY,
     say: Callable[[str], None] = print,
     emulator_log: str | None = None,
+    emulator: str | None = None,
 ) -> DemoResult:
+    """``emulator``: moto or ministack (default: ``FERRY_EMULATOR``, else moto)."""
     use_dummy_credentials()
     started = time.monotonic()
     log_path = emulator_log or str(Path(tempfile.gettempdir()) / "ferry-demo-emulator.log")
-    with Emulator(log_path=log_path) as emu:
-        say(f"emulator (moto server) on {emu.endpoint_url}; protocol {protocol}")
+    with Emulator(log_path=log_path, kind=emulator) as emu:
+        say(f"emulator ({emu.kind}) on {emu.endpoint_url}; protocol {protocol}")
         spec = demo_spec(emu.endpoint_url, splits, with_bucket=bool(objects), protocol=protocol)
         app = spec.source_where()  # the application lives on the source side
         seeded = seed_sources(

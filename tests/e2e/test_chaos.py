@@ -1,6 +1,6 @@
 """A fixed, small chaos seed on every CI run, under both protocols: live traffic, injected faults, a killed
 Spark driver, a killed Spark task, killed pollers (under replay also during the catch-up), duplicated and
-stale S3 events — and zero differences."""
+stale S3 events — and zero differences; on each emulator (moto, ministack)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ REGRESSION_SEEDS: list[int] = []
 
 
 @pytest.mark.parametrize("seed", [101, *REGRESSION_SEEDS])
-def test_a_seeded_chaos_run_ends_with_zero_differences(seed, tmp_path):
-    results = run_seed(seed, items=120, objects=30, splits=3, workdir=tmp_path)
+def test_a_seeded_chaos_run_ends_with_zero_differences(seed, tmp_path, emulator_kind):
+    results = run_seed(seed, items=120, objects=30, splits=3, workdir=tmp_path, emulator=emulator_kind)
     assert [r.protocol for r in results] == ["insert-only", "replay"]
     for result in results:
         assert result.differences == 0, (result.protocol, result.detail)

@@ -1,5 +1,5 @@
 """The shortened demo: the whole migration on the embedded emulator, live traffic included, under each
-protocol (replay is the default)."""
+protocol (replay is the default), on each emulator (moto, ministack)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,18 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("spark")]
 
 
 @pytest.mark.parametrize("protocol", ["replay", "insert-only"])
-def test_shortened_demo_migrates_a_live_table_and_bucket_with_zero_differences(protocol):
+def test_shortened_demo_migrates_a_live_table_and_bucket_with_zero_differences(protocol, emulator_kind):
     # GIVEN a source table of 400 items and a bucket of 150 objects under live traffic
     # WHEN the demo runs init, live replication, the Spark backfills, drain, finalize and verify
     result = run_demo(
-        items=400, splits=2, traffic_rate=40, objects=150, object_traffic_rate=15, seed=21, protocol=protocol
+        items=400,
+        splits=2,
+        traffic_rate=40,
+        objects=150,
+        object_traffic_rate=15,
+        seed=21,
+        protocol=protocol,
+        emulator=emulator_kind,
     )
     # THEN verify finds no difference, the live paths applied real traffic, nothing was dead-lettered
     assert result.verify_ok, result.report.counts()
