@@ -36,6 +36,13 @@ READ_MODES = (READ_SCAN, READ_EXPORT)
 WRITE_BATCH = "batch"  # BatchWriteItem (replay) / conditional PutItem (insert-only)
 WRITE_IMPORT = "import"  # ImportTable creates the target from the export
 WRITE_MODES = (WRITE_BATCH, WRITE_IMPORT)
+# How insert-only copies write (docs/adr/0001): auto probes the endpoint once per copy and uses partiql
+# (BatchExecuteStatement INSERTs, 25 a request) only where INSERT refuses an existing key; put = PutItem
+# with attribute_not_exists, one item a request. The replay protocol writes BatchWriteItem either way.
+INSERT_AUTO = "auto"
+INSERT_PUT = "put"
+INSERT_PARTIQL = "partiql"
+INSERT_MODES = (INSERT_AUTO, INSERT_PUT, INSERT_PARTIQL)
 # DynamoDB Streams keep a record 24 hours: a held copy and its catch-up must fit inside.
 STREAM_RETENTION_HOURS = 24.0
 
@@ -96,6 +103,7 @@ class BackfillSettings:
     # that it estimates will not finish, and be replayed, within this many hours.
     max_hold_hours: float = 20.0
     export_bucket: str = ""  # where exports go; "" = the bucket `ferry init` creates (ferry-exports-<account>-<region>)
+    insert_mode: str = INSERT_AUTO  # auto | put | partiql: how protocol insert-only writes (see INSERT_MODES)
 
 
 @dataclass(frozen=True)
@@ -351,6 +359,7 @@ def _parse_backfill(raw: Any) -> BackfillSettings:
     data = raw if isinstance(raw, Mapping) else {}
     _one_of(data, "read", READ_MODES, READ_SCAN, "backfill")
     _one_of(data, "write", WRITE_MODES, WRITE_BATCH, "backfill")
+    _one_of(data, "insert_mode", INSERT_MODES, INSERT_AUTO, "backfill")
     if backfill.write == WRITE_IMPORT and backfill.read != READ_EXPORT:
         raise SpecError("backfill.write", "import loads an export: it needs backfill.read: export")
     if not 0 < backfill.max_hold_hours < STREAM_RETENTION_HOURS:

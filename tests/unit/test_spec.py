@@ -698,3 +698,26 @@ def test_command_line_overrides_apply_to_every_table_and_bucket() -> None:
         with pytest.raises(SpecError) as caught:
             with_overrides(spec, **kwargs)
         assert caught.value.field == option, kwargs
+
+
+# --------------------------------------------------------------------------------------------
+# backfill.insert_mode: how protocol insert-only writes (docs/adr/0001)
+
+
+def test_insert_mode_defaults_to_auto_and_each_mode_round_trips() -> None:
+    assert parse_spec(MINIMAL).backfill.insert_mode == "auto"
+    for mode in ("auto", "put", "partiql"):
+        spec = parse_spec(
+            with_changes(MINIMAL, tables=[{**TABLE, "protocol": "insert-only"}], backfill={"insert_mode": mode})
+        )
+        assert spec.backfill.insert_mode == mode
+        assert parse_spec(json.loads(json.dumps(spec_to_dict(spec)))) == spec
+
+
+@pytest.mark.parametrize("value", ["batch", "PartiQL", "PUT", "", "partiql ", True, 25, ["put"]])
+def test_an_invalid_insert_mode_names_the_field_and_exits_2(value: Any) -> None:
+    error = spec_error(with_changes(MINIMAL, backfill={"insert_mode": value}))
+    assert error.field == "backfill.insert_mode"
+    assert error.exit_code == 2
+    expected = "must be one of auto, put, partiql" if isinstance(value, str) else "must be str"
+    assert error.problem.startswith(expected)
