@@ -21,7 +21,7 @@ from ferry.clients import AwsTarget
 from ferry.spec import parse_spec, spec_to_dict
 from ferry.tables.protocol import TOMBSTONE_ATTRIBUTE, TOMBSTONE_VALUE
 from ferry.tables.state import StateStore, create_state_table
-from ferry.wire import decode_stream_image
+from ferry.wire import decode_stream_image, differing_attributes
 from ferry_dev.stream_poller import LocalContext, StreamPoller
 from tests.conftest import create_table, scan_all
 
@@ -237,7 +237,8 @@ def test_ttl_delete(ddb: Any, replication: Callable[..., Replication], options: 
     assert response == {"batchItemFailures": []}
     target = scan_all(ddb, rep.target)
     if expected == "kept":
-        assert target == [ALL_TYPES]
+        (kept,) = target
+        assert differing_attributes(kept, ALL_TYPES) == []  # numbers as DynamoDB compares them
     else:
         assert target == [{"pk": ALL_TYPES["pk"], TOMBSTONE_ATTRIBUTE: TOMBSTONE_VALUE}]
 
@@ -302,7 +303,26 @@ def test_event_builder_gives_the_shape_of_the_sample_event(ddb: Any, replication
     assert image["blobs"]["BS"] == ["AA==", "AQI=", "////"]
     assert image["doc"]["M"]["deeper"]["M"]["list"]["L"][0] == {"B": "AQ=="}
     assert image["items"]["L"][1] == {"M": {"b": {"B": "Aw=="}}}
-    assert decode_stream_image(image) == ALL_TYPES
+    # numbers compared as numbers: DynamoDB trims them (ministack writes 1E-130 out in full; moto keeps it)
+    assert differing_attributes(decode_stream_image(image), ALL_TYPES) == []
+
+
+@pytest.mark.emulators("moto", reason="pins moto's fault: a number is kept as sent, zeros and all")
+def test_moto_keeps_the_leading_and_trailing_zeros_of_a_number(ddb: Any, unique: str) -> None:
+    # AWS: "Leading and trailing zeroes are trimmed" (Developer Guide, data types, Number); ministack
+    # trims them. This fails the day moto does too.
+    create_table(ddb, f"n-{unique}")
+    ddb.put_item(TableName=f"n-{unique}", Item={"pk": {"S": "n"}, "n": {"N": "007.50"}, "ns": {"NS": ["01.0"]}})
+    item = ddb.get_item(TableName=f"n-{unique}", Key={"pk": {"S": "n"}})["Item"]
+    assert (item["n"], item["ns"]) == ({"N": "007.50"}, {"NS": ["01.0"]})
+
+
+@pytest.mark.emulators("ministack", reason="the emulator that trims numbers as AWS documents")
+def test_a_number_comes_back_without_leading_and_trailing_zeros(ddb: Any, unique: str) -> None:
+    create_table(ddb, f"n-{unique}")
+    ddb.put_item(TableName=f"n-{unique}", Item={"pk": {"S": "n"}, "n": {"N": "007.50"}, "ns": {"NS": ["01.0"]}})
+    item = ddb.get_item(TableName=f"n-{unique}", Key={"pk": {"S": "n"}})["Item"]
+    assert (item["n"], item["ns"]) == ({"N": "7.5"}, {"NS": ["1"]})
 
 
 def test_binary_keyed_items_are_deleted_by_their_real_key(ddb, streams, where, unique, monkeypatch):
