@@ -32,7 +32,11 @@ EVENTS = Path(__file__).resolve().parent.parent / "events"
 MAX_RECEIVE_COUNT = 3
 Event = dict[str, Any]
 
-# Keys that only survive an event if it is decoded right ("/" is kept by S3 and encoded by moto).
+# S3 sends tagging events (s3:ObjectTagging:Put/Delete; EventBridge "Object Tags Added/Deleted");
+# ministack sends none (pinned below), so tag changes are replicated by events only on moto.
+TAGGING_EVENTS = {"moto": True, "ministack": False}
+
+# Keys that only survive an event if it is decoded right ("/" kept by ministack, encoded by moto).
 AWKWARD_KEYS = [
     "plain.txt",
     "dir/sub dir/file with spaces.txt",
@@ -184,7 +188,7 @@ def _content(key: str, version: int = 1) -> bytes:
     return f"{key} v{version}\n".encode() * (version + 1)
 
 
-def test_bucket_notifications_replicate_keys_that_need_url_decoding(env: Env) -> None:
+def test_bucket_notifications_replicate_keys_that_need_url_decoding(env: Env, emulator_kind: str) -> None:
     # GIVEN a source bucket that notifies the events queue, and objects under awkward keys
     env.notify_queue(env.source)
     for i, key in enumerate(AWKWARD_KEYS):
@@ -197,7 +201,9 @@ def test_bucket_notifications_replicate_keys_that_need_url_decoding(env: Env) ->
     # THEN the events carried URL-encoded keys, and the target equals the source exactly
     raw = [json.loads(b) for b in recorder.bodies]
     encoded = [r["s3"]["object"]["key"] for m in raw for r in m.get("Records", [])]
-    assert "dir%2Fsub+dir%2Ffile+with+spaces.txt" in encoded  # moto also encodes "/"
+    # spaces as "+", a "+" as "%2B" (documented); "/" as is (ministack) or "%2F" (moto): unquote_plus reads both
+    assert "dir/sub+dir/file+with+spaces.txt" in {k.replace("%2F", "/") for k in encoded}
+    assert "a%2Bb%3Dc%26d.txt" in encoded
     assert any(m.get("Event") == "s3:TestEvent" for m in raw)  # sent when the configuration was written
     assert env.snapshot(env.target) == env.snapshot(env.source)
     assert set(env.snapshot(env.target)) == set(AWKWARD_KEYS)
@@ -207,20 +213,23 @@ def test_bucket_notifications_replicate_keys_that_need_url_decoding(env: Env) ->
     env.s3.delete_object(Bucket=env.source, Key="dir/sub dir/file with spaces.txt")
     env.s3.delete_object(Bucket=env.source, Key="hash#q?x.txt")
     env.put("a+b=c&d.txt", _content("a+b=c&d.txt", 2), team="changed")
-    env.s3.put_object_tagging(
-        Bucket=env.source, Key="unicode/日本語 ö 🚢.txt", Tagging={"TagSet": [{"Key": "retagged", "Value": "yes"}]}
-    )
+    if TAGGING_EVENTS[emulator_kind]:
+        env.s3.put_object_tagging(
+            Bucket=env.source, Key="unicode/日本語 ö 🚢.txt", Tagging={"TagSet": [{"Key": "retagged", "Value": "yes"}]}
+        )
     stats = env.drain()
 
     # THEN the target follows
     target = env.snapshot(env.target)
     assert target == env.snapshot(env.source)
     assert "hash#q?x.txt" not in target and "dir/sub dir/file with spaces.txt" not in target
-    assert target["unicode/日本語 ö 🚢.txt"]["tags"] == [("retagged", "yes")]
+    assert target["a+b=c&d.txt"]["tags"] == [("team", "changed")]
+    if TAGGING_EVENTS[emulator_kind]:
+        assert target["unicode/日本語 ö 🚢.txt"]["tags"] == [("retagged", "yes")]
     assert stats.failed == 0
 
 
-def test_eventbridge_events_replicate_keys_as_delivered(env: Env) -> None:
+def test_eventbridge_events_replicate_keys_as_delivered(env: Env, emulator_kind: str) -> None:
     # GIVEN a source bucket sending its events to EventBridge, and a rule forwarding them to the queue
     env.notify_eventbridge(env.source)
     keys = [*AWKWARD_KEYS, "eb key+1"]
@@ -231,7 +240,7 @@ def test_eventbridge_events_replicate_keys_as_delivered(env: Env) -> None:
     # WHEN the poller feeds the queue to the real handler
     stats = env.drain(recorder)
 
-    # THEN EventBridge events arrived (moto: keys not encoded), and the target equals the source
+    # THEN EventBridge events arrived (keys not encoded, on both emulators), and the target equals the source
     raw = [json.loads(b) for b in recorder.bodies]
     assert {m["detail-type"] for m in raw} <= {"Object Created", "Object Tags Added"}  # moto: tags → 2nd event
     assert "eb key+1" in {m["detail"]["object"]["key"] for m in raw}
@@ -239,22 +248,49 @@ def test_eventbridge_events_replicate_keys_as_delivered(env: Env) -> None:
     assert set(env.snapshot(env.target)) == set(keys)
     assert stats.failed == 0 and env.dlq_bodies() == []
 
-    # WHEN an object is retagged, its tags removed from another, and one deleted
-    env.s3.put_object_tagging(
-        Bucket=env.source, Key="eb key+1", Tagging={"TagSet": [{"Key": "kind", "Value": "retagged"}]}
-    )
-    env.s3.delete_object_tagging(Bucket=env.source, Key="plain.txt")
+    # WHEN an object is retagged, its tags removed from another (where the emulator sends tagging
+    # events, as S3 does), and one deleted
+    tagging = TAGGING_EVENTS[emulator_kind]
+    if tagging:
+        env.s3.put_object_tagging(
+            Bucket=env.source, Key="eb key+1", Tagging={"TagSet": [{"Key": "kind", "Value": "retagged"}]}
+        )
+        env.s3.delete_object_tagging(Bucket=env.source, Key="plain.txt")
     env.s3.delete_object(Bucket=env.source, Key="a+b=c&d.txt")
     recorder = Recorder()
     env.drain(recorder)
 
     # THEN the target follows
     detail_types = {json.loads(b)["detail-type"] for b in recorder.bodies}
-    assert {"Object Tags Added", "Object Tags Deleted", "Object Deleted"} <= detail_types
+    assert {"Object Deleted"} | ({"Object Tags Added", "Object Tags Deleted"} if tagging else set()) <= detail_types
     target = env.snapshot(env.target)
     assert target == env.snapshot(env.source)
-    assert target["eb key+1"]["tags"] == [("kind", "retagged")] and target["plain.txt"]["tags"] == []
+    if tagging:
+        assert target["eb key+1"]["tags"] == [("kind", "retagged")] and target["plain.txt"]["tags"] == []
     assert "a+b=c&d.txt" not in target
+
+
+@pytest.mark.emulators("ministack", reason="pins ministack's fault: no tagging events, on either route")
+def test_ministack_sends_no_tagging_events(env: Env) -> None:
+    # AWS documents s3:ObjectTagging:Put and :Delete for notification configurations, and "Object
+    # Tags Added" / "Object Tags Deleted" for EventBridge. ministack sends neither; this fails the
+    # day it does (then drop TAGGING_EVENTS).
+    eventbridge = f"eb-{env.unique}"
+    env.s3.create_bucket(Bucket=eventbridge)
+    env.notify_queue(env.source)
+    env.notify_eventbridge(eventbridge)
+    for bucket in (env.source, eventbridge):
+        env.put("k", b"x", bucket=bucket)
+        env.s3.put_object_tagging(Bucket=bucket, Key="k", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]})
+        env.s3.delete_object_tagging(Bucket=bucket, Key="k")
+    raw: list[Event] = []  # every message of the queue, read once (the second bucket is not in the spec: no handler)
+    while got := env.sqs.receive_message(QueueUrl=env.queue_url, MaxNumberOfMessages=10).get("Messages"):
+        raw.extend(json.loads(m["Body"]) for m in got)
+        for m in got:
+            env.sqs.delete_message(QueueUrl=env.queue_url, ReceiptHandle=m["ReceiptHandle"])
+    names = sorted(r["eventName"] for m in raw for r in m.get("Records", []))
+    detail_types = sorted(m["detail-type"] for m in raw if "detail-type" in m)
+    assert (names, detail_types) == (["ObjectCreated:Put"], ["Object Created"])
 
 
 def test_an_unmapped_bucket_fails_alone_then_sits_in_the_dlq(env: Env) -> None:

@@ -124,7 +124,7 @@ def test_init_gives_an_unencrypted_unversioned_source_a_sse_s3_target(s3, sqs, e
     assert init_buckets(spec, s3, sqs, events, queue_url=url, queue_arn=arn) == []
 
 
-def test_event_capture_keeps_the_existing_notifications(s3, sqs, events, where, unique):
+def test_event_capture_keeps_the_existing_notifications(s3, sqs, events, where, unique, emulator_kind):
     # GIVEN a source whose notification configuration already sends ObjectCreated to another queue
     source, target = f"notified-{unique}", f"notified-dst-{unique}"
     s3.create_bucket(Bucket=source)
@@ -149,7 +149,10 @@ def test_event_capture_keeps_the_existing_notifications(s3, sqs, events, where, 
 
     # THEN the existing configuration is unchanged, and the rule and queue policy are in place
     assert any("enabled EventBridge notifications" in a and "kept 1" in a for a in actions)
-    assert notification_configuration(s3, source) == before
+    after = notification_configuration(s3, source)
+    assert {k: v for k, v in after.items() if k != "EventBridgeConfiguration"} == before
+    if emulator_kind == "ministack":  # as S3 answers; moto never echoes it (pinned below)
+        assert after["EventBridgeConfiguration"] == {}
     rule = event_rule_name(source)
     pattern = json.loads(events.describe_rule(Name=rule)["EventPattern"])
     assert pattern["detail"]["bucket"]["name"] == [source]
@@ -187,7 +190,7 @@ def test_event_capture_keeps_the_existing_notifications(s3, sqs, events, where, 
 
     # AND a second init changes nothing, the existing configuration included
     assert init_buckets(spec, s3, sqs, events, queue_url=url, queue_arn=arn) == []
-    assert notification_configuration(s3, source) == before
+    assert notification_configuration(s3, source) == after
 
 
 def test_two_buckets_share_the_queue_and_a_prefix_limits_the_rule(s3, sqs, events, where, unique):
@@ -272,3 +275,13 @@ def test_rule_names_fit_eventbridge_limits():
     assert len(name) <= 64 and name.startswith("ferry-b")
     assert name != event_rule_name("b" * 62 + "c")
     assert event_rule_name("short") == "ferry-short"
+
+
+@pytest.mark.emulators("moto", reason="pins moto's fault: EventBridgeConfiguration is not read back")
+def test_moto_does_not_read_back_the_eventbridge_configuration(s3, unique):
+    # GetBucketNotificationConfiguration answers EventBridgeConfiguration when it is enabled (S3 API
+    # reference; ministack does); moto leaves it out. This fails the day moto answers it.
+    bucket = f"eb-config-{unique}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}})
+    assert "EventBridgeConfiguration" not in notification_configuration(s3, bucket)
