@@ -93,13 +93,27 @@ def part_sizes(s3: S3Client, bucket: str, key: str, state: ObjectState) -> tuple
     pinned with CopySourceIfMatch, and the copy's ETag equals the source's only if the layout was right."""
     if not state.multipart:
         return (state.size,)
-    sizes = []
-    for number in range(1, state.parts_count + 1):
-        head = s3.head_object(Bucket=bucket, Key=key, PartNumber=number)
-        sizes.append(int(head["ContentLength"]))
+    sizes = tuple(_part_size(s3, bucket, key, number) for number in range(1, state.parts_count + 1))
     if sum(sizes) != state.size:
         raise ValueError(f"parts of {key!r} add up to {sum(sizes)} bytes, not {state.size}")
-    return tuple(sizes)
+    return sizes
+
+
+def _part_size(s3: S3Client, bucket: str, key: str, number: int) -> int:
+    """The size of part ``number``: a HEAD with ``PartNumber``, which S3 answers with that part's
+    ContentLength and the object's ``PartsCount`` (API_HeadObject). An answer without ``PartsCount``
+    is the whole object — an endpoint that ignores ``partNumber`` on HEAD (ministack does) — and then
+    the size is the ContentLength of a GetObject of that part, its body closed unread; a GET answer
+    without ``PartsCount`` either is not a part and raises. The sum check in :func:`part_sizes` and
+    the ETag comparison after the copy stand either way."""
+    head = s3.head_object(Bucket=bucket, Key=key, PartNumber=number)
+    if "PartsCount" in head:
+        return int(head["ContentLength"])
+    part = s3.get_object(Bucket=bucket, Key=key, PartNumber=number)
+    part["Body"].close()
+    if "PartsCount" not in part:
+        raise ValueError(f"{key!r}: neither HEAD nor GET with partNumber={number} answered with a part")
+    return int(part["ContentLength"])
 
 
 def _etags_comparable(a: ObjectState, b: ObjectState) -> bool:
