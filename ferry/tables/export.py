@@ -8,10 +8,12 @@ turns sets into lists and numbers into Long/Double (docs/adr/0005).
 
 Where the data files are: AWS writes ``<prefix>/AWSDynamoDB/<ExportId>/manifest-summary.json``, which
 names ``manifest-files.json``, which lists every ``data/*.json.gz`` (JSON lines, one ``{"Item": …}``
-each). The local emulator writes the data file only (``<prefix>/AWSDynamoDB/<uuid>/data/<uuid>.gz``,
-no manifest, another uuid than the export's). ferry reads the manifest when DescribeExport names one
-and otherwise lists ``data/`` under the export's own prefix, which is unique per copy run, so the two
-layouts are read by the same code and no other export's files can be taken for this one's.
+each). moto writes the data file only (``<prefix>/AWSDynamoDB/<uuid>/data/<uuid>.gz``, no manifest,
+another uuid than the export's). ferry reads the manifest when DescribeExport names one and otherwise
+lists ``data/`` under the export's own prefix, which is unique per copy run, so the two layouts are read
+by the same code and no other export's files can be taken for this one's. A manifest that DescribeExport
+names but the bucket does not hold (an export deleted or expired since, or ministack's, which writes no
+file at all) fails the copy naming it: nothing else says which data files are the export's.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ferry.aws import (
     create_bucket_if_missing,
     describe_export,
     describe_import,
+    error_code,
     head_bucket,
     public_access_block_or_none,
 )
@@ -181,8 +184,17 @@ def wait_for_import(
     )  # fmt: skip
 
 
-def _read_text(s3: S3Client, bucket: str, key: str) -> str:
-    body = call_with_retries(lambda: s3.get_object(Bucket=bucket, Key=key)["Body"].read(), f"GetObject {key}")
+def _read_manifest(s3: S3Client, bucket: str, key: str) -> str:
+    """One manifest's text. PermanentError naming it when the bucket does not hold it (NoSuchKey)."""
+    try:
+        body = call_with_retries(lambda: s3.get_object(Bucket=bucket, Key=key)["Body"].read(), f"GetObject {key}")
+    except Exception as exc:  # the adapter's error code: botocore stays behind ferry.aws
+        if error_code(exc) != "NoSuchKey":
+            raise
+        raise PermanentError(
+            f"the export's manifest s3://{bucket}/{key} does not exist: the export was deleted or expired since, "
+            "or never written; rerun the copy with --restart for a new export"
+        ) from exc
     return body.decode("utf-8")
 
 
@@ -196,8 +208,8 @@ def export_data_files(s3: S3Client, bucket: str, prefix: str, description: dict[
     else every ``…/data/…`` object under the export's prefix (see the module docstring)."""
     manifest = description.get("ExportManifest")
     if manifest:
-        summary = json.loads(_read_text(s3, bucket, _under(prefix, str(manifest))))
-        lines = _read_text(s3, bucket, _under(prefix, summary["manifestFilesS3Key"])).splitlines()
+        summary = json.loads(_read_manifest(s3, bucket, _under(prefix, str(manifest))))
+        lines = _read_manifest(s3, bucket, _under(prefix, summary["manifestFilesS3Key"])).splitlines()
         return sorted(_under(prefix, json.loads(line)["dataFileS3Key"]) for line in lines if line.strip())
     keys: list[str] = []
     kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": f"{prefix.rstrip('/')}/AWSDynamoDB/"}

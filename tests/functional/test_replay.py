@@ -1,6 +1,9 @@
 """The replay protocol's table side against the emulator: the checks before a copy, the point-in-time
-export read back exactly (the emulator's layout and AWS's), ImportTable creating the target, and the
-release refusing whatever would lose a held change (docs/adr/0004)."""
+export read back exactly (moto's layout and AWS's), ImportTable creating the target, and the release
+refusing whatever would lose a held change (docs/adr/0004).
+
+ministack's export writes no file (pinned below): on it the tests that export take ``aws_exports``,
+which writes, once the export has completed, the files AWS documents (tests/emulated_export.py)."""
 
 from __future__ import annotations
 
@@ -20,13 +23,14 @@ from ferry.release import Deployment, ReleaseRefused, bound_record_age, release_
 from ferry.spec import parse_spec
 from ferry.tables.backfill import copy_segment, plan_backfill
 from ferry.tables.copy_run import begin_copy, export_files, finish_copy, import_target
-from ferry.tables.export import ensure_export_bucket, export_data_files, parse_export_line
+from ferry.tables.export import ensure_export_bucket, export_data_files, parse_export_line, tls_only_policy
 from ferry.tables.setup import init_tables
 from ferry.tables.state import Capture, StateStore
 from ferry.tables.verify import verify_table
 from ferry.wire import encode_lambda_value, items_equal, key_of
 from ferry_dev.workload import make_big_item, make_item, seed_table
 from tests.conftest import create_table, scan_all
+from tests.emulated_export import write_exports_as_aws_does
 
 pytestmark = pytest.mark.functional
 KEYS = ("pk", "sk")
@@ -52,8 +56,8 @@ def _source(ddb: Any, unique: str, items: int = 40) -> int:
 
 
 def _importable_source(ddb: Any, unique: str, items: int = 30) -> int:
-    """Items of every type that the emulator's ImportTable can load: ASCII strings, no empty map, none near
-    400 KB (its three faults, each pinned below in test_the_emulator_s_import_…)."""
+    """Items of every type that moto's ImportTable can load: ASCII strings, no empty map, none near 400 KB
+    (its three faults, each pinned below in test_the_emulator_s_import_…)."""
     create_table(ddb, f"src-{unique}", hash_key=("pk", "S"), range_key=("sk", "N"))
     for i in range(items):
         ddb.put_item(TableName=f"src-{unique}", Item=_ascii_item(i))
@@ -86,7 +90,17 @@ def _tables(ddb: Any) -> set[str]:
     return {n for page in ddb.get_paginator("list_tables").paginate() for n in page["TableNames"]}
 
 
-ACCOUNT = "123456789012"  # the emulator's
+@pytest.fixture(scope="module")
+def account(where: Any) -> str:
+    """The emulator's account (moto's 123456789012, ministack's 000000000000)."""
+    return str(make_client("sts", where).get_caller_identity()["Account"])
+
+
+@pytest.fixture
+def aws_exports(emulator_kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On ministack, whose export writes no file, every export ferry waits for writes AWS's files."""
+    if emulator_kind == "ministack":
+        write_exports_as_aws_does(monkeypatch)
 
 
 @dataclass
@@ -97,13 +111,16 @@ class Exported:
     clients: TableClients
     run: Any
     files: tuple[str, ...]
+    account: str
 
     @property
     def mapping(self) -> Any:
         return self.spec.tables[0]
 
     def import_target(self) -> Any:
-        return import_target(self.spec, self.mapping, self.clients, self.run, self.files, account=ACCOUNT, poll=0.1)
+        return import_target(
+            self.spec, self.mapping, self.clients, self.run, self.files, account=self.account, poll=0.1
+        )
 
 
 def _exported(
@@ -115,10 +132,11 @@ def _exported(
     initialize(spec, enable_pitr=True)
     clients = TableClients(ddb, target or ddb, ddb)
     run = begin_copy(spec, spec.tables[0], clients)
+    account = str(make_client("sts", where).get_caller_identity()["Account"])
     run, _, files = export_files(
-        spec, spec.tables[0], clients, make_client("s3", where), run, account=ACCOUNT, poll=0.1
+        spec, spec.tables[0], clients, make_client("s3", where), run, account=account, poll=0.1
     )
-    return Exported(spec, clients, run, files)
+    return Exported(spec, clients, run, files, account)
 
 
 # --- before the copy -----------------------------------------------------------------------------
@@ -142,7 +160,9 @@ def test_an_export_without_point_in_time_recovery_is_refused_before_any_write(dd
     assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
 
 
-def test_init_creates_the_default_export_bucket_encrypted_private_and_expiring(ddb, where, emulator, unique):
+def test_init_creates_the_default_export_bucket_encrypted_private_and_expiring(
+    ddb, where, emulator, unique, account, aws_exports
+):
     _source(ddb, unique, 3)
     spec = parse_spec(
         {
@@ -155,7 +175,7 @@ def test_init_creates_the_default_export_bucket_encrypted_private_and_expiring(d
     )
     initialize(spec, enable_pitr=True)
     s3 = make_client("s3", where)
-    bucket = "ferry-exports-123456789012-us-east-1"  # the emulator's account
+    bucket = f"ferry-exports-{account}-us-east-1"
     rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     assert all(s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"].values())
@@ -166,9 +186,10 @@ def test_init_creates_the_default_export_bucket_encrypted_private_and_expiring(d
         s3.get_bucket_policy(Bucket=bucket)
     clients = TableClients.of(ddb)
     run = begin_copy(spec, spec.tables[0], clients)
-    assert export_files(spec, spec.tables[0], clients, s3, run, account=ACCOUNT)[2]
+    assert export_files(spec, spec.tables[0], clients, s3, run, account=account, poll=0.1)[2]
 
 
+@pytest.mark.emulators("moto", reason="ministack does not evaluate bucket policies (pinned below)")
 def test_an_export_bucket_made_for_https_refuses_plain_http(where, unique):
     # GIVEN the export bucket as ferry makes it against AWS (TLS only)
     s3 = make_client("s3", where)
@@ -179,6 +200,21 @@ def test_an_export_bucket_made_for_https_refuses_plain_http(where, unique):
     # THEN a request without TLS is refused (the emulator evaluates the policy; it speaks plain HTTP)
     with pytest.raises(ClientError, match=r"AccessDenied|Forbidden"):
         s3.put_object(Bucket=bucket, Key="ferry-exports/x", Body=b"x")
+
+
+@pytest.mark.emulators("ministack", reason="pins ministack's fault; moto denies the request as AWS does")
+def test_the_emulator_ignores_a_bucket_policy_that_denies_plain_http(where, unique):
+    """An emulator fault, pinned: ministack stores a bucket policy but does not evaluate it, so a request
+    made without TLS passes a policy that denies ``aws:SecureTransport: false``. AWS denies it
+    (https://repost.aws/knowledge-center/s3-bucket-policy-for-config-rule: "Amazon S3 allows both HTTP and
+    HTTPS requests"; such a policy "explicitly denies access to HTTP requests"); moto does too, and
+    test_an_export_bucket_made_for_https_refuses_plain_http asserts it there."""
+    s3 = make_client("s3", where)
+    bucket = f"tls-only-{unique}"
+    ensure_export_bucket(s3, bucket, "us-east-1")
+    assert json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]) == tls_only_policy(bucket)
+    s3.put_object(Bucket=bucket, Key="ferry-exports/x", Body=b"x")  # over plain HTTP, and not refused
+    assert s3.get_object(Bucket=bucket, Key="ferry-exports/x")["Body"].read() == b"x"
 
 
 def test_a_replay_copy_estimated_to_outlast_its_hold_window_is_refused(ddb, emulator, unique):
@@ -210,7 +246,9 @@ def test_a_replay_copy_estimated_to_outlast_its_hold_window_is_refused(ddb, emul
 # --- export + batch ------------------------------------------------------------------------------
 
 
-def test_an_export_is_copied_exactly_one_split_per_data_file_without_reading_the_table(ddb, where, emulator, unique):
+def test_an_export_is_copied_exactly_one_split_per_data_file_without_reading_the_table(
+    ddb, where, emulator, unique, account, aws_exports
+):
     # GIVEN a source of every attribute type (38-digit numbers, sets, binaries nested in maps and lists)
     seeded = _source(ddb, unique)
     # WHEN the export is made and read back, one split per data file
@@ -225,7 +263,7 @@ def test_an_export_is_copied_exactly_one_split_per_data_file_without_reading_the
     assert sum(r.file_requests for r in results) == len(files) and sum(r.batch_requests for r in results) >= 2
     assert _same(ddb, unique)
     # AND a rerun finds the same export (recorded), not a new one
-    again, _, same_files = export_files(spec, mapping, clients, make_client("s3", where), run, account=ACCOUNT)
+    again, _, same_files = export_files(spec, mapping, clients, make_client("s3", where), run, account=account)
     assert (again.export_arn, same_files) == (run.export_arn, files)
 
 
@@ -262,10 +300,21 @@ def test_the_reader_takes_aws_s_layout_from_its_manifests(where, unique):
     assert parse_export_line(b"  \n") is None
 
 
+def test_the_reader_fails_naming_a_manifest_the_bucket_does_not_hold(where, unique):
+    # GIVEN an export whose description names a manifest that is not in the bucket (deleted, expired)
+    s3 = make_client("s3", where)
+    bucket = f"no-manifest-{unique}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="runs/7/AWSDynamoDB/0170-ab/data/x.json.gz", Body=gzip.compress(b""))
+    # WHEN its data files are looked for THEN the copy fails naming the manifest, not with S3's NoSuchKey
+    with pytest.raises(PermanentError, match=rf"manifest s3://{bucket}/runs/7/AWSDynamoDB/0170-ab/manifest-summary"):
+        export_data_files(s3, bucket, "runs/7", {"ExportManifest": "AWSDynamoDB/0170-ab/manifest-summary.json"})
+
+
 # --- export + import -----------------------------------------------------------------------------
 
 
-def test_an_import_creates_the_target_that_init_left_alone(ddb, where, emulator, unique):
+def test_an_import_creates_the_target_that_init_left_alone(ddb, where, emulator, unique, aws_exports):
     # GIVEN a replay copy by export + import: init enables what it needs but does not create the target
     seeded = _importable_source(ddb, unique)
     exported = _exported(ddb, where, emulator, unique)
@@ -282,6 +331,7 @@ def test_an_import_creates_the_target_that_init_left_alone(ddb, where, emulator,
     assert begin_copy(spec, mapping, clients).import_arn == run.import_arn
 
 
+@pytest.mark.emulators("moto", reason="pins moto's ImportTable fault; ministack imports it as AWS does (below)")
 def test_the_emulator_s_import_drops_items_holding_an_empty_map_and_ferry_fails_the_copy(ddb, where, emulator, unique):
     """An emulator fault, pinned: moto's ImportTable parses each line with py_partiql_parser, which yields
     nothing for an object holding an empty map ({"M": {}}), so the item is neither imported nor counted as
@@ -297,6 +347,7 @@ def test_the_emulator_s_import_drops_items_holding_an_empty_map_and_ferry_fails_
         exported.import_target()
 
 
+@pytest.mark.emulators("moto", reason="pins moto's ImportTable fault; ministack imports it as AWS does (below)")
 def test_the_emulator_s_import_leaves_json_escapes_in_strings_and_verify_finds_them(ddb, where, emulator, unique):
     """An emulator fault, pinned: moto's ImportTable parses each line with py_partiql_parser, which keeps a
     JSON escape such as \\u00d6 as those six characters instead of the letter it stands for (moto's own
@@ -311,6 +362,7 @@ def test_the_emulator_s_import_leaves_json_escapes_in_strings_and_verify_finds_t
     assert "user#0050" in report.differences[0].key
 
 
+@pytest.mark.emulators("moto", reason="pins moto's ImportTable fault; ministack imports it as AWS does (below)")
 def test_the_emulator_s_import_refuses_an_item_near_400_kb(ddb, where, emulator, unique):
     """An emulator fault, pinned: moto's ImportTable fails on an item of ~395 KB by DynamoDB's sizing
     rules (which its PutItem accepts), "Item size has exceeded the maximum allowed size"; DynamoDB's limit
@@ -320,6 +372,53 @@ def test_the_emulator_s_import_refuses_an_item_near_400_kb(ddb, where, emulator,
     exported = _exported(ddb, where, emulator, unique)
     with pytest.raises(PermanentError, match=r"FAILED.*maximum allowed size"):
         exported.import_target()
+
+
+@pytest.mark.emulators("ministack", reason="moto's ImportTable drops, changes or refuses these items (pinned above)")
+def test_an_import_loads_empty_maps_non_ascii_text_and_an_item_near_400_kb_exactly(
+    ddb, where, emulator, unique, aws_exports
+):
+    """What moto's ImportTable gets wrong, as AWS documents the import: each line is DynamoDB JSON, read as
+    JSON — an empty map is a value, a string is the same whether its letters are escaped or not — and an
+    item may be as large as DynamoDB allows (400 KB)
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/S3DataImport.Format.html). The files
+    are AWS's layout (tests/emulated_export.py: one data file escapes non-ASCII text, one does not)."""
+    seeded = _importable_source(ddb, unique, 4)
+    for i in range(2):
+        text = {"S": "Zürich 日本語 \u00d6"}  # the last six characters are the letters \, u, 0, 0, d, 6
+        ddb.put_item(TableName=f"src-{unique}", Item={**_ascii_item(100 + i), "empty": {"M": {}}, "name": text})
+    ddb.put_item(TableName=f"src-{unique}", Item=make_big_item(1))
+    seeded += 3
+    exported = _exported(ddb, where, emulator, unique)
+    assert exported.run.exported_items == seeded
+    _, result = exported.import_target()
+    assert (result.imported, result.errors) == (seeded, 0)
+    assert _same(ddb, unique)
+    report = verify_table(exported.spec, exported.mapping, workers=2)
+    assert (report.source_items, report.target_items, report.differences) == (seeded, seeded, ())
+
+
+@pytest.mark.emulators("ministack", reason="pins ministack's fault; moto writes the data file")
+def test_the_emulator_s_export_writes_no_files_and_ferry_fails_the_copy(ddb, where, emulator, unique):
+    """An emulator fault, pinned: ministack's ExportTableToPointInTime completes, counts the items and names
+    a manifest, but writes nothing to the bucket. AWS writes the manifests and the data files under
+    ``<export-prefix>/AWSDynamoDB/<ExportId>/``
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/S3DataExport.Output.html). ferry
+    fails the copy naming the missing manifest rather than copying nothing."""
+    _importable_source(ddb, unique, 3)
+    spec = _spec(emulator, unique, read="export", write="batch")
+    s3 = make_client("s3", where)
+    s3.create_bucket(Bucket=f"exports-{unique}")
+    initialize(spec, enable_pitr=True)
+    clients = TableClients.of(ddb)
+    run = begin_copy(spec, spec.tables[0], clients)
+    with pytest.raises(PermanentError, match=r"the export's manifest s3://exports-.*/manifest-summary\.json does not"):
+        export_files(spec, spec.tables[0], clients, s3, run, account="000000000000", poll=0.1)
+    recorded = StateStore(ddb, spec.state_table).load_copy(f"src-{unique}")
+    assert recorded is not None and recorded.export_arn  # the export ran
+    description = ddb.describe_export(ExportArn=recorded.export_arn)["ExportDescription"]
+    assert (description["ExportStatus"], description["ItemCount"]) == ("COMPLETED", 3)
+    assert s3.list_objects_v2(Bucket=f"exports-{unique}").get("KeyCount") == 0
 
 
 def test_an_import_onto_an_existing_target_is_refused_before_any_write(ddb, where, emulator, unique):
@@ -357,7 +456,7 @@ def test_an_import_cannot_create_local_secondary_indexes(ddb, where, emulator, u
         initialize(spec, enable_pitr=True)
 
 
-def test_an_import_that_could_not_import_every_item_fails_the_copy(ddb, where, emulator, unique):
+def test_an_import_that_could_not_import_every_item_fails_the_copy(ddb, where, emulator, unique, aws_exports):
     # GIVEN an import whose description reports items it could not import (the emulator imports all, so
     # its answer is changed the way AWS answers when some lines are rejected)
     _importable_source(ddb, unique, 5)
