@@ -1,8 +1,14 @@
 """reconcile_key against the emulator: the target key ends up as the source key is now, whatever
 order or number of times it is called; copies are server-side and pinned; the source is never written.
 
-moto does not enforce CopySourceIfMatch, so "the source changed between HEAD and copy" and S3's 412
-answer are produced with botocore event hooks on the client that reconcile uses.
+"The source changed between HEAD and copy" is made real: the test overwrites the source right before
+the pinned copy is sent. ministack then answers 412 PreconditionFailed as S3 does; moto ignores
+CopySourceIfMatch (pinned by test_moto_ignores_copy_source_if_match), so there a botocore hook on the
+client reconcile uses raises the 412 too (see ``refuse_after``).
+
+Two ministack faults shape the multipart sources (each pinned below, AWS's documentation cited there):
+CreateMultipartUpload drops its tags (so a tagged multipart source is built on moto only) and ignores
+``ChecksumType=FULL_OBJECT`` (so a full-object checksum on a multipart source exists on moto only).
 """
 
 from __future__ import annotations
@@ -74,6 +80,7 @@ METADATA = {"owner": "team-a", "checksum-note": "x y+z", "empty": ""}
 # spaces, '+', '=', '/', ':', '@' (moto's tag pattern refuses '%', '&' and non-ASCII letters)
 TAGGING = "project=ferry&note=a%20b%2Bc&k%3De=v%2Fw%3Ax%40y"
 TAGS = {"project": "ferry", "note": "a b+c", "k=e": "v/w:x@y"}
+MINISTACK = "ministack"
 
 
 # --- fixtures and helpers -----------------------------------------------------------------------
@@ -183,6 +190,42 @@ def once(action: Callable[[], object]) -> Callable[..., None]:
             action()
 
     return hook
+
+
+def refuse_after(
+    s3: Any, operation: str, change: Callable[[], object], emulator_kind: str, *, every: bool = False
+) -> list[str]:
+    """Run ``change`` (an overwrite of the source) right before reconcile's first ``operation``
+    (CopyObject or UploadPartCopy) is sent, or before each one with ``every``, so that its pin no longer
+    holds. ministack answers 412 PreconditionFailed itself; moto copies regardless (its fault, pinned by
+    test_moto_ignores_copy_source_if_match), so on moto the hook raises S3's 412. Returns the error
+    codes the copies were answered, faked or real, as they come."""
+    answers: list[str] = []
+    fired = threading.Event()
+
+    def before(**_: Any) -> None:
+        if fired.is_set() and not every:
+            return
+        fired.set()
+        change()
+        if emulator_kind != MINISTACK:
+            answers.append("PreconditionFailed")
+            raise client_error("PreconditionFailed", 412, operation)
+
+    def after(parsed: dict[str, Any], **_: Any) -> None:
+        code = parsed.get("Error", {}).get("Code")
+        if code:
+            answers.append(str(code))
+
+    s3.meta.events.register(f"before-call.s3.{operation}", before)
+    s3.meta.events.register(f"after-call.s3.{operation}", after)
+    return answers
+
+
+def multipart_tagging(emulator_kind: str) -> dict[str, str]:
+    """``Tagging`` for a multipart source, on moto only: ministack's CreateMultipartUpload drops tags
+    (pinned by test_ministack_drops_the_tags_of_create_multipart_upload)."""
+    return {} if emulator_kind == MINISTACK else {"Tagging": TAGGING}
 
 
 # --- new, identical, changed ----------------------------------------------------------------------
@@ -458,9 +501,9 @@ def test_awkward_keys_are_copied_and_deleted_exactly(admin, s3, mapping, recorde
 # --- the source changes under the copy --------------------------------------------------------------
 
 
-def test_overwritten_between_head_and_copy_converges_to_the_new_content(admin, s3, mapping, recorder):
+def test_overwritten_between_head_and_copy_converges_to_the_new_content(admin, s3, mapping, recorder, emulator_kind):
     # GIVEN a source key overwritten right before reconcile's CopyObject is sent
-    # (S3 would answer 412 to the pinned copy; moto copies the new content instead)
+    # (S3, and ministack, answer 412 to the pinned copy; moto copies the new content instead)
     put(admin, mapping.source, "race.txt", b"old content", Metadata={"v": "old"})
     s3.meta.events.register(
         "before-call.s3.CopyObject",
@@ -469,7 +512,8 @@ def test_overwritten_between_head_and_copy_converges_to_the_new_content(admin, s
     # WHEN it is reconciled
     result = reconcile_key(s3, mapping, "race.txt", SETTINGS)
     # THEN the copy was pinned to the ETag read, and the re-read after it confirms the NEW content
-    assert result.action == COPIED
+    # (on ministack after a round lost to the 412)
+    assert (result.action, result.rounds) == (COPIED, 2 if emulator_kind == MINISTACK else 1)
     assert body_of(admin, mapping.target, "race.txt") == b"NEW content!"
     assert admin.head_object(Bucket=mapping.target, Key="race.txt")["Metadata"] == {"v": "new"}
     assert_mirrored(admin, mapping, "race.txt")
@@ -493,18 +537,14 @@ def test_copies_are_pinned_to_the_etag_just_read(admin, s3, mapping, recorder):
     assert (params["TaggingDirective"], params["Tagging"]) == ("REPLACE", "a=1&b=x%20y")
 
 
-def test_a_412_on_the_copy_leads_to_another_round(admin, s3, mapping, recorder):
-    # GIVEN a source key that changes and makes the first (pinned) copy fail with 412, as S3 does
+def test_a_412_on_the_copy_leads_to_another_round(admin, s3, mapping, recorder, emulator_kind):
+    # GIVEN a source key overwritten right before the first (pinned) copy, which S3 refuses with 412
     put(admin, mapping.source, "412.txt", b"v1")
-
-    def change_then_refuse() -> None:
-        put(admin, mapping.source, "412.txt", b"v2 bigger")
-        raise client_error("PreconditionFailed", 412, "CopyObject")
-
-    s3.meta.events.register("before-call.s3.CopyObject", once(change_then_refuse))
+    answers = refuse_after(s3, "CopyObject", lambda: put(admin, mapping.source, "412.txt", b"v2 bigger"), emulator_kind)
     # WHEN it is reconciled
     result = reconcile_key(s3, mapping, "412.txt", SETTINGS)
     # THEN the lost round is followed by a new read and a copy of v2
+    assert answers == ["PreconditionFailed"]
     assert (result.action, result.rounds) == (COPIED, 2)
     assert recorder.names().count("CopyObject") == 2
     assert result.bytes_copied == len(b"v2 bigger")
@@ -529,17 +569,21 @@ def test_a_source_that_keeps_changing_raises_reconcile_error(admin, s3, mapping,
     assert recorder.names().count("CopyObject") == 3
 
 
-def test_412_on_every_round_raises_reconcile_error(admin, s3, mapping, recorder):
-    # GIVEN a copy that S3 refuses with 412 every time
+def test_412_on_every_round_raises_reconcile_error(admin, s3, mapping, recorder, emulator_kind):
+    # GIVEN a source overwritten right before every copy, which S3 therefore refuses with 412 every time
     put(admin, mapping.source, "always412.txt", b"v0")
-
-    def refuse(**_: Any) -> None:
-        raise client_error("PreconditionFailed", 412, "CopyObject")
-
-    s3.meta.events.register("before-call.s3.CopyObject", refuse)
+    versions = iter(range(1, 100))
+    answers = refuse_after(
+        s3,
+        "CopyObject",
+        lambda: put(admin, mapping.source, "always412.txt", f"v{next(versions)}".encode()),
+        emulator_kind,
+        every=True,
+    )
     # WHEN it is reconciled THEN ReconcileError after max_rounds, and nothing was written
     with pytest.raises(ReconcileError, match=r"always412\.txt"):
         reconcile_key(s3, mapping, "always412.txt", S3Settings(max_rounds=2))
+    assert answers == ["PreconditionFailed"] * 2
     assert state(admin, mapping.target, "always412.txt") is None
 
 
@@ -575,14 +619,15 @@ def _multipart_source(admin: Any, mapping: BucketMapping, key: str, **kwargs: An
     return put_multipart(admin, mapping.source, key, parts, **kwargs)
 
 
-def test_a_multipart_source_above_the_threshold_is_copied_part_by_part(admin, s3, mapping, recorder):
-    # GIVEN a 3-part source (5 MiB, 5 MiB, 1234 B) with headers, metadata, tags, storage class and SSE
+def test_a_multipart_source_above_the_threshold_is_copied_part_by_part(admin, s3, mapping, recorder, emulator_kind):
+    # GIVEN a 3-part source (5 MiB, 5 MiB, 1234 B) with headers, metadata, tags (moto: see
+    # multipart_tagging), storage class and SSE
     etag = _multipart_source(
         admin,
         mapping,
         "big/video.bin",
         Metadata=METADATA,
-        Tagging=TAGGING,
+        **multipart_tagging(emulator_kind),
         StorageClass="STANDARD_IA",
         ServerSideEncryption="AES256",
         **HEADERS,
@@ -602,7 +647,7 @@ def test_a_multipart_source_above_the_threshold_is_copied_part_by_part(admin, s3
     assert target["ContentEncoding"] == "gzip" and target["ContentLanguage"] == "de-CH"
     assert target["Metadata"] == METADATA
     tags = admin.get_object_tagging(Bucket=mapping.target, Key="big/video.bin")["TagSet"]
-    assert {t["Key"]: t["Value"] for t in tags} == TAGS
+    assert {t["Key"]: t["Value"] for t in tags} == ({} if emulator_kind == MINISTACK else TAGS)
     assert admin.list_multipart_uploads(Bucket=mapping.target).get("Uploads", []) == []
     # AND a repeat is a no-op
     assert reconcile_key(s3, mapping, "big/video.bin", LOW_THRESHOLD).action == UNCHANGED
@@ -656,20 +701,21 @@ def test_a_failure_mid_multipart_aborts_the_upload_and_raises(admin, s3, mapping
     assert state(admin, mapping.target, "fails.bin") is None
 
 
-def test_a_412_on_a_part_copy_aborts_and_goes_round_again(admin, s3, mapping, recorder):
-    # GIVEN a multipart source overwritten (with a different layout) while its parts are being copied,
-    # so that S3 refuses the pinned part copy with 412
+def test_a_412_on_a_part_copy_aborts_and_goes_round_again(admin, s3, mapping, recorder, emulator_kind):
+    # GIVEN a multipart source overwritten (with a different layout) right before its first part copy,
+    # so that S3 refuses the pinned part copies with 412
     _multipart_source(admin, mapping, "moving.bin", Metadata={"v": "1"})
     new_parts = [b"x" * 6 * MiB, b"y" * 10]
-
-    def change_then_refuse() -> None:
-        put_multipart(admin, mapping.source, "moving.bin", new_parts, Metadata={"v": "2"})
-        raise client_error("PreconditionFailed", 412, "UploadPartCopy")
-
-    s3.meta.events.register("before-call.s3.UploadPartCopy", once(change_then_refuse))
+    answers = refuse_after(
+        s3,
+        "UploadPartCopy",
+        lambda: put_multipart(admin, mapping.source, "moving.bin", new_parts, Metadata={"v": "2"}),
+        emulator_kind,
+    )
     # WHEN it is reconciled
     result = reconcile_key(s3, mapping, "moving.bin", LOW_THRESHOLD)
     # THEN the first upload was aborted and the second round copied the new version in its layout
+    assert answers and set(answers) == {"PreconditionFailed"}  # parts copied concurrently may each meet it
     assert (result.action, result.rounds) == (COPIED_MULTIPART, 2)
     assert recorder.names().count("AbortMultipartUpload") == 1
     assert admin.list_multipart_uploads(Bucket=mapping.target).get("Uploads", []) == []
@@ -679,7 +725,8 @@ def test_a_412_on_a_part_copy_aborts_and_goes_round_again(admin, s3, mapping, re
 
 def test_a_multipart_source_overwritten_mid_copy_converges(admin, s3, mapping, recorder):
     # GIVEN a multipart source overwritten by a single-part object before the first part copy is sent
-    # (moto does not enforce CopySourceIfMatch, so the parts read the new content: a mixed copy)
+    # (ministack refuses the pinned part copies with 412; moto ignores the pin, so its parts read the
+    # new content: a mixed copy that the re-read shows different)
     _multipart_source(admin, mapping, "mixed.bin", Metadata={"v": "1"})
     s3.meta.events.register(
         "before-call.s3.UploadPartCopy",
@@ -727,6 +774,11 @@ def test_a_multipart_source_below_the_threshold_without_checksum_keeps_its_layou
     assert reconcile_key(s3, mapping, "legacy.bin", SETTINGS).action == UNCHANGED
 
 
+@pytest.mark.emulators(
+    "moto",
+    reason="ministack ignores ChecksumType=FULL_OBJECT on CreateMultipartUpload "
+    "(test_ministack_gives_a_multipart_upload_a_composite_checksum_when_asked_for_a_full_object_one)",
+)
 def test_a_multipart_source_below_the_threshold_with_a_full_object_checksum_is_one_copy(admin, s3, mapping, recorder):
     # GIVEN a multipart source carrying a full-object CRC32, below the threshold
     _multipart_source(admin, mapping, "modern.bin", ChecksumAlgorithm="CRC32", ChecksumType="FULL_OBJECT")
@@ -836,10 +888,15 @@ def test_copy_listed_copies_a_listed_key_exactly_in_one_request(admin, s3, mappi
     assert_mirrored(admin, mapping, "one request.json")
 
 
-def test_copy_listed_keeps_a_multipart_source_s_layout(admin, s3, mapping, recorder):
-    # GIVEN a multipart source (ETag ...-2) with headers, metadata and tags
+def test_copy_listed_keeps_a_multipart_source_s_layout(admin, s3, mapping, recorder, emulator_kind):
+    # GIVEN a multipart source (ETag ...-2) with headers, metadata and tags (moto: see multipart_tagging)
     etag = put_multipart(
-        admin, mapping.source, "big.bin", [b"a" * (5 * MiB), b"b" * 1000], Metadata=METADATA, Tagging=TAGGING
+        admin,
+        mapping.source,
+        "big.bin",
+        [b"a" * (5 * MiB), b"b" * 1000],
+        Metadata=METADATA,
+        **multipart_tagging(emulator_kind),
     )
     assert etag.endswith('-2"')
     # WHEN the replay copy copies it
@@ -851,22 +908,73 @@ def test_copy_listed_keeps_a_multipart_source_s_layout(admin, s3, mapping, recor
 
 
 @pytest.mark.parametrize("change", ["overwritten (412)", "deleted"])
-def test_copy_listed_skips_a_key_that_changed_after_the_listing(admin, s3, mapping, recorder, change):
-    # GIVEN a listed key that changes before its copy: S3 answers the pinned copy 412 (moto does not
-    # enforce CopySourceIfMatch, so the answer is injected), or the key is gone
+def test_copy_listed_skips_a_key_that_changed_after_the_listing(admin, s3, mapping, recorder, change, emulator_kind):
+    # GIVEN a listed key that changes before its copy: overwritten (S3 answers the pinned copy 412), or gone
     put(admin, mapping.source, "moved.txt", b"v1")
     entry = _listed(admin, mapping.source, "moved.txt")
     if change == "deleted":
         admin.delete_object(Bucket=mapping.source, Key="moved.txt")
+        answers = []
     else:
-
-        def refuse(**_: Any) -> None:
-            put(admin, mapping.source, "moved.txt", b"v2, newer")
-            raise client_error("PreconditionFailed", 412, "CopyObject")
-
-        s3.meta.events.register("before-call.s3.CopyObject", once(refuse))
+        answers = refuse_after(s3, "CopyObject", lambda: put(admin, mapping.source, "moved.txt", b"v2"), emulator_kind)
     # WHEN the replay copy copies it
     result = copy_listed(s3, mapping, entry, SETTINGS)
     # THEN it is skipped without a write (its event waits in the queue and is reconciled at the release)
+    assert answers == ([] if change == "deleted" else ["PreconditionFailed"])
     assert result.action == CHANGED and result.bytes_copied == 0
     assert admin.list_objects_v2(Bucket=mapping.target).get("KeyCount", 0) == 0
+
+
+# --- the emulators' faults this file works around: each test fails the day its emulator is fixed ---------
+
+
+@pytest.mark.emulators("moto", reason="pins moto's fault; ministack enforces CopySourceIfMatch as S3 does")
+def test_moto_ignores_copy_source_if_match(admin, mapping):
+    # GIVEN a source object, and an ETag that is not its own
+    put(admin, mapping.source, "k", b"v1")
+    wrong = '"00000000000000000000000000000000"'
+    source = {"Bucket": mapping.source, "Key": "k"}
+    upload_id = admin.create_multipart_upload(Bucket=mapping.target, Key="k")["UploadId"]
+    # WHEN copied pinned to it, whole and as a part
+    copied = admin.copy_object(Bucket=mapping.target, Key="k", CopySource=source, CopySourceIfMatch=wrong)
+    part = admin.upload_part_copy(
+        Bucket=mapping.target, Key="k", UploadId=upload_id, PartNumber=1, CopySource=source, CopySourceIfMatch=wrong
+    )
+    admin.abort_multipart_upload(Bucket=mapping.target, Key="k", UploadId=upload_id)
+    # THEN moto copies both; S3 answers 412 PreconditionFailed to each ("x-amz-copy-source-if-match: Copies
+    # the object if its entity tag (ETag) matches the specified tag", API_CopyObject and API_UploadPartCopy)
+    assert copied["CopyObjectResult"]["ETag"] and part["CopyPartResult"]["ETag"]
+    assert body_of(admin, mapping.target, "k") == b"v1"
+
+
+@pytest.mark.emulators("ministack", reason="pins ministack's fault; moto answers a part HEAD with the part")
+def test_ministack_ignores_the_part_number_of_a_head_object(admin, mapping):
+    # GIVEN a 2-part object (ministack does not enforce the 5 MiB minimum part size)
+    put_multipart(admin, mapping.source, "parts", [b"a" * 100, b"b" * 10])
+    # WHEN its first part is read with HEAD and with GET
+    head = admin.head_object(Bucket=mapping.source, Key="parts", PartNumber=1)
+    get = admin.get_object(Bucket=mapping.source, Key="parts", PartNumber=1)
+    get["Body"].close()
+    # THEN the HEAD describes the whole object, without PartsCount; S3 "effectively performs a 'ranged'
+    # HEAD request for the part specified" (API_HeadObject), as ministack's GET does
+    assert (head["ContentLength"], "PartsCount" in head) == (110, False)
+    assert (get["ContentLength"], get["PartsCount"]) == (100, 2)
+
+
+@pytest.mark.emulators("ministack", reason="pins ministack's fault; moto keeps the tags as S3 does")
+def test_ministack_drops_the_tags_of_create_multipart_upload(admin, mapping):
+    # GIVEN a multipart upload created with tags (x-amz-tagging, API_CreateMultipartUpload)
+    put_multipart(admin, mapping.source, "tagged", [b"a" * 100, b"b" * 10], Tagging=TAGGING)
+    # WHEN its tags are read THEN there are none: S3 gives the object the tags its upload was created with
+    assert admin.get_object_tagging(Bucket=mapping.source, Key="tagged")["TagSet"] == []
+
+
+@pytest.mark.emulators("ministack", reason="pins ministack's fault; moto gives the full-object checksum asked for")
+def test_ministack_gives_a_multipart_upload_a_composite_checksum_when_asked_for_a_full_object_one(admin, mapping):
+    # GIVEN a multipart upload created with a full-object CRC32 (x-amz-checksum-type, API_CreateMultipartUpload)
+    parts = [b"a" * 100, b"b" * 10]
+    put_multipart(admin, mapping.source, "crc", parts, ChecksumAlgorithm="CRC32", ChecksumType="FULL_OBJECT")
+    # WHEN read THEN the checksum is a composite one ("<base64>-2"), not the CRC32 of the whole object
+    head = admin.head_object(Bucket=mapping.source, Key="crc", ChecksumMode="ENABLED")
+    assert head["ChecksumType"] == "COMPOSITE"
+    assert head["ChecksumCRC32"].endswith("-2")
