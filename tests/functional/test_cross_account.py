@@ -1,11 +1,12 @@
 """Cross-account access through the spec's two optional roles, against the emulator.
 
-The moto server answers sts:AssumeRole for any role and then serves the assumed role's requests
+Both emulators answer sts:AssumeRole for any role and then serve the assumed role's requests
 *in the role's account*: a table created with the source role lives in account 111111111111 and
-is invisible to the target role (222222222222) and to ferry's own credentials (123456789012, the
-home account). So a client routed to the wrong side does not silently work here: it finds no
-table. (moto does not enforce IAM policies; cross-account S3 copies are allowed, as on AWS with
-the source bucket policy in place.)
+is invisible to the target role (222222222222) and to ferry's own credentials (the home account:
+123456789012 on moto, 000000000000 on ministack). So a client routed to the wrong side does not
+silently work here: it finds no table. Cross-account S3 reads need the source bucket's policy, as
+on AWS: ministack enforces that, moto enforces no policy at all (pinned); ministack cannot make a
+server-side copy across accounts even then (pinned), so the bucket copy across accounts runs on moto.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from chalicelib import bucket_events, table_stream
 
 from ferry import clients
@@ -42,8 +44,14 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.functional
 
-SOURCE_ACCOUNT, TARGET_ACCOUNT, HOME_ACCOUNT = "111111111111", "222222222222", "123456789012"
-BASE_IDENTITY = f"arn:aws:sts::{HOME_ACCOUNT}:user/moto"  # the emulator's answer for the dummy credentials
+SOURCE_ACCOUNT, TARGET_ACCOUNT = "111111111111", "222222222222"
+# each emulator's answer to GetCallerIdentity for the dummy credentials
+BASE_IDENTITIES = {"moto": "arn:aws:sts::123456789012:user/moto", "ministack": "arn:aws:iam::000000000000:root"}
+
+
+@pytest.fixture
+def base_identity(emulator_kind: str) -> str:
+    return BASE_IDENTITIES[emulator_kind]
 
 
 def identity(client: Any, endpoint_url: str) -> str:
@@ -134,7 +142,9 @@ def handlers(monkeypatch: pytest.MonkeyPatch, migration: Migration) -> Iterator[
 # --- (a) make_client with a role -------------------------------------------------------------
 
 
-def test_a_client_with_a_role_signs_as_the_assumed_role(emulator: Any, unique: str, assume_calls: list[str]) -> None:
+def test_a_client_with_a_role_signs_as_the_assumed_role(
+    emulator: Any, unique: str, assume_calls: list[str], base_identity: str
+) -> None:
     # GIVEN a target with a role in another account
     role = f"arn:aws:iam::{SOURCE_ACCOUNT}:role/reader-{unique}"
     where = AwsTarget(REGION, emulator.endpoint_url, role)
@@ -149,7 +159,7 @@ def test_a_client_with_a_role_signs_as_the_assumed_role(emulator: Any, unique: s
     assert clients.role_credentials(where) is clients.role_credentials(where)
     assert clients.role_credentials(where).method == "sts-assume-role"
     # AND a client without a role keeps the process's own credentials
-    assert make_client("sts", AwsTarget(REGION, emulator.endpoint_url)).get_caller_identity()["Arn"] == BASE_IDENTITY
+    assert make_client("sts", AwsTarget(REGION, emulator.endpoint_url)).get_caller_identity()["Arn"] == base_identity
     assert assume_calls == [role]
 
 
@@ -217,7 +227,7 @@ def test_credentials_inside_the_refresh_window_are_renewed_while_clients_keep_wo
 
 
 def test_each_side_gets_its_own_role_and_ferrys_own_resources_the_base_credentials(
-    migration: Migration, emulator: Any, handlers: tuple[Any, Any]
+    migration: Migration, emulator: Any, handlers: tuple[Any, Any], base_identity: str
 ) -> None:
     spec, endpoint = migration.spec, emulator.endpoint_url
     source = assumed(SOURCE_ACCOUNT, migration.source_role)
@@ -226,7 +236,7 @@ def test_each_side_gets_its_own_role_and_ferrys_own_resources_the_base_credentia
     tables = table_clients(spec)
     assert identity(tables.source, endpoint) == source
     assert identity(tables.target, endpoint) == target
-    assert identity(tables.state, endpoint) == BASE_IDENTITY
+    assert identity(tables.state, endpoint) == base_identity
     buckets = bucket_clients(spec)
     assert identity(buckets.source, endpoint) == source
     assert identity(buckets.target, endpoint) == target
@@ -237,7 +247,7 @@ def test_each_side_gets_its_own_role_and_ferrys_own_resources_the_base_credentia
     # the Lambdas: table_stream writes the target and reads the phase at home
     stream_replicator = table_stream.replicator()
     assert identity(stream_replicator.ddb, endpoint) == target
-    assert identity(stream_replicator.phases.store.ddb, endpoint) == BASE_IDENTITY
+    assert identity(stream_replicator.phases.store.ddb, endpoint) == base_identity
     # bucket_events reads the source and copies into the target
     bucket_replicator = bucket_events.replicator()
     assert identity(bucket_replicator.s3, endpoint) == source
@@ -444,14 +454,80 @@ def test_a_replay_table_is_copied_and_released_across_accounts_with_both_roles(
     assert "item-0" not in {item["pk"]["S"] for item in scan_all(target_ddb, mapping.target)}
 
 
+def grant_reads(s3: Any, bucket: str, account: str) -> None:
+    """The source bucket's policy AWS needs for another account to read it (and copy from it)."""
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+        "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging", "s3:ListBucket"],
+        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+    }
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
+
+
+def two_accounts(emulator: Any, unique: str) -> tuple[Any, Any, str]:
+    """S3 clients of the source and the target account, and a source bucket holding one object."""
+    source_s3 = make_client("s3", AwsTarget(REGION, emulator.endpoint_url, f"arn:aws:iam::{SOURCE_ACCOUNT}:role/s"))
+    target_s3 = make_client("s3", AwsTarget(REGION, emulator.endpoint_url, f"arn:aws:iam::{TARGET_ACCOUNT}:role/t"))
+    bucket = f"theirs-{unique}"
+    source_s3.create_bucket(Bucket=bucket)
+    source_s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    return source_s3, target_s3, bucket
+
+
+@pytest.mark.emulators("ministack", reason="moto enforces no bucket policy (pinned below)")
+def test_another_account_reads_a_bucket_only_through_its_policy(
+    emulator: Any, unique: str, fresh_credentials: None
+) -> None:
+    source_s3, target_s3, bucket = two_accounts(emulator, unique)
+    with pytest.raises(ClientError, match="AccessDenied"):
+        target_s3.get_object(Bucket=bucket, Key="k")
+    grant_reads(source_s3, bucket, TARGET_ACCOUNT)
+    assert target_s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x"
+
+
+@pytest.mark.emulators("moto", reason="pins moto's fault: another account reads a bucket without its policy")
+def test_moto_lets_another_account_read_a_bucket_without_its_policy(
+    emulator: Any, unique: str, fresh_credentials: None
+) -> None:
+    # AWS: another account's request needs the bucket's policy to allow it (S3 User Guide, bucket
+    # policies, cross-account permissions); moto enforces no policy. This fails the day it does.
+    _, target_s3, bucket = two_accounts(emulator, unique)
+    assert target_s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x"
+
+
+@pytest.mark.emulators("ministack", reason="pins ministack's fault: no server-side copy across accounts")
+def test_ministack_cannot_copy_from_another_accounts_bucket_even_with_its_policy(
+    emulator: Any, unique: str, fresh_credentials: None
+) -> None:
+    # AWS: CopyObject and UploadPartCopy need read access to the source object and write access to
+    # the destination (S3 API reference), which the policy and the target account's own bucket give.
+    # ministack reads the object (GetObject) but looks the copy source up in the caller's account.
+    # This fails the day ministack copies: then run the cross-account bucket copy on it too.
+    source_s3, target_s3, bucket = two_accounts(emulator, unique)
+    grant_reads(source_s3, bucket, TARGET_ACCOUNT)
+    target_s3.create_bucket(Bucket=f"mine-{unique}")
+    assert target_s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x"
+    with pytest.raises(ClientError, match="NoSuchBucket"):
+        target_s3.copy_object(Bucket=f"mine-{unique}", Key="k", CopySource={"Bucket": bucket, "Key": "k"})
+    upload = target_s3.create_multipart_upload(Bucket=f"mine-{unique}", Key="m")["UploadId"]
+    with pytest.raises(ClientError, match="NoSuchBucket"):
+        target_s3.upload_part_copy(
+            Bucket=f"mine-{unique}", Key="m", UploadId=upload, PartNumber=1, CopySource={"Bucket": bucket, "Key": "k"}
+        )
+
+
+@pytest.mark.emulators("moto", reason="ministack makes no server-side copy across accounts (pinned above)")
 def test_a_bucket_reconciles_across_accounts_with_both_roles(
     migration: Migration, emulator: Any, handlers: tuple[Any, Any]
 ) -> None:
     spec, mapping = migration.spec, migration.bucket
     source_s3 = make_client("s3", spec.source_where())
     target_s3 = make_client("s3", spec.target_where())
-    # GIVEN a source bucket in the source account and an empty target bucket in the target account
+    # GIVEN a source bucket in the source account, readable by the target account through its policy
+    # (as AWS needs), and an empty target bucket in the target account
     source_s3.create_bucket(Bucket=mapping.source)
+    grant_reads(source_s3, mapping.source, TARGET_ACCOUNT)
     target_s3.create_bucket(Bucket=mapping.target)
     for i in range(5):
         source_s3.put_object(
