@@ -827,16 +827,23 @@ def wire(spec_path: str, stage: str, glue_workers: int, glue_worker_type: str) -
 
 @cli.command("deploy-local")
 @click.option("--stage", default="local", show_default=True, callback=_check_stage)
+@click.option(
+    "--emulator",
+    type=click.Choice(EMULATORS),
+    default=None,
+    help="The embedded emulator (default: FERRY_EMULATOR, else moto). On ministack the deployed functions run: "
+    "the emulator's own mappings apply a live change through them.",
+)
 @_guard
-def deploy_local(stage: str) -> int:
+def deploy_local(stage: str, emulator: str | None) -> int:
     """Rehearse the deployment against the embedded emulator and check what it created."""
     from ferry_dev.rehearsal import rehearse
 
-    run = rehearse(stage)
+    run = rehearse(stage, emulator=emulator)
     out = console if console.is_terminal else Console(width=220)  # a log or CI: full width
     for step in run.steps:
         out.print(f"• {step}", markup=False)
-    table = Table(title=f"deployment rehearsal, stage {stage}")
+    table = Table(title=f"deployment rehearsal, stage {stage}, on {run.emulator}")
     for column in ("check", "ok", "found"):
         table.add_column(column)
     for what, ok, detail in run.checks:

@@ -9,6 +9,12 @@ Then the copy — `ferry backfill --stage`, which runs the Glue scripts on local
 each replay copy for the stage, as the Glue jobs do — and `ferry release --stage` (which finds them
 released and leaves them so), and it reads back the released consumers. Terraform itself cannot run
 here (no provider downloads); its variables are written and checked by the tests.
+
+On either emulator (``FERRY_EMULATOR``, ``ferry deploy-local --emulator``). On ministack the deployed
+functions also run, as on AWS: its own event-source mappings invoke them with the deployment package
+(Powertools and the vendored core) on its own interpreter, so the rehearsal ends by changing an item
+of each table and an object of the bucket and checking that the functions applied every change. moto
+runs no Lambda without Docker: there that check is left to tests/e2e/test_ministack_wiring.py.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,7 +46,7 @@ from ferry.jobs import KINDS, TABLE, job_name
 from ferry.spec import Spec, parse_spec, spec_to_dict
 from ferry.tables.protocol import PHASE_HOLD, PHASE_REPLAY
 from ferry.tables.state import BUCKET, StateStore
-from ferry_dev.emulator import DUMMY_CREDENTIALS, Emulator, use_dummy_credentials
+from ferry_dev.emulator import DUMMY_CREDENTIALS, MINISTACK, MOTO, Emulator, emulator_kind, use_dummy_credentials
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -50,12 +58,14 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parent.parent
 ITEMS = 6  # seeded in each table and under the bucket's prefix (before capture): what the copies must carry
+APPLIED_WITHIN_SECONDS = 60.0  # ministack: a live change reaches the target through the deployed functions
 
 
 @dataclass
 class Rehearsal:
     stage: str
     spec: Spec
+    emulator: str = MOTO
     tfvars: dict[str, Any] = field(default_factory=dict)
     steps: list[str] = field(default_factory=list)
     checks: list[tuple[str, bool, str]] = field(default_factory=list)
@@ -134,8 +144,23 @@ def _run(command: list[str], endpoint: str, cwd: Path = REPO) -> list[str]:
     return [line.removeprefix("• ") for line in result.stdout.splitlines() if line.strip()]
 
 
-def _ferry(*args: str, endpoint: str) -> list[str]:
+def run_ferry(*args: str, endpoint: str) -> list[str]:
+    """``ferry <args>`` in its own process against ``endpoint``; its output lines."""
     return _run([sys.executable, "-m", "ferry_cli.main", *args], endpoint)
+
+
+def deploy_stage(spec_file: Path, stage: str, endpoint: str, workdir: Path) -> list[str]:
+    """The quick path after ``ferry init``, as documented: ``ferry chalice-config``, ``chalice deploy
+    --stage`` (a copy of the app with its core vendored, made in ``workdir``) and ``ferry wire`` (the
+    mappings, with the settings Terraform gets). What each step printed, one line each."""
+    spec_args = ("--spec", str(spec_file))
+    (app,) = _run([sys.executable, "-m", "ferry_cli.artifacts", "copy-app", "--out", str(workdir)], endpoint)
+    written = run_ferry("chalice-config", *spec_args, "--stage", stage, "--app-dir", app, endpoint=endpoint)
+    steps = [f"ferry chalice-config: {Path(line.removeprefix('wrote ')).name}" for line in written]
+    chalice = str(Path(sys.executable).parent / "chalice")
+    steps += [f"chalice deploy: {line}" for line in _run([chalice, "deploy", "--stage", stage], endpoint, Path(app))]
+    steps += [f"ferry wire: {line}" for line in run_ferry("wire", *spec_args, "--stage", stage, endpoint=endpoint)]
+    return steps
 
 
 def rehearsal_spec(endpoint: str) -> Spec:
@@ -155,44 +180,45 @@ def rehearsal_spec(endpoint: str) -> Spec:
     )
 
 
-def rehearse(stage: str = "local", endpoint: str | None = None) -> Rehearsal:
-    """Against ``endpoint`` (an emulator the caller keeps, to look at afterwards) or a fresh one."""
+def rehearse(stage: str = "local", endpoint: str | None = None, emulator: str | None = None) -> Rehearsal:
+    """Against ``endpoint`` (an emulator of kind ``emulator`` the caller keeps, to look at afterwards) or
+    a fresh one of that kind; ``emulator`` None: ``FERRY_EMULATOR``, else moto."""
     use_dummy_credentials()
     if endpoint is None:
-        with Emulator() as emu:
-            return rehearse(stage, emu.endpoint_url)
+        with Emulator(kind=emulator) as emu:
+            return rehearse(stage, emu.endpoint_url, emu.kind)
     _seed_sources(endpoint)
     spec = rehearsal_spec(endpoint)
-    run = Rehearsal(stage, spec)
+    run = Rehearsal(stage, spec, emulator_kind(emulator))
     with tempfile.TemporaryDirectory() as tmp:
         spec_file, tfvars = Path(tmp) / "ferry.yaml", Path(tmp) / f"{stage}.ferry.tfvars.json"
         spec_file.write_text(json.dumps(spec_to_dict(spec)), encoding="utf-8")  # JSON is YAML
         spec_args = ("--spec", str(spec_file))
         run.steps += [
             f"ferry init --sources-only: {line}"
-            for line in _ferry("init", *spec_args, "--sources-only", endpoint=endpoint)
+            for line in run_ferry("init", *spec_args, "--sources-only", endpoint=endpoint)
         ]
-        _ferry("tfvars", *spec_args, "--stage", stage, "--out", str(tfvars), endpoint=endpoint)
+        run_ferry("tfvars", *spec_args, "--stage", stage, "--out", str(tfvars), endpoint=endpoint)
         run.tfvars = json.loads(tfvars.read_text(encoding="utf-8"))
         run.steps.append(f"ferry tfvars: wrote {tfvars.name}")
-        run.steps += [f"ferry init: {line}" for line in _ferry("init", *spec_args, endpoint=endpoint)]
-        (app,) = _run([sys.executable, "-m", "ferry_cli.artifacts", "copy-app", "--out", tmp], endpoint)
-        written = _ferry("chalice-config", *spec_args, "--stage", stage, "--app-dir", app, endpoint=endpoint)
-        run.steps += [f"ferry chalice-config: {Path(line.removeprefix('wrote ')).name}" for line in written]
-        chalice = str(Path(sys.executable).parent / "chalice")
-        run.steps += [
-            f"chalice deploy: {line}" for line in _run([chalice, "deploy", "--stage", stage], endpoint, Path(app))
-        ]
-        run.steps += [f"ferry wire: {line}" for line in _ferry("wire", *spec_args, "--stage", stage, endpoint=endpoint)]
+        run.steps += [f"ferry init: {line}" for line in run_ferry("init", *spec_args, endpoint=endpoint)]
+        run.steps += deploy_stage(spec_file, stage, endpoint, Path(tmp))
         inspect(run, released=False)
         stage_args = ("--stage", stage)
         run.steps += [
-            f"ferry backfill: {line}" for line in _ferry("backfill", *spec_args, *stage_args, endpoint=endpoint)
+            f"ferry backfill: {line}" for line in run_ferry("backfill", *spec_args, *stage_args, endpoint=endpoint)
         ]
         run.steps += [
-            f"ferry release: {line}" for line in _ferry("release", *spec_args, *stage_args, endpoint=endpoint)
+            f"ferry release: {line}" for line in run_ferry("release", *spec_args, *stage_args, endpoint=endpoint)
         ]
     inspect(run, released=True)
+    if run.emulator == MINISTACK:
+        check_functions_apply_live_changes(run)
+    else:
+        run.steps.append(
+            f"{run.emulator} runs no Lambda without Docker: the deployed functions were not invoked "
+            "(FERRY_EMULATOR=ministack runs them through the emulator's own mappings)"
+        )
     return run
 
 
@@ -208,6 +234,73 @@ def inspect(run: Rehearsal, *, released: bool) -> None:
     _check_bucket_events(run, lam, make_client("sqs", home), released=released)
     if released:
         _check_copies(run, ddb, make_client("s3", home))
+
+
+def check_functions_apply_live_changes(run: Rehearsal, within: float = APPLIED_WITHIN_SECONDS) -> None:
+    """After the release, on an emulator that runs Lambdas (ministack): one item of each table and one
+    object of the bucket changed at the source, and each change found in its target — applied by the
+    deployed ``table_stream`` (the replay table's mapping created by the release, the insert-only one's
+    by `ferry wire`) and ``bucket_events`` (the queue mapping the release enabled). Nothing else consumes
+    the stream or the queue here. Existing keys are changed, so the copies' counts stay as they were."""
+    home = run.spec.home_where()
+    ddb, s3 = make_client("dynamodb", home), make_client("s3", home)
+    stamp = f"live-{time.time_ns()}"
+    for mapping in run.spec.tables:
+        key = _first_key(ddb, mapping.source)
+        ddb.update_item(
+            TableName=mapping.source,
+            Key=key,
+            UpdateExpression="SET #m = :m",
+            ExpressionAttributeNames={"#m": "marker"},
+            ExpressionAttributeValues={":m": {"S": stamp}},
+        )
+
+        def item_applied(table: str = mapping.target, key: dict[str, Any] = key) -> bool:
+            item = ddb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item", {})
+            return item.get("marker") == {"S": stamp}
+
+        after = _within(within, item_applied)
+        run.check(
+            f"deployed {STREAM_FUNCTION} applied a live change to {mapping.target} ({mapping.protocol})",
+            after is not None,
+            f"{_key_text(key)}: " + (f"applied after {after:.1f} s" if after is not None else f"not in {within:.0f} s"),
+        )
+    for bucket in run.spec.buckets:
+        name = s3.list_objects_v2(Bucket=bucket.source, Prefix=bucket.prefix, MaxKeys=1)["Contents"][0]["Key"]
+        s3.put_object(Bucket=bucket.source, Key=name, Body=stamp.encode())
+
+        def object_applied(target: str = bucket.target, key: str = name) -> bool:
+            try:
+                return bool(s3.get_object(Bucket=target, Key=key)["Body"].read() == stamp.encode())
+            except s3.exceptions.NoSuchKey:
+                return False
+
+        after = _within(within, object_applied)
+        run.check(
+            f"deployed {BUCKET_FUNCTION} applied a live change to {bucket.target}",
+            after is not None,
+            f"{name}: " + (f"overwritten after {after:.1f} s" if after is not None else f"not in {within:.0f} s"),
+        )
+
+
+def _first_key(ddb: DynamoDBClient, table: str) -> dict[str, Any]:
+    names = [k["AttributeName"] for k in ddb.describe_table(TableName=table)["Table"]["KeySchema"]]
+    (item,) = ddb.scan(TableName=table, Limit=1)["Items"]
+    return {name: item[name] for name in names}
+
+
+def _key_text(key: dict[str, Any]) -> str:
+    return ", ".join(f"{name}={next(iter(value.values()))}" for name, value in key.items())
+
+
+def _within(seconds: float, done: Callable[[], bool], every: float = 0.25) -> float | None:
+    """How long until ``done()`` held, or None when it did not within ``seconds``."""
+    started = time.monotonic()
+    while not done():
+        if time.monotonic() - started > seconds:
+            return None
+        time.sleep(every)
+    return time.monotonic() - started
 
 
 def _check_functions(run: Rehearsal, lam: LambdaClient, iam: IAMClient) -> None:

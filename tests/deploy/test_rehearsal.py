@@ -1,5 +1,6 @@
-"""`make deploy-local`: the documented deployment steps against a fresh emulator, then every
-promised resource read back independently of the rehearsal's own checks."""
+"""`make deploy-local`: the documented deployment steps against a fresh emulator (each of them: moto and
+ministack), then every promised resource read back independently of the rehearsal's own checks. On
+ministack the deployed functions run too, invoked by the emulator's own mappings."""
 
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def rehearsed() -> Iterator[tuple[Rehearsal, AwsTarget]]:
-    with Emulator() as emu:
-        run = rehearse("local", emu.endpoint_url)
+def rehearsed(emulator_kind: str) -> Iterator[tuple[Rehearsal, AwsTarget]]:
+    with Emulator(kind=emulator_kind) as emu:
+        run = rehearse("local", emu.endpoint_url, emu.kind)
         yield run, AwsTarget("us-east-1", emu.endpoint_url)
 
 
@@ -200,3 +201,56 @@ def test_the_rehearsal_notices_a_release_that_let_nothing_go(rehearsed: tuple[Re
     finally:
         lam.update_event_source_mapping(UUID=events["UUID"], Enabled=True)
         lam.update_event_source_mapping(UUID=replay["UUID"], MaximumRecordAgeInSeconds=-1)
+
+
+LIVE_CHECKS = [
+    "deployed table_stream applied a live change to orders-v2 (replay)",
+    "deployed table_stream applied a live change to invoices-v2 (insert-only)",
+    "deployed bucket_events applied a live change to media-dst",
+]
+
+
+@pytest.mark.emulators("ministack", reason="moto runs no Lambda without Docker")
+def test_the_deployed_functions_apply_live_changes_through_the_emulators_mappings(
+    rehearsed: tuple[Rehearsal, AwsTarget],
+) -> None:
+    """After the release, a change to each source reached its target: the emulator's own mappings invoked
+    the functions `chalice deploy` created (nothing else consumes the stream or the queue here)."""
+    run, where = rehearsed
+    passed = {what for what, ok, _ in run.checks if ok}
+    assert set(LIVE_CHECKS) <= passed, [c for c in run.checks if c[0] in LIVE_CHECKS]
+    lam = make_client("lambda", where)
+    # the release's stream mapping (orders), `ferry wire`'s (invoices) and the queue's, each with a success
+    results = [
+        m.get("LastProcessingResult", "")
+        for function in ("ferry-local-table_stream", "ferry-local-bucket_events")
+        for m in lam.list_event_source_mappings(FunctionName=function)["EventSourceMappings"]
+    ]
+    assert len(results) == 3 and all(r.startswith("OK") for r in results), results
+
+
+@pytest.mark.emulators("ministack", reason="moto runs no Lambda without Docker")
+def test_the_live_check_fails_when_a_mapping_does_not_run(rehearsed: tuple[Rehearsal, AwsTarget]) -> None:
+    """Negative control: with the insert-only table's stream mapping and the events queue's mapping
+    disabled, their changes are not applied and the rehearsal's live check says so; the replay table's
+    still passes."""
+    from ferry_dev.rehearsal import check_functions_apply_live_changes
+
+    run, where = rehearsed
+    lam, ddb, sqs = make_client("lambda", where), make_client("dynamodb", where), make_client("sqs", where)
+    stream = ddb.describe_table(TableName="invoices")["Table"]["LatestStreamArn"]
+    url = sqs.get_queue_url(QueueName="ferry-bucket-events")["QueueUrl"]
+    queue = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    stopped = [
+        lam.list_event_source_mappings(EventSourceArn=arn)["EventSourceMappings"][0]["UUID"] for arn in (stream, queue)
+    ]
+    for uuid in stopped:
+        lam.update_event_source_mapping(UUID=uuid, Enabled=False)
+    try:
+        again = Rehearsal(run.stage, run.spec, run.emulator)
+        check_functions_apply_live_changes(again, within=4.0)
+        assert [what for what, ok, _ in again.checks if not ok] == LIVE_CHECKS[1:]
+        assert [what for what, ok, _ in again.checks if ok] == LIVE_CHECKS[:1]
+    finally:
+        for uuid in stopped:
+            lam.update_event_source_mapping(UUID=uuid, Enabled=True)
