@@ -152,7 +152,8 @@ def test_segments_count_their_requests_and_dynamodb_units_and_a_conditional_fail
             "endpoint_url": emulator.endpoint_url,
             "state_table": f"state-{unique}",
             "tables": [{"source": source, "target": target, "protocol": "insert-only"}],
-            "backfill": {"splits": 2, "write_concurrency": 4},
+            # PutItem counted here (auto would pick PartiQL INSERTs on an endpoint that enforces them: ministack)
+            "backfill": {"splits": 2, "write_concurrency": 4, "insert_mode": "put"},
         }
     )
     init_tables(spec, ddb)
