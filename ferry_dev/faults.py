@@ -120,12 +120,15 @@ class HeaderLookup(Protocol):
     def get(self, name: str, /) -> str | None: ...
 
 
+_EMULATOR_PATHS = ("/moto-api", "/_ministack")  # the emulators' own API (never a ferry bucket)
+
+
 def identify_operation(method: str, target: str, headers: HeaderLookup, body: bytes = b"") -> str:
     """``service:Operation`` of a request; ``target`` is its path and query.
 
     JSON-protocol services by ``X-Amz-Target``; otherwise the service of the SigV4 credential scope
     (query-protocol services such as IAM are named by the ``Action`` of their form body); unsigned
-    requests are S3, except the emulator's own ``/moto-api`` (``other:GET``)."""
+    requests are S3, except the emulator's own API, ``/moto-api`` or ``/_ministack`` (``other:GET``)."""
     method = method.upper()
     amz_target = headers.get("X-Amz-Target") or ""
     if amz_target:
@@ -133,7 +136,7 @@ def identify_operation(method: str, target: str, headers: HeaderLookup, body: by
         return f"{_TARGET_SERVICES.get(prefix) or _scope_service(headers, target) or prefix}:{name}"
     service = _scope_service(headers, target)
     if service is None:
-        if urlsplit(target).path.startswith("/moto-api"):
+        if urlsplit(target).path.startswith(_EMULATOR_PATHS):
             return f"other:{method}"
         service = "s3"
     if service == "s3":
@@ -650,6 +653,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     relayed += len(chunk)
                     self.wfile.write(chunk)
                     remaining -= len(chunk)
+                if not int(length):
+                    response.read()  # marks an empty answer complete: else the next request on it is refused
             else:
                 data = response.read()
                 relayed = len(data)

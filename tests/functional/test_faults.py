@@ -218,12 +218,15 @@ def test_a_chunked_request_body_is_forwarded_whole(proxy: FaultProxy, unique: st
     assert proxy.requests()["s3:PutObject"] == 1
 
 
-def test_client_connections_are_kept_alive(proxy: FaultProxy) -> None:
+HEALTH_PATHS = {"moto": "/moto-api/", "ministack": "/_ministack/health"}  # a GET each answers 200 with a body
+
+
+def test_client_connections_are_kept_alive(proxy: FaultProxy, emulator: Emulator) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
     answers = []
     sockets = []
     for _ in range(3):
-        connection.request("GET", "/moto-api/")
+        connection.request("GET", HEALTH_PATHS[emulator.kind])
         response = connection.getresponse()
         answers.append((response.status, len(response.read()) > 0))
         sockets.append(connection.sock)
@@ -263,6 +266,9 @@ def test_the_operation_of_a_request_is_named_from_target_scope_and_shape() -> No
         ("PUT", "/b?notification", scope, "s3:PutBucketNotificationConfiguration"),
         ("POST", "/b?delete", scope, "s3:DeleteObjects"),
         ("GET", "/", scope, "s3:ListBuckets"),
+        ("GET", "/moto-api/", {}, "other:GET"),
+        ("GET", "/_ministack/health", {}, "other:GET"),
+        ("GET", "/bucket/key", {}, "s3:GetObject"),
     ]
     for method, target, headers, expected in cases:
         assert identify_operation(method, target, headers) == expected, (method, target)
@@ -501,7 +507,7 @@ def test_the_proxy_listens_on_127_0_0_1_only(proxy: FaultProxy) -> None:
 def test_stop_closes_idle_keep_alive_connections(emulator: Emulator) -> None:
     proxy = FaultProxy(emulator.endpoint_url).start()
     connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
-    connection.request("GET", "/moto-api/")
+    connection.request("GET", HEALTH_PATHS[emulator.kind])
     connection.getresponse().read()
 
     started = time.monotonic()
