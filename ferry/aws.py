@@ -83,6 +83,18 @@ THROTTLING_CODES = frozenset(
 TRANSIENT_CODES = THROTTLING_CODES | frozenset(
     {"InternalServerError", "InternalFailure", "ServiceUnavailable", "InternalError", "LimitExceededException"}
 )
+# Per-statement errors of BatchExecuteStatement (BatchStatementError codes) that say "not now": send again.
+# TransactionConflict: the item is in a transaction that is running.
+STATEMENT_RESEND_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceeded",
+        "ThrottlingError",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "TransactionConflict",
+    }
+)
+PROBE_ATTEMPTS = 5  # throttled probe INSERTs are sent again this many times in all; nothing else is
 
 
 def error_code(exc: BaseException) -> str:
@@ -318,6 +330,84 @@ def batch_write_puts(
         (c.get("CapacityUnits") for c in response.get("ConsumedCapacity", []) if c.get("TableName") == table), None
     )
     return cast("list[dict[str, Any]]", unprocessed), None if consumed is None else float(consumed)
+
+
+def batch_execute_writes(
+    ddb: DynamoDBClient, table: str, statements: list[dict[str, Any]]
+) -> tuple[list[tuple[str, str]], float | None]:
+    """One BatchExecuteStatement of PartiQL write statements on ``table`` (at most 25, each ``{"Statement",
+    "Parameters"}``): ``(outcomes, units)``, per statement in order ``(code, message)`` — ``("", "")`` when it
+    was applied, else its BatchStatementError (``DuplicateItem``, ``ThrottlingError``, …): per-statement errors
+    are answers, never raised here — and the write units DynamoDB reports consumed on ``table`` (None when it
+    reports none). An error of the whole request propagates unchanged."""
+    response = ddb.batch_execute_statement(Statements=cast("Any", statements), ReturnConsumedCapacity="TOTAL")
+    answers = response.get("Responses") or []
+    if len(answers) != len(statements):
+        raise PermanentError(
+            f"BatchExecuteStatement on {table}: {len(answers)} answers to {len(statements)} statements"
+        )
+    outcomes = [
+        (str(a.get("Error", {}).get("Code", "")), str(a.get("Error", {}).get("Message", "")))
+        if a.get("Error")
+        else ("", "")
+        for a in answers
+    ]
+    units = [c.get("CapacityUnits") for c in response.get("ConsumedCapacity", []) if c.get("TableName") == table]
+    known = [float(u) for u in units if u is not None]
+    return outcomes, sum(known) if known else None
+
+
+def insert_refuses_existing_key(
+    ddb: DynamoDBClient, table: str, statement: Mapping[str, Any], key: Mapping[str, Any]
+) -> tuple[bool, str]:
+    """Whether this endpoint's PartiQL INSERT is insert-only: ``statement`` (an INSERT of a fresh probe item
+    whose key is ``key``) is sent twice in BatchExecuteStatement; the second must come back ``DuplicateItem``
+    (DynamoDB's documented answer for an existing key). ``(True, why)`` then, else ``(False, why)`` — also when
+    AWS answers either request with an error (an endpoint that cannot run the statement cannot be used). The
+    probe item is deleted afterwards. Only AWS error answers are translated; anything else propagates.
+
+    Give it a client without botocore's retries (``max_attempts=1``): a throttled INSERT is sent again here,
+    up to PROBE_ATTEMPTS times with backoff, but an endpoint that answers 5xx to the statement (moto does) is
+    not asked again — it cannot run it."""
+
+    def insert() -> str:
+        for attempt in range(PROBE_ATTEMPTS):
+            last = attempt == PROBE_ATTEMPTS - 1
+            try:
+                response = ddb.batch_execute_statement(Statements=[cast("Any", dict(statement))])
+            except ClientError as exc:
+                if error_code(exc) not in THROTTLING_CODES or last:
+                    raise
+                code = error_code(exc)
+            else:
+                error = (response.get("Responses") or [{}])[0].get("Error")
+                code = str(error.get("Code", "")) if error else ""
+                if code not in STATEMENT_RESEND_CODES or last:
+                    return code
+            time.sleep(min(2.0, 0.1 * 2**attempt) * random.uniform(0.5, 1.0))
+            log.info("insert-mode probe: %s, sent again", code)
+        raise AssertionError("unreachable: PROBE_ATTEMPTS is at least 1")
+
+    try:
+        first = insert()
+        if first:
+            return False, f"the first INSERT of a new key failed ({first})"
+        try:
+            second = insert()
+        except ClientError as exc:  # an endpoint raising for the whole request, as ExecuteStatement does
+            if error_code(exc) != "DuplicateItemException":
+                raise
+            second = "DuplicateItemException"
+    except ClientError as exc:
+        return False, f"INSERT failed: {error_name(exc)} (HTTP {_status(exc)})"
+    finally:
+        try:
+            ddb.delete_item(TableName=table, Key=cast("Any", dict(key)))
+        except ClientError as exc:
+            log.warning("the insert-mode probe item in %s was not deleted: %s", table, error_name(exc))
+    if second in ("DuplicateItem", "DuplicateItemException"):
+        return True, f"a second INSERT of the same key answered {second}"
+    return False, f"a second INSERT of the same key answered {second or 'success: it overwrote'}"
 
 
 def point_in_time_recovery_enabled(ddb: DynamoDBClient, table: str) -> bool:

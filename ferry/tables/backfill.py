@@ -5,7 +5,10 @@ resumes from its checkpoint, reads its split — a Scan segment with the low-lev
 an export's data files (ferry.tables.export) — and writes every item unchanged, in wire format:
 
 - protocol insert-only (docs/adr/0001): one PutItem per item with an ``attribute_not_exists``
-  condition, so the copy never overwrites what the concurrently running consumer wrote;
+  condition, so the copy never overwrites what the concurrently running consumer wrote — or, with
+  ``backfill.insert_mode`` partiql (auto: where a probe shows the endpoint's INSERT refuses an existing
+  key), PartiQL INSERTs, 25 a BatchExecuteStatement, each as insert-only as that PutItem
+  (ferry.tables.partiql): a DuplicateItem is "already present", throttled statements are sent again;
 - protocol replay (docs/adr/0004): BatchWriteItem, 25 items a request, unconditional — the consumer
   is held until the copy is released; UnprocessedItems are sent again with backoff, never dropped.
 
@@ -26,12 +29,19 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from ferry.aws import batch_write_puts, call_with_retries, put_item_if
+from ferry.aws import (
+    batch_execute_writes,
+    batch_write_puts,
+    call_with_retries,
+    insert_refuses_existing_key,
+    put_item_if,
+)
 from ferry.clients import AwsTarget, TableClients, make_client
-from ferry.errors import RetryableError
+from ferry.errors import PermanentError, RetryableError
 from ferry.ratelimit import CapacityBucket
-from ferry.spec import Spec, TableMapping
+from ferry.spec import INSERT_AUTO, INSERT_PARTIQL, INSERT_PUT, Spec, TableMapping
 from ferry.tables.export import read_export_items
+from ferry.tables.partiql import FAILED, PRESENT, RESEND, WRITTEN, insert_statement, outcome_of, probe_item
 from ferry.tables.protocol import insert_only_condition
 from ferry.tables.schema import TableShape, describe_shape
 from ferry.tables.state import SEGMENT_DONE, SEGMENT_FAILED, SEGMENT_RUNNING, SegmentCheckpoint, StateStore
@@ -77,6 +87,8 @@ class BackfillPlan:
     # read: export — one split per data file of the export, read from this bucket (home account)
     export_bucket: str = ""
     export_files: tuple[str, ...] = ()
+    # insert-only: how the items are written, decided once by the driver (put | partiql; never auto)
+    insert_mode: str = INSERT_PUT
 
     @property
     def splits(self) -> int:
@@ -110,6 +122,7 @@ class SegmentResult:
     batch_requests: int = 0  # BatchWriteItem calls (every attempt)
     resent: int = 0  # items DynamoDB returned as UnprocessedItems and ferry sent again
     file_requests: int = 0  # GetObject calls of export data files
+    partiql_requests: int = 0  # BatchExecuteStatement calls (every attempt; insert_mode partiql)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,6 +142,22 @@ def capacity_budget(shape: TableShape, percent: float, on_demand_units: int, wri
     """Units per second the whole job may use on a table."""
     units = on_demand_units if shape.on_demand else (shape.write_units if write else shape.read_units)
     return max(1.0, units * percent)
+
+
+def insert_mode_for(mode: str, state: DynamoDBClient, state_table: str, source: str = "") -> str:
+    """How an insert-only copy writes: ``put`` or ``partiql`` as asked, or, for ``auto``, partiql only when a
+    probe in the state table (two INSERTs of one fresh key; the second must answer DuplicateItem) shows that
+    this endpoint's INSERT is insert-only, else put. Logged either way; run once per copy, by the driver."""
+    if mode != INSERT_AUTO:
+        log.info("%s: insert-only writes use %s (backfill.insert_mode)", source, mode)
+        return mode
+    item = probe_item()
+    statement = insert_statement(state_table, item)
+    assert statement is not None  # two short attributes
+    enforced, why = insert_refuses_existing_key(state, state_table, statement, item)
+    chosen = INSERT_PARTIQL if enforced else INSERT_PUT
+    log.info("%s: insert-only writes use %s (insert_mode auto: %s)", source, chosen, why)
+    return chosen
 
 
 def plan_backfill(
@@ -157,6 +186,11 @@ def plan_backfill(
     if concurrent_tasks is not None and concurrent_tasks < 1:
         raise ValueError(f"concurrent_tasks must be at least 1, got {concurrent_tasks}")
     sharing = max(1, min(total, concurrent_tasks) if concurrent_tasks else total)
+    insert_mode = INSERT_PUT
+    if not mapping.replay:  # replay writes BatchWriteItem: insert_mode does not apply
+        # The probe's own client: no botocore retries (moto answers the statement 500; ask once, not 10 times)
+        probe = make_client("dynamodb", spec.home_where(), max_attempts=1, pool=2)
+        insert_mode = insert_mode_for(settings.insert_mode, probe, spec.state_table, mapping.source)
     return BackfillPlan(
         where=spec.home_where(),
         source_where=spec.source_where(),
@@ -174,6 +208,7 @@ def plan_backfill(
         writes=WRITES_BATCH if mapping.replay else WRITES_INSERT_ONLY,
         export_bucket=export_bucket,
         export_files=export_files,
+        insert_mode=insert_mode,
     )
 
 
@@ -200,6 +235,7 @@ class _SegmentCopier:
         self.batch_requests = 0
         self.resent = 0
         self.file_requests = 0
+        self.partiql_requests = 0
         self._counting = threading.Lock()  # the writes run in a thread pool
 
     def _count(self, attribute: str, amount: float) -> None:
@@ -278,12 +314,71 @@ class _SegmentCopier:
             f"(keys {keys}…); the checkpoint is kept, rerun to resume"
         )
 
+    def _insert_batch(self, chunk: list[tuple[Item, int]]) -> int:
+        """One chunk (at most 25 items, no key twice) as PartiQL INSERTs in BatchExecuteStatement until every
+        statement has an answer: DuplicateItem is "already present"; throttled or transient statements are
+        sent again after a backoff, never dropped; any other error fails the split naming the key. An item
+        whose statement would be too long is written with the conditional PutItem. Returns the count written."""
+        written = 0
+        pending: list[tuple[Item, int, dict[str, Any]]] = []
+        for item, size in chunk:
+            statement = insert_statement(self.plan.target, item)
+            if statement is None:
+                written += self._put_insert_only(item, size)
+            else:
+                pending.append((item, size, statement))
+        for round_number in range(MAX_UNPROCESSED_ROUNDS):
+            if not pending:
+                return written
+            self.writes.acquire()
+            statements = [statement for _, _, statement in pending]
+            outcomes, consumed = self._with_retries(partial(self._batch_execute, statements), "BatchExecuteStatement")
+            resend: list[tuple[Item, int, dict[str, Any]]] = []
+            reached = 0.0  # units of the statements that reached the item: written, or refused as present
+            for (item, size, statement), (code, message) in zip(pending, outcomes, strict=True):
+                outcome = outcome_of(code)
+                if outcome in (WRITTEN, PRESENT):
+                    written += outcome == WRITTEN
+                    reached += put_units(size)
+                elif outcome == RESEND:
+                    resend.append((item, size, statement))
+                else:
+                    assert outcome == FAILED
+                    key = self._key_text(item)
+                    log.error("segment %d: INSERT of key %s failed: %s", self.segment, key, code)
+                    raise PermanentError(
+                        f"segment {self.segment}: the PartiQL INSERT of key {key} failed: {code}: {message[:200]}"
+                    )
+            self._count("write_units_by_size", reached)
+            units = reached if consumed is None else consumed
+            self._count("write_units", units)
+            self.writes.charge(units)
+            if not resend:
+                return written
+            self._count("resent", len(resend))
+            self._count("throttled", 1)
+            pending = resend
+            delay = min(5.0, 0.05 * 2**round_number) * random.uniform(0.5, 1.0)
+            log.info("segment %d: %d statements throttled, sent again in %.2fs", self.segment, len(resend), delay)
+            time.sleep(delay)
+        keys = ", ".join(self._key_text(item) for item, _, _ in pending[:3])
+        raise RetryableError(
+            f"segment {self.segment}: {len(pending)} INSERTs still throttled after {MAX_UNPROCESSED_ROUNDS} rounds "
+            f"(keys {keys}…); the checkpoint is kept, rerun to resume"
+        )
+
+    def _batch_execute(self, statements: list[dict[str, Any]]) -> tuple[list[tuple[str, str]], float | None]:
+        self._count("partiql_requests", 1)
+        return batch_execute_writes(self.clients.target, self.plan.target, statements)
+
     def _batch_write(self, requests: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], float | None]:
         self._count("batch_requests", 1)
         return batch_write_puts(self.clients.target, self.plan.target, requests)
 
     def _write_page(self, pool: ThreadPoolExecutor, items: list[Item], sizes: list[int]) -> int:
         """Write one page; the number of items written (the rest were there already: insert-only)."""
+        if self.plan.writes == WRITES_INSERT_ONLY and self.plan.insert_mode == INSERT_PARTIQL:
+            return sum(pool.map(self._insert_batch, _chunks(items, sizes, self.plan.key_names)))
         if self.plan.writes == WRITES_INSERT_ONLY:
             return sum(pool.map(self._put_insert_only, items, sizes))
         return sum(pool.map(self._put_batch, _chunks(items, sizes, self.plan.key_names)))
@@ -407,6 +502,7 @@ class _SegmentCopier:
             batch_requests=self.batch_requests,
             resent=self.resent,
             file_requests=self.file_requests,
+            partiql_requests=self.partiql_requests,
         )
 
 
@@ -458,7 +554,7 @@ class BackfillSummary:
         names = (
             "scanned", "written", "skipped", "pages", "throttled", "scan_requests", "put_requests",
             "read_units", "write_units", "read_units_by_size", "write_units_by_size", "batch_requests",
-            "resent", "file_requests",
+            "resent", "file_requests", "partiql_requests",
         )  # fmt: skip
         return {name: sum(getattr(r, name) for r in self.results) for name in names}
 
