@@ -14,7 +14,9 @@ from bench.common import Row, Settings, write_json
 
 # line number -> the modules in bench/ exposing run(settings) -> (rows, details), run in this order
 LINES = {
-    "1": ("table_backfill",),  # also reports line 3 (cost per million items) from the same runs
+    # table_backfill also reports line 3 (cost per million items) from the same runs; insert_modes compares
+    # insert-only's two write modes (partiql, conditional PutItem) on ministack
+    "1": ("table_backfill", "insert_modes"),
     "2": ("capacity",),
     "4": ("overhead",),
     "5": ("bucket_copy",),
