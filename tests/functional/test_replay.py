@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import posixpath
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -468,6 +469,24 @@ def test_an_import_that_could_not_import_every_item_fails_the_copy(ddb, where, e
     exported = _exported(ddb, where, emulator, unique, target=target)
     # WHEN the import is waited for THEN the copy fails, naming the count
     with pytest.raises(PermanentError, match="could not import 2 of"):
+        exported.import_target()
+
+
+def test_an_import_that_rejects_an_item_fails_the_copy(ddb, where, emulator, unique, aws_exports):
+    # GIVEN an export, and beside its data files one more that holds an item without the sort key, which
+    # ImportTable must reject (the import reads every file under the data directory)
+    _importable_source(ddb, unique, 3)
+    exported = _exported(ddb, where, emulator, unique)
+    directory = posixpath.dirname(exported.files[0])
+    rejected = json.dumps({"Item": {"pk": {"S": "no-sort-key"}}}) + "\n"
+    s3 = make_client("s3", where)
+    s3.put_object(
+        Bucket=exported.run.export_bucket, Key=f"{directory}/rejected.json.gz", Body=gzip.compress(rejected.encode())
+    )
+    # WHEN it is imported THEN the copy fails with the import's reason (both emulators fail the whole import:
+    # ministack with AWS's ItemValidationError, moto with the PutItem's ValidationException; an import that
+    # completes counting the item as an error fails it too: test_an_import_that_could_not_import_every_item…)
+    with pytest.raises(PermanentError, match=r"import arn:\S+ FAILED: .*(ItemValidationError|Missing the key sk)"):
         exported.import_target()
 
 
