@@ -400,7 +400,7 @@ def test_an_import_loads_empty_maps_non_ascii_text_and_an_item_near_400_kb_exact
 
 
 @pytest.mark.emulators("ministack", reason="pins ministack's fault; moto writes the data file")
-def test_the_emulator_s_export_writes_no_files_and_ferry_fails_the_copy(ddb, where, emulator, unique):
+def test_the_emulator_s_export_writes_no_files_and_ferry_fails_the_copy(ddb, where, emulator, unique, account):
     """An emulator fault, pinned: ministack's ExportTableToPointInTime completes, counts the items and names
     a manifest, but writes nothing to the bucket. AWS writes the manifests and the data files under
     ``<export-prefix>/AWSDynamoDB/<ExportId>/``
@@ -414,7 +414,7 @@ def test_the_emulator_s_export_writes_no_files_and_ferry_fails_the_copy(ddb, whe
     clients = TableClients.of(ddb)
     run = begin_copy(spec, spec.tables[0], clients)
     with pytest.raises(PermanentError, match=r"the export's manifest s3://exports-.*/manifest-summary\.json does not"):
-        export_files(spec, spec.tables[0], clients, s3, run, account="000000000000", poll=0.1)
+        export_files(spec, spec.tables[0], clients, s3, run, account=account, poll=0.1)
     recorded = StateStore(ddb, spec.state_table).load_copy(f"src-{unique}")
     assert recorded is not None and recorded.export_arn  # the export ran
     description = ddb.describe_export(ExportArn=recorded.export_arn)["ExportDescription"]
