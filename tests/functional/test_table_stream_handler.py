@@ -227,7 +227,7 @@ def test_ttl_delete(ddb: Any, replication: Callable[..., Replication], options: 
     ddb.put_item(TableName=rep.source, Item=ALL_TYPES)
     assert handle(rep.read()) == {"batchItemFailures": []}
 
-    # WHEN its REMOVE record arrives marked as a TTL expiry (moto does not emit userIdentity)
+    # WHEN its REMOVE record arrives marked as a TTL expiry (neither emulator emits userIdentity)
     ddb.delete_item(TableName=rep.source, Key={"pk": ALL_TYPES["pk"]})
     (remove,) = rep.read()
     remove["userIdentity"] = dict(TTL_IDENTITY)
