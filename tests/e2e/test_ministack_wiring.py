@@ -148,6 +148,10 @@ def test_the_emulators_own_mappings_migrate_a_live_table_and_bucket(tmp_path: Pa
             events_queue = _queue_arn(sqs, spec.s3.events_queue)
             (held,) = lam.list_event_source_mappings(EventSourceArn=events_queue)["EventSourceMappings"]
             assert held["State"] == "Disabled" and held["FunctionArn"].endswith(f":function:{BUCKET_FUNCTION}")
+            # ... and held they are: the changes so far wait in the stream and the queue, nothing reached a target
+            assert _queue_holds(sqs, spec.s3.events_queue) > 0
+            assert ddb.scan(TableName=TABLE_TARGET, Select="COUNT")["Count"] == 0
+            assert s3.list_objects_v2(Bucket=BUCKET_TARGET).get("KeyCount", 0) == 0
 
             # ... the copy runs under the traffic (local engine: the Glue scripts on local Spark) and
             # releases each copy for the stage, as the Glue jobs do; `ferry release` finds them released
