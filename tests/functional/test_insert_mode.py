@@ -9,22 +9,27 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import uuid
 from dataclasses import replace
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from hypothesis import HealthCheck, given, settings
 
+from ferry.aws import batch_execute_writes
 from ferry.clients import make_client
 from ferry.spec import parse_spec
 from ferry.tables import backfill
 from ferry.tables.backfill import copy_segment, insert_mode_for, plan_backfill
+from ferry.tables.partiql import insert_statement
 from ferry.tables.protocol import tombstone_for
 from ferry.tables.setup import init_tables
 from ferry.tables.state import SEGMENT_DONE, SEGMENT_FAILED, StateStore
 from ferry.wire import items_equal, key_of
 from ferry_dev.workload import make_item, seed_table
 from tests.conftest import create_table, scan_all
+from tests.unit.strategies import items
 
 pytestmark = pytest.mark.functional
 KEYS = ("pk", "sk")
@@ -225,7 +230,8 @@ class _ThrottledStatements:
     of it reached the table. Records every request's size."""
 
     def __init__(self, client: Any, rounds: int, codes: tuple[str, ...]) -> None:
-        self.rounds, self.codes, self.sizes, self.injected = rounds, codes, [], 0
+        self.rounds, self.codes, self.injected = rounds, codes, 0
+        self.sizes: list[int] = []
         self._lock = threading.Lock()
         self._call = threading.local()  # hooks of one call run in its thread; the copier's calls in several
         client.meta.events.register("provide-client-params.dynamodb.BatchExecuteStatement", self._params)
@@ -298,3 +304,28 @@ def test_any_other_statement_error_fails_the_split_naming_the_key_not_the_payloa
     assert result.status == SEGMENT_FAILED
     assert "PartiQL INSERT of key" in result.error and "ValidationError" in result.error
     assert "user#" in result.error and "padding" not in result.error and "ppppp" not in result.error
+
+
+_ROUND_TRIP_TABLES: set[str] = set()
+
+
+@ENFORCES
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(item=items(min_size=1, max_size=6))
+def test_any_item_inserted_as_statement_and_parameters_reads_back_equal(ddb, unique, item):
+    # GIVEN any item of any types and attribute names (hypothesis), keyed freshly
+    table = f"rt-{unique}"  # ``unique`` is one value for all the examples of one test run
+    if table not in _ROUND_TRIP_TABLES:
+        create_table(ddb, table, hash_key=("key ' \\ ?", "S"))  # even the key's name needs quoting
+        _ROUND_TRIP_TABLES.add(table)
+    key = {"key ' \\ ?": {"S": uuid.uuid4().hex}}
+    item = {**{k: v for k, v in item.items() if k not in key}, **key}
+    request = insert_statement(table, item)
+    assert request is not None
+    # WHEN it is inserted the way the partiql mode does, THEN it was written and reads back equal
+    outcomes, _ = batch_execute_writes(ddb, table, [request])
+    assert outcomes == [("", "")]
+    got = ddb.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
+    assert items_equal(got, item), (got, item)
+    # AND a second INSERT of the key is refused, per statement
+    assert batch_execute_writes(ddb, table, [request])[0][0][0] == "DuplicateItem"
