@@ -226,14 +226,18 @@ def test_get_records_translates_what_can_no_longer_be_read(code: str, status: in
     assert str(raised.value) == describe_error(error)  # the reason a redrive reports stays the same
 
 
-def test_get_records_counts_a_server_error_as_an_expired_iterator_only_when_asked() -> None:
-    error = client_error("InternalServerError", 500, "GetRecords")
+@pytest.mark.parametrize(
+    ("code", "status"), [("InternalServerError", 500), ("ValidationException", 400)], ids=["moto", "aws-ministack"]
+)
+def test_get_records_counts_a_refused_iterator_as_expired_only_when_asked(code: str, status: int) -> None:
+    # moto answers a bad iterator with a 500; AWS documents a 400 ValidationException (ministack's answer)
+    error = client_error(code, status, "GetRecords")
     with pytest.raises(ClientError) as raised:
         get_records(raising(error), "iterator", 10)
     assert raised.value is error  # left for call_with_retries
     with pytest.raises(ShardIteratorExpired) as expired:
         get_records(raising(error), "iterator", 10, server_error_expires=True)
-    assert expired.value.code == "InternalServerError" and isinstance(expired.value, RetryableError)
+    assert expired.value.code == code and isinstance(expired.value, RetryableError)
 
 
 def test_shard_iterator_passes_the_sequence_number_only_when_given() -> None:
