@@ -228,6 +228,9 @@ IAM_ACTION = {
     ("s3", "CreateMultipartUpload"): "s3:PutObject",
     ("s3", "CompleteMultipartUpload"): "s3:PutObject",
     ("s3", "GetBucketEncryption"): "s3:GetEncryptionConfiguration",
+    # ferry's PartiQL statements are all INSERTs: "To insert items using PartiQL for DynamoDB, you must have
+    # dynamodb:PartiQLInsert permission" (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ql-iam.html)
+    ("dynamodb", "BatchExecuteStatement"): "dynamodb:PartiQLInsert",
 }
 NEEDS_NO_PERMISSION = {("sts", "GetCallerIdentity")}
 
