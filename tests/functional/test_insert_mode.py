@@ -36,6 +36,7 @@ KEYS = ("pk", "sk")
 ENFORCES = pytest.mark.emulators("ministack", reason="its PartiQL INSERT refuses an existing key (DuplicateItem)")
 MOTO_FAULT = pytest.mark.emulators("moto", reason="pins moto's PartiQL INSERT, which overwrites an existing key")
 INSERT_DOC = "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ql-reference.insert.html"
+STATEMENT_DOC = "https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchStatementRequest.html"
 
 
 def _setup(ddb: Any, emulator: Any, unique: str, items: int, splits: int = 2, insert_mode: str = "auto") -> Any:
@@ -329,3 +330,17 @@ def test_any_item_inserted_as_statement_and_parameters_reads_back_equal(ddb, uni
     assert items_equal(got, item), (got, item)
     # AND a second INSERT of the key is refused, per statement
     assert batch_execute_writes(ddb, table, [request])[0][0][0] == "DuplicateItem"
+
+
+@pytest.mark.emulators("ministack", reason="pins ministack's fault: it runs statements over the documented limit")
+def test_ministack_runs_a_statement_over_8192_characters_which_aws_documents_as_too_long(ddb, once, unique):
+    """ministack's fault: BatchStatementRequest.Statement is at most 8,192 characters (STATEMENT_DOC; AWS
+    answers a longer one with a ValidationException); ministack runs it. So the emulator cannot show the
+    fallback is needed: test_an_item_whose_statement_is_over_8192… asserts the PutItem was used instead."""
+    table = f"long-{unique}"
+    create_table(ddb, table)
+    statement = f"INSERT INTO \"{table}\" VALUE {{'pk': ?, '{'n' * 9000}': ?}}"
+    assert len(statement) > 8192
+    answer = once.batch_execute_statement(Statements=[{"Statement": statement, "Parameters": [{"S": "k"}, {"S": "v"}]}])
+    assert "Error" not in answer["Responses"][0]
+    assert ddb.get_item(TableName=table, Key={"pk": {"S": "k"}})["Item"]["n" * 9000] == {"S": "v"}
