@@ -203,6 +203,9 @@ def test_the_emulators_own_mappings_migrate_a_live_table_and_bucket(tmp_path: Pa
             ),
         )
         run_ferry("finalize", *spec_args, "--stage", STAGE, endpoint=endpoint)
+        # (finalize --stage: the caught-up mapping skips records older than the spec's age from now on)
+        (bounded,) = lam.list_event_source_mappings(EventSourceArn=stream_arn)["EventSourceMappings"]
+        assert bounded["MaximumRecordAgeInSeconds"] == spec.replication.max_record_age_seconds
         code, reports = _verify(spec_file, endpoint, tmp_path / "verify.json")
 
         # THEN `ferry verify` finds no difference in the table or the bucket
