@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from ferry.buckets.objects import ObjectState, differences, head_object
+from ferry.buckets.objects import ObjectState, differences, head_object, part_sizes
 from ferry.buckets.reconcile import (
     ABSENT,
     CHANGED,
@@ -790,6 +790,45 @@ def test_a_multipart_source_below_the_threshold_with_a_full_object_checksum_is_o
     assert (result.action, result.rounds) == (COPIED, 1)
     assert recorder.names().count("CopyObject") == 1
     assert reconcile_key(s3, mapping, "modern.bin", SETTINGS).action == UNCHANGED
+
+
+class _PartAnswers:
+    """An S3 client stub answering HEAD and GET with partNumber from ``heads`` / ``gets`` (part -> answer)."""
+
+    def __init__(self, heads: dict[int, dict[str, Any]], gets: dict[int, dict[str, Any]]) -> None:
+        self.heads, self.gets, self.closed = heads, gets, 0
+
+    def head_object(self, PartNumber: int, **_: Any) -> dict[str, Any]:
+        return self.heads[PartNumber]
+
+    def get_object(self, PartNumber: int, **_: Any) -> dict[str, Any]:
+        stub = self
+
+        class Body:
+            def close(self) -> None:
+                stub.closed += 1
+
+        return {**self.gets[PartNumber], "Body": Body()}
+
+
+def test_part_sizes_come_from_part_heads_else_from_part_gets_read_no_further() -> None:
+    # GIVEN a 2-part object of 7 bytes (5 + 2)
+    state = ObjectState("k", 7, '"abc-2"', (), (), (), parts_count=2)
+    whole = {"ContentLength": 7}  # a HEAD that ignored partNumber: the whole object, no PartsCount
+    parts = {1: {"ContentLength": 5, "PartsCount": 2}, 2: {"ContentLength": 2, "PartsCount": 2}}
+    # WHEN the part HEADs answer with the parts THEN their sizes are the layout, no GET made
+    assert part_sizes(_PartAnswers(parts, {}), "b", "k", state) == (5, 2)  # type: ignore[arg-type]
+    # WHEN they answer the whole object THEN each size comes from a part GET whose body is closed unread
+    fallback = _PartAnswers({1: whole, 2: whole}, parts)
+    assert part_sizes(fallback, "b", "k", state) == (5, 2)  # type: ignore[arg-type]
+    assert fallback.closed == 2
+    # WHEN neither answers with a part THEN it is an error, never a guessed layout
+    with pytest.raises(ValueError, match="partNumber=1"):
+        part_sizes(_PartAnswers({1: whole}, {1: whole}), "b", "k", state)  # type: ignore[arg-type]
+    # AND parts that do not add up to the object are refused
+    short = {1: {"ContentLength": 5, "PartsCount": 2}, 2: {"ContentLength": 1, "PartsCount": 2}}
+    with pytest.raises(ValueError, match="add up to 6 bytes, not 7"):
+        part_sizes(_PartAnswers(short, {}), "b", "k", state)  # type: ignore[arg-type]
 
 
 def test_which_sources_are_copied_part_by_part() -> None:
