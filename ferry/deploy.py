@@ -11,7 +11,16 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ferry.spec import READ_EXPORT, READ_SCAN, WRITE_BATCH, WRITE_IMPORT, Spec, spec_to_dict
+from ferry.spec import (
+    INSERT_AUTO,
+    INSERT_PUT,
+    READ_EXPORT,
+    READ_SCAN,
+    WRITE_BATCH,
+    WRITE_IMPORT,
+    Spec,
+    spec_to_dict,
+)
 from ferry.tables.export import EXPORT_EXPIRY_DAYS, EXPORT_PREFIX, default_export_bucket
 from ferry.tables.protocol import REPLAY_STARTING_POSITION, UNLIMITED_RECORD_AGE
 
@@ -232,13 +241,15 @@ def bucket_variables(
 
 
 def backfill_variables(spec: Spec, account: str) -> dict[str, Any]:
-    """``var.backfill``: how the table job copies (its permissions follow), and the export bucket:
-    its name when the copy reads an export (``account``: ferry's home), and whether Terraform creates
-    it (no backfill.export_bucket given) with ferry's prefix and expiry."""
+    """``var.backfill``: how the table job copies (its permissions follow: read, write, and how an
+    insert-only table is written, insert_mode), and the export bucket: its name when the copy reads an
+    export (``account``: ferry's home), and whether Terraform creates it (no backfill.export_bucket
+    given) with ferry's prefix and expiry."""
     exports = spec.backfill.read == READ_EXPORT and bool(spec.tables)
     return {
         "read": spec.backfill.read,
         "write": spec.backfill.write,
+        "insert_mode": spec.backfill.insert_mode,
         "export_bucket": export_bucket(spec, account) if exports else "",
         "create_export_bucket": exports and not spec.backfill.export_bucket,
         "export_prefix": EXPORT_PREFIX,
@@ -308,8 +319,13 @@ STATE_TABLE_PHASE = ("dynamodb:GetItem",)
 # Phase, capture, copy run and per-segment checkpoints; a new table copy clears the old checkpoints.
 STATE_TABLE_TABLE_JOB = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem")
 STATE_TABLE_BUCKET_JOB = ("dynamodb:GetItem", "dynamodb:PutItem")  # phase, capture, copy run
-# Replay: BatchWriteItem; insert-only: conditional PutItem.
+# Replay: BatchWriteItem; insert-only: conditional PutItem (also insert_mode partiql's fallback for an
+# item whose statement would be too long).
 TARGET_ITEM_COPY = ("dynamodb:BatchWriteItem", "dynamodb:PutItem")
+# What BatchExecuteStatement needs for ferry's statements, all INSERTs (AWS: "IAM security policies with
+# PartiQL for DynamoDB"): on the insert-only targets (insert_mode partiql, or auto where the probe chose
+# it), and on the state table, where insert_mode auto probes the endpoint (its DeleteItem: ReadWriteState).
+PARTIQL_INSERT = ("dynamodb:PartiQLInsert",)
 SOURCE_EXPORT = ("dynamodb:DescribeContinuousBackups", "dynamodb:ExportTableToPointInTime")
 # What DynamoDB's export writes with the caller's permissions (AWS: "Requesting a table export").
 EXPORT_WRITE = ("s3:AbortMultipartUpload", "s3:PutObject", "s3:PutObjectAcl")
@@ -419,6 +435,7 @@ def _table_job_statements(spec: Spec, stage: str, arns: Arns) -> list[dict[str, 
         ]
     if spec.backfill.write == WRITE_BATCH:
         statements.append(_statement("WriteTargetItems", TARGET_ITEM_COPY, targets))
+    statements += _insert_mode_statements(spec, arns)
     if spec.backfill.write == WRITE_IMPORT:
         statements += [
             _statement("ImportTargets", TARGET_IMPORT, targets + [f"{t}/import/*" for t in targets]),
@@ -431,6 +448,19 @@ def _table_job_statements(spec: Spec, stage: str, arns: Arns) -> list[dict[str, 
                 [arns.log_group("/aws-dynamodb/*"), arns.log_group("/aws-dynamodb/*") + ":*"],
             ),
         ]
+    return statements
+
+
+def _insert_mode_statements(spec: Spec, arns: Arns) -> list[dict[str, Any]]:
+    """backfill.insert_mode (docs/adr/0001): PartiQL INSERTs into the insert-only targets unless it is put,
+    and, for auto, the driver's probe of the endpoint in the state table. Nothing without an insert-only
+    table: replay writes BatchWriteItem whatever the setting."""
+    insert_only = [arns.table(t.target) for t in spec.tables if not t.replay]
+    if not insert_only or spec.backfill.insert_mode == INSERT_PUT:
+        return []
+    statements = [_statement("InsertTargetItems", PARTIQL_INSERT, insert_only)]
+    if spec.backfill.insert_mode == INSERT_AUTO:
+        statements.append(_statement("ProbeInsertMode", PARTIQL_INSERT, [arns.table(spec.state_table)]))
     return statements
 
 

@@ -121,12 +121,13 @@ variable "backfill" {
   type = object({
     read                 = string
     write                = string
+    insert_mode          = string
     export_bucket        = string
     create_export_bucket = bool
     export_prefix        = string
     export_expiry_days   = number
   })
-  description = "How the table backfill job copies (backfill.read scan|export, backfill.write batch|import: its role gets only what that path calls) and the bucket a point-in-time export goes to: export_bucket (\"\" without exports), created here when create_export_bucket, its exports (under export_prefix/) expiring after export_expiry_days."
+  description = "How the table backfill job copies (backfill.read scan|export, backfill.write batch|import, backfill.insert_mode auto|put|partiql for insert-only tables: its role gets only what that path calls) and the bucket a point-in-time export goes to: export_bucket (\"\" without exports), created here when create_export_bucket, its exports (under export_prefix/) expiring after export_expiry_days."
 }
 
 variable "lambda_package" {

@@ -286,16 +286,28 @@ def _granted(spec: Any, stage: str, role: str) -> set[str]:
 @pytest.mark.parametrize(
     ("backfill", "not_called"),
     [
-        ({}, {"dynamodb:DeleteItem"}),  # clears an earlier run's checkpoints: a first run has none
-        (
+        # DeleteItem clears an earlier run's checkpoints (a first run has none) and, insert_mode auto (the
+        # default), the probe's item: the insert-only table's probe INSERTs it (PartiQLInsert, called on both
+        # emulators; moto's answer makes the copy write with PutItem)
+        pytest.param({}, {"dynamodb:DeleteItem"}, id="scan+batch"),
+        # put: no probe and no INSERT, so the role may not run one
+        pytest.param({"insert_mode": "put"}, {"dynamodb:DeleteItem"}, id="scan+batch+put"),
+        # partiql: INSERTs into the insert-only target, no probe (moto cannot run them: test_insert_mode.py)
+        pytest.param(
+            {"insert_mode": "partiql"},
+            {"dynamodb:DeleteItem"},
+            id="scan+batch+partiql",
+            marks=pytest.mark.emulators("ministack", reason="moto answers a PartiQL INSERT with parameters 500"),
+        ),
+        pytest.param(
             {"read": "export", "write": "import"},
             # DynamoDB itself writes the export and the import's logs, and ImportTable lists the data files,
             # with the caller's rights (the job lists them only where the export has no manifest: moto's)
             {"s3:PutObject", "s3:AbortMultipartUpload", "s3:PutObjectAcl", "s3:ListBucket", "dynamodb:DeleteItem"}
             | {f"logs:{a}" for a in ("DescribeLogGroups", "DescribeLogStreams", "PutRetentionPolicy")},
+            id="export+import",
         ),
     ],
-    ids=["scan+batch", "export+import"],
 )
 def test_the_table_job_calls_only_what_its_role_grants_and_uses_what_it_grants(
     ddb, sqs, where, emulator, unique, backfill, not_called, monkeypatch

@@ -588,8 +588,8 @@ STREAM_MAPPING_TYPE = """object({batch_size = number, maximum_retry_attempts = n
 BUCKET_EVENTS_TYPE = """object({queue_name = string, max_receive_count = number, visibility_timeout_seconds = number,
   batch_size = number, maximum_batching_window_in_seconds = number, message_retention_seconds = number,
   hold_until_release = bool})"""
-BACKFILL_TYPE = """object({read = string, write = string, export_bucket = string, create_export_bucket = bool,
-  export_prefix = string, export_expiry_days = number})"""
+BACKFILL_TYPE = """object({read = string, write = string, insert_mode = string, export_bucket = string,
+  create_export_bucket = bool, export_prefix = string, export_expiry_days = number})"""
 
 CONTRACT: dict[str, tuple[str, Any]] = {
     "stage": ("string", REQUIRED),
@@ -951,6 +951,13 @@ STATEMENT_SWITCHES: dict[str, Callable[[Any], bool]] = {
     'var.read_mode == "export"': lambda spec: spec.backfill.read == "export",
     'var.write_mode == "batch"': lambda spec: spec.backfill.write == "batch",
     'var.write_mode == "import"': lambda spec: spec.backfill.write == "import",
+    # backfill.insert_mode: PartiQL INSERTs into insert-only targets (not put), the probe in the state table (auto)
+    'length(local.insert_only_target_arns) > 0 && var.insert_mode != "put"': lambda spec: (
+        any(not t.replay for t in spec.tables) and spec.backfill.insert_mode != "put"
+    ),
+    'length(local.insert_only_target_arns) > 0 && var.insert_mode == "auto"': lambda spec: (
+        any(not t.replay for t in spec.tables) and spec.backfill.insert_mode == "auto"
+    ),
     "var.hold_bucket_events ?": lambda spec: bool(spec.buckets) and all(b.replay for b in spec.buckets),
     "length(local.assumable_role_arns) > 0": lambda spec: bool(spec.source_role_arn or spec.target_role_arn),
 }
@@ -959,10 +966,15 @@ ROLES = {
     "target_role_arn": "arn:aws:iam::222222222222:role/ferry-target",
 }
 # Every copy path and protocol of both jobs: scan + batch writes, export + batch writes, export + import;
-# held (replay) and insert-only buckets; with and without cross-account roles.
+# held (replay) and insert-only buckets; with and without cross-account roles; each insert_mode of an
+# insert-only table (auto, the default: INSERTs and the probe; partiql: INSERTs; put: neither) and
+# partiql under replay (nothing: replay writes BatchWriteItem).
 SPEC_VARIANTS = {
     "replay-scan-batch": {"backfill": {}, "protocol": "replay", **ROLES},
+    "replay-scan-batch-partiql": {"backfill": {"insert_mode": "partiql"}, "protocol": "replay"},
     "insert-only-export-batch": {"backfill": {"read": "export"}, "protocol": "insert-only"},
+    "insert-only-scan-batch-partiql": {"backfill": {"insert_mode": "partiql"}, "protocol": "insert-only", **ROLES},
+    "insert-only-scan-batch-put": {"backfill": {"insert_mode": "put"}, "protocol": "insert-only"},
     "replay-export-import": {"backfill": {"read": "export", "write": "import"}, "protocol": "replay", **ROLES},
 }
 
@@ -1103,6 +1115,50 @@ def test_terraform_creates_stream_mappings_of_insert_only_tables_only() -> None:
     # the table_stream role may still read every table's stream: the mapping the release creates polls with it
     policy = {st["sid"]: st for _, st in terraform_statements("table-stream", "this")}
     assert policy["ReadSourceStreams"]["resources"] == "${[for t in var.tables : t.source_stream_arn]}"
+
+
+def test_partiql_inserts_are_granted_on_insert_only_targets_and_the_state_table_only() -> None:
+    """backfill.insert_mode: the table job's PartiQL INSERTs reach only the insert-only tables' targets
+    (a replay table is written with BatchWriteItem) and, for auto's probe, the state table; the composition
+    passes each table's protocol and `ferry tfvars` the mode."""
+    (local_values,) = module_main("glue-jobs").doc["locals"]
+    assert local_values["insert_only_target_arns"] == (
+        '${[for t in var.tables : t.target_arn if t.protocol == "insert-only"]}'
+    )
+    dynamic = {st["sid"]: (for_each, st) for for_each, st in terraform_statements("glue-jobs", "table")}
+    inserts, probe = dynamic["InsertTargetItems"], dynamic["ProbeInsertMode"]
+    assert inserts[0] == (
+        '${length(local.insert_only_target_arns) > 0 && var.insert_mode != "put" ? [local.insert_only_target_arns] : []}'
+    )
+    assert (inserts[1]["actions"], inserts[1]["resources"]) == (["dynamodb:PartiQLInsert"], "${statement.value}")
+    assert probe[0] == (
+        '${length(local.insert_only_target_arns) > 0 && var.insert_mode == "auto" ? [var.state_table_arn] : []}'
+    )
+    assert (probe[1]["actions"], probe[1]["resources"]) == (["dynamodb:PartiQLInsert"], ["${statement.value}"])
+    # the probe deletes its item afterwards: the state table's DeleteItem is granted whatever the mode
+    (state,) = [st for for_each, st in terraform_statements("glue-jobs", "table") if st["sid"] == "ReadWriteState"]
+    assert "dynamodb:DeleteItem" in state["actions"] and state["resources"] == ["${var.state_table_arn}"]
+    call = module_call("glue_jobs")
+    assert "protocol = t.protocol" in call["tables"], "the composition must pass each protocol"
+    assert call["insert_mode"] == "${var.backfill.insert_mode}"
+    declared = declared_variables(MODULES / "glue-jobs")
+    assert declared["insert_mode"]["default"] == "auto"
+    from ferry.deploy import backfill_variables
+    from ferry.spec import INSERT_MODES, parse_spec
+
+    for mode in INSERT_MODES:
+        spec = parse_spec(
+            {
+                "region": "eu-west-1",
+                "tables": [{"source": "orders", "target": "orders-v2"}],
+                "backfill": {"insert_mode": mode},
+            }
+        )
+        assert backfill_variables(spec, "123456789012")["insert_mode"] == mode
+    # the composition's validation accepts exactly the modes ferry's spec does
+    modes = ", ".join(f'"{mode}"' for mode in INSERT_MODES)
+    conditions = [str(v["condition"]) for v in declared_variables(COMPOSITION)["backfill"]["validation"]]
+    assert f"${{contains([{modes}], var.backfill.insert_mode)}}" in conditions
 
 
 def test_the_events_queue_mapping_is_created_disabled_while_held_and_then_left_to_ferry() -> None:

@@ -353,6 +353,85 @@ def test_the_table_job_may_do_exactly_what_its_copy_path_calls(backfill: dict[st
     assert _actions(document) == expected
 
 
+PARTIQL_INSERT = {"dynamodb:PartiQLInsert"}
+STATE_TABLE = "arn:aws:dynamodb:eu-west-1:111122223333:table/ferry-state"
+
+
+@pytest.mark.parametrize(
+    ("protocol", "insert_mode", "expected"),
+    [
+        # auto (the default): INSERTs where the probe chooses them, and the probe in the state table
+        ("insert-only", None, TABLE_JOB | SCAN | BATCH | PARTIQL_INSERT),
+        ("insert-only", "auto", TABLE_JOB | SCAN | BATCH | PARTIQL_INSERT),
+        ("insert-only", "partiql", TABLE_JOB | SCAN | BATCH | PARTIQL_INSERT),
+        ("insert-only", "put", TABLE_JOB | SCAN | BATCH),  # conditional PutItem only
+        ("replay", "auto", TABLE_JOB | SCAN | BATCH),  # replay writes BatchWriteItem whatever the mode
+        ("replay", "partiql", TABLE_JOB | SCAN | BATCH),
+    ],
+    ids=[
+        "insert-only-default",
+        "insert-only-auto",
+        "insert-only-partiql",
+        "insert-only-put",
+        "replay-auto",
+        "replay-partiql",
+    ],
+)
+def test_the_table_job_may_insert_with_partiql_only_where_insert_mode_can_choose_it(
+    protocol: str, insert_mode: str | None, expected: set[str]
+) -> None:
+    backfill = {} if insert_mode is None else {"insert_mode": insert_mode}
+    document = policy_documents(_spec(protocol, **backfill), "prod", ARNS, artifacts_bucket="a-b-c")["table_backfill"]
+    assert _actions(document) == expected
+    by_sid = {s["Sid"]: s for s in _statements(document)}
+    target = "arn:aws:dynamodb:eu-west-1:111122223333:table/orders-v2"
+    inserts = protocol == "insert-only" and insert_mode != "put"
+    probes = protocol == "insert-only" and insert_mode in (None, "auto")
+    assert ("InsertTargetItems" in by_sid, "ProbeInsertMode" in by_sid) == (inserts, probes)
+    if inserts:
+        assert by_sid["InsertTargetItems"]["Action"] == ["dynamodb:PartiQLInsert"]
+        assert by_sid["InsertTargetItems"]["Resource"] == [target]
+    if probes:
+        # two INSERTs of one probe key into the state table, then its DeleteItem (granted with the state's)
+        assert by_sid["ProbeInsertMode"]["Action"] == ["dynamodb:PartiQLInsert"]
+        assert by_sid["ProbeInsertMode"]["Resource"] == [STATE_TABLE]
+        assert "dynamodb:DeleteItem" in by_sid["ReadWriteState"]["Action"]
+        assert by_sid["ReadWriteState"]["Resource"] == [STATE_TABLE]
+    # the functions never write with PartiQL
+    others = policy_documents(_spec(protocol, **backfill), "prod", ARNS, artifacts_bucket="a-b-c")
+    assert not {a for role in ("table_stream", "bucket_events", "bucket_backfill") for a in _actions(others[role])} & (
+        PARTIQL_INSERT
+    )
+
+
+def test_partiql_inserts_reach_the_insert_only_targets_only() -> None:
+    # GIVEN a replay table and two insert-only tables
+    def spec(insert_mode: str) -> Any:
+        tables = [
+            {"source": "orders", "target": "orders-v2"},
+            {"source": "events", "target": "events-v2", "protocol": "insert-only"},
+            {"source": "audit", "target": "audit-v2", "protocol": "insert-only"},
+        ]
+        return parse_spec({"region": "eu-west-1", "tables": tables, "backfill": {"insert_mode": insert_mode}})
+
+    def inserted(insert_mode: str) -> list[str]:
+        document = policy_documents(spec(insert_mode), "prod", ARNS, artifacts_bucket="a-b-c")["table_backfill"]
+        return sorted(
+            r for s in _statements(document) if "dynamodb:PartiQLInsert" in s["Action"] for r in s["Resource"]
+        )
+
+    # WHEN insert_mode is partiql (no probe)
+    # THEN only the insert-only targets may get INSERTs: never the replay target, a source or the state table
+    targets = [
+        "arn:aws:dynamodb:eu-west-1:111122223333:table/audit-v2",
+        "arn:aws:dynamodb:eu-west-1:111122223333:table/events-v2",
+    ]
+    assert inserted("partiql") == targets
+    # AND with auto the state table is added for the probe, nothing else; with put nothing at all
+    assert inserted("auto") == sorted([*targets, STATE_TABLE])
+    assert inserted("put") == []
+
+
 def test_the_table_job_never_writes_a_source_and_exports_only_into_the_export_bucket() -> None:
     spec = _spec(read="export", write="import")
     document = policy_documents(spec, "prod", ARNS, artifacts_bucket="a-b-c")["table_backfill"]
@@ -409,3 +488,6 @@ def test_terraform_variables_carry_the_protocols_and_the_copy_path() -> None:
     assert out["backfill"]["export_bucket"] == "ferry-exports-111122223333-eu-west-1"
     assert out["backfill"]["create_export_bucket"] is True
     assert (out["backfill"]["read"], out["backfill"]["write"]) == ("export", "batch")
+    assert out["backfill"]["insert_mode"] == "auto"  # the default, and what the spec says otherwise
+    put = terraform_variables(_spec("insert-only", insert_mode="put"), "prod", [], [], account="111122223333")
+    assert put["backfill"]["insert_mode"] == "put"

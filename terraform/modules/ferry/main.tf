@@ -117,6 +117,7 @@ module "glue_jobs" {
     for source, t in local.tables : source => {
       source_arn = t.source_arn
       target_arn = module.target_table[source].arn
+      protocol   = t.protocol
     }
   }
   buckets = {
@@ -129,6 +130,7 @@ module "glue_jobs" {
   state_table_arn    = module.state_table.arn
   read_mode          = var.backfill.read
   write_mode         = var.backfill.write
+  insert_mode        = var.backfill.insert_mode
   export_bucket_name = local.exports ? local.export_bucket_name : null
   export_prefix      = var.backfill.export_prefix
   # The releases the jobs make: the stage's own functions' mappings, and the queues they look up.

@@ -36,6 +36,8 @@ locals {
 
   source_table_arns = [for t in var.tables : t.source_arn]
   target_table_arns = [for t in var.tables : t.target_arn]
+  # backfill.insert_mode: only an insert-only table may be written with PartiQL INSERTs.
+  insert_only_target_arns = [for t in var.tables : t.target_arn if t.protocol == "insert-only"]
 
   # backfill.read: export: the bucket the exports go to, and the keys ferry's exports are under.
   export_bucket_arn  = var.export_bucket_name == null ? null : "arn:${local.partition}:s3:::${var.export_bucket_name}"
@@ -187,6 +189,31 @@ data "aws_iam_policy_document" "table" {
         "dynamodb:PutItem",
       ]
       resources = statement.value
+    }
+  }
+
+  # backfill.insert_mode partiql, or auto where the probe chose it: an insert-only copy writes with
+  # BatchExecuteStatement INSERTs, which AWS authorizes as dynamodb:PartiQLInsert (AWS: "IAM security
+  # policies with PartiQL for DynamoDB"). Not under put, nor for a replay table (BatchWriteItem).
+  dynamic "statement" {
+    for_each = length(local.insert_only_target_arns) > 0 && var.insert_mode != "put" ? [local.insert_only_target_arns] : []
+    content {
+      sid       = "InsertTargetItems"
+      effect    = "Allow"
+      actions   = ["dynamodb:PartiQLInsert"]
+      resources = statement.value
+    }
+  }
+
+  # backfill.insert_mode auto: before an insert-only copy the driver INSERTs one fresh probe key twice
+  # into the state table (the second must be refused), then deletes it (DeleteItem: ReadWriteState).
+  dynamic "statement" {
+    for_each = length(local.insert_only_target_arns) > 0 && var.insert_mode == "auto" ? [var.state_table_arn] : []
+    content {
+      sid       = "ProbeInsertMode"
+      effect    = "Allow"
+      actions   = ["dynamodb:PartiQLInsert"]
+      resources = [statement.value]
     }
   }
 

@@ -17,9 +17,15 @@ variable "tables" {
   type = map(object({
     source_arn = string
     target_arn = string
+    protocol   = string
   }))
-  description = "Table mappings by source table name: the ARNs the table job's role may scan and write. Empty: no table job."
+  description = "Table mappings by source table name: the ARNs the table job's role may scan and write, and each table's protocol (replay or insert-only: an insert-only target may get PartiQL INSERTs, see insert_mode). Empty: no table job."
   default     = {}
+
+  validation {
+    condition     = alltrue([for t in var.tables : contains(["replay", "insert-only"], t.protocol)])
+    error_message = "Every table's protocol must be replay or insert-only."
+  }
 }
 
 variable "buckets" {
@@ -56,6 +62,17 @@ variable "write_mode" {
   validation {
     condition     = contains(["batch", "import"], var.write_mode)
     error_message = "write_mode must be batch or import."
+  }
+}
+
+variable "insert_mode" {
+  type        = string
+  description = "backfill.insert_mode: how the table job writes an insert-only table: put (conditional PutItem only), partiql (PutItem and PartiQL INSERTs: dynamodb:PartiQLInsert on the insert-only targets) or auto (partiql's grants, and dynamodb:PartiQLInsert on the state table, where the job's driver probes the endpoint). Without insert-only tables it grants nothing."
+  default     = "auto"
+
+  validation {
+    condition     = contains(["auto", "put", "partiql"], var.insert_mode)
+    error_message = "insert_mode must be auto, put or partiql."
   }
 }
 
