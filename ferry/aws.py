@@ -637,6 +637,11 @@ def head_object_or_none(s3: S3Client, bucket: str, key: str) -> HeadObjectOutput
     return _or_none(lambda: s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED"), _object_not_found)
 
 
+def object_bytes_or_none(s3: S3Client, bucket: str, key: str) -> bytes | None:
+    """GetObject's whole body, or None when the key does not exist (404 / NoSuchKey / NotFound)."""
+    return _or_none(lambda: s3.get_object(Bucket=bucket, Key=key)["Body"].read(), _object_not_found)
+
+
 def object_tags_or_none(s3: S3Client, bucket: str, key: str) -> list[TagTypeDef] | None:
     """GetObjectTagging's TagSet, or None when the key does not exist (404 / NoSuchKey / NotFound)."""
     return _or_none(lambda: list(s3.get_object_tagging(Bucket=bucket, Key=key)["TagSet"]), _object_not_found)

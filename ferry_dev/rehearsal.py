@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ferry.aws import queue_url_or_none, stream_arn_of
+from ferry.aws import object_bytes_or_none, queue_url_or_none, stream_arn_of
 from ferry.clients import AwsTarget, make_client
 from ferry.deploy import (
     BUCKET_FUNCTION,
@@ -270,10 +270,7 @@ def check_functions_apply_live_changes(run: Rehearsal, within: float = APPLIED_W
         s3.put_object(Bucket=bucket.source, Key=name, Body=stamp.encode())
 
         def object_applied(target: str = bucket.target, key: str = name) -> bool:
-            try:
-                return bool(s3.get_object(Bucket=target, Key=key)["Body"].read() == stamp.encode())
-            except s3.exceptions.NoSuchKey:
-                return False
+            return object_bytes_or_none(s3, target, key) == stamp.encode()
 
         after = _within(within, object_applied)
         run.check(

@@ -31,8 +31,8 @@ from ferry.aws import (
     create_bucket_if_missing,
     describe_export,
     describe_import,
-    error_code,
     head_bucket,
+    object_bytes_or_none,
     public_access_block_or_none,
 )
 from ferry.errors import PermanentError, SetupError
@@ -186,15 +186,12 @@ def wait_for_import(
 
 def _read_manifest(s3: S3Client, bucket: str, key: str) -> str:
     """One manifest's text. PermanentError naming it when the bucket does not hold it (NoSuchKey)."""
-    try:
-        body = call_with_retries(lambda: s3.get_object(Bucket=bucket, Key=key)["Body"].read(), f"GetObject {key}")
-    except Exception as exc:  # the adapter's error code: botocore stays behind ferry.aws
-        if error_code(exc) != "NoSuchKey":
-            raise
+    body = call_with_retries(lambda: object_bytes_or_none(s3, bucket, key), f"GetObject {key}")
+    if body is None:
         raise PermanentError(
             f"the export's manifest s3://{bucket}/{key} does not exist: the export was deleted or expired since, "
             "or never written; rerun the copy with --restart for a new export"
-        ) from exc
+        )
     return body.decode("utf-8")
 
 
