@@ -61,7 +61,7 @@ def partitions_in(request, monkeypatch):
 
 @pytest.mark.parametrize("protocol", ["replay", "insert-only"])
 def test_bucket_backfill_copies_every_object_with_full_fidelity_and_reruns_cheaply(
-    where, emulator, unique, protocol, partitions_in
+    where, emulator, emulator_kind, unique, protocol, partitions_in
 ):
     # GIVEN a source with awkward keys, headers, metadata, tags and a multipart object
     s3 = make_client("s3", where)
@@ -84,11 +84,13 @@ def test_bucket_backfill_copies_every_object_with_full_fidelity_and_reruns_cheap
         assert differences(source, target) == [], key
     if protocol == "replay":
         # AND one request per single-part object; the multipart one: HEAD and tags, a HEAD per part (its
-        # layout), create, a copy per part, complete
+        # layout), create, a copy per part, complete. ministack's part HEAD has no PartsCount (its fault,
+        # docs/emulators.md): ferry then reads each part's size with a GetObject of the part, one more each.
         parts = max(
             o.parts_count for o in (head_object(s3, f"src-{unique}", k) for k in _keys(s3, f"src-{unique}")) if o
         )
-        assert summary.requests == (seeded - 1) + 2 + parts + 1 + parts + 1
+        part_size_reads = parts if emulator_kind == "ministack" else 0
+        assert summary.requests == (seeded - 1) + 2 + parts + part_size_reads + 1 + parts + 1
         assert "released" in summary.released
         # AND a second replay copy is refused; an insert-only rerun copies nothing (listing entries equal)
         with pytest.raises(SetupError, match="--protocol insert-only"):
