@@ -60,51 +60,53 @@ def copy_with(endpoint: str, ddb: Any, source: str, mode: str, run: int) -> tupl
     target, state = f"{source}-{mode}-{run}", f"{source}-state-{mode}-{run}"
     create_workload_table(ddb, target)
     create_state_table(ddb, state)
-    spec = parse_spec(
-        {
-            "region": REGION,
-            "endpoint_url": endpoint,
-            "state_table": state,
-            "tables": [{"source": source, "target": target, "protocol": "insert-only"}],
-            "backfill": {
-                "splits": SPLITS,
-                "write_concurrency": WRITE_CONCURRENCY,
-                "insert_mode": MODES[mode],
-                # far above what the emulator serves: the emulator, not ferry's budget, is the limit
-                "on_demand_read_units": 1_000_000,
-                "on_demand_write_units": 1_000_000,
-                "read_percent": 1.0,
-                "write_percent": 1.0,
-            },
+    try:
+        spec = parse_spec(
+            {
+                "region": REGION,
+                "endpoint_url": endpoint,
+                "state_table": state,
+                "tables": [{"source": source, "target": target, "protocol": "insert-only"}],
+                "backfill": {
+                    "splits": SPLITS,
+                    "write_concurrency": WRITE_CONCURRENCY,
+                    "insert_mode": MODES[mode],
+                    # far above what the emulator serves: the emulator, not ferry's budget, is the limit
+                    "on_demand_read_units": 1_000_000,
+                    "on_demand_write_units": 1_000_000,
+                    "read_percent": 1.0,
+                    "write_percent": 1.0,
+                },
+            }
+        )
+        plan = plan_backfill(spec, spec.tables[0], ddb)
+        if plan.insert_mode != mode:
+            raise RuntimeError(f"insert_mode {MODES[mode]} chose {plan.insert_mode}, not {mode}: is this ministack?")
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=SPLITS) as pool:
+            results = tuple(pool.map(lambda s: copy_segment(plan, s), range(SPLITS)))
+        seconds = time.monotonic() - started
+        summary = BackfillSummary(source, target, results, seconds)
+        if summary.failed:
+            raise RuntimeError(summary.describe())
+        totals = summary.totals()
+        want, got = _all_items(ddb, source), _all_items(ddb, target)
+        exact = want.keys() == got.keys() and all(items_equal(want[k], got[k]) for k in want)
+        details = {
+            "mode": plan.insert_mode,
+            "seconds": round(seconds, 3),
+            "items": int(totals["written"]),
+            "exact": exact,
+            "put_requests": int(totals["put_requests"]),
+            "partiql_requests": int(totals["partiql_requests"]),
+            "write_units": totals["write_units"],
+            "write_units_by_size": totals["write_units_by_size"],
+            "done": all(r.status == SEGMENT_DONE for r in results),
         }
-    )
-    plan = plan_backfill(spec, spec.tables[0], ddb)
-    if plan.insert_mode != mode:
-        raise RuntimeError(f"insert_mode {MODES[mode]} chose {plan.insert_mode}, not {mode}: is this ministack?")
-    started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=SPLITS) as pool:
-        results = tuple(pool.map(lambda s: copy_segment(plan, s), range(SPLITS)))
-    seconds = time.monotonic() - started
-    summary = BackfillSummary(source, target, results, seconds)
-    if summary.failed:
-        raise RuntimeError(summary.describe())
-    totals = summary.totals()
-    want, got = _all_items(ddb, source), _all_items(ddb, target)
-    exact = want.keys() == got.keys() and all(items_equal(want[k], got[k]) for k in want)
-    ddb.delete_table(TableName=target)
-    ddb.delete_table(TableName=state)
-    details = {
-        "mode": plan.insert_mode,
-        "seconds": round(seconds, 3),
-        "items": int(totals["written"]),
-        "exact": exact,
-        "put_requests": int(totals["put_requests"]),
-        "partiql_requests": int(totals["partiql_requests"]),
-        "write_units": totals["write_units"],
-        "write_units_by_size": totals["write_units_by_size"],
-        "done": all(r.status == SEGMENT_DONE for r in results),
-    }
-    return summary.written / seconds, details
+        return summary.written / seconds, details
+    finally:  # the emulator is shared (the tests' session emulator): leave nothing behind
+        ddb.delete_table(TableName=target)
+        ddb.delete_table(TableName=state)
 
 
 def rows_of(results: dict[str, Timed], items: int) -> list[Row]:

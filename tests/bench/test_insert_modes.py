@@ -4,6 +4,8 @@ the rows judge the ratio and never call a short or different copy exact."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -39,21 +41,26 @@ def test_a_run_that_differs_or_copied_fewer_items_is_never_reported_exact(exact:
     assert rows_of(results, 100)[1].met is False
 
 
-def _source(ddb: Any, unique: str, items: int) -> str:
+@contextmanager
+def _source(ddb: Any, unique: str, items: int) -> Iterator[str]:
+    """A seeded source, deleted afterwards (the session's emulator is shared: other tests list its tables)."""
     source = f"bench-im-{unique}"
     create_workload_table(ddb, source)
-    seed(ddb, source, (bench_item(i) for i in range(items)))
-    return source
+    try:
+        seed(ddb, source, (bench_item(i) for i in range(items)))
+        yield source
+    finally:
+        ddb.delete_table(TableName=source)
 
 
 @pytest.mark.functional
 @pytest.mark.emulators("ministack", reason="the line compares the modes where auto picks partiql")
 def test_each_mode_copies_exactly_with_its_own_requests(ddb, emulator, unique) -> None:
-    source = _source(ddb, unique, 120)
-    rate, partiql = copy_with(emulator.endpoint_url, ddb, source, INSERT_PARTIQL, 0)
+    with _source(ddb, unique, 120) as source:
+        rate, partiql = copy_with(emulator.endpoint_url, ddb, source, INSERT_PARTIQL, 0)
+        _, put = copy_with(emulator.endpoint_url, ddb, source, INSERT_PUT, 0)
     assert rate > 0 and partiql["mode"] == INSERT_PARTIQL and partiql["exact"] and partiql["items"] == 120
     assert partiql["put_requests"] == 0 and 120 / 25 <= partiql["partiql_requests"] < 120 / 5
-    _, put = copy_with(emulator.endpoint_url, ddb, source, INSERT_PUT, 0)
     assert put["exact"] and put["items"] == 120 and put["put_requests"] == 120 and put["partiql_requests"] == 0
     assert partiql["write_units_by_size"] == put["write_units_by_size"] == 120  # the same WCU, fewer requests
 
@@ -61,6 +68,6 @@ def test_each_mode_copies_exactly_with_its_own_requests(ddb, emulator, unique) -
 @pytest.mark.functional
 @pytest.mark.emulators("moto", reason="moto's INSERT overwrites: auto keeps PutItem there")
 def test_the_line_refuses_to_compare_where_auto_does_not_pick_partiql(ddb, emulator, unique) -> None:
-    source = _source(ddb, unique, 10)
-    with pytest.raises(RuntimeError, match="chose put, not partiql"):
+    with _source(ddb, unique, 10) as source, pytest.raises(RuntimeError, match="chose put, not partiql"):
         copy_with(emulator.endpoint_url, ddb, source, INSERT_PARTIQL, 0)
+    assert not [t for t in ddb.list_tables()["TableNames"] if t.startswith(f"bench-im-{unique}")]
