@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
-from bench.common import Row, Settings, Timed, alternate, fmt, ratio
+from bench.common import Row, Settings, Timed, alternate, bench_emulator, fmt, ratio
 from bench.table_backfill import cpu_seconds
 from ferry.clients import AwsTarget, make_client
 from ferry.tables.state import create_state_table
@@ -390,7 +390,7 @@ def run(settings: Settings) -> tuple[list[Row], dict[str, Any]]:
         "large": sizes.large,
         "bytes": sizes.total_bytes,
     }
-    with Emulator() as emu:
+    with Emulator(kind=bench_emulator()) as emu:
         proxy = counting_proxy(emu.endpoint_url)
         with proxy:
             results = _compare(sizes, rounds, details, emu, proxy, aws, s5cmd)

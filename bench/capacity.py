@@ -40,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bench.common import Row, Settings, Timed, alternate, fmt
+from bench.common import Row, Settings, Timed, alternate, bench_emulator, fmt
 from bench.throttle_proxy import AcceptedWrite, OperationStats, ThrottleProxy
 from ferry.aws import error_code
 from ferry.clients import AwsTarget, make_client
@@ -284,7 +284,10 @@ def run(settings: Settings) -> tuple[list[Row], dict[str, Any]]:
     # One round, whatever settings.repeats says: a round takes ~90 s, and each figure is already an
     # average over a window the proxy paces (the machine's noise moves it little); said in the details.
     rounds = 1
-    with Emulator() as emulator, ThrottleProxy(emulator.endpoint_url, burst_seconds=BURST_SECONDS) as proxy:
+    with (
+        Emulator(kind=bench_emulator()) as emulator,
+        ThrottleProxy(emulator.endpoint_url, burst_seconds=BURST_SECONDS) as proxy,
+    ):
         ddb = make_client("dynamodb", AwsTarget(REGION, emulator.endpoint_url))
         create_provisioned_table(ddb, SOURCE, stream=True)
         seed(ddb, SOURCE, count)

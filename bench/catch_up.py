@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from bench.common import Row, Settings, fmt
+from bench.common import Row, Settings, bench_emulator, fmt
 from bench.lag import ReplicationProcess
 from bench.table_backfill import cpu_seconds
 from bench.table_source import bench_item
@@ -289,7 +289,7 @@ def rows_for(result: dict[str, Any], plan: CatchUpPlan) -> list[Row]:
 def run(settings: Settings) -> tuple[list[Row], dict[str, Any]]:
     plan = plan_for(settings)
     use_dummy_credentials()
-    with Emulator() as emu:
+    with Emulator(kind=bench_emulator()) as emu:
         result = measure(plan, emu.endpoint_url, emu._process.pid if emu._process else None)
     for kind in ("table", "bucket"):
         caught = result[kind]

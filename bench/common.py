@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ferry_dev.emulator import MOTO, emulator_kind
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -97,3 +99,10 @@ def fmt(value: float, unit: str = "", digits: int = 0) -> str:
     if value != value:
         return "n/a"
     return f"{value:,.{digits}f}{(' ' + unit) if unit else ''}"
+
+
+def bench_emulator() -> str:
+    """The emulator the bench measures on: ``FERRY_EMULATOR``, else moto. BENCHMARKS.md's numbers are
+    moto's, and on ministack line 5 cannot measure fidelity (its CreateMultipartUpload drops tags:
+    docs/emulators.md); line 1's insert modes run on ministack, which enforces insert-only INSERTs."""
+    return emulator_kind(default=MOTO)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.common import Row, Settings, fmt
+from bench.common import Row, Settings, bench_emulator, fmt
 from ferry.clients import AwsTarget, make_client
 from ferry.spec import Spec, parse_spec, spec_to_dict
 from ferry.tables.protocol import TOMBSTONE_ATTRIBUTE, TOMBSTONE_VALUE
@@ -665,7 +665,7 @@ def rows_for(result: dict[str, Any], plan: LagPlan) -> list[Row]:
 def run(settings: Settings) -> tuple[list[Row], dict[str, Any]]:
     plan = plan_for(settings)
     use_dummy_credentials()
-    with Emulator() as emu:
+    with Emulator(kind=bench_emulator()) as emu:
         result = measure(plan, emu.endpoint_url)
     for kind in ("table", "bucket"):
         s = result[kind]

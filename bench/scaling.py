@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import Row, Settings, fmt, ratio
+from bench.common import Row, Settings, bench_emulator, fmt, ratio
 from bench.table_backfill import (
     REGION,
     SPLITS,
@@ -242,7 +242,7 @@ def run(settings: Settings) -> tuple[list[Row], dict[str, Any]]:
     workdir = Path(settings.workdir) / "scaling"
     workdir.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
-    with Emulator(log_path=str(workdir / "emulator.log")) as emulator:
+    with Emulator(log_path=str(workdir / "emulator.log"), kind=bench_emulator()) as emulator:
         ddb = make_client("dynamodb", AwsTarget(REGION, emulator.endpoint_url))
         for items in sizes:
             results.append(measure_size(emulator, ddb, items, workdir))

@@ -63,7 +63,7 @@ from typing import Any
 
 import boto3
 
-from bench.common import Row, Settings, Timed, alternate, fmt, ratio
+from bench.common import Row, Settings, Timed, alternate, bench_emulator, fmt, ratio
 from bench.lag import ReplicationProcess
 from bench.table_source import ITEM_BYTES, LOAD_RATE, LOAD_THREADS, SourceLoad, bench_item, fresh_source
 from ferry.clients import AwsTarget, client_config, make_client, table_clients
@@ -729,7 +729,7 @@ def run(settings: Settings) -> tuple[list[Row], dict[str, Any]]:
     workdir = Path(settings.workdir) / "table_backfill"
     workdir.mkdir(parents=True, exist_ok=True)
     sizes = [item_size(bench_item(i)) for i in range(items)]  # every run seeds these same items
-    with Emulator(log_path=str(workdir / "emulator.log")) as emulator:
+    with Emulator(log_path=str(workdir / "emulator.log"), kind=bench_emulator()) as emulator:
         ddb = make_client("dynamodb", AwsTarget(REGION, emulator.endpoint_url))
         bench = Bench(emulator, ddb, items, workdir)
         approaches: dict[str, Callable[[int], tuple[float, dict[str, Any]]]] = {

@@ -644,7 +644,7 @@ def redrive(spec_path: str, tables: bool, buckets: bool) -> int:
     "--emulator",
     type=click.Choice(EMULATORS),
     default=None,
-    help="The embedded emulator (default: FERRY_EMULATOR, else moto).",
+    help="The embedded emulator (default: FERRY_EMULATOR, else ministack).",
 )
 @_guard
 def demo(
@@ -696,7 +696,7 @@ def demo(
     "--emulator",
     type=click.Choice(EMULATORS),
     default=None,
-    help="The embedded emulator (default: FERRY_EMULATOR, else moto).",
+    help="The embedded emulator (default: FERRY_EMULATOR, else ministack).",
 )
 @_guard
 def chaos(seeds: str, minutes: float, items: int, objects: int, json_path: str | None, emulator: str | None) -> int:
@@ -831,7 +831,7 @@ def wire(spec_path: str, stage: str, glue_workers: int, glue_worker_type: str) -
     "--emulator",
     type=click.Choice(EMULATORS),
     default=None,
-    help="The embedded emulator (default: FERRY_EMULATOR, else moto). On ministack the deployed functions run: "
+    help="The embedded emulator (default: FERRY_EMULATOR, else ministack). On ministack the deployed functions run: "
     "the emulator's own mappings apply a live change through them.",
 )
 @_guard

@@ -358,7 +358,7 @@ def run_seed(
     emulator: str | None = None,
 ) -> list[SeedResult]:
     """One seed, a whole migration per protocol (each on a fresh emulator, the same seeded workload).
-    ``emulator``: moto or ministack (default: ``FERRY_EMULATOR``, else moto)."""
+    ``emulator``: moto or ministack (default: ``FERRY_EMULATOR``, else ministack)."""
     work = workdir or Path(tempfile.mkdtemp(prefix=f"ferry-chaos-{seed}-"))
     return [
         _run_protocol(seed, protocol, items, objects, splits, intensity, work / protocol, say, emulator)

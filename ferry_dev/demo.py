@@ -167,7 +167,7 @@ def run_demo(
     emulator_log: str | None = None,
     emulator: str | None = None,
 ) -> DemoResult:
-    """``emulator``: moto or ministack (default: ``FERRY_EMULATOR``, else moto)."""
+    """``emulator``: moto or ministack (default: ``FERRY_EMULATOR``, else ministack)."""
     use_dummy_credentials()
     started = time.monotonic()
     log_path = emulator_log or str(Path(tempfile.gettempdir()) / "ferry-demo-emulator.log")

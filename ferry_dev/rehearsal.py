@@ -182,7 +182,7 @@ def rehearsal_spec(endpoint: str) -> Spec:
 
 def rehearse(stage: str = "local", endpoint: str | None = None, emulator: str | None = None) -> Rehearsal:
     """Against ``endpoint`` (an emulator of kind ``emulator`` the caller keeps, to look at afterwards) or
-    a fresh one of that kind; ``emulator`` None: ``FERRY_EMULATOR``, else moto."""
+    a fresh one of that kind; ``emulator`` None: ``FERRY_EMULATOR``, else ministack."""
     use_dummy_credentials()
     if endpoint is None:
         with Emulator(kind=emulator) as emu:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bench.catch_up import CatchUpPlan, cpu_note, measure, object_changes, operations, rows_for, split, table_backlog
+from bench.common import bench_emulator
 from ferry_dev.emulator import Emulator, use_dummy_credentials
 
 
@@ -86,7 +87,7 @@ def test_a_small_held_backlog_is_applied_whole_after_the_release() -> None:
     use_dummy_credentials()
     plan = CatchUpPlan(records=60, events=10)
     # WHEN the backlog is written while the pollers are held, then released
-    with Emulator() as emu:
+    with Emulator(kind=bench_emulator()) as emu:
         result = measure(plan, emu.endpoint_url)
     # THEN each kind caught up on everything held and the targets equal the sources
     assert result["table"]["applied"] == 60

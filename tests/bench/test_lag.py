@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bench.common import bench_emulator
 from bench.lag import (
     LagPlan,
     Ledger,
@@ -121,7 +122,7 @@ def test_a_short_run_sees_every_write_through_the_real_pollers() -> None:
     plan = LagPlan(seconds=3.0, table_rate=10.0, bucket_rate=3.0, settle_timeout=30.0)
     use_dummy_credentials()
     # WHEN the harness runs
-    with Emulator() as emu:
+    with Emulator(kind=bench_emulator()) as emu:
         result = measure(plan, emu.endpoint_url)
     # THEN every write was seen on the target, nothing was dead-lettered, and the pollers applied them
     assert result["table"]["writes"] >= 10 and result["bucket"]["writes"] >= 3

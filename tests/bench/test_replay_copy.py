@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bench.common import Timed
+from bench.common import Timed, bench_emulator
 from bench.replay_copy import (
     PATHS,
     best_path,
@@ -143,7 +143,7 @@ def test_replay_costs_are_units_per_million_items_by_dynamodbs_rules() -> None:
 def test_a_short_replay_copy_under_load_ends_exact_with_every_change_replayed(tmp_path: Path) -> None:
     # GIVEN a fresh emulator (initialize creates the failure queue under its default name)
     use_dummy_credentials()
-    with Emulator() as emu:
+    with Emulator(kind=bench_emulator()) as emu:
         from ferry.clients import AwsTarget, make_client
 
         ddb = make_client("dynamodb", AwsTarget("us-east-1", emu.endpoint_url))

@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
-from bench.common import Timed
+from bench.common import Timed, bench_emulator
 from bench.table_backfill import (
     COST_TOLERANCE,
     Bench,
@@ -241,7 +241,7 @@ def test_a_baseline_copies_under_the_load_and_its_losses_are_only_on_keys_the_lo
 def test_insert_only_copies_a_live_table_with_its_pollers_then_finalizes_and_ends_exact(tmp_path) -> None:
     # GIVEN a fresh emulator (the pollers create the failure queue under its default name)
     use_dummy_credentials()
-    with Emulator() as emu:
+    with Emulator(kind=bench_emulator()) as emu:
         ddb = make_client("dynamodb", AwsTarget("us-east-1", emu.endpoint_url))
         # WHEN ferry insert-only copies 200 items while the load writes, drains, finalizes and drains
         _, details = Bench(emu, ddb, 200, tmp_path).ferry(0)
