@@ -302,17 +302,21 @@ class _SegmentCopier:
             self.writes.charge(consumed)
             if not unprocessed:
                 return len(chunk)
-            self._count("resent", len(unprocessed))
-            self._count("throttled", 1)
             pending = unprocessed
-            delay = min(5.0, 0.05 * 2**round_number) * random.uniform(0.5, 1.0)
-            log.info("segment %d: %d unprocessed items, sent again in %.2fs", self.segment, len(unprocessed), delay)
-            time.sleep(delay)
+            self._before_resending(round_number, len(unprocessed), "unprocessed items")
         keys = ", ".join(self._key_text(r["PutRequest"]["Item"]) for r in pending[:3])
         raise RetryableError(
             f"segment {self.segment}: {len(pending)} items still unprocessed after {MAX_UNPROCESSED_ROUNDS} rounds "
             f"(keys {keys}…); the checkpoint is kept, rerun to resume"
         )
+
+    def _before_resending(self, round_number: int, count: int, what: str) -> None:
+        """Count a round that left ``count`` items to send again (a throttle), then wait its backoff."""
+        self._count("resent", count)
+        self._count("throttled", 1)
+        delay = min(5.0, 0.05 * 2**round_number) * random.uniform(0.5, 1.0)
+        log.info("segment %d: %d %s, sent again in %.2fs", self.segment, count, what, delay)
+        time.sleep(delay)
 
     def _insert_batch(self, chunk: list[tuple[Item, int]]) -> int:
         """One chunk (at most 25 items, no key twice) as PartiQL INSERTs in BatchExecuteStatement until every
@@ -355,12 +359,8 @@ class _SegmentCopier:
             self.writes.charge(units)
             if not resend:
                 return written
-            self._count("resent", len(resend))
-            self._count("throttled", 1)
             pending = resend
-            delay = min(5.0, 0.05 * 2**round_number) * random.uniform(0.5, 1.0)
-            log.info("segment %d: %d statements throttled, sent again in %.2fs", self.segment, len(resend), delay)
-            time.sleep(delay)
+            self._before_resending(round_number, len(resend), "statements throttled")
         keys = ", ".join(self._key_text(item) for item, _, _ in pending[:3])
         raise RetryableError(
             f"segment {self.segment}: {len(pending)} INSERTs still throttled after {MAX_UNPROCESSED_ROUNDS} rounds "
