@@ -144,17 +144,18 @@ def capacity_budget(shape: TableShape, percent: float, on_demand_units: int, wri
     return max(1.0, units * percent)
 
 
-def insert_mode_for(mode: str, state: DynamoDBClient, state_table: str, source: str = "") -> str:
+def insert_mode_for(mode: str, state: Callable[[], DynamoDBClient], state_table: str, source: str = "") -> str:
     """How an insert-only copy writes: ``put`` or ``partiql`` as asked, or, for ``auto``, partiql only when a
     probe in the state table (two INSERTs of one fresh key; the second must answer DuplicateItem) shows that
-    this endpoint's INSERT is insert-only, else put. Logged either way; run once per copy, by the driver."""
+    this endpoint's INSERT is insert-only, else put. ``state`` makes the probe's client (only for auto).
+    Logged either way; run once per copy, by the driver."""
     if mode != INSERT_AUTO:
         log.info("%s: insert-only writes use %s (backfill.insert_mode)", source, mode)
         return mode
     item = probe_item()
     statement = insert_statement(state_table, item)
     assert statement is not None  # two short attributes
-    enforced, why = insert_refuses_existing_key(state, state_table, statement, item)
+    enforced, why = insert_refuses_existing_key(state(), state_table, statement, item)
     chosen = INSERT_PARTIQL if enforced else INSERT_PUT
     log.info("%s: insert-only writes use %s (insert_mode auto: %s)", source, chosen, why)
     return chosen
@@ -188,8 +189,9 @@ def plan_backfill(
     sharing = max(1, min(total, concurrent_tasks) if concurrent_tasks else total)
     insert_mode = INSERT_PUT
     if not mapping.replay:  # replay writes BatchWriteItem: insert_mode does not apply
-        # The probe's own client: no botocore retries (moto answers the statement 500; ask once, not 10 times)
-        probe = make_client("dynamodb", spec.home_where(), max_attempts=1, pool=2)
+        # auto's probe has its own client: no botocore retries (moto answers the statement 500; ask once,
+        # not 10 times), made only when it probes
+        probe = partial(make_client, "dynamodb", spec.home_where(), max_attempts=1, pool=2)
         insert_mode = insert_mode_for(settings.insert_mode, probe, spec.state_table, mapping.source)
     return BackfillPlan(
         where=spec.home_where(),

@@ -120,8 +120,8 @@ def test_auto_keeps_put_when_the_second_insert_is_not_refused(ddb, hooked, emula
 
     hooked.meta.events.register("after-call.dynamodb.BatchExecuteStatement", overwrite)
     # WHEN the driver decides the insert mode (auto) against it, THEN it keeps the conditional PutItem
-    assert insert_mode_for("auto", hooked, spec.state_table) == "put"
-    assert insert_mode_for("auto", ddb, spec.state_table) == "partiql"  # the same endpoint, unhooked
+    assert insert_mode_for("auto", lambda: hooked, spec.state_table) == "put"
+    assert insert_mode_for("auto", lambda: ddb, spec.state_table) == "partiql"  # the same endpoint, unhooked
 
 
 # --- moto's fault, and why the probe matters -------------------------------------------------------

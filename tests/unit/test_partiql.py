@@ -133,3 +133,13 @@ def test_a_statement_is_built_exactly_when_it_fits(names: list[str]) -> None:
 )
 def test_what_each_per_statement_answer_means(code: str, outcome: str) -> None:
     assert outcome_of(code) == outcome
+
+
+@pytest.mark.parametrize("mode", ["put", "partiql"])
+def test_an_asked_insert_mode_is_taken_without_probing_the_endpoint(mode: str) -> None:
+    from ferry.tables.backfill import insert_mode_for
+
+    def no_client() -> Any:
+        raise AssertionError("only auto probes: no client is made for an insert mode the spec names")
+
+    assert insert_mode_for(mode, no_client, "ferry-state", "orders") == mode
