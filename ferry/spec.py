@@ -119,6 +119,14 @@ class ReplicationSettings:
 
 
 @dataclass(frozen=True)
+class CutoverSettings:
+    """When ``ferry status`` says GO: the replication lag and the age of the last verify it accepts."""
+
+    max_lag_seconds: float = 5.0
+    max_verify_age_minutes: float = 60.0
+
+
+@dataclass(frozen=True)
 class Spec:
     region: str
     tables: tuple[TableMapping, ...] = ()
@@ -132,6 +140,9 @@ class Spec:
     # table, queues, Lambdas, Glue jobs) runs with the credentials it has, in its "home" account.
     source_role_arn: str | None = None
     target_role_arn: str | None = None
+    cutover: CutoverSettings = field(default_factory=CutoverSettings)
+    # `ferry plan`'s prices (USD) that replace its price table's for the spec's region: (name, price) pairs.
+    prices: tuple[tuple[str, float], ...] = ()
 
     def source_where(self) -> AwsTarget:
         """Where source-side clients talk to: source tables and their streams, source buckets."""
@@ -423,6 +434,37 @@ def _parse_s3(raw: Any) -> S3Settings:
     return s3
 
 
+def _parse_cutover(raw: Any) -> CutoverSettings:
+    cutover: CutoverSettings = _parse_settings(CutoverSettings, raw, "cutover")
+    if not 0 < cutover.max_lag_seconds <= 3600:
+        raise SpecError(
+            "cutover.max_lag_seconds", f"must be above 0 and at most 3600, got {_show(cutover.max_lag_seconds)}"
+        )
+    if not 0 < cutover.max_verify_age_minutes <= 7 * 24 * 60:
+        raise SpecError(
+            "cutover.max_verify_age_minutes",
+            f"must be above 0 and at most 10080 (a week), got {_show(cutover.max_verify_age_minutes)}",
+        )
+    return cutover
+
+
+def _parse_prices(raw: Any) -> tuple[tuple[str, float], ...]:
+    """``prices: {name: USD}``; the names are checked against the price table by `ferry plan`."""
+    data = _expect_mapping(raw if raw is not None else {}, "prices")
+    out = []
+    for name, value in data.items():
+        where = f"prices.{name}"
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_]{1,64}", name):
+            raise SpecError(
+                f"prices.{name if isinstance(name, str) else _show(name)}",
+                "must be a price name of lower-case letters, digits and _",
+            )
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            raise SpecError(where, f"must be a price in USD (a number, 0 or more), got {_show(value)}")
+        out.append((name, float(value)))
+    return tuple(sorted(out))
+
+
 def parse_spec(raw: Any) -> Spec:
     """Validate a spec mapping (from YAML or JSON) and freeze it. Raises SpecError naming the field.
     The sections are validated in the order they are listed here; the first problem is reported."""
@@ -454,6 +496,8 @@ def parse_spec(raw: Any) -> Spec:
         backfill=backfill,
         replication=replication,
         s3=_parse_s3(data.get("s3")),
+        cutover=_parse_cutover(data.get("cutover")),
+        prices=_parse_prices(data.get("prices")),
     )
 
 
@@ -489,6 +533,7 @@ def spec_to_dict(spec: Spec) -> dict[str, Any]:
     out = dataclasses.asdict(spec)
     out["tables"] = [dict(t) for t in out["tables"]]
     out["buckets"] = [dict(b) for b in out["buckets"]]
+    out["prices"] = dict(spec.prices)
     for name in ("endpoint_url", *ROLE_FIELDS):
         if out[name] is None:
             del out[name]

@@ -244,11 +244,13 @@ class StateStore:
         return len(segments)
 
     # verify result ------------------------------------------------------------------------
-    def save_verify(self, source: str, summary_json: str, differences: int) -> None:
-        self._put(source, VERIFY_SK, {"summary": {"S": summary_json}, "differences": {"N": str(differences)}})
+    def save_verify(self, source: str, summary_json: str, differences: int, kind: str = TABLE) -> None:
+        """The last verify of ``source``: its report as JSON (counts by kind, sample keys) and how many
+        differences it found; ``updated_at`` says when."""
+        self._put(source, VERIFY_SK, {"summary": {"S": summary_json}, "differences": {"N": str(differences)}}, kind)
 
-    def load_verify(self, source: str) -> tuple[str, int, float] | None:
-        item = self._get(source, VERIFY_SK)
+    def load_verify(self, source: str, kind: str = TABLE) -> tuple[str, int, float] | None:
+        item = self._get(source, VERIFY_SK, kind)
         if not item:
             return None
         return item["summary"]["S"], int(item["differences"]["N"]), float(item["updated_at"]["N"])
