@@ -19,7 +19,7 @@ TF_STAGE := stages/$(STAGE)
 FERRY := $(VENV)/bin/ferry
 
 .PHONY: help install demo chaos test test-unit test-functional test-spark lint fmt typecheck vendor glue-zip clean \
-	package credentials plan deploy deploy-local security tf-fmt bench
+	package credentials plan deploy deploy-local security tf-fmt bench browser
 
 help:
 	@echo "make demo   - set up, start the embedded emulator and migrate a live table end to end"
@@ -59,7 +59,14 @@ chaos: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
-test: lint
+# The report test renders `ferry report` in headless Chromium: Debian's package, installed when missing
+# (CI runs as root on a fresh machine).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@test -x $(CHROMIUM) || { echo "make browser: $(CHROMIUM) missing; install Debian's chromium package" >&2; exit 1; }
+
+test: lint browser
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
