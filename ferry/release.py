@@ -15,6 +15,11 @@ What it lets go:
   bet the held records on it. The bucket-events queue mapping is created disabled (Terraform,
   ``ferry wire``) and enabled here: an SQS mapping only polls the queue, whose messages wait 14 days.
   The queue serves every bucket, so it opens once no bucket is held any more.
+
+It records how many changes were waiting when it let them go (``held``, next to ``released_at``): a
+table's stream records after the local pollers' checkpoints (ferry.backlog.stream_backlog: the whole
+stream is read once, up to its limit; not recorded when the count stops at the limit or the read fails),
+a bucket's queue depth. The report draws the backlog as held − records applied since (the lag samples).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from ferry.aws import (
     queue_url_or_none,
     update_event_source_mapping,
 )
+from ferry.backlog import stream_backlog
 from ferry.clients import TableClients, make_client, table_clients
 from ferry.deploy import (
     BUCKET_FUNCTION,
@@ -142,7 +148,8 @@ def release_table(
     )
     if reason is not None:
         _refuse(reason, complete, mapping.source)
-    store.release(mapping.source, PHASE_REPLAY, at)
+    held = _held_records(store, streams, mapping.source, capture.where)
+    store.release(mapping.source, PHASE_REPLAY, at, held=held)
     held_hours = (at - capture.captured_at) / 3600
     if held_hours > spec.backfill.max_hold_hours:
         log.warning(
@@ -153,10 +160,25 @@ def release_table(
             spec.backfill.max_hold_hours,
             STREAM_RETENTION_HOURS - held_hours,
         )
-    what = f"held {held_hours * 60:.1f} min since capture began"
+    what = f"held {held_hours * 60:.1f} min since capture began" + (f", {held} records" if held is not None else "")
     if deployment is None:
         return Released(mapping.source, TABLE, at, f"{what}; local pollers (`ferry replicate`) apply them now")
     return Released(mapping.source, TABLE, at, f"{what}; {_ensure_stream_mapping(spec, deployment, capture.where)}")
+
+
+def _held_records(store: StateStore, streams: DynamoDBStreamsClient, source: str, stream_arn: str) -> int | None:
+    """The stream records the consumer has yet to apply at the release (after the local pollers' checkpoints,
+    if any), or None when they cannot all be counted: the release never waits on this count."""
+    checkpoints = {shard: sequence for shard, sequence, _, _ in store.stream_checkpoints(source) if sequence}
+    try:
+        backlog = stream_backlog(streams, stream_arn, checkpoints)
+    except Exception as exc:
+        log.warning("%s: the held records were not counted: %s", source, exc)
+        return None
+    if not backlog.complete:
+        log.warning("%s: more than %d records held: not recorded", source, backlog.applied + backlog.behind)
+        return None
+    return backlog.behind
 
 
 def ensure_insert_only_consumer(spec: Spec, deployment: Deployment, stream_arn: str) -> str:

@@ -16,6 +16,20 @@ Two kinds of sample, each one item under the source's partition key (``table#<so
 
 A sample that cannot be written is logged and dropped: the run log is for people, and the copy and
 the replication do not wait on it.
+
+Where they are written: each scan segment or export file of a table copy (``ferry.tables.backfill``),
+one sample for an ImportTable when it completes (``ferry.tables.copy_run.import_target``, split 0, no
+units), each partition of a bucket copy (``ferry.buckets.backfill``, with its S3 ``requests``); the lag
+samples by the ``table_stream`` and ``bucket_events`` handlers (:func:`ferry.tables.replicate.stream_lag_samples`,
+:func:`ferry.buckets.events.sqs_lag_samples`). ``ferry backfill --restart`` and a fresh copy run forget
+the source's copy log; the lag log is kept (it spans copies and releases).
+
+What it costs: one PutItem of about 200 bytes (1 write unit) per split and window of
+``COPY_WINDOW_SECONDS`` — at most 0.5 writes a second per split, next to a checkpoint per page — and
+one per handler invocation and source (a stream batch is one source; an SQS batch, one per bucket it
+names). On demand that is $1.25 per million samples: an hour's copy with 16 splits writes at most
+28,800, a Lambda invoked once a second 3,600 an hour. Nothing is read back except by ``ferry report``,
+and forgetting a copy log deletes its items (one write each, in batches of 25).
 """
 
 from __future__ import annotations
@@ -26,6 +40,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from ferry.wire import Item
@@ -51,6 +66,7 @@ class CopySample:
     read_units: float = 0.0
     write_units: float = 0.0
     throttled: int = 0
+    requests: int = 0  # bucket copies: S3 requests made (HEAD, CopyObject, parts, deletes); 0 for tables
 
 
 @dataclass(frozen=True)
@@ -72,15 +88,75 @@ def percentile(values: Iterable[float], q: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-def lag_sample(lags: list[float], failed: int, at: float) -> LagSample:
+def lag_sample(lags: list[float], failed: int, at: float, untimed: int = 0) -> LagSample:
+    """One invocation's sample: ``lags`` of the applied records whose change time is known, ``failed``
+    records, ``untimed`` applied records without a change time (counted, no lag)."""
     return LagSample(
         at=at,
-        records=len(lags) + failed,
+        records=len(lags) + failed + untimed,
         p50=percentile(lags, 0.5),
         p99=percentile(lags, 0.99),
         max=max(lags, default=0.0),
         failed=failed,
     )
+
+
+@dataclass(frozen=True)
+class RecordLag:
+    """One record of a handler's batch, as the lag sample sees it."""
+
+    source: str  # the source table or bucket
+    changed: float | None  # epoch seconds of the change, None when the record does not say
+    failed: bool = False
+
+
+def lag_samples_by_source(records: Iterable[RecordLag], at: float) -> dict[str, LagSample]:
+    """One sample per source of a batch applied at ``at``: lag = ``at`` − change time (never below 0: the
+    clocks of the change and the handler differ by a little), failed records counted apart."""
+    lags: dict[str, list[float]] = {}
+    failed: dict[str, int] = {}
+    untimed: dict[str, int] = {}
+    for record in records:
+        lags.setdefault(record.source, [])
+        if record.failed:
+            failed[record.source] = failed.get(record.source, 0) + 1
+        elif record.changed is None:
+            untimed[record.source] = untimed.get(record.source, 0) + 1
+        else:
+            lags[record.source].append(max(0.0, at - record.changed))
+    return {
+        source: lag_sample(values, failed.get(source, 0), at, untimed.get(source, 0)) for source, values in lags.items()
+    }
+
+
+def epoch_of(value: Any) -> float | None:
+    """A change time as epoch seconds: a number (DynamoDB stream records in a Lambda event), an ISO 8601
+    text (S3 notifications' ``eventTime``, EventBridge's ``time``) or a datetime; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and value:
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    else:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def failed_identifiers(response: Any) -> set[str]:
+    """The ``itemIdentifier`` of every record a partial batch response lists as failed."""
+    failures = response.get("batchItemFailures") if isinstance(response, dict) else None
+    return {str(f.get("itemIdentifier")) for f in failures or () if isinstance(f, dict)}
 
 
 def _n(value: float) -> dict[str, str]:
@@ -117,6 +193,7 @@ class RunLog:
             "read_units": _n(float(sample.read_units)),
             "write_units": _n(float(sample.write_units)),
             "throttled": _n(sample.throttled),
+            "requests": _n(sample.requests),
         }
         return self._put(source, kind, sk, attributes)
 
@@ -159,9 +236,14 @@ class RunLog:
                 read_units=float(item["read_units"]["N"]),
                 write_units=float(item["write_units"]["N"]),
                 throttled=int(item["throttled"]["N"]),
+                requests=int(item.get("requests", {"N": "0"})["N"]),
             )
             for item in self._query(source, kind, COPY_LOG)
         ]
+
+    def save_lag_samples(self, kind: str, samples: dict[str, LagSample]) -> int:
+        """Write one sample per source (:func:`lag_samples_by_source`); how many were written."""
+        return sum(self.save_lag_sample(source, kind, sample) for source, sample in samples.items())
 
     def lag_samples(self, source: str, kind: str) -> list[LagSample]:
         """Every lag sample of ``source``, oldest first."""
@@ -180,8 +262,17 @@ class RunLog:
     def forget(self, source: str, kind: str, log_name: str) -> int:
         """Delete one log of ``source`` (a restarted copy starts a new copy log)."""
         items = self._query(source, kind, log_name)
-        for item in items:
-            self.ddb.delete_item(TableName=self.table_name, Key={"pk": item["pk"], "sk": item["sk"]})
+        keys = [{"pk": item["pk"], "sk": item["sk"]} for item in items]
+        for start in range(0, len(keys), 25):
+            pending: list[Any] = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
+            for attempt in range(10):
+                response = self.ddb.batch_write_item(RequestItems={self.table_name: pending})
+                pending = list(response.get("UnprocessedItems", {}).get(self.table_name, []))
+                if not pending:
+                    break
+                time.sleep(min(2.0, 0.05 * 2**attempt))
+            for request in pending:  # still unprocessed: one at a time
+                self.ddb.delete_item(TableName=self.table_name, Key=request["DeleteRequest"]["Key"])
         return len(items)
 
 
@@ -210,12 +301,20 @@ class CopyRecorder:
 
     def _reset(self, now: float) -> None:
         self.started = now
-        self.items = self.bytes = self.throttled = 0
+        self.items = self.bytes = self.throttled = self.requests = 0
         self.read_units = self.write_units = 0.0
 
     def add(
-        self, *, items: int = 0, bytes: int = 0, read_units: float = 0.0, write_units: float = 0.0, throttled: int = 0
+        self,
+        *,
+        items: int = 0,
+        bytes: int = 0,
+        read_units: float = 0.0,
+        write_units: float = 0.0,
+        throttled: int = 0,
+        requests: int = 0,
     ) -> None:
+        self.requests += requests
         self.items += items
         self.bytes += bytes
         self.read_units += read_units
@@ -226,9 +325,17 @@ class CopyRecorder:
 
     def flush(self) -> None:
         now = self.clock()
-        if self.items or self.read_units or self.write_units or self.throttled:
+        if self.items or self.read_units or self.write_units or self.throttled or self.requests:
             sample = CopySample(
-                self.split, self.started, now, self.items, self.bytes, self.read_units, self.write_units, self.throttled
+                self.split,
+                self.started,
+                now,
+                self.items,
+                self.bytes,
+                self.read_units,
+                self.write_units,
+                self.throttled,
+                self.requests,
             )
             if self.runlog is not None:
                 self.runlog.save_copy_sample(self.source, self.kind, sample)

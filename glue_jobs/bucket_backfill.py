@@ -67,8 +67,9 @@ def copy_partitions(
     driver's ``clients`` (made by partition_clients), without touching ``spark`` (locally it is then never
     started); otherwise one Spark task per partition, each with its own clients."""
     if sum(len(keys) for _, keys, _, _ in partitions) <= DRIVER_COPY_MAX_KEYS:
+        runlog = plan.runlog()  # one state table client for the driver's partitions
         return [
-            reconcile_partition(plan, number, keys, clients, absent=absent, listed=listed).as_dict()
+            reconcile_partition(plan, number, keys, clients, absent=absent, listed=listed, runlog=runlog).as_dict()
             for number, keys, absent, listed in partitions
         ]
     return list(

@@ -8,7 +8,8 @@ and, after the queue's ``maxReceiveCount``, moves it to the dead-letter queue.
 
 Configuration enters once, from ``FERRY_SPEC`` (the spec as JSON, written by ``make deploy`` /
 ``chalice deploy``), and becomes a frozen Spec. Clients are built on the first invocation,
-never at import time (Chalice imports app.py while packaging).
+never at import time (Chalice imports app.py while packaging). After each batch one lag sample per
+source bucket is written to the state table at home (ferry.runlog).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ferry.buckets.events import BucketReplicator
-from ferry.clients import bucket_clients
+from ferry.clients import bucket_clients, make_client
 from ferry.errors import PoisonRecordError
+from ferry.runlog import RunLog
 from ferry.spec import parse_spec
 
 logger = Logger(service="ferry-bucket-events")
@@ -36,7 +38,8 @@ def replicator() -> BucketReplicator:
     if _replicator is None:
         spec = parse_spec(json.loads(os.environ["FERRY_SPEC"]))
         clients = bucket_clients(spec)  # source read with its role, target written with its own
-        _replicator = BucketReplicator(spec, clients.source, clients.target)
+        runlog = RunLog(make_client("dynamodb", spec.home_where()), spec.state_table)  # lag samples
+        _replicator = BucketReplicator(spec, clients.source, clients.target, runlog)
     return _replicator
 
 
@@ -69,7 +72,8 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # One reconcile per key and batch: S3 often sends several events for one change (created +
     # tags), and a reconcile reads the source's current state, which covers them all.
     record_handler = functools.partial(_record_handler, reconciled_in_batch=set())
-    response = process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
+    response = dict(
+        process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
     )
-    return dict(response)
+    replicator().record_lags(event["Records"], response)  # the run log's lag sample; never fails the batch
+    return response

@@ -2,7 +2,8 @@
 
 Configuration enters once, from ``FERRY_SPEC`` (the spec as JSON, written by ``make deploy`` /
 ``chalice deploy``), and becomes a frozen Spec. Clients are built on the first invocation,
-never at import time (Chalice imports app.py while packaging).
+never at import time (Chalice imports app.py while packaging). After each batch one lag sample per
+source table is written to the state table (ferry.runlog).
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if not event.get("Records"):  # Powertools rejects an empty batch; there is nothing to fail
         return {"batchItemFailures": []}
     processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
-    response = process_partial_response(
-        event=event, record_handler=_record_handler, processor=processor, context=context
+    response = dict(
+        process_partial_response(event=event, record_handler=_record_handler, processor=processor, context=context)
     )
-    return dict(response)
+    replicator().record_lags(event["Records"], response)  # the run log's lag sample; never fails the batch
+    return response

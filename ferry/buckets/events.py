@@ -19,20 +19,28 @@ Two shapes reach the ``bucket_events`` queue:
 Events are hints: delivery is at least once and unordered, and the kind is informational.
 :class:`BucketReplicator` reconciles the key, which reads the current source object and makes
 the target equal to it; a duplicated, reordered or stale event is therefore harmless.
+
+After each batch, ``BucketReplicator.record_lags`` writes one lag sample per source bucket to the run
+log (ferry.runlog): a message's lag is the batch's end − its change time (the notification records'
+earliest ``eventTime``, or the EventBridge event's ``time``), the failed ones are those the partial
+batch response lists (by message id). A message counts once, for the first bucket it names.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from ferry.buckets.reconcile import ReconcileResult, reconcile_key
 from ferry.errors import PoisonRecordError
+from ferry.runlog import LagSample, RecordLag, RunLog, epoch_of, failed_identifiers, lag_samples_by_source
 from ferry.spec import BucketMapping, Spec
+from ferry.tables.state import BUCKET
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -150,17 +158,75 @@ def object_events(body: str | Mapping[str, Any]) -> list[ObjectEvent]:
     )
 
 
+def change_time(body: str | Mapping[str, Any]) -> float | None:
+    """When the change of one SQS message body happened (epoch seconds): the earliest ``eventTime`` of an S3
+    notification's records, or an EventBridge event's ``time``; None when the body does not say."""
+    try:
+        message = json.loads(body) if isinstance(body, str) else body
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    if not isinstance(message, Mapping):
+        return None
+    records = message.get("Records")
+    if isinstance(records, list):
+        times = [epoch_of(r.get("eventTime")) for r in records if isinstance(r, Mapping)]
+        known = [t for t in times if t is not None]
+        return min(known) if known else None
+    return epoch_of(message.get("time"))
+
+
+def sqs_record_lag(record: Mapping[str, Any], failed: Iterable[str] = ()) -> RecordLag | None:
+    """The lag view of one SQS record: the first bucket its body names, its change time and whether its
+    ``messageId`` is in ``failed``; None for a body that names no bucket (S3's test event, a poison body)."""
+    body = record.get("body")
+    if not isinstance(body, str):
+        return None
+    try:
+        events = object_events(body)
+    except PoisonRecordError:
+        return None
+    if not events:
+        return None
+    return RecordLag(events[0].bucket, change_time(body), str(record.get("messageId", "")) in failed)
+
+
+def sqs_lag_samples(
+    records: Iterable[Mapping[str, Any]], response: Any, at: float, sources: Iterable[str] | None = None
+) -> dict[str, LagSample]:
+    """One lag sample per source bucket of an SQS batch applied at ``at``; ``response`` is the partial batch
+    response; ``sources``: only these buckets (the spec's)."""
+    failed = failed_identifiers(response)
+    wanted = None if sources is None else set(sources)
+    lags = [lag for lag in (sqs_record_lag(r, failed) for r in records) if lag is not None]
+    return lag_samples_by_source((lag for lag in lags if wanted is None or lag.source in wanted), at)
+
+
 class BucketReplicator:
     """Applies the object events of SQS records to the spec's target buckets by reconciling keys.
 
     ``s3`` reads the source buckets (source side); ``target_s3`` (default ``s3``) reads and writes
     the targets and makes the server-side copies (target side)."""
 
-    def __init__(self, spec: Spec, s3: S3Client, target_s3: S3Client | None = None) -> None:
+    def __init__(
+        self, spec: Spec, s3: S3Client, target_s3: S3Client | None = None, runlog: RunLog | None = None
+    ) -> None:
         self.spec = spec
         self.s3 = s3
         self.target_s3 = target_s3
+        self.runlog = runlog  # the state table at home: lag samples (none: not recorded)
         self._sources: dict[str, BucketMapping] = {b.source: b for b in spec.buckets}
+
+    def record_lags(self, records: Iterable[Mapping[str, Any]], response: Any, at: float | None = None) -> int:
+        """After a batch: one lag sample per source bucket to the run log; how many were written. Never
+        raises (a sample that cannot be made or written is logged and dropped)."""
+        if self.runlog is None:
+            return 0
+        try:
+            samples = sqs_lag_samples(records, response, time.time() if at is None else at, self._sources)
+            return self.runlog.save_lag_samples(BUCKET, samples)
+        except Exception as exc:
+            log.warning("lag sample not recorded: %s", exc)
+            return 0
 
     def apply_sqs_record(
         self, record: Mapping[str, Any], reconciled_in_batch: set[tuple[str, str]] | None = None

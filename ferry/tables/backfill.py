@@ -14,6 +14,9 @@ an export's data files (ferry.tables.export) — and writes every item unchanged
 
 It stays inside its share of the read and write capacity (charged with ConsumedCapacity),
 checkpoints after every page (a Scan page, or a page of a file's lines), and returns its result as data.
+Each split also records its work in the run log (ferry.runlog): the read units of every page and, for
+every written chunk, the items written or already present, their bytes, the write units charged to the
+budget (a write refused as present costs its units too) and the throttles, one sample per 2 s window.
 """
 
 from __future__ import annotations
@@ -39,12 +42,13 @@ from ferry.aws import (
 from ferry.clients import AwsTarget, TableClients, make_client
 from ferry.errors import PermanentError, RetryableError
 from ferry.ratelimit import CapacityBucket
+from ferry.runlog import CopyRecorder, RunLog
 from ferry.spec import INSERT_AUTO, INSERT_PARTIQL, INSERT_PUT, Spec, TableMapping
 from ferry.tables.export import read_export_items
 from ferry.tables.partiql import FAILED, PRESENT, RESEND, WRITTEN, insert_statement, outcome_of, probe_item
 from ferry.tables.protocol import insert_only_condition
 from ferry.tables.schema import TableShape, describe_shape
-from ferry.tables.state import SEGMENT_DONE, SEGMENT_FAILED, SEGMENT_RUNNING, SegmentCheckpoint, StateStore
+from ferry.tables.state import SEGMENT_DONE, SEGMENT_FAILED, SEGMENT_RUNNING, TABLE, SegmentCheckpoint, StateStore
 from ferry.wire import Item, item_size, key_of, key_text
 
 if TYPE_CHECKING:
@@ -239,14 +243,26 @@ class _SegmentCopier:
         self.file_requests = 0
         self.partiql_requests = 0
         self._counting = threading.Lock()  # the writes run in a thread pool
+        # The run log: one recorder for the split, fed from the writer threads under its own lock.
+        self.recorder = CopyRecorder(RunLog(self.clients.state, plan.state_table), plan.source, TABLE, segment)
+        self._recording = threading.Lock()
 
     def _count(self, attribute: str, amount: float) -> None:
         with self._counting:
             setattr(self, attribute, getattr(self, attribute) + amount)
 
+    def _record(
+        self, *, items: int = 0, bytes: int = 0, read_units: float = 0.0, write_units: float = 0.0, throttled: int = 0
+    ) -> None:
+        with self._recording:
+            self.recorder.add(
+                items=items, bytes=bytes, read_units=read_units, write_units=write_units, throttled=throttled
+            )
+
     def _with_retries(self, call: Callable[[], T], what: str) -> T:
         def count(_: BaseException) -> None:
             self._count("throttled", 1)
+            self._record(throttled=1)
 
         return call_with_retries(
             call, f"segment {self.segment}: {what}", attempts=self.plan.max_write_attempts, on_retry=count
@@ -281,11 +297,13 @@ class _SegmentCopier:
         if not written or response is None:  # the condition failed: the key is there already
             self._count("write_units_by_size", estimate)
             self.writes.charge(estimate)
+            self._record(items=1, bytes=size, write_units=estimate)
             return False
         units = float(response.get("ConsumedCapacity", {}).get("CapacityUnits", estimate))
         self._count("write_units", units)
         self._count("write_units_by_size", estimate)
         self.writes.charge(units)
+        self._record(items=1, bytes=size, write_units=units)
         return True
 
     def _put_batch(self, chunk: list[tuple[Item, int]]) -> int:
@@ -302,7 +320,9 @@ class _SegmentCopier:
                 consumed = float(sum(put_units(size) for key, size in sizes.items() if key not in left))
             self._count("write_units", consumed)
             self.writes.charge(consumed)
+            self._record(write_units=consumed)
             if not unprocessed:
+                self._record(items=len(chunk), bytes=sum(size for _, size in chunk))
                 return len(chunk)
             pending = unprocessed
             self._before_resending(round_number, len(unprocessed), "unprocessed items")
@@ -316,6 +336,7 @@ class _SegmentCopier:
         """Count a round that left ``count`` items to send again (a throttle), then wait its backoff."""
         self._count("resent", count)
         self._count("throttled", 1)
+        self._record(throttled=1)
         delay = min(5.0, 0.05 * 2**round_number) * random.uniform(0.5, 1.0)
         log.info("segment %d: %d %s, sent again in %.2fs", self.segment, count, what, delay)
         time.sleep(delay)
@@ -341,11 +362,14 @@ class _SegmentCopier:
             outcomes, consumed = self._with_retries(partial(self._batch_execute, statements), "BatchExecuteStatement")
             resend: list[tuple[Item, int, dict[str, Any]]] = []
             reached = 0.0  # units of the statements that reached the item: written, or refused as present
+            reached_items = reached_bytes = 0
             for (item, size, statement), (code, message) in zip(pending, outcomes, strict=True):
                 outcome = outcome_of(code)
                 if outcome in (WRITTEN, PRESENT):
                     written += outcome == WRITTEN
                     reached += put_units(size)
+                    reached_items += 1
+                    reached_bytes += size
                 elif outcome == RESEND:
                     resend.append((item, size, statement))
                 else:
@@ -359,6 +383,7 @@ class _SegmentCopier:
             units = reached if consumed is None else consumed
             self._count("write_units", units)
             self.writes.charge(units)
+            self._record(items=reached_items, bytes=reached_bytes, write_units=units)
             if not resend:
                 return written
             pending = resend
@@ -414,6 +439,7 @@ class _SegmentCopier:
             consumed = by_size
         self.read_units += float(consumed)
         self.reads.charge(float(consumed))
+        self._record(read_units=float(consumed))
         return page, sizes
 
     def _pages(self, cp: SegmentCheckpoint) -> Iterator[tuple[list[Item], list[int], Item | None, bool]]:
@@ -483,6 +509,9 @@ class _SegmentCopier:
                     self.segment, plan.splits, SEGMENT_FAILED, last_key, scanned, written, skipped, pages, error
                 ),
             )
+        finally:
+            with self._recording:
+                self.recorder.close()  # the last window, also of a failed split
         return SegmentResult(
             segment=self.segment,
             status=SEGMENT_FAILED if error else SEGMENT_DONE,

@@ -10,6 +10,10 @@ and the import (when the copy uses them), and the record of the run in the state
 - ``import_target`` has ImportTable create the target from those files and waits for it: any item it
   could not import fails the run.
 - ``finish_copy`` records the completed run; a replay copy is then released (ferry.release).
+
+The run records what the report compares the measured copy with: the read and write budgets (units/s,
+``capacity_budget`` of the whole copy) and the estimate of its duration at the start; a fresh run
+forgets the previous run's copy log, and a completed import is one copy sample (ferry.runlog).
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from ferry.aws import describe_table_or_none, point_in_time_recovery_enabled, st
 from ferry.clients import TableClients, make_client
 from ferry.deploy import export_bucket
 from ferry.errors import PermanentError, SetupError
+from ferry.runlog import CopySample, RunLog, epoch_of
 from ferry.spec import READ_EXPORT, READ_SCAN, WRITE_IMPORT, Spec, TableMapping
+from ferry.tables.backfill import capacity_budget
 from ferry.tables.estimate import duration, estimate_copy
 from ferry.tables.export import (
     data_directory,
@@ -39,7 +45,7 @@ from ferry.tables.finalize import start_backfill_phase
 from ferry.tables.protocol import PHASE_HOLD, copy_refusal
 from ferry.tables.schema import TableShape, describe_shape, shape_from_description
 from ferry.tables.setup import copy_ttl, record_capture
-from ferry.tables.state import COPY_DONE, COPY_RUNNING, CopyRun, StateStore
+from ferry.tables.state import COPY_DONE, COPY_RUNNING, TABLE, CopyRun, StateStore
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -116,6 +122,8 @@ def begin_copy(
         log.info("%s: resuming the copy started at %s (%s)", mapping.source, time.ctime(run.started_at), run.status)
         return run
     store.clear_segments(mapping.source)
+    store.forget_copy_log(mapping.source)
+    read_budget, write_budget, estimated = _plan_figures(spec, source, target_description)
     run = CopyRun(
         protocol=mapping.protocol,
         read=settings.read,
@@ -123,9 +131,32 @@ def begin_copy(
         status=COPY_RUNNING,
         signature=signature,
         started_at=round(now(), 3),
+        read_budget=round(read_budget, 3),
+        write_budget=round(write_budget, 3),
+        estimated_seconds=round(estimated, 3),
     )
     store.save_copy(mapping.source, run)
     return run
+
+
+def _plan_figures(
+    spec: Spec, source: TableShape, target_description: dict[str, Any] | None
+) -> tuple[float, float, float]:
+    """(read budget, write budget, estimated seconds) of a new copy, as the report draws them: the budgets
+    of the whole copy in units/s (no write budget when ImportTable writes), the estimate 0 when there is
+    none (an estimate that fails is logged, never stops the copy)."""
+    settings = spec.backfill
+    target = shape_from_description(target_description) if target_description else None
+    read_budget = capacity_budget(source, settings.read_percent, settings.on_demand_read_units, write=False)
+    write_budget = 0.0
+    if settings.write != WRITE_IMPORT and target is not None:
+        write_budget = capacity_budget(target, settings.write_percent, settings.on_demand_write_units, write=True)
+    try:
+        seconds = estimate_copy(source, target, settings).seconds
+    except Exception as exc:  # the estimate is for people
+        log.warning("%s: no estimate of the copy: %s", source.name, exc)
+        seconds = None
+    return read_budget, write_budget, float(seconds or 0.0)
 
 
 def _check_hold_window(
@@ -226,7 +257,25 @@ def import_target(
             f"{run.export_arn} holds {run.exported_items}; the copy failed (verify names the missing keys)"
         )
     copy_ttl(clients, mapping)
+    _record_import(spec, mapping, clients, run, description, result)
     return run, result
+
+
+def _record_import(
+    spec: Spec, mapping: TableMapping, clients: TableClients, run: CopyRun, description: Any, result: ImportResult
+) -> None:
+    """The import as one copy sample (split 0, no capacity units: ImportTable does not consume the target's);
+    written again by a rerun under the same key."""
+    started = epoch_of(description.get("StartTime")) or run.started_at
+    ended = epoch_of(description.get("EndTime")) or time.time()
+    sample = CopySample(
+        split=0,
+        started=round(started, 3),
+        ended=round(max(ended, started), 3),
+        items=result.imported,
+        bytes=int(description.get("ProcessedSizeBytes") or 0),
+    )
+    RunLog(clients.state, spec.state_table).save_copy_sample(mapping.source, TABLE, sample)
 
 
 def finish_copy(

@@ -3,19 +3,26 @@
 ``TableReplicator.apply_stream_record`` is what the ``table_stream`` Lambda calls for each
 record (through Powertools' batch processing) and what the local pollers end up calling too.
 It raises to mark a record failed; it is idempotent, so a redelivered record is harmless.
+
+After each batch, ``TableReplicator.record_lags`` writes one lag sample per source table to the run log
+(ferry.runlog): each record's lag is the batch's end − its ``dynamodb.ApproximateCreationDateTime``
+(epoch seconds in a Lambda event, and in the local pollers' events), the failed ones are those the
+partial batch response lists (by sequence number).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ferry.errors import ChangesHeld, PoisonRecordError
+from ferry.runlog import LagSample, RecordLag, RunLog, epoch_of, failed_identifiers, lag_samples_by_source
 from ferry.spec import Spec
 from ferry.tables.protocol import StreamAction, decide_stream_action, is_ttl_delete, tombstone_for
-from ferry.tables.state import PhaseCache
+from ferry.tables.state import TABLE, PhaseCache
 from ferry.wire import decode_stream_image, decode_stream_value, key_text
 
 if TYPE_CHECKING:
@@ -44,6 +51,30 @@ def _record_keys(change: Mapping[str, Any]) -> dict[str, Any]:
     return {name: decode_stream_value(image[name]) if name in image else value for name, value in keys.items()}
 
 
+def stream_record_lag(record: Mapping[str, Any], failed: Iterable[str] = ()) -> RecordLag | None:
+    """The lag view of one stream record of a Lambda event: its source table (by ``eventSourceARN``), its
+    change time and whether its sequence number is in ``failed``; None when it names no table."""
+    try:
+        source = table_name_from_arn(str(record.get("eventSourceARN", "")))
+    except PoisonRecordError:
+        return None
+    change = record.get("dynamodb")
+    change = change if isinstance(change, Mapping) else {}
+    sequence = str(change.get("SequenceNumber", ""))
+    return RecordLag(source, epoch_of(change.get("ApproximateCreationDateTime")), sequence in failed)
+
+
+def stream_lag_samples(
+    records: Iterable[Mapping[str, Any]], response: Any, at: float, sources: Iterable[str] | None = None
+) -> dict[str, LagSample]:
+    """One lag sample per source table of a stream batch applied at ``at``; ``response`` is the partial batch
+    response (its ``batchItemFailures``); ``sources``: only these tables (the spec's)."""
+    failed = failed_identifiers(response)
+    wanted = None if sources is None else set(sources)
+    lags = [lag for lag in (stream_record_lag(r, failed) for r in records) if lag is not None]
+    return lag_samples_by_source((lag for lag in lags if wanted is None or lag.source in wanted), at)
+
+
 @dataclass(frozen=True)
 class AppliedRecord:
     source: str
@@ -64,6 +95,18 @@ class TableReplicator:
         self.spec = spec
         self.ddb = ddb
         self.phases = phases
+        self.runlog = RunLog(phases.store.ddb, phases.store.table_name)  # the state table at home
+
+    def record_lags(self, records: Iterable[Mapping[str, Any]], response: Any, at: float | None = None) -> int:
+        """After a batch: one lag sample per source table to the run log; how many were written. Never
+        raises (a sample that cannot be made or written is logged and dropped)."""
+        try:
+            sources = [m.source for m in self.spec.tables]
+            samples = stream_lag_samples(records, response, time.time() if at is None else at, sources)
+            return self.runlog.save_lag_samples(TABLE, samples)
+        except Exception as exc:
+            log.warning("lag sample not recorded: %s", exc)
+            return 0
 
     def apply_stream_record(self, record: Mapping[str, Any]) -> AppliedRecord:
         source = table_name_from_arn(str(record.get("eventSourceARN", "")))

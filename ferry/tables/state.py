@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from ferry.aws import create_table_if_missing
+from ferry.runlog import COPY_LOG, RunLog
 from ferry.tables.protocol import PHASE_BACKFILL, PHASES
 from ferry.wire import Item
 
@@ -72,6 +73,10 @@ class CopyRun:
     started_at: float = 0.0
     finished_at: float = 0.0
     items: int = 0
+    # What the report draws against (recorded by begin_copy; 0 on items written before these fields):
+    read_budget: float = 0.0  # units/s the whole copy may read from the source (capacity_budget)
+    write_budget: float = 0.0  # units/s it may write to the target; 0 when ImportTable writes it
+    estimated_seconds: float = 0.0  # ferry.tables.estimate.estimate_copy at the start; 0 when not estimated
 
     @property
     def done(self) -> bool:
@@ -82,7 +87,9 @@ _COPY_TEXT = (
     "protocol", "read", "write", "status", "signature", "export_arn", "export_bucket", "export_prefix",
     "export_files", "import_arn", "detail",
 )  # fmt: skip
-_COPY_NUMBERS = ("started_at", "finished_at", "items", "exported_items")
+_COPY_NUMBERS = (
+    "started_at", "finished_at", "items", "exported_items", "read_budget", "write_budget", "estimated_seconds",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -230,10 +237,15 @@ class StateStore:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def forget_copy(self, source: str, kind: str = TABLE) -> None:
-        """Forget the recorded copy run and its checkpoints (``ferry backfill --restart``)."""
+        """Forget the recorded copy run, its checkpoints and its copy log (``ferry backfill --restart``)."""
         self.ddb.delete_item(TableName=self.table_name, Key={"pk": _pk(source, kind), "sk": {"S": COPY_SK}})
         if kind == TABLE:
             self.clear_segments(source)
+        self.forget_copy_log(source, kind)
+
+    def forget_copy_log(self, source: str, kind: str = TABLE) -> int:
+        """Delete the copy samples of ``source`` (ferry.runlog): a new copy run starts a new copy log."""
+        return RunLog(self.ddb, self.table_name).forget(source, kind, COPY_LOG)
 
     def clear_segments(self, source: str) -> int:
         segments = self.list_segments(source)

@@ -1,0 +1,181 @@
+"""The run log against the emulator: what a real copy, a real handler invocation and a release record in
+the state table, so that a report can be made from the state alone."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from chalicelib import table_stream
+
+from ferry.aws import stream_arn_of
+from ferry.buckets.backfill import BucketPlan, begin_bucket_copy, reconcile_partition
+from ferry.clients import AwsTarget, TableClients, make_client
+from ferry.release import release_table
+from ferry.runlog import CopySample, RunLog
+from ferry.spec import parse_spec, spec_to_dict
+from ferry.tables.backfill import capacity_budget, copy_segment, plan_backfill
+from ferry.tables.copy_run import begin_copy, finish_copy
+from ferry.tables.schema import describe_shape
+from ferry.tables.state import BUCKET, COPY_SK, TABLE, StateStore, create_state_table
+from ferry_dev.stream_poller import StreamPoller
+from tests.conftest import create_table
+from tests.functional.test_backfill_segment import _setup
+
+pytestmark = pytest.mark.functional
+
+
+def _copy(ddb: Any, emulator: Any, unique: str, items: int, protocol: str) -> tuple[Any, Any]:
+    """A whole table copy as its job runs it: begin, every split, finish. (spec, the finished run)"""
+    spec, _ = _setup(ddb, emulator, unique, items=items, protocol=protocol)
+    clients, mapping = TableClients.of(ddb), spec.tables[0]
+    run = begin_copy(spec, mapping, clients)
+    plan = plan_backfill(spec, mapping, clients)
+    results = [copy_segment(plan, split, clients) for split in range(plan.splits)]
+    assert all(r.status == "done" for r in results)
+    return spec, finish_copy(spec, mapping, clients, run, sum(r.written for r in results))
+
+
+@pytest.mark.parametrize("protocol", ["replay", "insert-only"])
+def test_a_backfill_records_copy_samples_that_add_up_to_its_items_within_the_run(ddb, emulator, unique, protocol):
+    # GIVEN a source of 150 items in 3 splits
+    # WHEN it is copied (replay: BatchWriteItem; insert-only: conditional PutItem)
+    spec, run = _copy(ddb, emulator, unique, 150, protocol)
+    source = spec.tables[0].source
+    # THEN its copy samples count every item once, by split, inside the run's start and finish
+    samples = RunLog(ddb, spec.state_table).copy_samples(source, TABLE)
+    assert samples and sum(s.items for s in samples) == 150
+    assert {s.split for s in samples} <= {0, 1, 2}
+    assert all(run.started_at <= s.started <= s.ended <= run.finished_at for s in samples)
+    assert sum(s.read_units for s in samples) > 0 and sum(s.write_units for s in samples) >= 150
+    assert sum(s.bytes for s in samples) > 150 * 100  # ~1 KB items and one near 400 KB
+    assert [s.started for s in samples] == sorted(s.started for s in samples)
+    # ... and the run keeps its budgets (units/s of the whole copy) for the report
+    loaded = StateStore(ddb, spec.state_table).load_copy(source)
+    assert loaded is not None
+    settings = spec.backfill
+    shape = describe_shape(ddb, source, "source")
+    assert loaded.read_budget == round(
+        capacity_budget(shape, settings.read_percent, settings.on_demand_read_units, write=False), 3
+    )
+    assert loaded.write_budget > 0 and loaded.estimated_seconds >= 0
+
+
+def test_a_restart_and_a_fresh_run_forget_the_copy_log_but_a_resumed_run_keeps_it(ddb, emulator, unique):
+    spec, _ = _copy(ddb, emulator, unique, 40, "insert-only")
+    mapping, clients = spec.tables[0], TableClients.of(ddb)
+    runlog, store = RunLog(ddb, spec.state_table), StateStore(ddb, spec.state_table)
+    assert runlog.copy_samples(mapping.source, TABLE)
+    # a rerun with the same settings resumes the run: its log stays
+    begin_copy(spec, mapping, clients)
+    assert sum(s.items for s in runlog.copy_samples(mapping.source, TABLE)) == 40
+    # `ferry backfill --restart` starts afresh: a new run, an empty copy log
+    begin_copy(spec, mapping, clients, restart=True)
+    assert runlog.copy_samples(mapping.source, TABLE) == []
+    # and forgetting the copy (StateStore.forget_copy) forgets its log, 30 samples in more than one batch
+    for i in range(30):
+        runlog.save_copy_sample(mapping.source, TABLE, CopySample(i, 1000.0 + i, 1001.0 + i, 1, 10))
+    store.forget_copy(mapping.source)
+    assert runlog.copy_samples(mapping.source, TABLE) == [] and store.load_copy(mapping.source) is None
+
+
+def test_a_copy_run_recorded_before_the_budgets_still_loads(ddb, unique):
+    state = f"state-{unique}"
+    create_state_table(ddb, state)
+    old = {"pk": {"S": "table#old"}, "sk": {"S": COPY_SK}, "status": {"S": "done"}, "started_at": {"N": "5.5"}}
+    ddb.put_item(TableName=state, Item={**old, "finished_at": {"N": "9"}, "items": {"N": "3"}})
+    run = StateStore(ddb, state).load_copy("old")
+    assert run is not None and (run.items, run.read_budget, run.write_budget, run.estimated_seconds) == (3, 0, 0, 0)
+
+
+def test_a_handler_invocation_through_the_local_poller_records_one_lag_sample_per_batch(
+    monkeypatch: pytest.MonkeyPatch, ddb: Any, streams: Any, sqs: Any, where: AwsTarget, unique: str
+) -> None:
+    # GIVEN a replicated table whose handler is fed by the local poller, and 7 changes on the source
+    source, target, state = f"src-{unique}", f"dst-{unique}", f"state-{unique}"
+    create_table(ddb, source, stream=True)
+    create_table(ddb, target)
+    create_state_table(ddb, state)
+    spec = parse_spec(
+        {
+            "region": where.region,
+            "endpoint_url": where.endpoint_url,
+            "state_table": state,
+            "tables": [{"source": source, "target": target}],
+            "replication": {"phase_cache_seconds": 0},
+        }
+    )
+    monkeypatch.setenv("FERRY_SPEC", json.dumps(spec_to_dict(spec)))
+    table_stream.reset()
+    for i in range(7):
+        ddb.put_item(TableName=source, Item={"pk": {"S": f"k{i}"}, "n": {"N": str(i)}})
+    poller = StreamPoller(
+        streams,
+        sqs,
+        stream_arn_of(ddb, source),
+        source,
+        table_stream.handle,
+        batch_size=100,
+        on_failure_queue_url="unused",
+        retry_backoff=0,
+    )
+    try:
+        # WHEN the poller drains the stream
+        stats = poller.drain(timeout=30)
+    finally:
+        table_stream.reset()
+    # THEN one lag sample per invocation, whose records are the batch's, none failed, lags of seconds
+    samples = RunLog(ddb, state).lag_samples(source, TABLE)
+    assert stats.batches >= 1 and len(samples) == stats.batches
+    assert sum(s.records for s in samples) == stats.delivered == 7
+    assert all(s.failed == 0 and 0 <= s.p50 <= s.p99 <= s.max < 60 for s in samples)
+
+
+def test_a_bucket_partition_records_its_objects_bytes_and_requests(ddb, where, unique):
+    # GIVEN a source bucket of 6 objects and a state table at home
+    spec = parse_spec(
+        {
+            "region": where.region,
+            "endpoint_url": where.endpoint_url,
+            "state_table": f"state-{unique}",
+            "buckets": [{"source": f"src-{unique}", "target": f"dst-{unique}"}],
+        }
+    )
+    mapping = spec.buckets[0]
+    create_state_table(ddb, spec.state_table)
+    s3 = make_client("s3", where)
+    s3.create_bucket(Bucket=mapping.source)
+    s3.create_bucket(Bucket=mapping.target)
+    keys = [f"k{i}" for i in range(6)]
+    for i, key in enumerate(keys):
+        s3.put_object(Bucket=mapping.source, Key=key, Body=b"x" * (100 * (i + 1)))
+    store = StateStore(ddb, spec.state_table)
+    runlog = RunLog(ddb, spec.state_table)
+    runlog.save_copy_sample(mapping.source, BUCKET, CopySample(9, 1.0, 2.0, 1, 1))  # an earlier copy's
+    begin_bucket_copy(spec, mapping, store)  # a new copy: a new copy log
+    # WHEN two partitions copy them (each writes to the plan's state table)
+    plan = BucketPlan.of(spec, mapping)
+    results = [reconcile_partition(plan, n, part) for n, part in enumerate((keys[:3], keys[3:]))]
+    # THEN the copy log counts every object, its bytes and requests, by partition
+    samples = runlog.copy_samples(mapping.source, BUCKET)
+    assert {s.split for s in samples} == {0, 1}
+    assert sum(s.items for s in samples) == 6 and sum(s.bytes for s in samples) == 100 * 21
+    assert sum(s.requests for s in samples) == sum(r.requests for r in results) > 0
+    assert all(s.read_units == s.write_units == 0 for s in samples)
+
+
+def test_the_release_of_a_table_records_how_many_changes_were_held(ddb, streams, emulator, unique):
+    # GIVEN a replay table copied while 5 changes were made (held: no consumer runs before the release)
+    spec, _ = _setup(ddb, emulator, unique, items=10, splits=1, protocol="replay")
+    mapping, clients = spec.tables[0], TableClients.of(ddb)
+    run = begin_copy(spec, mapping, clients)
+    for i in range(5):
+        ddb.put_item(TableName=mapping.source, Item={"pk": {"S": f"held#{i}"}, "sk": {"N": str(i)}})
+    copy_segment(plan_backfill(spec, mapping, clients), 0, clients)
+    finish_copy(spec, mapping, clients, run, 15)
+    # WHEN it is released
+    released = release_table(spec, mapping, clients, streams)
+    # THEN the phase records the 5 held records, and the release says so
+    assert StateStore(ddb, spec.state_table).held_at_release(mapping.source) == 5
+    assert "5 records" in released.detail
