@@ -494,13 +494,22 @@ def _bucket_hold_lines(spec: Spec, bucket: Any, store: Any, waiting: int | None)
 
 @cli.command()
 @_spec_option
+@click.option(
+    "--stage",
+    default=None,
+    callback=_check_optional_stage,
+    help="A deployed stage: the verdict reads the lag from CloudWatch and the stage's event-source mappings "
+    "(default: the local pollers' checkpoints).",
+)
 @_guard
-def status(spec_path: str) -> int:
-    """Phase, copy progress, the held backlog and how fast it drains, queues, last verify."""
+def status(spec_path: str, stage: str | None) -> int:
+    """Phase, copy progress, the held backlog and how fast it drains, queues, last verify; the last line is the
+    cutover verdict, GO (exit 0) or NO-GO and its reasons (exit 1) (docs/cutover-verdict.md)."""
     from ferry.aws import queue_depth, queue_url_or_none
     from ferry.deploy import DLQ_SUFFIX
     from ferry.tables.finalize import backfill_complete
     from ferry.tables.state import StateStore
+    from ferry_cli.cutover import cutover_verdict, gather_facts
 
     spec = load_spec(spec_path)
     home = spec.home_where()  # the state table and the queues are ferry's own
@@ -559,7 +568,9 @@ def status(spec_path: str) -> int:
             )
         else:
             console.print("last verify: never")
-    return EXIT_OK
+    verdict = cutover_verdict(gather_facts(spec, store, stage=stage), spec.cutover)
+    console.print(Text(verdict.line(), style="bold green" if verdict.go else "bold red"), soft_wrap=True)
+    return EXIT_OK if verdict.go else EXIT_DIFFERENCES
 
 
 @cli.command()
