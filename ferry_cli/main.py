@@ -760,6 +760,55 @@ def chaos(seeds: str, minutes: float, items: int, objects: int, json_path: str |
 
 @cli.command()
 @_spec_option
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), help="Write the plan here too.")
+@click.option(
+    "--sample",
+    type=click.IntRange(0, 100_000),
+    default=0,
+    show_default=True,
+    help="Measure the average item size from one Scan of this many items (0: TableSizeBytes / ItemCount).",
+)
+@click.option(
+    "--max-keys",
+    type=click.IntRange(1, 10_000_000),
+    default=10_000,
+    show_default=True,
+    help="List at most this many keys per bucket; beyond, CloudWatch's storage metrics or a lower bound.",
+)
+@click.option(
+    "--change-rate",
+    type=click.FloatRange(0, None),
+    default=0.0,
+    show_default=True,
+    help="Changes/s the service makes to each table and bucket (the replication side).",
+)
+@click.option("--glue-workers", type=click.IntRange(2, 299), default=2, show_default=True)
+@click.option("--glue-worker-type", default="G.1X", show_default=True)
+@_guard
+def plan(
+    spec_path: str,
+    json_path: str | None,
+    sample: int,
+    max_keys: int,
+    change_rate: float,
+    glue_workers: int,
+    glue_worker_type: str,
+) -> int:
+    """Estimate each copy path's duration, capacity, requests and cost, reading without writing."""
+    from ferry_cli.plan import PlanOptions, build_plan, render
+
+    spec = load_spec(spec_path)
+    options = PlanOptions(sample, max_keys, change_rate, glue_workers, glue_worker_type)
+    result = build_plan(spec, options)
+    render(result, console)
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2, default=str)
+    return EXIT_OK
+
+
+@cli.command()
+@_spec_option
 @_guard
 def whoami(spec_path: str) -> int:
     """Show the AWS identity of each side (home, source, target). Exit 2 without credentials."""
