@@ -40,15 +40,25 @@ BUCKET_SOURCE, BUCKET_TARGET = "media", "media-v2"
 DEMO_MULTIPART_THRESHOLD = 5 * 1024 * 1024  # lowered from 5 GiB so the demo copies a multipart object
 
 
-def demo_spec(endpoint_url: str, splits: int, *, with_bucket: bool, protocol: str = PROTOCOL_REPLAY) -> Spec:
+def demo_spec(
+    endpoint_url: str, splits: int, *, with_bucket: bool, protocol: str = PROTOCOL_REPLAY, suffix: str = ""
+) -> Spec:
+    """The demo's spec; ``suffix`` is added to every name (tables, buckets, state table, queues), so a
+    test can run the demo's phases on an emulator shared with other tests."""
     return parse_spec(
         {
             "region": "us-east-1",
             "endpoint_url": endpoint_url,
-            "tables": [{"source": SOURCE, "target": TARGET, "protocol": protocol}],
+            "state_table": f"ferry-state{suffix}",
+            "tables": [{"source": SOURCE + suffix, "target": TARGET + suffix, "protocol": protocol}],
             "backfill": {"splits": splits, "read_percent": 0.5, "write_percent": 0.5},
-            "replication": {"batch_size": 100, "phase_cache_seconds": 1.0, "max_retries": 3},
-            "buckets": [{"source": BUCKET_SOURCE, "target": BUCKET_TARGET, "protocol": protocol}]
+            "replication": {
+                "batch_size": 100,
+                "phase_cache_seconds": 1.0,
+                "max_retries": 3,
+                "on_failure_queue": f"ferry-stream-failures{suffix}",
+            },
+            "buckets": [{"source": BUCKET_SOURCE + suffix, "target": BUCKET_TARGET + suffix, "protocol": protocol}]
             if with_bucket
             else [],
             "s3": {
@@ -56,6 +66,7 @@ def demo_spec(endpoint_url: str, splits: int, *, with_bucket: bool, protocol: st
                 "splits": splits,
                 "concurrency": 4,
                 "visibility_timeout": 10,
+                "events_queue": f"ferry-bucket-events{suffix}",
             },
         }
     )
@@ -75,6 +86,7 @@ class DemoResult:
     protocol: str = PROTOCOL_REPLAY
     catch_ups: dict[str, CatchUp | None] = field(default_factory=dict)  # replay: "table", "bucket"
     seconds: float = 0.0
+    report_path: str | None = None  # the HTML report of the run (ferry report), once written
 
     @property
     def report(self) -> Any:
@@ -154,6 +166,9 @@ class DemoResult:
         }
 
 
+DEMO_REPORT = Path("build/demo/report.html")  # the demo's build directory, like bench's build/bench
+
+
 def run_demo(
     *,
     items: int = 5000,
@@ -166,63 +181,89 @@ def run_demo(
     say: Callable[[str], None] = print,
     emulator_log: str | None = None,
     emulator: str | None = None,
+    report_out: str | Path | None = DEMO_REPORT,
 ) -> DemoResult:
-    """``emulator``: moto or ministack (default: ``FERRY_EMULATOR``, else ministack)."""
+    """``emulator``: moto or ministack (default: ``FERRY_EMULATOR``, else ministack). ``report_out``:
+    where ``ferry report``'s HTML of the run is written at the end (None: not written)."""
     use_dummy_credentials()
     started = time.monotonic()
     log_path = emulator_log or str(Path(tempfile.gettempdir()) / "ferry-demo-emulator.log")
     with Emulator(log_path=log_path, kind=emulator) as emu:
         say(f"emulator ({emu.kind}) on {emu.endpoint_url}; protocol {protocol}")
         spec = demo_spec(emu.endpoint_url, splits, with_bucket=bool(objects), protocol=protocol)
-        app = spec.source_where()  # the application lives on the source side
-        seeded = seed_sources(
-            app, spec, items=items, objects=objects, seed=seed, multipart_part=DEMO_MULTIPART_THRESHOLD
+        result = migrate(
+            spec,
+            items=items,
+            objects=objects,
+            seed=seed,
+            traffic_rate=traffic_rate,
+            object_traffic_rate=object_traffic_rate,
+            say=say,
         )
-        say(f"source table {SOURCE}: {seeded.items} items of all ten types (one near 400 KB)")
-        if objects:
-            say(
-                f"source bucket {BUCKET_SOURCE}: {seeded.objects} objects (awkward keys, zero-byte, "
-                "headers, metadata, tags, one multipart object above the lowered threshold)"
-            )
-        for line in initialize(spec):
-            say(f"init: {line}")
-        replication = LocalReplication(spec, retry_backoff=0.05).start()
-        if protocol == PROTOCOL_REPLAY:
-            say(
-                "live replication started and held: changes wait in the stream and the queue until the copy is released"
-            )
-        else:
-            say("live replication running (table_stream and bucket_events handlers fed like Lambda's event sources)")
-        traffic = start_traffic(
-            app, spec, items=items, objects=objects, seed=seed, table_rate=traffic_rate, object_rate=object_traffic_rate
-        )
-        say(
-            f"live traffic: ~{traffic_rate:.0f} table ops/s and ~{object_traffic_rate if objects else 0:.0f} object ops/s"
-        )
-        say(f"backfill: local Spark, {splits} splits (the Glue scripts, unchanged)")
-        backfills = backfill_all(spec)
-        for released in [s.released for s in backfills.tables] + [s.released for s in backfills.buckets]:
-            if released:
-                say(f"release: {released}")
-        operations = traffic.stop()
-        say("traffic stopped")
-        finalized = drain_and_finalize(spec, replication)
-        say(f"finalize: phase live, {sum(f.tombstones_removed for f in finalized)} tombstones removed")
-        dlq_depth = replication.dlq_depth()
-        reports = verify_all(spec, workers=splits)
-        result = DemoResult(
-            seeded,
-            backfills,
-            operations,
-            deliveries(replication),
-            finalized,
-            reports,
-            dlq_depth,
-            protocol,
-            replication.catch_ups(),
-        )
+        if report_out is not None:  # from the state table, while the emulator still holds it
+            from ferry_cli.report import write_report
+
+            result.report_path = str(write_report(spec, report_out))
+            say(f"report: {result.report_path}")
     result.seconds = time.monotonic() - started
     return result
+
+
+def migrate(
+    spec: Spec,
+    *,
+    items: int,
+    objects: int,
+    seed: int,
+    traffic_rate: float,
+    object_traffic_rate: float,
+    say: Callable[[str], None] = print,
+) -> DemoResult:
+    """The demo's phases on ``spec`` (an emulator's endpoint): seed, init, live replication, traffic
+    during the backfill, drain, finalize, verify."""
+    protocol, splits = spec.tables[0].protocol, spec.backfill.splits
+    source, bucket_source = spec.tables[0].source, spec.buckets[0].source if spec.buckets else ""
+    app = spec.source_where()  # the application lives on the source side
+    seeded = seed_sources(app, spec, items=items, objects=objects, seed=seed, multipart_part=DEMO_MULTIPART_THRESHOLD)
+    say(f"source table {source}: {seeded.items} items of all ten types (one near 400 KB)")
+    if objects:
+        say(
+            f"source bucket {bucket_source}: {seeded.objects} objects (awkward keys, zero-byte, "
+            "headers, metadata, tags, one multipart object above the lowered threshold)"
+        )
+    for line in initialize(spec):
+        say(f"init: {line}")
+    replication = LocalReplication(spec, retry_backoff=0.05).start()
+    if protocol == PROTOCOL_REPLAY:
+        say("live replication started and held: changes wait in the stream and the queue until the copy is released")
+    else:
+        say("live replication running (table_stream and bucket_events handlers fed like Lambda's event sources)")
+    traffic = start_traffic(
+        app, spec, items=items, objects=objects, seed=seed, table_rate=traffic_rate, object_rate=object_traffic_rate
+    )
+    say(f"live traffic: ~{traffic_rate:.0f} table ops/s and ~{object_traffic_rate if objects else 0:.0f} object ops/s")
+    say(f"backfill: local Spark, {splits} splits (the Glue scripts, unchanged)")
+    backfills = backfill_all(spec)
+    for released in [s.released for s in backfills.tables] + [s.released for s in backfills.buckets]:
+        if released:
+            say(f"release: {released}")
+    operations = traffic.stop()
+    say("traffic stopped")
+    finalized = drain_and_finalize(spec, replication)
+    say(f"finalize: phase live, {sum(f.tombstones_removed for f in finalized)} tombstones removed")
+    dlq_depth = replication.dlq_depth()
+    reports = verify_all(spec, workers=splits)
+    return DemoResult(
+        seeded,
+        backfills,
+        operations,
+        deliveries(replication),
+        finalized,
+        reports,
+        dlq_depth,
+        protocol,
+        replication.catch_ups(),
+    )
 
 
 def _verdict(report: Any) -> Text:

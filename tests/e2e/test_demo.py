@@ -11,7 +11,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("spark")]
 
 
 @pytest.mark.parametrize("protocol", ["replay", "insert-only"])
-def test_shortened_demo_migrates_a_live_table_and_bucket_with_zero_differences(protocol, emulator_kind):
+def test_shortened_demo_migrates_a_live_table_and_bucket_with_zero_differences(protocol, emulator_kind, tmp_path):
     # GIVEN a source table of 400 items and a bucket of 150 objects under live traffic
     # WHEN the demo runs init, live replication, the Spark backfills, drain, finalize and verify
     result = run_demo(
@@ -23,6 +23,7 @@ def test_shortened_demo_migrates_a_live_table_and_bucket_with_zero_differences(p
         seed=21,
         protocol=protocol,
         emulator=emulator_kind,
+        report_out=tmp_path / "demo" / "report.html",
     )
     # THEN verify finds no difference, the live paths applied real traffic, nothing was dead-lettered
     assert result.verify_ok, result.report.counts()
@@ -36,6 +37,10 @@ def test_shortened_demo_migrates_a_live_table_and_bucket_with_zero_differences(p
     assert result.live_events_applied >= sum(v for k, v in result.live_operations.items() if k != "noop") * 0.9
     assert result.items_copied + result.items_already_present >= 380
     assert result.dlq_depth == 0
+    # the demo wrote its report, from the state table, with plots (tests/e2e/test_report_render.py renders one)
+    assert result.report_path == str(tmp_path / "demo" / "report.html")
+    report = (tmp_path / "demo" / "report.html").read_text(encoding="utf-8")
+    assert report.count('<figure class="plot"') >= 4 and 'data-passed="true"' in report
     # lag is measured (its targets are the benchmark's business, never a timed test's)
     assert result.lag_p99 >= result.lag_p50 > 0
     if protocol == "replay":
