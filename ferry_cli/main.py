@@ -760,6 +760,31 @@ def chaos(seeds: str, minutes: float, items: int, objects: int, json_path: str |
 
 @cli.command()
 @_spec_option
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True),
+    default="report.html",
+    show_default=True,
+    help="Where to write the HTML report (one self-contained file).",
+)
+@click.option(
+    "--plan",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="A `ferry plan --json` file: its estimates are shown next to what was measured.",
+)
+@_guard
+def report(spec_path: str, out: str, plan: str | None) -> int:
+    """Throughput, capacity, lag, backlog, verify and estimate vs measured, from the state table alone."""
+    from ferry_cli.report import write_report
+
+    path = write_report(load_spec(spec_path), out, plan)
+    console.print(f"report: {path}", markup=False)
+    return EXIT_OK
+
+
+@cli.command()
+@_spec_option
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True), help="Write the plan here too.")
 @click.option(
     "--sample",
