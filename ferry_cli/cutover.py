@@ -292,7 +292,7 @@ def _table_facts(
     elif deployed is None:
         checkpoints = {shard: seq for shard, seq, _, _ in store.stream_checkpoints(source) if seq}
         if not checkpoints:
-            lag = Lag(None, why="no consumer has read the stream (no poller checkpoint)")
+            lag = Lag(None, why="no consumer has read the stream: no poller checkpoint")
             backlog, backlog_why = None, "no consumer has read the stream"
         else:
             try:
