@@ -12,7 +12,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from bench.capacity import ITEM_BYTES, bench_item, throttle_counts, write_rate
+from bench.capacity import ITEM_BYTES, bench_item, plan_row, throttle_counts, write_rate
 from bench.throttle_proxy import (
     AcceptedWrite,
     OperationStats,
@@ -112,6 +112,15 @@ def test_write_rate_is_measured_between_the_first_and_the_last_accepted_write() 
     gap = accepted[:250] + [AcceptedWrite(w.at + 10, w.units, w.items) for w in accepted[250:]]
     assert write_rate(gap).per_second == pytest.approx(25.0)
     assert write_rate([]).items == 0
+
+
+@pytest.mark.unit
+def test_the_plan_row_is_met_within_20_percent_of_the_prediction_and_not_beyond() -> None:
+    assert plan_row(40.0, 39.0, 52.0).met is True
+    assert plan_row(40.0, 32.0, 52.0).met is True and plan_row(40.0, 48.0, 60.0).met is True
+    assert plan_row(40.0, 31.9, 52.0).met is False and plan_row(40.0, 48.1, 60.0).met is False
+    assert plan_row(0.0, 39.0, 52.0).met is False  # no prediction is no pass
+    assert "39.0 s measured / 40.0 s predicted" in plan_row(40.0, 39.0, 52.0).ferry
 
 
 @pytest.mark.unit

@@ -129,17 +129,22 @@ def test_plan_prices_a_table_from_describe_table_and_a_sample_and_writes_nothing
     assert (replay["s3_put"], replay["s3_get"]) == (2 + 12 + 2 * 5, 2 * 5)
 
 
-def test_plan_bounds_a_listing_and_says_at_least(
-    ddb: Any, s3: Any, emulator: Any, unique: str, tmp_path: Path, bucket: str
+def test_a_cut_listing_takes_cloudwatch_s_figures_or_says_at_least(
+    s3: Any, emulator: Any, emulator_kind: str, unique: str, tmp_path: Path, bucket: str
 ) -> None:
     spec = _spec(tmp_path, emulator, unique, buckets=[{"source": bucket, "target": f"plan-bdst-{unique}"}])
     out = tmp_path / "plan.json"
     result = _plan(spec, "--max-keys", "5", "--json", str(out))
     assert result.exit_code == 0, result.output
     listed = json.loads(out.read_text(encoding="utf-8"))["buckets"][0]
-    # the emulators serve no S3 storage metrics: the count is a lower bound
-    assert (listed["listed"], listed["complete"], listed["lower_bound"]) == (5, False, True)
-    assert "≥ 5 objects" in result.output
+    assert (listed["listed"], listed["complete"]) == (5, False)
+    if emulator_kind == "moto":  # moto serves CloudWatch's S3 storage metrics from its buckets
+        assert (listed["objects"], listed["lower_bound"]) == (14, False)
+        assert listed["bytes"] > 0  # moto's BucketSizeBytes, whatever it counts
+        assert "CloudWatch" in listed["counted_by"] and "14 objects" in result.output
+    else:  # ministack has none: the count is a lower bound
+        assert (listed["objects"], listed["lower_bound"]) == (5, True)
+        assert "≥ 5 objects" in result.output
 
 
 def test_an_unknown_price_name_exits_2_naming_it_before_reading_anything(
