@@ -89,7 +89,10 @@ def test_init_backfill_verify_finalize_status_through_the_cli(ddb, emulator, uni
     ddb.delete_item(TableName=f"src-{unique}", Key={"pk": {"S": "k0"}})
     ddb.put_item(TableName=f"src-{unique}", Item={"pk": {"S": "k1"}, "v": {"N": "2"}})
     status = runner.invoke(cli, ["status", "--spec", spec])
-    assert status.exit_code == 0, status.output
+    # THEN status says NO-GO (exit 1): nothing is copied yet
+    assert status.exit_code == 1, status.output
+    assert status.output.strip().splitlines()[-1].startswith("NO-GO"), status.output
+    assert "copy" in status.output.strip().splitlines()[-1], status.output
     if protocol == "replay":  # the changes wait in the stream, and status counts them
         assert "phase hold" in status.output and "held: 2 changes wait in the stream" in status.output
     # WHEN verify runs before the backfill THEN it exits 1 and writes the full JSON report
