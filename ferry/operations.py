@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from ferry.clients import bucket_clients, make_client, table_clients
 from ferry.spec import Spec
+from ferry.verify_report import OnVerifyProgress
+
+log = logging.getLogger(__name__)
 
 
 def account_of(spec: Spec, side: str = "home") -> str:
@@ -68,24 +72,50 @@ def check_ready(spec: Spec, *, require_streams: bool, ddb: Any | None = None, s3
 
 
 def verify_all(
-    spec: Spec, *, segments: int | None = None, workers: int = 4, repair: bool = False, skip_tags: bool = False
+    spec: Spec,
+    *,
+    segments: int | None = None,
+    workers: int = 4,
+    repair: bool = False,
+    skip_tags: bool = False,
+    on_progress: OnVerifyProgress | None = None,
 ) -> list[Any]:
-    """Verify every table and bucket; table results are recorded in the state table for `status`."""
+    """Verify every table and bucket; each result is recorded in the state table (kind "table" or
+    "bucket") for `status`, the report and the cutover verdict: the JSON of ``report.recorded()`` and the
+    number of differences. ``on_progress``: a plain callable told how far each verify got (any thread)."""
     from ferry.buckets.verify import verify_bucket
-    from ferry.tables.state import StateStore
+    from ferry.tables.state import BUCKET, TABLE, StateStore
     from ferry.tables.verify import verify_table
 
     reports: list[Any] = []
     ddb = table_clients(spec)
     check_ready(spec, require_streams=False, ddb=ddb)
-    if spec.tables:
-        store = StateStore(ddb.state, spec.state_table)
-        for mapping in spec.tables:
-            report = verify_table(spec, mapping, segments=segments, workers=workers, repair=repair)
-            store.save_verify(report.source, json.dumps(report.counts()), sum(report.counts().values()))
-            reports.append(report)
+    store = StateStore(ddb.state, spec.state_table) if spec.tables or spec.buckets else None
+    for mapping in spec.tables:
+        report = verify_table(spec, mapping, segments=segments, workers=workers, repair=repair, on_progress=on_progress)
+        _record_verify(store, report, TABLE)
+        reports.append(report)
     for bucket in spec.buckets:
-        reports.append(
-            verify_bucket(spec, bucket, workers=workers, repair=repair, compare_tags=False if skip_tags else None)
+        checked = verify_bucket(
+            spec,
+            bucket,
+            workers=workers,
+            repair=repair,
+            compare_tags=False if skip_tags else None,
+            on_progress=on_progress,
         )
+        _record_verify(store, checked, BUCKET)
+        reports.append(checked)
     return reports
+
+
+def _record_verify(store: Any, report: Any, kind: str) -> None:
+    """Record one verify's result; without a state table (a verify before any `ferry init`) it is only logged."""
+    from ferry.aws import error_name
+
+    try:
+        store.save_verify(report.source, json.dumps(report.recorded()), len(report.differences), kind)
+    except Exception as exc:
+        if error_name(exc) != "ResourceNotFoundException":
+            raise
+        log.warning("verify of %s not recorded: state table %s does not exist", report.source, store.table_name)

@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
+
+SAMPLES_RECORDED = 20  # sample keys per kind in the recorded summary
+
+
+@dataclass(frozen=True)
+class VerifyProgress:
+    """How far one verify got, for a progress callback (``on_progress``): ``compared`` items or objects
+    so far; tables also ``parts_done`` of ``parts`` segments; ``expected`` the count it will likely reach
+    (DescribeTable's ItemCount, or the target's listing), None when not known."""
+
+    source: str
+    unit: str  # "items" (tables) or "objects" (buckets)
+    compared: int
+    expected: int | None = None
+    parts_done: int = 0
+    parts: int = 0
+
+
+OnVerifyProgress = Callable[[VerifyProgress], None]
 
 
 class _Difference(Protocol):
@@ -56,6 +77,18 @@ class VerifyReportMixin:
             if len(keys) < per_kind:
                 keys.append(d.key)
         return out
+
+    def recorded(self) -> dict[str, Any]:
+        """What the state table keeps of the last verify (``status``, the report, the cutover verdict):
+        counts and up to SAMPLES_RECORDED sample keys per kind, both sides' counts, how long, and ok."""
+        return {
+            "counts": self.counts(),
+            "samples": self.samples(SAMPLES_RECORDED),
+            "source_items": self.source_items,
+            "target_items": self.target_items,
+            "seconds": round(self.seconds, 3),
+            "ok": self.ok,
+        }
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -170,7 +170,7 @@ def replicate(spec_path: str, drain: bool, duration: float, anomalies: str) -> i
 
     replication = LocalReplication(spec, anomalies=DeliveryAnomalies.parse(anomalies) if anomalies else None)
     if drain:
-        replication.drain()
+        _drain_with_progress(replication)
     else:
         replication.start()
         deadline = time.monotonic() + duration if duration else None
@@ -192,12 +192,91 @@ def replicate(spec_path: str, drain: bool, duration: float, anomalies: str) -> i
     return EXIT_OK
 
 
-def _local_backfill(spec: Spec, kind: str, source: str, stage: str | None) -> int:
-    """One backfill on local Spark: the Glue script's own run_backfill, with the spec as given."""
+def _drain_with_progress(replication: Any) -> None:
+    """``replicate --drain``: the catch-up on what was waiting (a replay table's held backlog, queued bucket
+    events) with a progress bar on a terminal: applied of waiting, rate, ETA, left."""
+    from ferry_cli.progress import ProgressBoard, Snapshot, bars_wanted
+
+    board = ProgressBoard(console, enabled=bars_wanted(console))
+    if not board.enabled:
+        replication.drain()
+        return
+    waiting, before = replication.backlog(), replication.applied()
+
+    def snapshot() -> Snapshot:
+        applied = replication.applied() - before
+        return Snapshot(applied, waiting, note=f"{max(0, waiting - applied):,} left")
+
+    with board:
+        board.follow("catch-up", snapshot, replication.drain, unit="changes")
+
+
+def _copy_progress(spec: Spec, kind: str, source: str) -> tuple[Callable[[], Any], str, bool]:
+    """For a local backfill's progress bar: a function reading how far the copy is from the state table
+    (tables: the split checkpoints, against DescribeTable's approximate ItemCount and the plan's estimated
+    time; buckets: the copy run's objects once recorded), the unit, and whether the total is approximate."""
     from ferry.jobs import TABLE
+    from ferry.tables.estimate import duration, estimate_copy
+    from ferry.tables.schema import describe_shape
+    from ferry.tables.state import BUCKET as BUCKET_STATE
+    from ferry.tables.state import SEGMENT_DONE, StateStore
+    from ferry_cli.progress import Snapshot
+
+    ddb = _ddb(spec)
+    store = StateStore(ddb.state, spec.state_table)
+    started = time.monotonic()
+    if kind != TABLE:
+
+        def bucket_snapshot() -> Snapshot:
+            run = store.load_copy(source, BUCKET_STATE)
+            return Snapshot(run.items if run else 0, None, note=run.status if run else "listing")
+
+        return bucket_snapshot, "objects", False
+    mapping = next(t for t in spec.tables if t.source == source)
+    shape = describe_shape(ddb.source, source, "source")
+    try:
+        target = describe_shape(ddb.target, mapping.target, "target")
+    except Exception:  # an import creates its target: no shape yet, the estimate goes without it
+        target = None
+    planned = estimate_copy(shape, target, spec.backfill).seconds
+    splits = spec.backfill.splits
+
+    def table_snapshot() -> Snapshot:
+        segments = [cp for cp in store.list_segments(source) if cp.total == splits]
+        copied = sum(cp.written + cp.skipped for cp in segments)
+        run = store.load_copy(source)
+        if not segments and run is not None:  # an import: no splits, the run's count when it ends
+            copied = run.items
+        done = sum(cp.status == SEGMENT_DONE for cp in segments)
+        note = ""
+        if planned is not None:
+            left = max(0.0, planned - (time.monotonic() - started))
+            note = f"plan {duration(planned)}, {duration(left)} left"
+        return Snapshot(copied, shape.item_count or None, f"{done}/{splits} segments", note)
+
+    return table_snapshot, "items", True
+
+
+def _local_backfill(spec: Spec, kind: str, source: str, stage: str | None) -> int:
+    """One backfill on local Spark: the Glue script's own run_backfill, with the spec as given. On a
+    terminal, a progress bar read from the state table while the Spark tasks copy."""
+    from ferry.jobs import TABLE
+    from ferry_cli.progress import ProgressBoard, bars_wanted
     from glue_jobs.local_spark import run_locally
 
-    summary = run_locally(kind, spec, source, stage)
+    board = ProgressBoard(console, enabled=bars_wanted(console))
+    if board.enabled:
+        snapshot, unit, approximate = _copy_progress(spec, kind, source)
+        with board:
+            summary = board.follow(
+                f"copy {source}",
+                snapshot,
+                lambda: run_locally(kind, spec, source, stage),
+                unit=unit,
+                approximate=approximate,
+            )
+    else:
+        summary = run_locally(kind, spec, source, stage)
     done, unit = (summary.copied, "items") if kind == TABLE else (summary.keys, "keys")
     rate = done / summary.seconds if summary.seconds else 0.0
     style = "red" if summary.failed else "green"
@@ -372,8 +451,25 @@ def verify(
 ) -> int:
     """Compare source and target item by item / object by object; exit 1 on differences."""
     from ferry.operations import verify_all
+    from ferry_cli.progress import ProgressBoard, Snapshot, bars_wanted
 
-    reports = verify_all(load_spec(spec_path), segments=segments, workers=workers, repair=repair, skip_tags=skip_tags)
+    board = ProgressBoard(console, enabled=bars_wanted(console, plain=bool(json_path)))
+
+    def tell(progress: Any) -> None:
+        parts = f"{progress.parts_done}/{progress.parts} segments" if progress.parts else ""
+        snapshot = Snapshot(progress.compared, progress.expected, parts)
+        board.show(f"verify {progress.source}", snapshot, unit=progress.unit, approximate=progress.unit == "items")
+
+    spec = load_spec(spec_path)
+    with board:
+        reports = verify_all(
+            spec,
+            segments=segments,
+            workers=workers,
+            repair=repair,
+            skip_tags=skip_tags,
+            on_progress=tell if board.enabled else None,
+        )
     for report in reports:
         print_verify_report(report)
     if json_path:

@@ -67,7 +67,7 @@ class LocalReplication:
         self.stream_pollers: list[StreamPoller] = []
         self.bucket_pollers: list[SqsPoller] = []
         self.queue_url = ""
-        store = StateStore(make_client("dynamodb", spec.home_where()), spec.state_table)
+        store = self.store = StateStore(make_client("dynamodb", spec.home_where()), spec.state_table)
         if spec.tables:
             # The streams are the source's (its side, its role); checkpoints go to the state table at home.
             source = make_client("dynamodb", spec.source_where())
@@ -168,6 +168,24 @@ class LocalReplication:
                 else None
             )
         return out
+
+    def backlog(self) -> int:
+        """Changes waiting for the consumers: every stream's records after the pollers' checkpoints (all
+        of them while a replay table is held) plus the bucket events queue's messages. Reads each stream
+        from its oldest record (ferry.backlog.stream_backlog): for progress and status, not a hot path."""
+        from ferry.backlog import stream_backlog
+
+        waiting = 0
+        for poller in self.stream_pollers:
+            checkpoints = {shard: seq for shard, seq, _, _ in self.store.stream_checkpoints(poller.source_table)}
+            waiting += stream_backlog(poller.streams, poller.stream_arn, checkpoints).behind
+        if self.bucket_pollers:
+            waiting += queue_depth(self.sqs, self.bucket_pollers[0].queue_url)
+        return waiting
+
+    def applied(self) -> int:
+        """Stream records and bucket event messages the pollers applied so far (each counted once)."""
+        return sum(p.stats.applied for p in self.stream_pollers) + sum(p.stats.succeeded for p in self.bucket_pollers)
 
     def dlq_depth(self) -> int:
         """Messages in the stream on-failure queue plus the bucket events DLQ."""

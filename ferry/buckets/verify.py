@@ -19,6 +19,7 @@ Only keys and counts are logged, never object contents, metadata values or tags.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -31,7 +32,7 @@ from ferry.buckets.objects import ObjectState, differences, head_object
 from ferry.buckets.reconcile import reconcile_key
 from ferry.clients import BucketClients, bucket_clients
 from ferry.spec import BucketMapping, Spec
-from ferry.verify_report import VerifyReportMixin
+from ferry.verify_report import OnVerifyProgress, VerifyProgress, VerifyReportMixin
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -220,6 +221,7 @@ class _BucketVerify:
     repaired: int = 0
     # Where each candidate was listed: (in the source listing, in the target listing).
     listed: dict[str, tuple[bool, bool]] = field(default_factory=dict)
+    on_progress: OnVerifyProgress | None = None
 
     def candidates(self) -> list[BucketDifference]:
         """Both listings compared; every common key HEADed on both sides."""
@@ -228,12 +230,34 @@ class _BucketVerify:
             target_keys.update(page)
         self.target_count = len(target_keys)
         split = _SourceSplit(self.clients.source, self.mapping, target_keys)
-        found = _differing(_compare_all(self.pool, self.compare, split.common_keys(), self.limit))
+        found = _differing(_compare_all(self.pool, self._counted(split), split.common_keys(), self.limit))
         self.source_count = split.listed
+        self._tell(split.listed)
         extra = [BucketDifference(EXTRA, key) for key in sorted(target_keys)]
         for kind, where in ((found, (True, True)), (split.missing, (True, False)), (extra, (False, True))):
             self.listed.update(dict.fromkeys((d.key for d in kind), where))
         return [*found, *split.missing, *extra]
+
+    def _tell(self, compared: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(VerifyProgress(self.mapping.source, "objects", compared, self.target_count))
+
+    def _counted(self, split: _SourceSplit) -> Callable[[str], _Comparison]:
+        """``compare``, telling ``on_progress`` the source keys compared so far (HEADed, or missing)."""
+        if self.on_progress is None:
+            return self.compare
+        lock = threading.Lock()
+        headed = [0]
+
+        def compare(key: str) -> _Comparison:
+            comparison = self.compare(key)
+            with lock:
+                headed[0] += 1
+                compared = headed[0] + len(split.missing)
+            self._tell(compared)
+            return comparison
+
+        return compare
 
     def confirmed(self, candidates: list[BucketDifference]) -> list[BucketDifference]:
         return _differing(_compare_all(self.pool, self.compare, [d.key for d in candidates], self.limit))
@@ -260,11 +284,13 @@ def verify_bucket(
     repair: bool = False,
     compare_tags: bool | None = None,
     s3_factory: Callable[[], S3Client | BucketClients] | None = None,
+    on_progress: OnVerifyProgress | None = None,
 ) -> BucketVerifyReport:
     """Verify (and with ``repair`` fix) one bucket mapping. Tags are compared unless ``compare_tags``
     is False (default: ``spec.s3.verify_tags``). Raises a ferry error if a listing or HEAD fails.
     With ``repair`` the object counts are those after the repair.
-    ``s3_factory`` returns BucketClients or one client for both sides (default: the spec's clients)."""
+    ``s3_factory`` returns BucketClients or one client for both sides (default: the spec's clients).
+    ``on_progress`` (from any thread): source objects compared, against the target's listed count."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     with_tags = spec.s3.verify_tags if compare_tags is None else compare_tags
@@ -275,7 +301,13 @@ def verify_bucket(
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ferry-verify") as pool:
             run = _BucketVerify(
-                spec, mapping, clients, pool, _Comparer(clients, mapping, with_tags), workers * _IN_FLIGHT_PER_WORKER
+                spec,
+                mapping,
+                clients,
+                pool,
+                _Comparer(clients, mapping, with_tags),
+                workers * _IN_FLIGHT_PER_WORKER,
+                on_progress=on_progress,
             )
             candidates = run.candidates()
             confirmed = run.confirmed(candidates)

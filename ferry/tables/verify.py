@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
@@ -34,7 +35,7 @@ from ferry.errors import RetryableError, SetupError
 from ferry.spec import Spec, TableMapping
 from ferry.tables.protocol import is_tombstone
 from ferry.tables.schema import TableShape, describe_shape, key_schema_mismatch
-from ferry.verify_report import VerifyReportMixin
+from ferry.verify_report import OnVerifyProgress, VerifyProgress, VerifyReportMixin
 from ferry.wire import Item, canonical, differing_attributes, key_of, key_text
 
 if TYPE_CHECKING:
@@ -244,6 +245,7 @@ class _SegmentScan:
     page_size: int
     source_count: int = 0
     target_count: int = 0
+    on_page: Callable[[int], None] | None = None  # told each source page's item count
 
     def pages(self, ddb: DynamoDBClient, table: str) -> Iterator[list[Item]]:
         return _scan_segment(
@@ -260,6 +262,8 @@ class _SegmentScan:
         self.target_count = len(target_items)
         found: list[_Candidate] = []
         for page in self.pages(self.clients.source, self.source.name):
+            if self.on_page is not None:
+                self.on_page(len(page))
             for item in page:
                 self.source_count += 1
                 key = key_of(item, names)
@@ -287,11 +291,13 @@ def verify_segment(
     recheck: bool = True,
     repair: bool = False,
     page_size: int = 0,
+    on_page: Callable[[int], None] | None = None,
 ) -> SegmentVerify:
     """Compare segment ``segment`` of ``total_segments`` of the source with the same segment of the target.
-    With ``repair`` the item counts are those after the repair. ``ddb``: TableClients, or one client."""
+    With ``repair`` the item counts are those after the repair. ``ddb``: TableClients, or one client.
+    ``on_page``: told the item count of each source page as it is compared."""
     clients = TableClients.of(ddb)
-    scan = _SegmentScan(clients, source, target_name, total_segments, segment, not recheck, page_size)
+    scan = _SegmentScan(clients, source, target_name, total_segments, segment, not recheck, page_size, on_page=on_page)
     candidates = scan.candidates()
     keys = [c.key for c in candidates]
     confirmed = _confirm(clients, source, target_name, keys).differences if recheck and keys else None
@@ -324,7 +330,31 @@ def verify_segment(
 # --- a whole table -------------------------------------------------------------------------
 
 
-def _every_segment(run: Callable[[int], SegmentVerify], total: int, workers: int, what: str) -> list[SegmentVerify]:
+class _VerifyTally:
+    """Items compared and segments done across a table's segment threads, told to ``on_progress``."""
+
+    def __init__(self, source: str, expected: int | None, parts: int, on_progress: OnVerifyProgress | None) -> None:
+        self.source = source
+        self.expected = expected
+        self.parts = parts
+        self.on_progress = on_progress
+        self.compared = 0
+        self.parts_done = 0
+        self._lock = threading.Lock()
+
+    def add(self, items: int = 0, parts: int = 0) -> None:
+        if self.on_progress is None:
+            return
+        with self._lock:
+            self.compared += items
+            self.parts_done += parts
+            tick = VerifyProgress(self.source, "items", self.compared, self.expected, self.parts_done, self.parts)
+        self.on_progress(tick)
+
+
+def _every_segment(
+    run: Callable[[int], SegmentVerify], total: int, workers: int, what: str, tally: _VerifyTally | None = None
+) -> list[SegmentVerify]:
     """``run`` for every segment on ``workers`` threads. The first failure cancels the segments not yet
     started and is raised, as one of ferry's errors where it is an AWS one."""
     results: list[SegmentVerify] = []
@@ -333,6 +363,8 @@ def _every_segment(run: Callable[[int], SegmentVerify], total: int, workers: int
         for future in as_completed(futures):
             try:
                 results.append(future.result())
+                if tally is not None:
+                    tally.add(parts=1)
             except Exception as exc:
                 for pending in futures:
                     pending.cancel()
@@ -353,9 +385,11 @@ def verify_table(
     workers: int = 4,
     repair: bool = False,
     ddb_factory: Callable[[], DynamoDBClient | TableClients] | None = None,
+    on_progress: OnVerifyProgress | None = None,
 ) -> TableVerifyReport:
     """Verify (and with ``repair`` fix) one table mapping, segment-parallel. Raises if a segment fails.
-    ``ddb_factory`` returns TableClients or one client for both sides (default: the spec's clients)."""
+    ``ddb_factory`` returns TableClients or one client for both sides (default: the spec's clients).
+    ``on_progress`` (from any thread): items compared and segments done, against the source's ItemCount."""
     factory = ddb_factory or (lambda: table_clients(spec))
     total = segments or spec.backfill.splits
     if not 1 <= total <= 1_000_000:
@@ -368,12 +402,22 @@ def verify_table(
     if mismatch:
         raise SetupError(f"cannot verify {mapping.source} -> {mapping.target}: {mismatch}")
 
+    tally = _VerifyTally(mapping.source, source.item_count, total, on_progress)
+    tally.add()
+
     def run(segment: int) -> SegmentVerify:
         return verify_segment(
-            factory(), source, mapping.target, total, segment, repair=repair, page_size=spec.backfill.page_size
+            factory(),
+            source,
+            mapping.target,
+            total,
+            segment,
+            repair=repair,
+            page_size=spec.backfill.page_size,
+            on_page=(lambda items: tally.add(items=items)) if on_progress else None,
         )
 
-    results = _every_segment(run, total, workers, f"verify {mapping.source} -> {mapping.target}")
+    results = _every_segment(run, total, workers, f"verify {mapping.source} -> {mapping.target}", tally)
     differences = tuple(sorted((d for r in results for d in r.differences), key=lambda d: (d.kind, d.key)))
     report = TableVerifyReport(
         source=mapping.source,
