@@ -214,7 +214,8 @@ def _drain_with_progress(replication: Any) -> None:
 def _copy_progress(spec: Spec, kind: str, source: str) -> tuple[Callable[[], Any], str, bool]:
     """For a local backfill's progress bar: a function reading how far the copy is from the state table
     (tables: the split checkpoints, against DescribeTable's approximate ItemCount and the plan's estimated
-    time; buckets: the copy run's objects once recorded), the unit, and whether the total is approximate."""
+    time; buckets: the objects in the run log's copy samples of this run, then the finished run's count),
+    the unit, and whether the total is approximate."""
     from ferry.jobs import TABLE
     from ferry.tables.estimate import duration, estimate_copy
     from ferry.tables.schema import describe_shape
@@ -226,10 +227,19 @@ def _copy_progress(spec: Spec, kind: str, source: str) -> tuple[Callable[[], Any
     store = StateStore(ddb.state, spec.state_table)
     started = time.monotonic()
     if kind != TABLE:
+        from ferry.runlog import RunLog
+
+        runlog = RunLog(ddb.state, spec.state_table)
+        before = time.time()
 
         def bucket_snapshot() -> Snapshot:
             run = store.load_copy(source, BUCKET_STATE)
-            return Snapshot(run.items if run else 0, None, note=run.status if run else "listing")
+            if run is None or run.started_at < before - 1:  # the run of this backfill has not begun yet
+                return Snapshot(0, None, note="listing")
+            if run.done:
+                return Snapshot(run.items, run.items, note=run.status)
+            samples = [s for s in runlog.copy_samples(source, BUCKET_STATE) if s.started >= run.started_at - 1]
+            return Snapshot(sum(s.items for s in samples), None, note=run.status)
 
         return bucket_snapshot, "objects", False
     mapping = next(t for t in spec.tables if t.source == source)

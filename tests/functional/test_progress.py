@@ -207,3 +207,31 @@ def test_bucket_verify_shows_objects_and_records_kind_bucket(where, emulator, un
     assert summary["counts"] == {"missing": 1, "extra": 1, "different": 0}
     assert summary["samples"] == {"missing": ["a/5.txt"], "extra": ["stray key.txt"], "different": []}
     assert summary["source_items"] == 12 and summary["target_items"] == 12 and summary["ok"] is False
+
+
+def test_bucket_backfill_shows_the_objects_copied(where, emulator, unique, tmp_path, terminal):
+    # GIVEN an initialised replay bucket with objects
+    s3 = make_client("s3", where)
+    source = f"docs-{unique}"
+    s3.create_bucket(Bucket=source)
+    for i in range(9):
+        s3.put_object(Bucket=source, Key=f"d/{i}", Body=b"y" * (i + 1))
+    spec = _write_spec(
+        tmp_path,
+        {
+            "region": "us-east-1",
+            "endpoint_url": emulator.endpoint_url,
+            "state_table": f"state-{unique}",
+            "buckets": [{"source": source, "target": f"docs-v2-{unique}", "protocol": "replay"}],
+            "s3": {"events_queue": f"events-{unique}", "splits": 2, "visibility_timeout": 5},
+        },
+    )
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init", "--spec", spec]).exit_code == 0
+    # WHEN the backfill copies it on a terminal
+    result = runner.invoke(cli, ["backfill", "--spec", spec, "--engine", "local"])
+    # THEN its bar ends at every object copied
+    assert result.exit_code == 0, result.output
+    text = _plain(result.output)
+    assert f"copy {source}" in text and _has_bar(text)
+    assert _last_count(text, "objects") == (9, "9")
