@@ -776,6 +776,7 @@ def demo(
     emulator: str | None,
 ) -> int:
     """What `make demo` runs: a live table and bucket migrated end to end on the embedded emulator."""
+    from ferry_cli.report import write_report
     from ferry_dev.demo import print_summary, run_demo
 
     result = run_demo(
@@ -788,6 +789,7 @@ def demo(
         protocol=protocol,
         say=lambda line: console.print(line, markup=False),
         emulator=emulator,
+        write_report=write_report,
     )
     print_summary(result, console)
     if json_path:

@@ -182,9 +182,11 @@ def run_demo(
     emulator_log: str | None = None,
     emulator: str | None = None,
     report_out: str | Path | None = DEMO_REPORT,
+    write_report: Callable[[Spec, Path], Path] | None = None,
 ) -> DemoResult:
-    """``emulator``: moto or ministack (default: ``FERRY_EMULATOR``, else ministack). ``report_out``:
-    where ``ferry report``'s HTML of the run is written at the end (None: not written)."""
+    """``emulator``: moto or ministack (default: ``FERRY_EMULATOR``, else ministack). ``write_report``:
+    ``ferry report``'s writer (``ferry_cli.report.write_report``: the CLI hands it in, ferry_dev does
+    not import the CLI), called with the spec and ``report_out`` at the end (None: no report)."""
     use_dummy_credentials()
     started = time.monotonic()
     log_path = emulator_log or str(Path(tempfile.gettempdir()) / "ferry-demo-emulator.log")
@@ -200,10 +202,8 @@ def run_demo(
             object_traffic_rate=object_traffic_rate,
             say=say,
         )
-        if report_out is not None:  # from the state table, while the emulator still holds it
-            from ferry_cli.report import write_report
-
-            result.report_path = str(write_report(spec, report_out))
+        if report_out is not None and write_report is not None:  # while the emulator still holds the state
+            result.report_path = str(write_report(spec, Path(report_out)))
             say(f"report: {result.report_path}")
     result.seconds = time.monotonic() - started
     return result

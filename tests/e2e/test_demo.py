@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from ferry_cli.report import write_report
 from ferry_dev.demo import run_demo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("spark")]
@@ -24,6 +25,7 @@ def test_shortened_demo_migrates_a_live_table_and_bucket_with_zero_differences(p
         protocol=protocol,
         emulator=emulator_kind,
         report_out=tmp_path / "demo" / "report.html",
+        write_report=write_report,
     )
     # THEN verify finds no difference, the live paths applied real traffic, nothing was dead-lettered
     assert result.verify_ok, result.report.counts()
