@@ -4,10 +4,13 @@ the state table, so that a report can be made from the state alone."""
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
-from chalicelib import table_stream
+from chalicelib import bucket_events, table_stream
 
 from ferry.aws import stream_arn_of
 from ferry.buckets.backfill import BucketPlan, begin_bucket_copy, reconcile_partition
@@ -19,11 +22,13 @@ from ferry.tables.backfill import capacity_budget, copy_segment, plan_backfill
 from ferry.tables.copy_run import begin_copy, finish_copy
 from ferry.tables.schema import describe_shape
 from ferry.tables.state import BUCKET, COPY_SK, TABLE, StateStore, create_state_table
+from ferry_dev.sqs_poller import SqsPoller
 from ferry_dev.stream_poller import StreamPoller
 from tests.conftest import create_table
 from tests.functional.test_backfill_segment import _setup
 
 pytestmark = pytest.mark.functional
+EVENTS = Path(__file__).resolve().parent.parent / "events"
 
 
 def _copy(ddb: Any, emulator: Any, unique: str, items: int, protocol: str) -> tuple[Any, Any]:
@@ -181,3 +186,44 @@ def test_the_release_of_a_table_records_how_many_changes_were_held(ddb, streams,
     # THEN the phase records the 5 held records, and the release says so
     assert StateStore(ddb, spec.state_table).held_at_release(mapping.source) == 5
     assert "5 records" in released.detail
+
+
+def test_a_bucket_events_invocation_through_the_local_poller_records_its_messages_lag(
+    monkeypatch: pytest.MonkeyPatch, ddb: Any, sqs: Any, where: AwsTarget, unique: str
+) -> None:
+    # GIVEN two EventBridge events of a source bucket made 30 s ago, queued for the bucket_events handler
+    spec = parse_spec(
+        {
+            "region": where.region,
+            "endpoint_url": where.endpoint_url,
+            "state_table": f"state-{unique}",
+            "buckets": [{"source": f"src-{unique}", "target": f"dst-{unique}"}],
+        }
+    )
+    mapping = spec.buckets[0]
+    create_state_table(ddb, spec.state_table)
+    s3 = make_client("s3", where)
+    s3.create_bucket(Bucket=mapping.source)
+    s3.create_bucket(Bucket=mapping.target)
+    s3.put_object(Bucket=mapping.source, Key="a", Body=b"a")
+    queue = sqs.create_queue(QueueName=f"events-{unique}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    made = time.time() - 30
+    for key in ("a", "gone"):
+        event = json.loads((EVENTS / "eventbridge_object_created.json").read_text(encoding="utf-8"))
+        event["time"] = datetime.fromtimestamp(made, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event["detail"]["bucket"]["name"], event["detail"]["object"]["key"] = mapping.source, key
+        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(event))
+    monkeypatch.setenv("FERRY_SPEC", json.dumps(spec_to_dict(spec)))
+    bucket_events.reset()
+    try:
+        # WHEN the local poller drains the queue into the handler
+        poller = SqsPoller(sqs, queue, queue_arn, bucket_events.handle, visibility_timeout=30, wait_seconds=0)
+        poller.drain(timeout=60)
+    finally:
+        bucket_events.reset()
+    # THEN the bucket's lag samples count both messages, each about 30 s behind
+    samples = RunLog(ddb, spec.state_table).lag_samples(mapping.source, BUCKET)
+    assert samples and sum(s.records for s in samples) == 2 and all(s.failed == 0 for s in samples)
+    assert all(29 <= s.p50 <= s.max < 90 for s in samples)
+    assert s3.head_object(Bucket=mapping.target, Key="a")["ContentLength"] == 1
