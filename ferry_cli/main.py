@@ -792,6 +792,8 @@ def demo(
         write_report=write_report,
     )
     print_summary(result, console)
+    if result.report_path:
+        console.print(f"report (plots of the copy, the lag, the replay and verify): {result.report_path}", markup=False)
     if json_path:
         with open(json_path, "w", encoding="utf-8") as out:
             json.dump(result.as_dict(), out, indent=2)

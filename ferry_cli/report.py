@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from ferry.runlog import CopySample, LagSample, RunLog
-from ferry.spec import Spec
+from ferry.spec import PROTOCOL_INSERT_ONLY, READ_EXPORT, READ_SCAN, WRITE_BATCH, WRITE_IMPORT, Spec
+from ferry.tables.estimate import PATH_EXPORT_BATCH, PATH_EXPORT_IMPORT, PATH_INSERT_ONLY, PATH_SCAN_BATCH
 from ferry.tables.state import BUCKET, TABLE, StateStore
 
 MB = 1_000_000
@@ -199,23 +200,30 @@ def parse_verify(summary_json: str, differences: int, updated_at: float) -> Veri
     )
 
 
-def plan_estimates(plan: Any, source: str) -> list[dict[str, Any]]:
-    """The entries of a ``ferry plan --json`` document that concern ``source``: every JSON object,
-    at any depth, whose ``source`` is it; their scalar fields only."""
-    found: list[dict[str, Any]] = []
+def plan_estimates(plan: Any, source: str, kind: str = TABLE) -> list[dict[str, Any]]:
+    """The per-path rows of a ``ferry plan --json`` document for ``source`` (its ``tables`` or
+    ``buckets`` entry): path, duration as shown, seconds, formula; [] when the plan has no such entry."""
+    entries = plan.get("tables" if kind == TABLE else "buckets", []) if isinstance(plan, dict) else []
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("source") == source:
+            return [
+                {name: row.get(name) for name in ("path", "duration", "seconds", "formula", "available")}
+                for row in entry.get("paths", [])
+                if isinstance(row, dict)
+            ]
+    return []
 
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("source") == source:
-                found.append({k: v for k, v in node.items() if isinstance(v, str | int | float | bool) or v is None})
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
 
-    walk(plan)
-    return found
+def run_path(run: Any, kind: str = TABLE) -> str:
+    """The plan's name of the path a copy run took (``replay export+batch``, ``insert-only``, ``replay``)."""
+    if run is None or not getattr(run, "protocol", ""):
+        return ""
+    if run.protocol == PROTOCOL_INSERT_ONLY:
+        return PATH_INSERT_ONLY
+    if kind != TABLE:
+        return "replay"
+    paths = {(READ_SCAN, WRITE_BATCH): PATH_SCAN_BATCH, (READ_EXPORT, WRITE_BATCH): PATH_EXPORT_BATCH}
+    return paths.get((run.read, run.write), PATH_EXPORT_IMPORT if run.write == WRITE_IMPORT else "")
 
 
 _EXTERNAL = re.compile(r"""\b(?:src|href|xlink:href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
@@ -285,7 +293,7 @@ def collect(spec: Spec, ddb: Any, *, plan: Any = None, plan_path: str | None = N
                 released_at=store.released_at(source, kind),
                 held=store.held_at_release(source, kind),
                 verify=parse_verify(*verify) if verify else None,
-                plan=plan_estimates(plan, source) if plan is not None else [],
+                plan=plan_estimates(plan, source, kind) if plan is not None else [],
             )
         )
     return ReportData(spec, time.time(), sources, plan_path)
@@ -465,6 +473,20 @@ def capacity_plot(src: SourceReport) -> Plot | str:
         if value
     ]
     caption = f"{throttled} throttled requests" if throttled else "no throttles recorded"
+    span = max(s.ended for s in samples) - min(s.started for s in samples)
+    for name, total, budget in (
+        ("reads", sum(s.read_units for s in samples), float(getattr(src.run, "read_budget", 0) or 0)),
+        ("writes", sum(s.write_units for s in samples), float(getattr(src.run, "write_budget", 0) or 0)),
+    ):
+        if total and span > 0:
+            caption += f"; {name} {total / span:,.1f} units/s on average over the copy's {span:.1f} s" + (
+                f" = {total / span / budget:.0%} of the budget" if budget else ""
+            )
+    if budgets:
+        caption += (
+            "; a window may pass the budget by up to one second's worth: each split's token bucket allows a"
+            " 1 s burst, as DynamoDB's burst capacity does"
+        )
     if not budgets:
         caption += "; no budget recorded"
     return Plot(
@@ -545,17 +567,29 @@ def _estimate_html(src: SourceReport) -> str:
     if run is not None and run.finished_at and run.started_at and run.finished_at > run.started_at:
         measured = run.finished_at - run.started_at
     estimated = float(getattr(run, "estimated_seconds", 0) or 0) if run is not None else 0.0
-    rows = [("copy run (recorded)", _secs(estimated), _secs(measured))]
-    plan_rows = "".join(
-        "<tr><td>plan</td><td colspan=2>"
-        + html.escape(", ".join(f"{k}={v}" for k, v in entry.items() if k != "source"))
-        + "</td></tr>"
-        for entry in src.plan
+    recorded = (
+        _secs(estimated)
+        if estimated
+        else ("not estimated (see ferry plan)" if src.kind == TABLE else "not recorded (ferry plan: a lower bound)")
     )
-    body = "".join(f"<tr><td>{a}</td><td>{b}</td><td>{c}</td></tr>" for a, b, c in rows)
+    rows = [("copy run (recorded at its start)", recorded, _secs(measured))]
+    taken = run_path(run, src.kind)
+    for entry in src.plan:  # ferry plan --json, one row per path; the measured time on the path taken
+        name = str(entry.get("path") or "")
+        shown = str(entry.get("duration") or _secs(entry.get("seconds")))
+        if entry.get("formula"):
+            shown += f" ({entry['formula']})"
+        rows.append(
+            (f"plan: {name}" + (" (taken)" if name == taken else ""), shown, _secs(measured) if name == taken else "")
+        )
+    body = "".join(
+        f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td><td>{html.escape(c)}</td></tr>" for a, b, c in rows
+    )
     how = f"{run.read} + {run.write}, {run.items:,} items, {run.status}" if run is not None and run.read else ""
-    return f'<table class="estimate"><tr><th></th><th>estimated</th><th>measured</th></tr>{body}{plan_rows}</table>' + (
-        f"<p>copy: {html.escape(how)}</p>" if how else ""
+    return f'<table class="estimate"><tr><th></th><th>estimated</th><th>measured</th></tr>{body}</table>' + (
+        f"<p>copy: {html.escape(how)}; measured = the copy run's start to its end, the job's start-up included</p>"
+        if how
+        else ""
     )
 
 

@@ -204,7 +204,6 @@ def run_demo(
         )
         if report_out is not None and write_report is not None:  # while the emulator still holds the state
             result.report_path = str(write_report(spec, Path(report_out)))
-            say(f"report: {result.report_path}")
     result.seconds = time.monotonic() - started
     return result
 

@@ -4,6 +4,7 @@ same checker finds no data in an empty axis, and a report whose run log was empt
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 from ferry.clients import make_client
 from ferry.runlog import COPY_LOG, LAG_LOG, RunLog
+from ferry_cli.plan import PlanOptions, build_plan
 from ferry_cli.report import Plot, Series, external_references, plot_svg, write_report
 from ferry_dev.demo import demo_spec, migrate
 
@@ -91,8 +93,11 @@ def test_report_of_a_real_migration_draws_data_in_every_plot(emulator, emulator_
     assert result.ok
     table, bucket = spec.tables[0].source, spec.buckets[0].source
     runlog = RunLog(make_client("dynamodb", spec.home_where()), spec.state_table)
-    # WHEN the report is made from the state table alone and Chromium renders it
-    report = write_report(spec, tmp_path / "report.html")
+    # AND ferry plan's JSON for the same spec (read-only, after the fact)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps(build_plan(spec, PlanOptions())), encoding="utf-8")
+    # WHEN the report is made from the state table alone (and the plan) and Chromium renders it
+    report = write_report(spec, tmp_path / "report.html", plan_path=plan)
     document = report.read_text(encoding="utf-8")
     verdicts = render_check(report, tmp_path)
     # THEN it is self-contained, and every plot of both sources has drawn data
@@ -103,6 +108,9 @@ def test_report_of_a_real_migration_draws_data_in_every_plot(emulator, emulator_
     assert expected <= set(verdicts), verdicts
     assert verdicts and all(v == "data" for v in verdicts.values()), verdicts
     assert 'data-passed="true"' in document  # the verify recorded for the table passed
+    # AND the plan's estimate of every path stands next to the measured copy, on the path the copy took
+    assert "plan: replay scan+batch (taken)" in document and "plan: replay export+import" in document
+    assert "plan: replay (taken)" in document  # the bucket
     # negative control: once the run log is emptied, the same state makes notes, not plots
     for kind, source in (("table", table), ("bucket", bucket)):
         for log_name in (COPY_LOG, LAG_LOG):

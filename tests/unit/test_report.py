@@ -24,6 +24,7 @@ from ferry_cli.report import (
     plan_estimates,
     rates_by_split,
     render,
+    run_path,
     throttles_per_window,
     weighted_percentile,
 )
@@ -130,10 +131,20 @@ def test_verify_summary_of_the_newer_shape_has_samples_and_item_counts():
     assert parse_verify("not json", 0, T0).passed and parse_verify("[1]", 0, T0).counts == {}
 
 
-def test_plan_estimates_are_the_entries_of_the_source_at_any_depth():
-    plan = {"tables": [{"source": "orders", "estimated_seconds": 42.0, "shape": {"x": 1}}, {"source": "other"}]}
-    assert plan_estimates(plan, "orders") == [{"source": "orders", "estimated_seconds": 42.0}]
-    assert plan_estimates(plan, "missing") == []
+def test_plan_estimates_are_the_paths_of_the_source_of_its_kind():
+    row = {"path": "insert-only", "duration": "40 s", "seconds": 40.0, "formula": "f", "available": True, "x": 1}
+    plan = {"tables": [{"source": "orders", "paths": [row]}, {"source": "other"}], "buckets": [{"source": "orders"}]}
+    assert plan_estimates(plan, "orders") == [
+        {k: row[k] for k in ("path", "duration", "seconds", "formula", "available")}
+    ]
+    assert plan_estimates(plan, "orders", "bucket") == []
+    assert plan_estimates(plan, "missing") == [] and plan_estimates([1], "orders") == []
+
+
+def test_run_path_names_the_plan_path_a_copy_took():
+    assert run_path(CopyRun(protocol="replay", read="export", write="batch")) == "replay export+batch"
+    assert run_path(CopyRun(protocol="insert-only", read="scan", write="batch")) == "insert-only"
+    assert run_path(CopyRun(protocol="replay"), "bucket") == "replay" and run_path(None) == ""
 
 
 def test_external_references_find_fetches_but_not_text():
