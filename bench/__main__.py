@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = [n for n in LINES if not args.only or n in args.only.split(",")]
     rows: list[Row] = []
     details: dict[str, Any] = {}
-    started = time.monotonic()
+    started, wall_started = time.monotonic(), time.time()
     for number in wanted:
         for name in LINES[number]:
             module = importlib.import_module(f"bench.{name}")
@@ -70,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         markup=False,
     )
     write_json(Path(args.json), rows, details, settings)
+    reports = sorted(str(p) for p in settings.workdir.rglob("report-*.html") if p.stat().st_mtime >= wall_started)
+    if reports:  # ferry report of each replay run (bench/replay_copy.py), made from its state table
+        console.print(f"reports: {', '.join(reports)}", markup=False)
     return 0
 
 

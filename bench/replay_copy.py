@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from bench.common import Row, Timed, fmt, ratio
@@ -194,8 +195,21 @@ def copy(bench: Bench, path: str) -> tuple[float, dict[str, Any]]:
     report, verified = verify_copy(spec, load, bench.items)
     details |= verified
     details["explained"] = explain_differences(bench.ddb, spec, report) if report.differences else None
+    details["report"] = str(write_run_report(bench, spec, report, path))
     bench.drop(source, target, state)
     return bench.items / seconds, details
+
+
+def write_run_report(bench: Bench, spec: Spec, report: TableVerifyReport, path: str) -> Path:
+    """``ferry report`` of this run (build/bench/report-<path>.html), from its state table before it is
+    dropped: the copy's throughput and capacity, the replay's lag and backlog, the verify recorded."""
+    from ferry.tables.state import StateStore
+    from ferry_cli.report import write_report
+
+    StateStore(bench.ddb, spec.state_table).save_verify(
+        report.source, json.dumps(report.recorded()), len(report.differences)
+    )
+    return write_report(spec, bench.workdir / f"report-{path.replace('_', '-')}.html")
 
 
 # --- rows -----------------------------------------------------------------------------------
