@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ferry.runlog import LAG_SAMPLE_ATTRIBUTES
 from ferry.spec import (
     INSERT_AUTO,
     INSERT_PUT,
@@ -314,6 +315,7 @@ class Arns:
 
 
 STREAM_READ = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams")
+HELD_COUNT = ("dynamodb:GetShardIterator", "dynamodb:GetRecords")
 TARGET_TABLE_WRITE = ("dynamodb:PutItem", "dynamodb:DeleteItem")
 STATE_TABLE_PHASE = ("dynamodb:GetItem",)
 # Phase, capture, copy run and per-segment checkpoints; a new table copy clears the old checkpoints.
@@ -359,6 +361,16 @@ LOG_WRITE = ("logs:CreateLogStream", "logs:PutLogEvents")
 
 def _statement(sid: str, actions: tuple[str, ...], resources: list[str], **extra: Any) -> dict[str, Any]:
     return {"Sid": sid, "Effect": "Allow", "Action": sorted(set(actions)), "Resource": sorted(set(resources)), **extra}
+
+
+def _lag_samples_statement(state_table_arn: str) -> dict[str, Any]:
+    """A handler's lag samples (ferry.runlog): PutItem into the state table of a sample's attributes only."""
+    return _statement(
+        "RecordLagSamples",
+        ("dynamodb:PutItem",),
+        [state_table_arn],
+        Condition={"ForAllValues:StringEquals": {"dynamodb:Attributes": list(LAG_SAMPLE_ATTRIBUTES)}},
+    )
 
 
 def _assume(spec: Spec) -> list[dict[str, Any]]:
@@ -422,6 +434,9 @@ def _table_job_statements(spec: Spec, stage: str, arns: Arns) -> list[dict[str, 
         _statement("FindFailureQueue", QUEUE_LOOKUP, [arns.queue(spec.replication.on_failure_queue)]),
         *_mapping_statements(arns, function_name(stage, STREAM_FUNCTION), update=False),
     ]
+    replay_sources = [arns.table(t.source) for t in spec.tables if t.replay]
+    if replay_sources:  # the release counts the held changes (status, the report); its mapping comes after
+        statements.append(_statement("CountHeldChanges", HELD_COUNT, [f"{s}/stream/*" for s in replay_sources]))
     if spec.backfill.read == READ_SCAN:
         statements.append(_statement("ScanSources", ("dynamodb:Scan",), sources))
     if spec.backfill.read == READ_EXPORT:
@@ -497,6 +512,7 @@ def policy_documents(spec: Spec, stage: str, arns: Arns, *, artifacts_bucket: st
             _statement("ReadSourceStreams", STREAM_READ, [arns.table(s) + "/stream/*" for s in sources]),
             _statement("ApplyToTargets", TARGET_TABLE_WRITE, targets),
             _statement("ReadPhase", STATE_TABLE_PHASE, [state]),
+            _lag_samples_statement(state),
             _statement("SendFailures", ("sqs:SendMessage",), [arns.queue(spec.replication.on_failure_queue)]),
         ]
     bucket_events: list[dict[str, Any]] = []
@@ -504,6 +520,7 @@ def policy_documents(spec: Spec, stage: str, arns: Arns, *, artifacts_bucket: st
         bucket_events = [
             _statement("ConsumeEventsQueue", QUEUE_CONSUME, [arns.queue(spec.s3.events_queue)]),
             *_bucket_statements(spec, arns),
+            _lag_samples_statement(state),
         ]
     job_common = [
         _statement("ReadArtifacts", ("s3:GetObject",), [f"{arns.bucket(artifacts_bucket)}/*"]),

@@ -21,15 +21,17 @@ Where they are written: each scan segment or export file of a table copy (``ferr
 one sample for an ImportTable when it completes (``ferry.tables.copy_run.import_target``, split 0, no
 units), each partition of a bucket copy (``ferry.buckets.backfill``, with its S3 ``requests``); the lag
 samples by the ``table_stream`` and ``bucket_events`` handlers (:func:`ferry.tables.replicate.stream_lag_samples`,
-:func:`ferry.buckets.events.sqs_lag_samples`). ``ferry backfill --restart`` and a fresh copy run forget
-the source's copy log; the lag log is kept (it spans copies and releases).
+:func:`ferry.buckets.events.sqs_lag_samples`). Nothing is ever deleted (the jobs and handlers need no
+delete or query permission for it): a copy run's samples are those from its start on — the sort key
+begins with the window's start, so ``copy_samples(since=run.started_at - CLOCK_SKEW_SECONDS)`` reads
+only them after a ``--restart`` or a fresh run; the lag log spans copies and releases.
 
 What it costs: one PutItem of about 200 bytes (1 write unit) per split and window of
 ``COPY_WINDOW_SECONDS`` — at most 0.5 writes a second per split, next to a checkpoint per page — and
 one per handler invocation and source (a stream batch is one source; an SQS batch, one per bucket it
-names). On demand that is $1.25 per million samples: an hour's copy with 16 splits writes at most
-28,800, a Lambda invoked once a second 3,600 an hour. Nothing is read back except by ``ferry report``,
-and forgetting a copy log deletes its items (one write each, in batches of 25).
+names). On demand that is $0.625 per million samples (us-east-1): an hour's copy with 16 splits writes at
+most 28,800, a Lambda invoked once a second 3,600 an hour. Only ``ferry report``, ``ferry status`` and
+the progress bars read them back.
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ LOG_PREFIX = "log#"
 COPY_LOG = "copy"
 LAG_LOG = "lag"
 COPY_WINDOW_SECONDS = 2.0
+# How far a split's clock (a Glue worker) may run behind the driver's that stamped the copy run's start.
+CLOCK_SKEW_SECONDS = 1.0
+# What a lag sample's PutItem writes: the handlers' IAM allows a PutItem into the state table of these
+# attributes only (dynamodb:Attributes), so a function cannot write a phase or a checkpoint.
+LAG_SAMPLE_ATTRIBUTES = ("pk", "sk", "at", "records", "p50", "p99", "max", "failed")
 
 
 @dataclass(frozen=True)
@@ -198,6 +205,7 @@ class RunLog:
         return self._put(source, kind, sk, attributes)
 
     def save_lag_sample(self, source: str, kind: str, sample: LagSample) -> bool:
+        """One PutItem of exactly ``LAG_SAMPLE_ATTRIBUTES`` (the handlers' roles may write no other)."""
         sk = f"{LOG_PREFIX}{LAG_LOG}#{sample.at:014.3f}#{uuid.uuid4().hex[:8]}"
         attributes: Item = {
             "at": _n(float(sample.at)),
@@ -209,12 +217,17 @@ class RunLog:
         }
         return self._put(source, kind, sk, attributes)
 
-    def _query(self, source: str, kind: str, log_name: str) -> list[Item]:
+    def _query(self, source: str, kind: str, log_name: str, since: float = 0.0) -> list[Item]:
+        """The samples of one log from ``since`` on (epoch seconds: the sort key begins with the time)."""
         out: list[Item] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": {":pk": _pk(source, kind), ":prefix": {"S": f"{LOG_PREFIX}{log_name}#"}},
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
+            "ExpressionAttributeValues": {
+                ":pk": _pk(source, kind),
+                ":low": {"S": f"{LOG_PREFIX}{log_name}#{max(0.0, since):014.3f}"},
+                ":high": {"S": f"{LOG_PREFIX}{log_name}#~"},  # "~" sorts after every digit
+            },
             "ConsistentRead": True,
         }
         while True:
@@ -224,8 +237,8 @@ class RunLog:
                 return out
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def copy_samples(self, source: str, kind: str) -> list[CopySample]:
-        """Every copy sample of ``source``, oldest window first."""
+    def copy_samples(self, source: str, kind: str, since: float = 0.0) -> list[CopySample]:
+        """The copy samples of ``source`` whose window began at ``since`` or later, oldest first."""
         return [
             CopySample(
                 split=int(item["split"]["N"]),
@@ -238,7 +251,7 @@ class RunLog:
                 throttled=int(item["throttled"]["N"]),
                 requests=int(item.get("requests", {"N": "0"})["N"]),
             )
-            for item in self._query(source, kind, COPY_LOG)
+            for item in self._query(source, kind, COPY_LOG, since)
         ]
 
     def save_lag_samples(self, kind: str, samples: dict[str, LagSample]) -> int:
@@ -258,22 +271,6 @@ class RunLog:
             )
             for item in self._query(source, kind, LAG_LOG)
         ]
-
-    def forget(self, source: str, kind: str, log_name: str) -> int:
-        """Delete one log of ``source`` (a restarted copy starts a new copy log)."""
-        items = self._query(source, kind, log_name)
-        keys = [{"pk": item["pk"], "sk": item["sk"]} for item in items]
-        for start in range(0, len(keys), 25):
-            pending: list[Any] = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
-            for attempt in range(10):
-                response = self.ddb.batch_write_item(RequestItems={self.table_name: pending})
-                pending = list(response.get("UnprocessedItems", {}).get(self.table_name, []))
-                if not pending:
-                    break
-                time.sleep(min(2.0, 0.05 * 2**attempt))
-            for request in pending:  # still unprocessed: one at a time
-                self.ddb.delete_item(TableName=self.table_name, Key=request["DeleteRequest"]["Key"])
-        return len(items)
 
 
 class CopyRecorder:

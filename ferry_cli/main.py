@@ -227,7 +227,7 @@ def _copy_progress(spec: Spec, kind: str, source: str) -> tuple[Callable[[], Any
     store = StateStore(ddb.state, spec.state_table)
     started = time.monotonic()
     if kind != TABLE:
-        from ferry.runlog import RunLog
+        from ferry.runlog import CLOCK_SKEW_SECONDS, RunLog
 
         runlog = RunLog(ddb.state, spec.state_table)
         before = time.time()
@@ -238,7 +238,7 @@ def _copy_progress(spec: Spec, kind: str, source: str) -> tuple[Callable[[], Any
                 return Snapshot(0, None, note="listing")
             if run.done:
                 return Snapshot(run.items, run.items, note=run.status)
-            samples = [s for s in runlog.copy_samples(source, BUCKET_STATE) if s.started >= run.started_at - 1]
+            samples = runlog.copy_samples(source, BUCKET_STATE, since=run.started_at - CLOCK_SKEW_SECONDS)
             return Snapshot(sum(s.items for s in samples), None, note=run.status)
 
         return bucket_snapshot, "objects", False

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ferry.runlog import CopySample, LagSample, RunLog
+from ferry.runlog import CLOCK_SKEW_SECONDS, CopySample, LagSample, RunLog
 from ferry.spec import PROTOCOL_INSERT_ONLY, READ_EXPORT, READ_SCAN, WRITE_BATCH, WRITE_IMPORT, Spec
 from ferry.tables.estimate import PATH_EXPORT_BATCH, PATH_EXPORT_IMPORT, PATH_INSERT_ONLY, PATH_SCAN_BATCH
 from ferry.tables.state import BUCKET, TABLE, StateStore
@@ -279,7 +279,8 @@ def collect(spec: Spec, ddb: Any, *, plan: Any = None, plan_path: str | None = N
     mappings += [(BUCKET, b.source, b.target, b.protocol) for b in spec.buckets]
     sources = []
     for kind, source, target, protocol in mappings:
-        verify = store.load_verify(source, kind)
+        verify, run = store.load_verify(source, kind), store.load_copy(source, kind)
+        since = run.started_at - CLOCK_SKEW_SECONDS if run is not None and run.started_at else 0.0
         sources.append(
             SourceReport(
                 kind=kind,
@@ -287,8 +288,8 @@ def collect(spec: Spec, ddb: Any, *, plan: Any = None, plan_path: str | None = N
                 target=target,
                 protocol=protocol,
                 phase=store.phase_or_none(source, kind),
-                run=store.load_copy(source, kind),
-                copy_samples=runlog.copy_samples(source, kind),
+                run=run,
+                copy_samples=runlog.copy_samples(source, kind, since=since),  # this run's, not an older one's
                 lag_samples=runlog.lag_samples(source, kind),
                 released_at=store.released_at(source, kind),
                 held=store.held_at_release(source, kind),

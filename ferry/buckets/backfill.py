@@ -240,7 +240,6 @@ def begin_bucket_copy(spec: Spec, mapping: BucketMapping, store: StateStore, *, 
     run = CopyRun(
         protocol=mapping.protocol, status=COPY_RUNNING, started_at=round(time.time() if now is None else now, 3)
     )
-    store.forget_copy_log(mapping.source, BUCKET)  # every bucket copy lists afresh: a new copy log
     store.save_copy(mapping.source, run, BUCKET)
     return run
 

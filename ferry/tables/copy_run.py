@@ -13,7 +13,7 @@ and the import (when the copy uses them), and the record of the run in the state
 
 The run records what the report compares the measured copy with: the read and write budgets (units/s,
 ``capacity_budget`` of the whole copy) and the estimate of its duration at the start; a fresh run
-forgets the previous run's copy log, and a completed import is one copy sample (ferry.runlog).
+leaves the previous run's copy log behind its start, and a completed import is one copy sample (ferry.runlog).
 """
 
 from __future__ import annotations
@@ -122,7 +122,6 @@ def begin_copy(
         log.info("%s: resuming the copy started at %s (%s)", mapping.source, time.ctime(run.started_at), run.status)
         return run
     store.clear_segments(mapping.source)
-    store.forget_copy_log(mapping.source)
     read_budget, write_budget, estimated = _plan_figures(spec, source, target_description)
     run = CopyRun(
         protocol=mapping.protocol,

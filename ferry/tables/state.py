@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from ferry.aws import create_table_if_missing
-from ferry.runlog import COPY_LOG, RunLog
 from ferry.tables.protocol import PHASE_BACKFILL, PHASES
 from ferry.wire import Item
 
@@ -237,15 +236,11 @@ class StateStore:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def forget_copy(self, source: str, kind: str = TABLE) -> None:
-        """Forget the recorded copy run, its checkpoints and its copy log (``ferry backfill --restart``)."""
+        """Forget the recorded copy run and its checkpoints (``ferry backfill --restart``); its copy log
+        stays, older than the next run's start (ferry.runlog)."""
         self.ddb.delete_item(TableName=self.table_name, Key={"pk": _pk(source, kind), "sk": {"S": COPY_SK}})
         if kind == TABLE:
             self.clear_segments(source)
-        self.forget_copy_log(source, kind)
-
-    def forget_copy_log(self, source: str, kind: str = TABLE) -> int:
-        """Delete the copy samples of ``source`` (ferry.runlog): a new copy run starts a new copy log."""
-        return RunLog(self.ddb, self.table_name).forget(source, kind, COPY_LOG)
 
     def clear_segments(self, source: str) -> int:
         segments = self.list_segments(source)

@@ -16,7 +16,7 @@ from ferry.aws import stream_arn_of
 from ferry.buckets.backfill import BucketPlan, begin_bucket_copy, reconcile_partition
 from ferry.clients import AwsTarget, TableClients, make_client
 from ferry.release import release_table
-from ferry.runlog import CopySample, RunLog
+from ferry.runlog import CLOCK_SKEW_SECONDS, LAG_SAMPLE_ATTRIBUTES, CopySample, LagSample, RunLog
 from ferry.spec import parse_spec, spec_to_dict
 from ferry.tables.backfill import capacity_budget, copy_segment, plan_backfill
 from ferry.tables.copy_run import begin_copy, finish_copy
@@ -69,22 +69,28 @@ def test_a_backfill_records_copy_samples_that_add_up_to_its_items_within_the_run
     assert loaded.write_budget > 0 and loaded.estimated_seconds >= 0
 
 
-def test_a_restart_and_a_fresh_run_forget_the_copy_log_but_a_resumed_run_keeps_it(ddb, emulator, unique):
+def test_a_restart_reads_only_its_own_copy_log_and_a_resumed_run_keeps_it(ddb, emulator, unique):
     spec, _ = _copy(ddb, emulator, unique, 40, "insert-only")
     mapping, clients = spec.tables[0], TableClients.of(ddb)
     runlog, store = RunLog(ddb, spec.state_table), StateStore(ddb, spec.state_table)
-    assert runlog.copy_samples(mapping.source, TABLE)
-    # a rerun with the same settings resumes the run: its log stays
+
+    def this_run() -> list[CopySample]:
+        run = store.load_copy(mapping.source)
+        assert run is not None
+        return runlog.copy_samples(mapping.source, TABLE, since=run.started_at - CLOCK_SKEW_SECONDS)
+
+    assert sum(s.items for s in this_run()) == 40
+    # a rerun with the same settings resumes the run: its samples are still its own
     begin_copy(spec, mapping, clients)
-    assert sum(s.items for s in runlog.copy_samples(mapping.source, TABLE)) == 40
-    # `ferry backfill --restart` starts afresh: a new run, an empty copy log
+    assert sum(s.items for s in this_run()) == 40
+    # `ferry backfill --restart` starts afresh: a new run, whose log has none of the old samples,
+    # which stay (nothing is deleted: the jobs need no delete permission for the run log)
+    time.sleep(CLOCK_SKEW_SECONDS + 0.1)
     begin_copy(spec, mapping, clients, restart=True)
-    assert runlog.copy_samples(mapping.source, TABLE) == []
-    # and forgetting the copy (StateStore.forget_copy) forgets its log, 30 samples in more than one batch
-    for i in range(30):
-        runlog.save_copy_sample(mapping.source, TABLE, CopySample(i, 1000.0 + i, 1001.0 + i, 1, 10))
-    store.forget_copy(mapping.source)
-    assert runlog.copy_samples(mapping.source, TABLE) == [] and store.load_copy(mapping.source) is None
+    assert this_run() == []
+    assert sum(s.items for s in runlog.copy_samples(mapping.source, TABLE)) == 40
+    # negative control: without `since`, an old run's samples would be counted as the new run's
+    assert runlog.copy_samples(mapping.source, TABLE) != this_run()
 
 
 def test_a_copy_run_recorded_before_the_budgets_still_loads(ddb, unique):
@@ -160,13 +166,14 @@ def test_a_bucket_partition_records_its_objects_bytes_and_requests(ddb, where, u
     store = StateStore(ddb, spec.state_table)
     runlog = RunLog(ddb, spec.state_table)
     runlog.save_copy_sample(mapping.source, BUCKET, CopySample(9, 1.0, 2.0, 1, 1))  # an earlier copy's
-    begin_bucket_copy(spec, mapping, store)  # a new copy: a new copy log
+    run = begin_bucket_copy(spec, mapping, store)  # a new copy: its log is what it writes from its start
     # WHEN two partitions copy them (each writes to the plan's state table)
     plan = BucketPlan.of(spec, mapping)
     results = [reconcile_partition(plan, n, part) for n, part in enumerate((keys[:3], keys[3:]))]
     # THEN the copy log counts every object, its bytes and requests, by partition
-    samples = runlog.copy_samples(mapping.source, BUCKET)
+    samples = runlog.copy_samples(mapping.source, BUCKET, since=run.started_at - CLOCK_SKEW_SECONDS)
     assert {s.split for s in samples} == {0, 1}
+    assert {s.split for s in runlog.copy_samples(mapping.source, BUCKET)} == {0, 1, 9}  # the earlier one stays
     assert sum(s.items for s in samples) == 6 and sum(s.bytes for s in samples) == 100 * 21
     assert sum(s.requests for s in samples) == sum(r.requests for r in results) > 0
     assert all(s.read_units == s.write_units == 0 for s in samples)
@@ -227,3 +234,13 @@ def test_a_bucket_events_invocation_through_the_local_poller_records_its_message
     assert samples and sum(s.records for s in samples) == 2 and all(s.failed == 0 for s in samples)
     assert all(29 <= s.p50 <= s.max < 90 for s in samples)
     assert s3.head_object(Bucket=mapping.target, Key="a")["ContentLength"] == 1
+
+
+def test_a_lag_sample_writes_only_the_attributes_the_handlers_iam_allows(ddb, unique):
+    # GIVEN the state table WHEN a handler's lag sample is written
+    state = f"state-{unique}"
+    create_state_table(ddb, state)
+    assert RunLog(ddb, state).save_lag_sample("orders", TABLE, LagSample(1000.0, 3, 0.5, 0.9, 1.2, 1))
+    # THEN the item holds exactly LAG_SAMPLE_ATTRIBUTES (dynamodb:Attributes of RecordLagSamples, ferry/deploy.py)
+    (item,) = ddb.scan(TableName=state, ConsistentRead=True)["Items"]
+    assert set(item) == set(LAG_SAMPLE_ATTRIBUTES)

@@ -959,6 +959,8 @@ STATEMENT_SWITCHES: dict[str, Callable[[Any], bool]] = {
         any(not t.replay for t in spec.tables) and spec.backfill.insert_mode == "auto"
     ),
     "var.hold_bucket_events ?": lambda spec: bool(spec.buckets) and all(b.replay for b in spec.buckets),
+    # the release of a replay copy counts the changes held in the stream
+    "length(local.replay_source_arns) > 0": lambda spec: any(t.replay for t in spec.tables),
     "length(local.assumable_role_arns) > 0": lambda spec: bool(spec.source_role_arn or spec.target_role_arn),
 }
 ROLES = {

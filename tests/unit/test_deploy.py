@@ -24,6 +24,7 @@ from ferry.deploy import (
     terraform_variables,
 )
 from ferry.errors import SpecError
+from ferry.runlog import LAG_SAMPLE_ATTRIBUTES
 from ferry.spec import parse_spec
 from tests.unit.test_spec import valid_specs
 
@@ -122,11 +123,16 @@ def test_stream_function_may_only_write_targets_and_read_its_streams() -> None:
     by_sid = {s["Sid"]: s for s in _statements(document)}
     assert by_sid["ApplyToTargets"]["Resource"] == ["arn:aws:dynamodb:eu-west-1:111122223333:table/orders-v2"]
     assert by_sid["ReadSourceStreams"]["Resource"] == ["arn:aws:dynamodb:eu-west-1:111122223333:table/orders/stream/*"]
-    # the source table itself is never writable by the stream function
+    # the source table itself is never writable by the stream function; the state table only by a lag
+    # sample's PutItem, of a sample's attributes alone (not a phase, not a checkpoint)
     writes = {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"}
     for statement in _statements(document):
-        if writes & set(statement["Action"]):
+        if writes & set(statement["Action"]) and statement["Sid"] != "RecordLagSamples":
             assert all("table/orders-v2" in r for r in statement["Resource"]), statement
+    lag = by_sid["RecordLagSamples"]
+    assert lag["Action"] == ["dynamodb:PutItem"] and lag["Resource"] == [STATE_TABLE]
+    allowed = lag["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]
+    assert "phase" not in allowed and "sequence" not in allowed and set(allowed) == set(LAG_SAMPLE_ATTRIBUTES)
     assert "AssumeMigrationRoles" not in by_sid  # no role in the spec, no sts:AssumeRole
 
 
@@ -322,7 +328,9 @@ TABLE_JOB = JOB_BASICS | {
     "lambda:ListEventSourceMappings",
     "lambda:CreateEventSourceMapping",
 }
+STATE_TABLE = "arn:aws:dynamodb:eu-west-1:111122223333:table/ferry-state"
 SCAN = {"dynamodb:Scan"}
+HELD_COUNT = {"dynamodb:GetShardIterator", "dynamodb:GetRecords"}  # a replay table's release counts the held changes
 BATCH = {"dynamodb:BatchWriteItem", "dynamodb:PutItem"}
 EXPORT = {
     "dynamodb:DescribeContinuousBackups",
@@ -342,9 +350,9 @@ IMPORT |= {"logs:PutLogEvents", "logs:PutRetentionPolicy"}
 @pytest.mark.parametrize(
     ("backfill", "expected"),
     [
-        ({}, TABLE_JOB | SCAN | BATCH),
-        ({"read": "export"}, TABLE_JOB | EXPORT | BATCH),
-        ({"read": "export", "write": "import"}, TABLE_JOB | EXPORT | IMPORT),
+        ({}, TABLE_JOB | HELD_COUNT | SCAN | BATCH),
+        ({"read": "export"}, TABLE_JOB | HELD_COUNT | EXPORT | BATCH),
+        ({"read": "export", "write": "import"}, TABLE_JOB | HELD_COUNT | EXPORT | IMPORT),
     ],
     ids=["scan+batch", "export+batch", "export+import"],
 )
@@ -354,7 +362,6 @@ def test_the_table_job_may_do_exactly_what_its_copy_path_calls(backfill: dict[st
 
 
 PARTIQL_INSERT = {"dynamodb:PartiQLInsert"}
-STATE_TABLE = "arn:aws:dynamodb:eu-west-1:111122223333:table/ferry-state"
 
 
 @pytest.mark.parametrize(
@@ -365,8 +372,8 @@ STATE_TABLE = "arn:aws:dynamodb:eu-west-1:111122223333:table/ferry-state"
         ("insert-only", "auto", TABLE_JOB | SCAN | BATCH | PARTIQL_INSERT),
         ("insert-only", "partiql", TABLE_JOB | SCAN | BATCH | PARTIQL_INSERT),
         ("insert-only", "put", TABLE_JOB | SCAN | BATCH),  # conditional PutItem only
-        ("replay", "auto", TABLE_JOB | SCAN | BATCH),  # replay writes BatchWriteItem whatever the mode
-        ("replay", "partiql", TABLE_JOB | SCAN | BATCH),
+        ("replay", "auto", TABLE_JOB | HELD_COUNT | SCAN | BATCH),  # replay writes BatchWriteItem whatever the mode
+        ("replay", "partiql", TABLE_JOB | HELD_COUNT | SCAN | BATCH),
     ],
     ids=[
         "insert-only-default",

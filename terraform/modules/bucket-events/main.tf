@@ -234,6 +234,20 @@ data "aws_iam_policy_document" "this" {
     resources = [aws_sqs_queue.this.arn]
   }
 
+  # The handler's lag samples (ferry.runlog, one PutItem per invocation and source): only a sample's
+  # attributes may be written, so the function cannot write a phase or a checkpoint.
+  statement {
+    sid       = "RecordLagSamples"
+    effect    = "Allow"
+    actions   = ["dynamodb:PutItem"]
+    resources = [var.state_table_arn]
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "dynamodb:Attributes"
+      values   = ["pk", "sk", "at", "records", "p50", "p99", "max", "failed"]
+    }
+  }
+
   # HeadBucket/ListObjectsV2, and a 404 rather than a 403 when HEAD finds no key.
   statement {
     sid       = "ListBuckets"

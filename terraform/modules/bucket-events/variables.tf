@@ -168,3 +168,8 @@ variable "tags" {
   description = "Tags for the queues, rules, function, role and log group."
   default     = {}
 }
+
+variable "state_table_arn" {
+  type        = string
+  description = "ARN of ferry's state table (the handler writes a lag sample per invocation and source bucket)."
+}

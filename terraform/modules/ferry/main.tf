@@ -186,6 +186,7 @@ module "bucket_events" {
   count  = length(local.buckets) > 0 ? 1 : 0
 
   function_name        = "${local.name}-bucket_events" # Chalice naming, as ferry/deploy.py function_name
+  state_table_arn      = module.state_table.arn
   rule_name_prefix     = local.name
   region               = var.region
   lambda_package       = var.lambda_package

@@ -34,8 +34,9 @@ locals {
 
   glue_log_groups_arn = "arn:${local.partition}:logs:${var.region}:${local.account_id}:log-group:/aws-glue/jobs/*"
 
-  source_table_arns = [for t in var.tables : t.source_arn]
-  target_table_arns = [for t in var.tables : t.target_arn]
+  source_table_arns  = [for t in var.tables : t.source_arn]
+  replay_source_arns = [for t in var.tables : t.source_arn if t.protocol == "replay"]
+  target_table_arns  = [for t in var.tables : t.target_arn]
   # backfill.insert_mode: only an insert-only table may be written with PartiQL INSERTs.
   insert_only_target_arns = [for t in var.tables : t.target_arn if t.protocol == "insert-only"]
 
@@ -157,6 +158,18 @@ data "aws_iam_policy_document" "table" {
     effect    = "Allow"
     actions   = ["dynamodb:DescribeStream"]
     resources = [for arn in local.source_table_arns : "${arn}/stream/*"]
+  }
+
+  # The release of a replay copy counts the changes held in the stream (for `ferry status` and the
+  # report's backlog); nothing else reads the stream then: its mapping is created by that release.
+  dynamic "statement" {
+    for_each = length(local.replay_source_arns) > 0 ? [local.replay_source_arns] : []
+    content {
+      sid       = "CountHeldChanges"
+      effect    = "Allow"
+      actions   = ["dynamodb:GetShardIterator", "dynamodb:GetRecords"]
+      resources = [for arn in statement.value : "${arn}/stream/*"]
+    }
   }
 
   statement {

@@ -86,6 +86,20 @@ data "aws_iam_policy_document" "this" {
     resources = [var.state_table_arn]
   }
 
+  # The handler's lag samples (ferry.runlog, one PutItem per invocation and source): only a sample's
+  # attributes may be written, so the function cannot write a phase or a checkpoint.
+  statement {
+    sid       = "RecordLagSamples"
+    effect    = "Allow"
+    actions   = ["dynamodb:PutItem"]
+    resources = [var.state_table_arn]
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "dynamodb:Attributes"
+      values   = ["pk", "sk", "at", "records", "p50", "p99", "max", "failed"]
+    }
+  }
+
   # The mappings send the metadata of a batch that exhausted its retries to the failure queue.
   statement {
     sid       = "SendFailures"

@@ -81,7 +81,7 @@ variable "tables" {
 
 variable "state_table_arn" {
   type        = string
-  description = "ARN of ferry's state table (the handler reads each table's phase)."
+  description = "ARN of ferry's state table (the handler reads each table's phase and writes a lag sample per invocation)."
 }
 
 variable "failure_queue_name" {
