@@ -43,6 +43,7 @@ from ferry.deploy import (
     stream_mapping_settings,
 )
 from ferry.jobs import KINDS, TABLE, job_name
+from ferry.runlog import RunLog
 from ferry.spec import Spec, parse_spec, spec_to_dict
 from ferry.tables.protocol import PHASE_HOLD, PHASE_REPLAY
 from ferry.tables.state import BUCKET, StateStore
@@ -244,7 +245,7 @@ def check_functions_apply_live_changes(run: Rehearsal, within: float = APPLIED_W
     the stream or the queue here. Existing keys are changed, so the copies' counts stay as they were."""
     home = run.spec.home_where()
     ddb, s3 = make_client("dynamodb", home), make_client("s3", home)
-    stamp = f"live-{time.time_ns()}"
+    stamp, started = f"live-{time.time_ns()}", time.time()
     for mapping in run.spec.tables:
         key = _first_key(ddb, mapping.source)
         ddb.update_item(
@@ -277,6 +278,23 @@ def check_functions_apply_live_changes(run: Rehearsal, within: float = APPLIED_W
             f"deployed {BUCKET_FUNCTION} applied a live change to {bucket.target}",
             after is not None,
             f"{name}: " + (f"overwritten after {after:.1f} s" if after is not None else f"not in {within:.0f} s"),
+        )
+    _check_lag_samples(run, ddb, started)
+
+
+def _check_lag_samples(run: Rehearsal, ddb: DynamoDBClient, since: float) -> None:
+    """The deployed functions recorded the run log's lag samples of what they applied (ferry report's
+    lag plot), with the role ferry's IAM gives them: a PutItem of a sample's attributes only."""
+    runlog = RunLog(ddb, run.spec.state_table)
+    sources = [(TABLE, t.source, STREAM_FUNCTION) for t in run.spec.tables]
+    sources += [(BUCKET, b.source, BUCKET_FUNCTION) for b in run.spec.buckets]
+    for kind, source, function in sources:
+        samples = [s for s in runlog.lag_samples(source, kind) if s.at >= since]
+        run.check(
+            f"deployed {function} recorded lag samples of {source}",
+            bool(samples) and all(s.records > 0 for s in samples),
+            f"{len(samples)} sample(s), {sum(s.records for s in samples)} record(s), max lag "
+            f"{max((s.max for s in samples), default=0.0):.1f} s",
         )
 
 
