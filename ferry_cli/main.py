@@ -793,7 +793,7 @@ def demo(
     )
     print_summary(result, console)
     if result.report_path:
-        console.print(f"report (plots of the copy, the lag, the replay and verify): {result.report_path}", markup=False)
+        console.print(f"report: {result.report_path}", markup=False, soft_wrap=True)
     if json_path:
         with open(json_path, "w", encoding="utf-8") as out:
             json.dump(result.as_dict(), out, indent=2)
