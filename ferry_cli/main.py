@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ferry.clients import TableClients, bucket_clients, make_client, table_clients
-from ferry.errors import FerryError, SpecError
+from ferry.errors import FerryError, SetupError, SpecError
 from ferry.operations import check_ready
 from ferry.spec import PROTOCOLS, READ_MODES, WRITE_MODES, Spec
 from ferry_cli.specfile import load_spec
@@ -246,7 +246,7 @@ def _copy_progress(spec: Spec, kind: str, source: str) -> tuple[Callable[[], Any
     shape = describe_shape(ddb.source, source, "source")
     try:
         target = describe_shape(ddb.target, mapping.target, "target")
-    except Exception:  # an import creates its target: no shape yet, the estimate goes without it
+    except SetupError:  # an import creates its target: no shape yet, the estimate goes without it
         target = None
     planned = estimate_copy(shape, target, spec.backfill).seconds
     splits = spec.backfill.splits
