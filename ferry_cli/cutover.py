@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ferry.spec import CutoverSettings
+from ferry.tables.state import BUCKET, TABLE
 
 if TYPE_CHECKING:
     from ferry.spec import Spec
     from ferry.tables.state import StateStore
-
-TABLE, BUCKET = "table", "bucket"
 # CloudWatch: the window read for IteratorAge and ApproximateAgeOfOldestMessage, and how recent a lag
 # sample of the local pollers must be to count.
 METRIC_WINDOW_SECONDS = 300
