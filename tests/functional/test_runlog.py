@@ -17,7 +17,7 @@ from ferry.buckets.backfill import BucketPlan, begin_bucket_copy, reconcile_part
 from ferry.clients import AwsTarget, TableClients, make_client
 from ferry.release import release_table
 from ferry.runlog import CLOCK_SKEW_SECONDS, LAG_SAMPLE_ATTRIBUTES, CopySample, LagSample, RunLog
-from ferry.spec import parse_spec, spec_to_dict
+from ferry.spec import BucketMapping, Spec, parse_spec, spec_to_dict
 from ferry.tables.backfill import capacity_budget, copy_segment, plan_backfill
 from ferry.tables.copy_run import begin_copy, finish_copy
 from ferry.tables.schema import describe_shape
@@ -145,8 +145,8 @@ def test_a_handler_invocation_through_the_local_poller_records_one_lag_sample_pe
     assert all(s.failed == 0 and 0 <= s.p50 <= s.p99 <= s.max < 60 for s in samples)
 
 
-def test_a_bucket_partition_records_its_objects_bytes_and_requests(ddb, where, unique):
-    # GIVEN a source bucket of 6 objects and a state table at home
+def _bucket_setup(ddb: Any, where: AwsTarget, unique: str) -> tuple[Spec, BucketMapping, Any]:
+    """A bucket spec, its state table at home and its two empty buckets."""
     spec = parse_spec(
         {
             "region": where.region,
@@ -160,6 +160,12 @@ def test_a_bucket_partition_records_its_objects_bytes_and_requests(ddb, where, u
     s3 = make_client("s3", where)
     s3.create_bucket(Bucket=mapping.source)
     s3.create_bucket(Bucket=mapping.target)
+    return spec, mapping, s3
+
+
+def test_a_bucket_partition_records_its_objects_bytes_and_requests(ddb, where, unique):
+    # GIVEN a source bucket of 6 objects and a state table at home
+    spec, mapping, s3 = _bucket_setup(ddb, where, unique)
     keys = [f"k{i}" for i in range(6)]
     for i, key in enumerate(keys):
         s3.put_object(Bucket=mapping.source, Key=key, Body=b"x" * (100 * (i + 1)))
@@ -199,19 +205,7 @@ def test_a_bucket_events_invocation_through_the_local_poller_records_its_message
     monkeypatch: pytest.MonkeyPatch, ddb: Any, sqs: Any, where: AwsTarget, unique: str
 ) -> None:
     # GIVEN two EventBridge events of a source bucket made 30 s ago, queued for the bucket_events handler
-    spec = parse_spec(
-        {
-            "region": where.region,
-            "endpoint_url": where.endpoint_url,
-            "state_table": f"state-{unique}",
-            "buckets": [{"source": f"src-{unique}", "target": f"dst-{unique}"}],
-        }
-    )
-    mapping = spec.buckets[0]
-    create_state_table(ddb, spec.state_table)
-    s3 = make_client("s3", where)
-    s3.create_bucket(Bucket=mapping.source)
-    s3.create_bucket(Bucket=mapping.target)
+    spec, mapping, s3 = _bucket_setup(ddb, where, unique)
     s3.put_object(Bucket=mapping.source, Key="a", Body=b"a")
     queue = sqs.create_queue(QueueName=f"events-{unique}")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
