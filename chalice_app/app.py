@@ -21,3 +21,15 @@ def table_stream(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @app.lambda_function(name="bucket_events")
 def bucket_events(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return bucket_events_handler.handle(event, context)
+
+
+# Reverse replication (ferry reverse, docs/adr/0009): the same handlers, the spec reversed. Their
+# mappings and the reverse events queue exist only where Terraform has reverse = true.
+@app.lambda_function(name="table_stream_reverse")
+def table_stream_reverse(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return table_stream_handler.handle_reverse(event, context)
+
+
+@app.lambda_function(name="bucket_events_reverse")
+def bucket_events_reverse(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return bucket_events_handler.handle_reverse(event, context)

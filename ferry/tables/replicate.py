@@ -16,14 +16,27 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from ferry.errors import ChangesHeld, PoisonRecordError
+from ferry.aws import delete_item_if, put_item_if
+from ferry.errors import ChangesHeld, PoisonRecordError, RetryableError
 from ferry.runlog import LagSample, RecordLag, RunLog, epoch_of, failed_identifiers, lag_samples_by_source
 from ferry.spec import Spec
 from ferry.tables.protocol import StreamAction, decide_stream_action, is_ttl_delete, tombstone_for
 from ferry.tables.state import TABLE, PhaseCache
-from ferry.wire import decode_stream_image, decode_stream_value, key_text
+from ferry.twoway import (
+    STEP_CAPTURE,
+    Conflict,
+    StepsCache,
+    TwoWayStore,
+    Verdict,
+    image_hash,
+    judge,
+    pair_id,
+    sequence_number,
+    transition_hash,
+)
+from ferry.wire import Item, decode_stream_image, decode_stream_value, key_text
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -75,6 +88,15 @@ def stream_lag_samples(
     return lag_samples_by_source((lag for lag in lags if wanted is None or lag.source in wanted), at)
 
 
+# What became of a record (AppliedRecord.outcome). Only APPLIED wrote the target.
+APPLIED = "applied"
+ECHO = "echo"  # two-way: ferry itself made this change on the record's side
+REDELIVERED = "redelivered"  # two-way: at or below the key's last judged sequence number
+ALREADY = "already"  # two-way: the target already holds the change's result
+CONFLICT = "conflict"  # two-way: the target moved on its own; recorded, not applied
+OUTCOMES = (APPLIED, ECHO, REDELIVERED, ALREADY, CONFLICT)
+
+
 @dataclass(frozen=True)
 class AppliedRecord:
     source: str
@@ -82,6 +104,11 @@ class AppliedRecord:
     action: StreamAction
     key: str
     sequence_number: str
+    outcome: str = APPLIED
+
+
+class TargetMoved(RetryableError):
+    """Two-way: the target changed between the judge's read and its write; the record is judged again."""
 
 
 class TableReplicator:
@@ -96,6 +123,18 @@ class TableReplicator:
         self.ddb = ddb
         self.phases = phases
         self.runlog = RunLog(phases.store.ddb, phases.store.table_name)  # the state table at home
+        self.switch = TwoWayStore(phases.store.ddb, phases.store.table_name)
+        self.steps = StepsCache(self.switch, phases.ttl, phases.clock)
+
+    def record_key(self, record: Mapping[str, Any]) -> str | None:
+        """The record's source table and key as one text (a batch stops a key at its first failure); None
+        when the record has none."""
+        change = record.get("dynamodb")
+        try:
+            keys = _record_keys(change) if isinstance(change, Mapping) else {}
+        except Exception:
+            return None
+        return f"{record.get('eventSourceARN', '')}#{key_text(keys)}" if keys else None
 
     def record_lags(self, records: Iterable[Mapping[str, Any]], response: Any, at: float | None = None) -> int:
         """After a batch: one lag sample per source table to the run log; how many were written. Never
@@ -133,18 +172,84 @@ class TableReplicator:
                 f"table {source!r}: its changes are held until its copy is released (phase hold); the consumer "
                 "must not run before the release creates its mapping"
             )
+        if action is StreamAction.PUT_NEW_IMAGE and not change.get("NewImage"):
+            raise PoisonRecordError(
+                "dynamodb.NewImage",
+                f"{event_name} record of {source!r} has no NewImage: the stream must be NEW_AND_OLD_IMAGES",
+            )
+        sequence = str(change.get("SequenceNumber", ""))
+        if action in (StreamAction.PUT_NEW_IMAGE, StreamAction.DELETE) and self.steps.two_way(
+            TABLE, source, mapping.target
+        ):
+            outcome = self._judged(source, mapping.target, change, keys, action, sequence)
+            applied = AppliedRecord(source, mapping.target, action, key_text(keys), sequence, outcome)
+            log.debug("%s %s %s to %s key %s", outcome, event_name, action.value, mapping.target, applied.key)
+            return applied
         if action is StreamAction.PUT_NEW_IMAGE:
-            image = change.get("NewImage")
-            if not image:
-                raise PoisonRecordError(
-                    "dynamodb.NewImage",
-                    f"{event_name} record of {source!r} has no NewImage: the stream must be NEW_AND_OLD_IMAGES",
-                )
-            self.ddb.put_item(TableName=mapping.target, Item=decode_stream_image(image))
+            self.ddb.put_item(TableName=mapping.target, Item=decode_stream_image(change["NewImage"]))
         elif action is StreamAction.DELETE:
             self.ddb.delete_item(TableName=mapping.target, Key=keys)
         elif action is StreamAction.PUT_TOMBSTONE:
             self.ddb.put_item(TableName=mapping.target, Item=tombstone_for(keys))
-        applied = AppliedRecord(source, mapping.target, action, key_text(keys), str(change.get("SequenceNumber", "")))
+        applied = AppliedRecord(source, mapping.target, action, key_text(keys), sequence)
         log.debug("applied %s %s to %s key %s", event_name, action.value, mapping.target, applied.key)
         return applied
+
+    def _judged(
+        self, source: str, target: str, change: Mapping[str, Any], keys: Item, action: StreamAction, sequence: str
+    ) -> str:
+        """Two-way replication (docs/adr/0009): apply the change only on top of the state it was made on."""
+        text = key_text(keys)
+        number = sequence_number(sequence)
+        if number is not None:
+            last = self.switch.last_sequence(TABLE, source, text)
+            if last is not None and number <= last:
+                return REDELIVERED
+        old = decode_stream_image(change["OldImage"]) if change.get("OldImage") else None
+        new = decode_stream_image(change["NewImage"]) if action is StreamAction.PUT_NEW_IMAGE else None
+        since = self.steps.steps(TABLE, source, target).get(STEP_CAPTURE, 0.0)
+        outcome = ECHO
+        if not self.switch.take_echo(TABLE, source, text, transition_hash(image_hash(old), image_hash(new)), since):
+            outcome = self._judge_and_write(source, target, keys, text, old, new)
+        if number is not None:
+            self.switch.mark_sequence(TABLE, source, text, number)
+        return outcome
+
+    def _judge_and_write(
+        self, source: str, target: str, keys: Item, text: str, old: Item | None, new: Item | None
+    ) -> str:
+        found = self.ddb.get_item(TableName=target, Key=keys, ConsistentRead=True).get("Item")
+        destination = cast("Item | None", dict(found) if found else None)
+        verdict = judge(destination, old, new)
+        if verdict is Verdict.ALREADY:
+            return ALREADY
+        if verdict is Verdict.CONFLICT:
+            self.switch.record_conflict(
+                Conflict(
+                    TABLE,
+                    pair_id(source, target),
+                    text,
+                    source,
+                    target,
+                    time.time(),
+                    image_hash(new),
+                    image_hash(destination),
+                ),
+                keys,
+            )
+            log.warning("conflict on key %s: %s and %s both changed it", text, source, target)
+            return CONFLICT
+        self.switch.journal(TABLE, target, text, transition_hash(image_hash(destination), image_hash(new)))
+        hash_key = next(iter(keys))
+        condition: dict[str, Any] = {
+            "ConditionExpression": "attribute_exists(#k)" if destination else "attribute_not_exists(#k)",
+            "ExpressionAttributeNames": {"#k": hash_key},
+        }
+        written = (
+            delete_item_if(self.ddb, target, keys, condition)
+            if new is None
+            else put_item_if(self.ddb, target, new, condition)[0]
+        )
+        if not written:
+            raise TargetMoved(f"{target} key {text} changed while its change was judged; judged again")
+        return APPLIED

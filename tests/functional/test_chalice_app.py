@@ -20,11 +20,16 @@ def test_table_stream_is_a_plain_lambda_function_and_import_builds_no_client(mon
         monkeypatch.delitem(sys.modules, name, raising=False)
     app_module = importlib.import_module("app")  # Chalice imports it like this while packaging
     functions = {f.name: f.handler_string for f in app_module.app.pure_lambda_functions}
-    assert functions == {"table_stream": "app.table_stream", "bucket_events": "app.bucket_events"}
+    assert functions == {
+        "table_stream": "app.table_stream",
+        "bucket_events": "app.bucket_events",
+        "table_stream_reverse": "app.table_stream_reverse",
+        "bucket_events_reverse": "app.bucket_events_reverse",
+    }
     from chalicelib import bucket_events, table_stream
 
-    assert table_stream._replicator is None  # nothing built at import
-    assert bucket_events._replicator is None
+    assert not table_stream._replicators  # nothing built at import
+    assert not bucket_events._replicators
 
 
 def test_an_empty_batch_answers_an_empty_partial_response(monkeypatch, emulator):
