@@ -26,6 +26,7 @@ from ferry.spec import Spec, spec_to_dict
 from ferry.tables.protocol import replay_consumer_released
 from ferry.tables.setup import ensure_failure_queue
 from ferry.tables.state import StateStore
+from ferry.twoway import reverse_spec
 from ferry_dev.anomalies import DeliveryAnomalies
 from ferry_dev.hold import CatchUp, ReleaseGate
 from ferry_dev.sqs_poller import SqsPoller
@@ -61,9 +62,18 @@ class LocalReplication:
         starting_position: str | None = None,
         retry_backoff: float = 0.2,
         anomalies: DeliveryAnomalies | None = None,
+        reverse: bool = False,
     ) -> None:
+        """``spec`` is the migration's spec (forward, as in FERRY_SPEC); ``reverse``: replicate the new
+        side back to the old one (ferry reverse): the reversed spec's streams and queue, the reverse
+        handlers, and no release gate (reverse replication starts after every copy is done)."""
         self.sqs = make_client("sqs", spec.home_where())
         table_stream, bucket_events = load_handlers(spec)
+        table_handler, bucket_handler = table_stream.handle, bucket_events.handle
+        self.reverse = reverse
+        if reverse:
+            spec = reverse_spec(spec)
+            table_handler, bucket_handler = table_stream.handle_reverse, bucket_events.handle_reverse
         self.stream_pollers: list[StreamPoller] = []
         self.bucket_pollers: list[SqsPoller] = []
         self.queue_url = ""
@@ -80,7 +90,7 @@ class LocalReplication:
                     sqs=self.sqs,
                     stream_arn=stream_arn_of(source, mapping.source),
                     source_table=mapping.source,
-                    handler=table_stream.handle,
+                    handler=table_handler,
                     batch_size=spec.replication.batch_size,
                     starting_position=starting_position or spec.replication.starting_position,
                     max_retries=spec.replication.max_retries,
@@ -88,7 +98,12 @@ class LocalReplication:
                     checkpoints=store,
                     retry_backoff=retry_backoff,
                     anomalies=anomalies,
-                    gate=ReleaseGate(partial(_table_released, store, mapping.source)) if mapping.replay else None,
+                    gate=(
+                        ReleaseGate(partial(_table_released, store, mapping.source))
+                        if mapping.replay and not reverse
+                        else None
+                    ),
+                    function_name="table_stream_reverse" if reverse else "table_stream",
                 )
                 for mapping in spec.tables
             ]
@@ -99,13 +114,13 @@ class LocalReplication:
             )
             # Lambda's SQS event-source mapping starts with about five concurrent pollers; reconcile
             # is idempotent and order-free, so concurrent batches are safe. Each has its gate (and its catch-up).
-            held = spec.buckets[0].replay
+            held = spec.buckets[0].replay and not reverse
             self.bucket_pollers = [
                 SqsPoller(
                     self.sqs,
                     url,
                     arn,
-                    bucket_events.handle,
+                    bucket_handler,
                     batch_size=spec.s3.batch_size,
                     visibility_timeout=spec.s3.visibility_timeout,
                     retry_delay=min(5, spec.s3.visibility_timeout),
