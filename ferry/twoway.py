@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from ferry.spec import Spec
+from ferry.spec import READ_SCAN, WRITE_BATCH, Spec
 from ferry.wire import Item, canonical, items_equal
 
 if TYPE_CHECKING:
@@ -66,6 +66,8 @@ def reverse_spec(spec: Spec) -> Spec:
             starting_position="TRIM_HORIZON",
         ),
         s3=dataclasses.replace(spec.s3, events_queue=spec.s3.events_queue + REVERSE_SUFFIX),
+        # nothing is copied in reverse (the old side has everything): no export, no import to set up
+        backfill=dataclasses.replace(spec.backfill, read=READ_SCAN, write=WRITE_BATCH),
     )
 
 
