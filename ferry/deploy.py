@@ -7,6 +7,7 @@ Both deployment paths take their settings from here, so they cannot drift apart:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -24,10 +25,22 @@ from ferry.spec import (
 )
 from ferry.tables.export import EXPORT_EXPIRY_DAYS, EXPORT_PREFIX, default_export_bucket
 from ferry.tables.protocol import REPLAY_STARTING_POSITION, UNLIMITED_RECORD_AGE
+from ferry.twoway import reverse_spec
 
 APP_NAME = "ferry"
 STREAM_FUNCTION = "table_stream"
 BUCKET_FUNCTION = "bucket_events"
+# Reverse replication (`ferry reverse`, docs/adr/0009): the same handlers with the spec reversed
+# (ferry.twoway.reverse_spec), reading the new tables' streams and the `<events_queue>-reverse` queue.
+STREAM_REVERSE_FUNCTION = "table_stream_reverse"
+BUCKET_REVERSE_FUNCTION = "bucket_events_reverse"
+FORWARD, REVERSE = "forward", "reverse"
+# Each direction's functions: (the stream function, the bucket function).
+DIRECTION_FUNCTIONS = {
+    FORWARD: (STREAM_FUNCTION, BUCKET_FUNCTION),
+    REVERSE: (STREAM_REVERSE_FUNCTION, BUCKET_REVERSE_FUNCTION),
+}
+FUNCTIONS = (*DIRECTION_FUNCTIONS[FORWARD], *DIRECTION_FUNCTIONS[REVERSE])
 # The bucket events queue's dead-letter queue is named after it.
 DLQ_SUFFIX = "-dlq"
 # Every queue that holds failed work (stream on-failure queue, bucket events DLQ): encrypted, and
@@ -95,6 +108,23 @@ def bucket_events_settings(spec: Spec) -> BucketEventsSettings:
         message_retention_seconds=QUEUE_RETENTION_SECONDS,
         hold_until_release=buckets_held(spec),
     )
+
+
+def reverse_stream_mapping_settings(spec: Spec) -> StreamMappingSettings:
+    """The reverse function's stream mappings (the new tables' streams): the same safety settings,
+    TRIM_HORIZON (the stream exists only since `ferry reverse` enabled it), the spec's finite record age."""
+    return stream_mapping_settings(reverse_spec(spec))
+
+
+def reverse_failure_queue_name(spec: Spec) -> str:
+    """The reverse stream mappings' on-failure queue (``<on_failure_queue>-reverse``)."""
+    return reverse_spec(spec).replication.on_failure_queue
+
+
+def reverse_bucket_events_settings(spec: Spec) -> BucketEventsSettings:
+    """The reverse events queue (``<events_queue>-reverse``) and its mapping: never held (reverse
+    replication has no copy to wait for)."""
+    return dataclasses.replace(bucket_events_settings(reverse_spec(spec)), hold_until_release=False)
 
 
 def buckets_held(spec: Spec) -> bool:
@@ -172,7 +202,8 @@ def table_variables(
     target, when it exists: then Terraform only references it). ``import_creates_target``
     (backfill.write: import): ImportTable creates the target, so Terraform must not. ``protocol``:
     Terraform creates the stream mapping of an insert-only table; a replay table's is created by
-    its release (docs/adr/0002, decision 7)."""
+    its release (docs/adr/0002, decision 7). ``target_stream_arn``: the target's stream once `ferry reverse`
+    enabled it (the reverse function reads it), else ""."""
     keys = {k["KeyType"]: k["AttributeName"] for k in source["KeySchema"]}
     billing = source.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED")
     throughput = source.get("ProvisionedThroughput", {})
@@ -211,6 +242,7 @@ def table_variables(
         "protocol": protocol,
         "create_target": target is None and not import_creates_target,
         "target_arn": target["TableArn"] if target else target_arn,
+        "target_stream_arn": _stream_arn(target),
         "hash_key": keys["HASH"],
         "range_key": keys.get("RANGE"),
         "attributes": [
@@ -223,6 +255,13 @@ def table_variables(
         "local_secondary_indexes": lsis,
         "ttl_attribute": ttl_attribute,
     }
+
+
+def _stream_arn(table: dict[str, Any] | None) -> str:
+    """The table's stream ARN while its stream is enabled (DescribeTable keeps LatestStreamArn after a disable)."""
+    if table is None or not table.get("StreamSpecification", {}).get("StreamEnabled"):
+        return ""
+    return str(table.get("LatestStreamArn", ""))
 
 
 def bucket_variables(
@@ -259,10 +298,18 @@ def backfill_variables(spec: Spec, account: str) -> dict[str, Any]:
 
 
 def terraform_variables(
-    spec: Spec, stage: str, tables: list[dict[str, Any]], buckets: list[dict[str, Any]], *, account: str
+    spec: Spec,
+    stage: str,
+    tables: list[dict[str, Any]],
+    buckets: list[dict[str, Any]],
+    *,
+    account: str,
+    reverse: bool = False,
 ) -> dict[str, Any]:
     """The whole ``<stage>.ferry.tfvars.json``; the stage file (terraform/stages/<stage>.tfvars) sets the sizing.
-    ``account``: ferry's home account (the default export bucket is named after it)."""
+    ``account``: ferry's home account (the default export bucket is named after it). ``reverse``: `ferry
+    reverse` has begun (its step is in the state table): Terraform deploys reverse replication too, and keeps
+    it on every later apply."""
     out: dict[str, Any] = {
         "stage": stage,
         "region": spec.region,
@@ -276,6 +323,7 @@ def terraform_variables(
         "stream_failure_queue_name": spec.replication.on_failure_queue,
         "bucket_events": asdict(bucket_events_settings(spec)),
         "backfill": backfill_variables(spec, account),
+        "reverse": reverse,
     }
     return out
 
@@ -316,8 +364,13 @@ class Arns:
 
 STREAM_READ = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams")
 HELD_COUNT = ("dynamodb:GetShardIterator", "dynamodb:GetRecords")
-TARGET_TABLE_WRITE = ("dynamodb:PutItem", "dynamodb:DeleteItem")
+# The destination's current item (a consistent GetItem: the two-way judge, docs/adr/0009), then its write.
+TARGET_TABLE_APPLY = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem")
 STATE_TABLE_PHASE = ("dynamodb:GetItem",)
+# The two-way items a handler reads and writes in the state table (ferry.twoway's layout): the switch's
+# steps, the write journal, the sequence marks, the conflicts and the sync marks; only those partition keys.
+TWO_WAY_STATE = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem")
+TWO_WAY_KEY_PREFIXES = ("twoway#", "journal#", "seen#", "conflict#", "sync#")
 # Phase, capture, copy run and per-segment checkpoints; a new table copy clears the old checkpoints.
 STATE_TABLE_TABLE_JOB = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem")
 STATE_TABLE_BUCKET_JOB = ("dynamodb:GetItem", "dynamodb:PutItem")  # phase, capture, copy run
@@ -370,6 +423,18 @@ def _lag_samples_statement(state_table_arn: str) -> dict[str, Any]:
         ("dynamodb:PutItem",),
         [state_table_arn],
         Condition={"ForAllValues:StringEquals": {"dynamodb:Attributes": list(LAG_SAMPLE_ATTRIBUTES)}},
+    )
+
+
+def _two_way_statement(state_table_arn: str) -> dict[str, Any]:
+    """The two-way judge's items in the state table: GetItem, PutItem and DeleteItem on items whose partition
+    key starts with one of :data:`TWO_WAY_KEY_PREFIXES` (dynamodb:LeadingKeys; these three actions always
+    name one key, so ForAllValues never meets a request without one)."""
+    return _statement(
+        "JudgeTwoWay",
+        TWO_WAY_STATE,
+        [state_table_arn],
+        Condition={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{p}*" for p in TWO_WAY_KEY_PREFIXES]}},
     )
 
 
@@ -496,32 +561,46 @@ def _bucket_job_statements(spec: Spec, stage: str, arns: Arns) -> list[dict[str,
     return statements
 
 
-def policy_documents(spec: Spec, stage: str, arns: Arns, *, artifacts_bucket: str) -> dict[str, dict[str, Any]]:
-    """One policy per role: the two functions and the two Glue jobs (empty for a kind the spec lacks)."""
-    sources = [t.source for t in spec.tables]
-    targets = [arns.table(t.target) for t in spec.tables]
+def _table_stream_statements(spec: Spec, arns: Arns) -> list[dict[str, Any]]:
+    """A table stream function of ``spec`` (forward) or of ``reverse_spec(spec)`` (the new tables' streams
+    back to the old tables): read its sources' streams, judge and write its targets, send failed batches."""
+    if not spec.tables:
+        return []
     state = arns.table(spec.state_table)
-    stream_fn, bucket_fn = function_name(stage, STREAM_FUNCTION), function_name(stage, BUCKET_FUNCTION)
+    return [
+        _statement("ReadSourceStreams", STREAM_READ, [arns.table(t.source) + "/stream/*" for t in spec.tables]),
+        _statement("ApplyToTargets", TARGET_TABLE_APPLY, [arns.table(t.target) for t in spec.tables]),
+        _statement("ReadPhase", STATE_TABLE_PHASE, [state]),
+        _lag_samples_statement(state),
+        _two_way_statement(state),
+        _statement("SendFailures", ("sqs:SendMessage",), [arns.queue(spec.replication.on_failure_queue)]),
+    ]
 
-    def logs(group: str) -> dict[str, Any]:
-        return _statement("WriteLogs", LOG_WRITE, [arns.log_group(group) + ":*"])
 
-    table_stream: list[dict[str, Any]] = []
-    if spec.tables:
-        table_stream = [
-            _statement("ReadSourceStreams", STREAM_READ, [arns.table(s) + "/stream/*" for s in sources]),
-            _statement("ApplyToTargets", TARGET_TABLE_WRITE, targets),
-            _statement("ReadPhase", STATE_TABLE_PHASE, [state]),
-            _lag_samples_statement(state),
-            _statement("SendFailures", ("sqs:SendMessage",), [arns.queue(spec.replication.on_failure_queue)]),
-        ]
-    bucket_events: list[dict[str, Any]] = []
-    if spec.buckets:
-        bucket_events = [
-            _statement("ConsumeEventsQueue", QUEUE_CONSUME, [arns.queue(spec.s3.events_queue)]),
-            *_bucket_statements(spec, arns),
-            _lag_samples_statement(state),
-        ]
+def _bucket_events_statements(spec: Spec, arns: Arns) -> list[dict[str, Any]]:
+    """A bucket events function of ``spec`` or of ``reverse_spec(spec)``: consume its events queue, read its
+    sources' objects, write its targets' objects."""
+    if not spec.buckets:
+        return []
+    state = arns.table(spec.state_table)
+    return [
+        _statement("ConsumeEventsQueue", QUEUE_CONSUME, [arns.queue(spec.s3.events_queue)]),
+        *_bucket_statements(spec, arns),
+        _lag_samples_statement(state),
+        _two_way_statement(state),
+    ]
+
+
+def policy_documents(spec: Spec, stage: str, arns: Arns, *, artifacts_bucket: str) -> dict[str, dict[str, Any]]:
+    """One policy per role: the four functions (forward and reverse) and the two Glue jobs (empty for a kind
+    the spec lacks)."""
+    reverse = reverse_spec(spec)
+
+    def logs(function: str) -> dict[str, Any]:
+        return _statement(
+            "WriteLogs", LOG_WRITE, [arns.log_group(f"/aws/lambda/{function_name(stage, function)}") + ":*"]
+        )
+
     job_common = [
         _statement("ReadArtifacts", ("s3:GetObject",), [f"{arns.bucket(artifacts_bucket)}/*"]),
         _statement("WriteLogs", ("logs:CreateLogGroup", *LOG_WRITE), [arns.log_group("/aws-glue/*") + ":*"]),
@@ -541,8 +620,10 @@ def policy_documents(spec: Spec, stage: str, arns: Arns, *, artifacts_bucket: st
         return {"Version": "2012-10-17", "Statement": statements + _assume(spec)}
 
     return {
-        STREAM_FUNCTION: document([*table_stream, logs(f"/aws/lambda/{stream_fn}")]),
-        BUCKET_FUNCTION: document([*bucket_events, logs(f"/aws/lambda/{bucket_fn}")]),
+        STREAM_FUNCTION: document([*_table_stream_statements(spec, arns), logs(STREAM_FUNCTION)]),
+        BUCKET_FUNCTION: document([*_bucket_events_statements(spec, arns), logs(BUCKET_FUNCTION)]),
+        STREAM_REVERSE_FUNCTION: document([*_table_stream_statements(reverse, arns), logs(STREAM_REVERSE_FUNCTION)]),
+        BUCKET_REVERSE_FUNCTION: document([*_bucket_events_statements(reverse, arns), logs(BUCKET_REVERSE_FUNCTION)]),
         "table_backfill": document(table_job),
         "bucket_backfill": document(bucket_job),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,12 @@ from ferry.aws import (
 from ferry.clients import bucket_clients, make_client, table_clients
 from ferry.deploy import (
     BUCKET_FUNCTION,
+    BUCKET_REVERSE_FUNCTION,
+    DIRECTION_FUNCTIONS,
+    DLQ_SUFFIX,
+    FUNCTIONS,
     STREAM_FUNCTION,
+    STREAM_REVERSE_FUNCTION,
     Arns,
     bucket_events_settings,
     bucket_variables,
@@ -27,6 +33,9 @@ from ferry.deploy import (
     lambda_spec_json,
     policy_documents,
     queue_mapping_request,
+    reverse_bucket_events_settings,
+    reverse_failure_queue_name,
+    reverse_stream_mapping_settings,
     stream_mapping_request,
     stream_mapping_settings,
     table_variables,
@@ -117,7 +126,23 @@ def terraform_variables_for(spec: Spec, stage: str) -> dict[str, Any]:
                 other_notifications=any(current.get(kind) for kind in NOTIFICATION_KINDS),
             )
         )
-    return terraform_variables(spec, stage, tables, buckets, account=account_of(spec))
+    return terraform_variables(spec, stage, tables, buckets, account=account_of(spec), reverse=reverse_begun(spec))
+
+
+def reverse_begun(spec: Spec) -> bool:
+    """Whether `ferry reverse` has recorded its step for some table or bucket (the state table at home; none
+    yet, as before the first deployment, means no). From then on every deployment keeps reverse replication."""
+    from ferry.aws import error_code
+    from ferry.twoway import BUCKET, STEP_REVERSE, TABLE, TwoWayStore
+
+    store = TwoWayStore(make_client("dynamodb", spec.home_where()), spec.state_table)
+    pairs = [(TABLE, t.source, t.target) for t in spec.tables] + [(BUCKET, b.source, b.target) for b in spec.buckets]
+    try:
+        return any(STEP_REVERSE in store.steps(kind, a, b) for kind, a, b in pairs)
+    except Exception as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return False
+        raise
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -142,7 +167,7 @@ def chalice_config(spec: Spec, stage: str, app_dir: Path, *, account: str) -> li
     )
     functions: dict[str, Any] = {}
     written = []
-    for fn in (STREAM_FUNCTION, BUCKET_FUNCTION):
+    for fn in FUNCTIONS:
         policy_file = f"policy-{stage}-{fn}.json"
         write_json(chalice_dir / policy_file, policies[fn])
         written.append(str(chalice_dir / policy_file))
@@ -234,6 +259,172 @@ def wire(spec: Spec, stage: str, *, workers: int = 2, worker_type: str = "G.1X")
         done.append(_upsert_mapping(lam, request))
     done += _wire_glue(spec, stage, workers=workers, worker_type=worker_type)
     return done
+
+
+# ---------------------------------------------------------------------------------------------
+# Reverse replication and the switch (docs/adr/0009): `ferry reverse`, `ferry cutover`, `ferry rollback`
+
+DIRECTIONS = tuple(DIRECTION_FUNCTIONS)
+ENABLED_STATES = ("Enabled", "Enabling")
+DISABLED_STATES = ("Disabled", "Disabling")
+
+
+def wire_reverse(spec: Spec, stage: str) -> list[str]:
+    """Reverse replication's event-source mappings through the API, with the settings Terraform's
+    ``reverse = true`` gives them: each new table's stream → ``table_stream_reverse`` (TRIM_HORIZON, the forward
+    mappings' safety settings, on-failure queue ``<on_failure_queue>-reverse``) and the reverse events queue
+    (``<events_queue>-reverse``, with its dead-letter queue) → ``bucket_events_reverse``, enabled. A missing
+    queue is created; an existing one (Terraform's) is used as it is. A reverse function that is not deployed
+    is skipped, by name: a Terraform stage gets its reverse functions and their mappings from `make deploy`
+    once `ferry reverse` has begun (terraform/README.md). Every new table is checked before the first write.
+    Idempotent: a rerun brings the settings up to date and never re-enables a mapping `ferry rollback` disabled."""
+    home = spec.home_where()
+    lam, sqs = make_client("lambda", home), make_client("sqs", home)
+    done: list[str] = []
+    stream_fn, bucket_fn = function_name(stage, STREAM_REVERSE_FUNCTION), function_name(stage, BUCKET_REVERSE_FUNCTION)
+    if spec.tables and not _deployed(lam, stream_fn):
+        done.append(_not_deployed(stream_fn, "new tables' streams"))
+    elif spec.tables:
+        streams = _new_table_streams(spec)
+        failure_name = reverse_failure_queue_name(spec)
+        url = queue_url_or_none(sqs, failure_name)
+        if url is None:
+            url, failure_arn = ensure_failure_queue(sqs, failure_name)
+            done.append(f"created queue {failure_name} (the reverse stream mappings' on-failure destination)")
+        else:
+            failure_arn = queue_arn_of(sqs, url)
+        settings = reverse_stream_mapping_settings(spec)
+        for stream_arn in streams:
+            request = stream_mapping_request(
+                settings, stream_arn=stream_arn, function=stream_fn, on_failure_arn=failure_arn
+            )
+            done.append(_upsert_mapping(lam, request))
+    if spec.buckets and not _deployed(lam, bucket_fn):
+        done.append(_not_deployed(bucket_fn, "reverse events queue"))
+    elif spec.buckets:
+        events = reverse_bucket_events_settings(spec)
+        url = queue_url_or_none(sqs, events.queue_name)
+        if url is None:
+            from ferry.buckets.setup import ensure_event_queues
+
+            url, queue_arn, _ = ensure_event_queues(
+                sqs, events.queue_name, events.max_receive_count, events.visibility_timeout_seconds
+            )
+            done.append(
+                f"created queue {events.queue_name} and {events.queue_name}{DLQ_SUFFIX} (the new buckets' events)"
+            )
+        else:
+            queue_arn = queue_arn_of(sqs, url)
+        done.append(_upsert_mapping(lam, queue_mapping_request(events, queue_arn=queue_arn, function=bucket_fn)))
+    return done
+
+
+def _new_table_streams(spec: Spec) -> list[str]:
+    """Each new table's stream ARN; SetupError naming the first table without a NEW_AND_OLD_IMAGES stream."""
+    from ferry.aws import STREAM_VIEW, describe_table_or_none
+
+    target = table_clients(spec).target
+    arns = []
+    for i, mapping in enumerate(spec.tables):
+        table = describe_table_or_none(target, mapping.target)
+        if table is None:
+            raise SetupError(f"tables[{i}].target: table {mapping.target!r} does not exist; run `ferry init` first")
+        stream = table.get("StreamSpecification") or {}
+        if not stream.get("StreamEnabled") or stream.get("StreamViewType") != STREAM_VIEW:
+            raise SetupError(
+                f"tables[{i}].target: {mapping.target!r} has no {STREAM_VIEW} stream for reverse replication; "
+                "run `ferry reverse` first (it enables the new tables' change capture)"
+            )
+        arns.append(str(table["LatestStreamArn"]))
+    return arns
+
+
+def _deployed(lam: Any, function: str) -> bool:
+    from ferry.aws import error_code
+
+    try:
+        lam.get_function_configuration(FunctionName=function)
+    except Exception as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return False
+        raise
+    return True
+
+
+def _not_deployed(function: str, what: str) -> str:
+    return (
+        f"{function} is not deployed: the {what} stay unmapped (chalice deploy deploys it; on a Terraform stage "
+        "`make deploy` does once `ferry reverse` has begun, and maps it too)"
+    )
+
+
+def _function_mappings(lam: Any, function: str) -> list[dict[str, Any]]:
+    """Every event-source mapping of ``function``; [] when it is not deployed."""
+    from ferry.aws import error_code
+
+    found: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"FunctionName": function}
+    while True:
+        try:
+            page = lam.list_event_source_mappings(**kwargs)
+        except Exception as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return found
+            raise
+        found += [dict(m) for m in page.get("EventSourceMappings", [])]
+        if not page.get("NextMarker"):
+            return found
+        kwargs["Marker"] = page["NextMarker"]
+
+
+def _direction_functions(spec: Spec, stage: str, direction: str) -> list[str]:
+    """The deployed names of ``direction``'s functions the spec has a use for (tables, buckets)."""
+    if direction not in DIRECTION_FUNCTIONS:
+        raise SetupError(f"direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
+    stream_fn, bucket_fn = DIRECTION_FUNCTIONS[direction]
+    used = [(stream_fn, bool(spec.tables)), (bucket_fn, bool(spec.buckets))]
+    return [function_name(stage, fn) for fn, wanted in used if wanted]
+
+
+def set_mappings_enabled(spec: Spec, stage: str, direction: str, enabled: bool) -> list[str]:
+    """Enable or disable every event-source mapping of ``direction``'s functions ("forward": ``table_stream``
+    and ``bucket_events``, the release-made mappings included; "reverse": the two ``_reverse`` ones). A mapping
+    already in that state (or on its way there) is left alone: idempotent. One line per mapping."""
+    from ferry.aws import update_event_source_mapping
+    from ferry.errors import RetryableError
+
+    lam = make_client("lambda", spec.home_where())
+    done: list[str] = []
+    verb = "enabled" if enabled else "disabled"
+    for function in _direction_functions(spec, stage, direction):
+        mappings = _function_mappings(lam, function)
+        if not mappings:
+            done.append(f"{function}: no event-source mapping")
+        for mapping in mappings:
+            uuid, source, state = mapping["UUID"], mapping.get("EventSourceArn"), mapping.get("State")
+            if state in (ENABLED_STATES if enabled else DISABLED_STATES):
+                done.append(f"{verb} already: {source} → {function} ({state})")
+                continue
+            for attempt in range(30):  # a mapping that is Creating or Updating refuses a change until it is done
+                try:
+                    update_event_source_mapping(lam, uuid, Enabled=enabled)
+                    break
+                except RetryableError:
+                    if attempt == 29:
+                        raise
+                    time.sleep(1.0)
+            done.append(f"{verb} event-source mapping {uuid}: {source} → {function} (was {state})")
+    return done
+
+
+def mappings_state(spec: Spec, stage: str, direction: str) -> dict[str, str]:
+    """Event source ARN → State ("Enabled", "Disabled", "Enabling", …) of every mapping of ``direction``'s functions."""
+    lam = make_client("lambda", spec.home_where())
+    return {
+        str(m["EventSourceArn"]): str(m.get("State"))
+        for function in _direction_functions(spec, stage, direction)
+        for m in _function_mappings(lam, function)
+    }
 
 
 def _wire_glue(spec: Spec, stage: str, *, workers: int, worker_type: str) -> list[str]:

@@ -18,6 +18,9 @@ from ferry.deploy import (
     bucket_events_settings,
     policy_documents,
     queue_mapping_request,
+    reverse_bucket_events_settings,
+    reverse_failure_queue_name,
+    reverse_stream_mapping_settings,
     stream_mapping_request,
     stream_mapping_settings,
     table_variables,
@@ -117,23 +120,83 @@ def _own_function_condition(statement: dict[str, Any]) -> str:
     return str(arn)
 
 
-def test_stream_function_may_only_write_targets_and_read_its_streams() -> None:
+@pytest.mark.parametrize(
+    ("function", "reads", "writes", "failures"),
+    [
+        ("table_stream", "orders", "orders-v2", "ferry-stream-failures"),
+        # reverse replication (docs/adr/0009): the new table's stream back to the old table
+        ("table_stream_reverse", "orders-v2", "orders", "ferry-stream-failures-reverse"),
+    ],
+)
+def test_stream_function_may_only_write_targets_and_read_its_streams(
+    function: str, reads: str, writes: str, failures: str
+) -> None:
     spec = parse_spec({"region": "eu-west-1", "tables": [{"source": "orders", "target": "orders-v2"}]})
-    document = policy_documents(spec, "dev", ARNS, artifacts_bucket="a-b-c")["table_stream"]
+    document = policy_documents(spec, "dev", ARNS, artifacts_bucket="a-b-c")[function]
     by_sid = {s["Sid"]: s for s in _statements(document)}
-    assert by_sid["ApplyToTargets"]["Resource"] == ["arn:aws:dynamodb:eu-west-1:111122223333:table/orders-v2"]
-    assert by_sid["ReadSourceStreams"]["Resource"] == ["arn:aws:dynamodb:eu-west-1:111122223333:table/orders/stream/*"]
-    # the source table itself is never writable by the stream function; the state table only by a lag
-    # sample's PutItem, of a sample's attributes alone (not a phase, not a checkpoint)
-    writes = {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"}
+    table = "arn:aws:dynamodb:eu-west-1:111122223333:table/"
+    assert by_sid["ApplyToTargets"]["Resource"] == [table + writes]
+    # the judge reads the destination (consistent) before it writes it
+    assert by_sid["ApplyToTargets"]["Action"] == ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem"]
+    assert by_sid["ReadSourceStreams"]["Resource"] == [f"{table}{reads}/stream/*"]
+    assert by_sid["SendFailures"]["Resource"] == [f"arn:aws:sqs:eu-west-1:111122223333:{failures}"]
+    # the table it reads is never writable by the function; the state table only by a lag sample's PutItem,
+    # of a sample's attributes alone (not a phase, not a checkpoint), and the two-way items
+    writes_actions = {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"}
     for statement in _statements(document):
-        if writes & set(statement["Action"]) and statement["Sid"] != "RecordLagSamples":
-            assert all("table/orders-v2" in r for r in statement["Resource"]), statement
+        if writes_actions & set(statement["Action"]) and statement["Sid"] not in ("RecordLagSamples", "JudgeTwoWay"):
+            assert all(r == table + writes for r in statement["Resource"]), statement
     lag = by_sid["RecordLagSamples"]
-    assert lag["Action"] == ["dynamodb:PutItem"] and lag["Resource"] == [STATE_TABLE]
+    assert lag["Action"] == ["dynamodb:PutItem"] and lag["Resource"] == [table + "ferry-state"]
     allowed = lag["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]
     assert "phase" not in allowed and "sequence" not in allowed and set(allowed) == set(LAG_SAMPLE_ATTRIBUTES)
     assert "AssumeMigrationRoles" not in by_sid  # no role in the spec, no sts:AssumeRole
+
+
+TWO_WAY_KEYS = ["twoway#*", "journal#*", "seen#*", "conflict#*", "sync#*"]
+
+
+@pytest.mark.parametrize("function", ["table_stream", "bucket_events", "table_stream_reverse", "bucket_events_reverse"])
+def test_the_handlers_touch_only_the_two_way_items_of_the_state_table(function: str) -> None:
+    """Both directions judge (docs/adr/0009): GetItem, PutItem, DeleteItem on the state table, confined by
+    dynamodb:LeadingKeys to the partition keys of ferry.twoway's items; the jobs get none of it."""
+    documents = policy_documents(_spec(), "dev", ARNS, artifacts_bucket="a-b-c")
+    by_sid = {s["Sid"]: s for s in _statements(documents[function])}
+    judge = by_sid["JudgeTwoWay"]
+    assert judge["Action"] == ["dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem"]
+    assert judge["Resource"] == [STATE_TABLE]
+    assert judge["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": TWO_WAY_KEYS}}
+    for statement in _statements(documents[function]):  # no other write to the state table
+        if STATE_TABLE in statement["Resource"] and statement["Sid"] not in ("JudgeTwoWay", "RecordLagSamples"):
+            assert statement["Action"] == ["dynamodb:GetItem"], statement
+    for job in ("table_backfill", "bucket_backfill"):
+        assert "JudgeTwoWay" not in {s["Sid"] for s in _statements(documents[job])}
+
+
+def test_the_reverse_bucket_function_reads_the_new_buckets_and_writes_the_old_ones() -> None:
+    documents = policy_documents(_spec(), "dev", ARNS, artifacts_bucket="a-b-c")
+    forward = {s["Sid"]: s for s in _statements(documents["bucket_events"])}
+    reverse = {s["Sid"]: s for s in _statements(documents["bucket_events_reverse"])}
+    assert forward["ReadSourceObjects"]["Resource"] == ["arn:aws:s3:::media/*"]
+    assert forward["WriteTargetObjects"]["Resource"] == ["arn:aws:s3:::media-v2/*"]
+    assert reverse["ReadSourceObjects"]["Resource"] == ["arn:aws:s3:::media-v2/*"]
+    assert reverse["WriteTargetObjects"]["Resource"] == ["arn:aws:s3:::media/*"]
+    queue = "arn:aws:sqs:eu-west-1:111122223333:ferry-bucket-events"
+    assert (forward["ConsumeEventsQueue"]["Resource"], reverse["ConsumeEventsQueue"]["Resource"]) == (
+        [queue],
+        [queue + "-reverse"],
+    )
+    # the same actions, statement by statement: only the resources are swapped
+    assert {k: v["Action"] for k, v in forward.items()} == {k: v["Action"] for k, v in reverse.items()}
+    logs = "arn:aws:logs:eu-west-1:111122223333:log-group:/aws/lambda/ferry-dev-bucket_events_reverse:*"
+    assert reverse["WriteLogs"]["Resource"] == [logs]
+
+
+def test_a_spec_without_tables_or_buckets_gives_its_functions_only_their_logs() -> None:
+    buckets_only = parse_spec({"region": "eu-west-1", "buckets": [{"source": "media", "target": "media-v2"}]})
+    documents = policy_documents(buckets_only, "dev", ARNS, artifacts_bucket="a-b-c")
+    for function in ("table_stream", "table_stream_reverse"):
+        assert [s["Sid"] for s in _statements(documents[function])] == ["WriteLogs"]
 
 
 def test_roles_in_the_spec_are_the_only_assumable_ones() -> None:
@@ -247,12 +310,66 @@ def test_table_variables_reproduce_keys_indexes_billing_and_ttl() -> None:
     assert imported["create_target"] is False and imported["target_arn"] == "arn:t"
 
 
+def test_table_variables_name_the_target_stream_only_while_it_is_enabled() -> None:
+    """The reverse function's mapping reads the target's stream: `ferry tfvars` writes its ARN once `ferry
+    reverse` enabled it, and "" before (or after a disable: DescribeTable keeps LatestStreamArn)."""
+    source = {
+        "TableName": "orders",
+        "TableArn": "arn:aws:dynamodb:eu-west-1:999:table/orders",
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+    }
+    stream = "arn:aws:dynamodb:eu-west-1:999:table/orders-v2/stream/2026"
+
+    def written(target: dict[str, Any] | None) -> str:
+        out = table_variables(
+            source, target, target_name="orders-v2", target_arn="arn:t", ttl_attribute=None, protocol="replay",
+            import_creates_target=False,
+        )  # fmt: skip
+        return str(out["target_stream_arn"])
+
+    assert written(None) == ""
+    assert written({"TableArn": "arn:t"}) == ""
+    enabled = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert written({"TableArn": "arn:t", "LatestStreamArn": stream, "StreamSpecification": enabled}) == stream
+    disabled = {"StreamEnabled": False}
+    assert written({"TableArn": "arn:t", "LatestStreamArn": stream, "StreamSpecification": disabled}) == ""
+
+
+def test_reverse_mappings_keep_every_safety_setting_and_are_never_held() -> None:
+    spec = parse_spec(
+        {
+            "region": "eu-west-1",
+            "tables": [{"source": "orders", "target": "orders-v2", "protocol": "insert-only"}],
+            "buckets": [{"source": "media", "target": "media-v2"}],  # replay: the forward queue is held
+            "replication": {"starting_position": "LATEST", "max_record_age_seconds": 3600, "max_retries": 4},
+        }
+    )
+    forward = stream_mapping_request(stream_mapping_settings(spec), stream_arn="s", function="f", on_failure_arn="q")
+    reverse = stream_mapping_request(
+        reverse_stream_mapping_settings(spec), stream_arn="s", function="f", on_failure_arn="q"
+    )
+    # the new table's stream exists only since `ferry reverse`: read from its start, whatever the spec says
+    assert reverse["StartingPosition"] == "TRIM_HORIZON" and forward["StartingPosition"] == "LATEST"
+    assert {k: v for k, v in reverse.items() if k != "StartingPosition"} == {
+        k: v for k, v in forward.items() if k != "StartingPosition"
+    }
+    assert reverse["MaximumRecordAgeInSeconds"] == 3600 and reverse["BisectBatchOnFunctionError"] is True
+    assert reverse_failure_queue_name(spec) == "ferry-stream-failures-reverse"
+    events = reverse_bucket_events_settings(spec)
+    assert events.queue_name == "ferry-bucket-events-reverse"
+    assert bucket_events_settings(spec).hold_until_release is True and events.hold_until_release is False
+    assert queue_mapping_request(events, queue_arn="e", function="g")["Enabled"] is True
+    assert events.message_retention_seconds == QUEUE_RETENTION_SECONDS
+
+
 def test_terraform_variables_carry_the_spec_for_the_functions() -> None:
     spec = parse_spec({"region": "eu-west-1", "tables": [{"source": "orders", "target": "orders-v2"}]})
     out = terraform_variables(spec, "prod", [], [], account="111122223333")
     assert parse_spec(json.loads(out["spec_json"])) == spec
     assert out["stream_mapping"]["maximum_retry_attempts"] == spec.replication.max_retries
     assert out["stream_failure_queue_name"] == spec.replication.on_failure_queue
+    assert out["reverse"] is False  # until `ferry reverse` has begun
+    assert terraform_variables(spec, "prod", [], [], account="111122223333", reverse=True)["reverse"] is True
 
 
 # --- replay: held consumers, released mappings, the copy paths' permissions ------------------------
