@@ -119,3 +119,89 @@ def _record_verify(store: Any, report: Any, kind: str) -> None:
         if error_name(exc) != "ResourceNotFoundException":
             raise
         log.warning("verify of %s not recorded: state table %s does not exist", report.source, store.table_name)
+
+
+# --- the switch's conflicts (docs/adr/0009) ------------------------------------------------------
+
+REPAIR_SIDES = ("old", "new")
+
+
+def verify_direction(spec: Spec, *, reverse: bool = False, repair_from: str | None = None) -> tuple[Spec, bool]:
+    """The spec a verify runs with and whether it repairs: ``repair_from`` "old" verifies old → new and makes
+    the new side what the old one holds, "new" the other way round; ``reverse`` alone compares new → old.
+    Raises SpecError naming ``--from`` for an unknown side or one that contradicts ``--reverse``."""
+    from ferry.errors import SpecError
+    from ferry.twoway import reverse_spec
+
+    if repair_from is not None and repair_from not in REPAIR_SIDES:
+        raise SpecError("--from", f"must be one of {', '.join(REPAIR_SIDES)}, got {repair_from!r}")
+    if repair_from == "old" and reverse:
+        raise SpecError("--from", "old repairs the new side from the old one, a forward verify: drop --reverse")
+    backwards = reverse or repair_from == "new"
+    return (reverse_spec(spec) if backwards else spec), repair_from is not None
+
+
+def open_conflicts(spec: Spec) -> list[Any]:
+    """Every open conflict of the spec's pairs (ferry.twoway.Conflict), tables first; [] without a state table."""
+    from ferry.aws import error_name
+    from ferry.switch import pairs
+    from ferry.twoway import TwoWayStore
+
+    store = TwoWayStore(make_client("dynamodb", spec.home_where()), spec.state_table)
+    found: list[Any] = []
+    try:
+        for kind, source, target in pairs(spec):
+            found += store.conflicts(kind, source, target)
+    except Exception as exc:
+        if error_name(exc) != "ResourceNotFoundException":
+            raise
+    return found
+
+
+def settle_conflicts(spec: Spec) -> tuple[int, list[Any]]:
+    """Close every open conflict whose key now holds the same state on both sides (after a repair from the
+    side the user chose, or because both sides converged); (closed, still open)."""
+    from ferry.buckets.objects import differences, head_object
+    from ferry.tables.state import TABLE
+    from ferry.twoway import TwoWayStore
+
+    store = TwoWayStore(make_client("dynamodb", spec.home_where()), spec.state_table)
+    tables, buckets = table_clients(spec), bucket_clients(spec)
+    closed, still = 0, []
+    for conflict in open_conflicts(spec):
+        old, new = _pair_of(spec, conflict)
+        if conflict.kind == TABLE:
+            key = store.conflict_key_item(conflict.kind, old, new, conflict.key)
+            if key is None:
+                still.append(conflict)
+                continue
+            a = tables.source.get_item(TableName=old, Key=key, ConsistentRead=True).get("Item")
+            b = tables.target.get_item(TableName=new, Key=key, ConsistentRead=True).get("Item")
+            same = (a is None and b is None) or (a is not None and b is not None and _items_equal(a, b))
+        else:
+            tags = spec.s3.verify_tags
+            x = head_object(buckets.source, old, conflict.key, with_tags=tags)
+            y = head_object(buckets.target, new, conflict.key, with_tags=tags)
+            same = (x is None and y is None) or (x is not None and y is not None and not differences(x, y))
+        if same:
+            store.close_conflict(conflict.kind, old, new, conflict.key)
+            closed += 1
+        else:
+            still.append(conflict)
+    return closed, still
+
+
+def _pair_of(spec: Spec, conflict: Any) -> tuple[str, str]:
+    """(old, new) names of the forward mapping a conflict belongs to."""
+    from ferry.switch import pairs
+
+    for kind, source, target in pairs(spec):
+        if kind == conflict.kind and {source, target} == {conflict.source, conflict.destination}:
+            return source, target
+    raise ValueError(f"conflict on {conflict.key!r} belongs to no mapping of the spec")
+
+
+def _items_equal(a: Any, b: Any) -> bool:
+    from ferry.wire import items_equal
+
+    return items_equal(a, b)

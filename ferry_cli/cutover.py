@@ -7,6 +7,7 @@ CloudWatch and the event-source mappings. Unknown is NO-GO, with why.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -78,6 +79,7 @@ class SourceFacts:
     tombstones: int | None  # insert-only tables; 0 otherwise; None unknown
     tombstones_why: str = ""
     mappings: tuple[MappingState, ...] = ()  # deployed only
+    conflicts: int = 0  # keys changed on both sides while both directions ran (docs/adr/0009)
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,11 @@ def source_reasons(s: SourceFacts, settings: CutoverSettings, now: float) -> lis
                 f"{who}: last verify {_num(age_minutes)} min old > cutover.max_verify_age_minutes "
                 f"{_num(settings.max_verify_age_minutes)}"
             )
+    if s.conflicts:
+        reasons.append(
+            f"{who}: {s.conflicts:,} keys changed on both sides (`ferry verify --reverse` lists them; resolve with "
+            "`ferry verify --repair --from old|new`)"
+        )
     if s.tombstones is None:
         reasons.append(f"{who}: tombstones unknown ({s.tombstones_why})")
     elif s.tombstones > 0:
@@ -479,4 +486,31 @@ def gather_facts(spec: Spec, store: StateStore, *, stage: str | None = None, now
             sources.append(_table_facts(spec, mapping, store, moment, deployed, streams, target_ddb))
     for bucket in spec.buckets:
         sources.append(_bucket_facts(spec, bucket, store, moment, deployed, waiting, queue_arn))
-    return CutoverFacts(moment, tuple(sources), tuple(queues))
+    sources, reverse_queues = _two_way_facts(spec, store, sources, sqs)
+    return CutoverFacts(moment, tuple(sources), tuple(queues + reverse_queues))
+
+
+def _two_way_facts(
+    spec: Spec, store: StateStore, sources: list[SourceFacts], sqs: Any
+) -> tuple[list[SourceFacts], list[QueueFact]]:
+    """Once `ferry reverse` ran: each source's open conflicts, and the reverse failure queues."""
+    from ferry.deploy import DLQ_SUFFIX
+    from ferry.twoway import STEP_REVERSE, TwoWayStore, reverse_spec
+
+    switch = TwoWayStore(store.ddb, store.table_name)
+    mappings = {(TABLE, t.source): t.target for t in spec.tables} | {(BUCKET, b.source): b.target for b in spec.buckets}
+    reversed_any = False
+    out = []
+    for facts in sources:
+        target = mappings[(facts.kind, facts.name)]
+        if STEP_REVERSE in switch.steps(facts.kind, facts.name, target):
+            reversed_any = True
+            facts = dataclasses.replace(facts, conflicts=len(switch.conflicts(facts.kind, facts.name, target)))
+        out.append(facts)
+    if not reversed_any:
+        return out, []
+    backwards = reverse_spec(spec)
+    names = ([backwards.replication.on_failure_queue] if spec.tables else []) + (
+        [backwards.s3.events_queue + DLQ_SUFFIX] if spec.buckets else []
+    )
+    return out, [QueueFact(name, _queue_messages(sqs, name)) for name in names]

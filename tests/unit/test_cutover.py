@@ -94,6 +94,11 @@ def test_go_deployed_with_enabled_healthy_mappings():
             {"tombstones": None, "tombstones_why": "phase backfill: not finalized"},
             "orders: tombstones unknown (phase backfill: not finalized)",
         ),
+        (
+            {"conflicts": 2},
+            "orders: 2 keys changed on both sides (`ferry verify --reverse` lists them; resolve with "
+            "`ferry verify --repair --from old|new`)",
+        ),
         ({"mappings": (MappingState("stream mapping of f", None),)}, "orders: no stream mapping of f"),
         ({"mappings": (MappingState("stream mapping of f", "Disabled"),)}, "orders: stream mapping of f is Disabled"),
         (
@@ -173,6 +178,7 @@ _sources = st.builds(
     verify=_verifies,
     tombstones=st.one_of(st.none(), st.integers(0, 3)),
     mappings=_mappings,
+    conflicts=st.integers(0, 2),
 )
 
 
@@ -190,6 +196,7 @@ def _holds(s: SourceFacts, settings: CutoverSettings, now: float) -> bool:
         and s.verify.at >= s.copy_finished_at
         and now - s.verify.at <= settings.max_verify_age_minutes * 60
         and s.tombstones == 0
+        and s.conflicts == 0
     )
 
 
