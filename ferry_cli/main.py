@@ -449,6 +449,16 @@ def print_verify_report(report: Any) -> None:
     "--repair", is_flag=True, help="Copy the source's current state for each differing key, then re-check it."
 )
 @click.option(
+    "--reverse", is_flag=True, help="Compare the new side with the old one (after `ferry reverse`: new -> old)."
+)
+@click.option(
+    "--from",
+    "repair_from",
+    type=click.Choice(["old", "new"]),
+    default=None,
+    help="With --repair: the side whose state wins for every differing key, conflicts included.",
+)
+@click.option(
     "--segments", type=click.IntRange(1, 1_000_000), default=None, help="Scan segments (default: backfill.splits)."
 )
 @click.option("--workers", type=click.IntRange(1, 256), default=4, show_default=True)
@@ -457,10 +467,18 @@ def print_verify_report(report: Any) -> None:
 )
 @_guard
 def verify(
-    spec_path: str, json_path: str | None, repair: bool, segments: int | None, workers: int, skip_tags: bool
+    spec_path: str,
+    json_path: str | None,
+    repair: bool,
+    reverse: bool,
+    repair_from: str | None,
+    segments: int | None,
+    workers: int,
+    skip_tags: bool,
 ) -> int:
-    """Compare source and target item by item / object by object; exit 1 on differences."""
-    from ferry.operations import verify_all
+    """Compare source and target item by item / object by object; exit 1 on differences or open conflicts
+    (keys changed on both sides while both directions replicated: docs/switching.md)."""
+    from ferry.operations import open_conflicts, settle_conflicts, verify_all, verify_direction
     from ferry_cli.progress import ProgressBoard, Snapshot, bars_wanted
 
     board = ProgressBoard(console, enabled=bars_wanted(console, plain=bool(json_path)))
@@ -471,9 +489,19 @@ def verify(
         board.show(f"verify {progress.source}", snapshot, unit=progress.unit, approximate=progress.unit == "items")
 
     spec = load_spec(spec_path)
+    if repair_from is not None and not repair:
+        raise SpecError("--from", "names the side a repair copies from: add --repair")
+    checked, repair = (
+        verify_direction(spec, reverse=reverse, repair_from=repair_from)
+        if repair_from
+        else (
+            verify_direction(spec, reverse=reverse)[0],
+            repair,
+        )
+    )
     with board:
         reports = verify_all(
-            spec,
+            checked,
             segments=segments,
             workers=workers,
             repair=repair,
@@ -482,11 +510,27 @@ def verify(
         )
     for report in reports:
         print_verify_report(report)
+    closed, conflicts = settle_conflicts(spec) if repair else (0, open_conflicts(spec))
+    if closed:
+        console.print(f"{closed} conflicts resolved: both sides now hold the same state")
+    if conflicts:
+        table = Table("kind", "key", "changed on", "not applied to", title=f"{len(conflicts)} open conflicts")
+        for c in conflicts[:50]:
+            table.add_row(c.kind, Text(c.key), c.source, c.destination)
+        console.print(table)
+        console.print("resolve: `ferry verify --repair --from old` or `--from new` (that side's state wins)")
     if json_path:
         with open(json_path, "w", encoding="utf-8") as out:
-            json.dump({"reports": [r.as_dict() for r in reports]}, out, indent=2)
+            json.dump(
+                {
+                    "reports": [r.as_dict() for r in reports],
+                    "conflicts": [{"kind": c.kind, "key": c.key, "source": c.source} for c in conflicts],
+                },
+                out,
+                indent=2,
+            )
         console.print(f"full report: {json_path}")
-    return EXIT_OK if all(r.ok for r in reports) else EXIT_DIFFERENCES
+    return EXIT_OK if all(r.ok for r in reports) and not conflicts else EXIT_DIFFERENCES
 
 
 @cli.command()
