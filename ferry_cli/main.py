@@ -491,14 +491,7 @@ def verify(
     spec = load_spec(spec_path)
     if repair_from is not None and not repair:
         raise SpecError("--from", "names the side a repair copies from: add --repair")
-    checked, repair = (
-        verify_direction(spec, reverse=reverse, repair_from=repair_from)
-        if repair_from
-        else (
-            verify_direction(spec, reverse=reverse)[0],
-            repair,
-        )
-    )
+    checked, _ = verify_direction(spec, reverse=reverse, repair_from=repair_from)
     with board:
         reports = verify_all(
             checked,
