@@ -126,9 +126,9 @@ def _record_verify(store: Any, report: Any, kind: str) -> None:
 REPAIR_SIDES = ("old", "new")
 
 
-def verify_direction(spec: Spec, *, reverse: bool = False, repair_from: str | None = None) -> tuple[Spec, bool]:
-    """The spec a verify runs with and whether it repairs: ``repair_from`` "old" verifies old → new and makes
-    the new side what the old one holds, "new" the other way round; ``reverse`` alone compares new → old.
+def verify_direction(spec: Spec, *, reverse: bool = False, repair_from: str | None = None) -> Spec:
+    """The spec a verify runs with: ``repair_from`` "old" verifies old → new (a repair makes the new side what
+    the old one holds), "new" the other way round; ``reverse`` alone compares new → old.
     Raises SpecError naming ``--from`` for an unknown side or one that contradicts ``--reverse``."""
     from ferry.errors import SpecError
     from ferry.twoway import reverse_spec
@@ -138,7 +138,7 @@ def verify_direction(spec: Spec, *, reverse: bool = False, repair_from: str | No
     if repair_from == "old" and reverse:
         raise SpecError("--from", "old repairs the new side from the old one, a forward verify: drop --reverse")
     backwards = reverse or repair_from == "new"
-    return (reverse_spec(spec) if backwards else spec), repair_from is not None
+    return reverse_spec(spec) if backwards else spec
 
 
 def open_conflicts(spec: Spec) -> list[Any]:

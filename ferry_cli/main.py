@@ -491,7 +491,7 @@ def verify(
     spec = load_spec(spec_path)
     if repair_from is not None and not repair:
         raise SpecError("--from", "names the side a repair copies from: add --repair")
-    checked, _ = verify_direction(spec, reverse=reverse, repair_from=repair_from)
+    checked = verify_direction(spec, reverse=reverse, repair_from=repair_from)
     with board:
         reports = verify_all(
             checked,
