@@ -24,6 +24,11 @@ After each batch, ``BucketReplicator.record_lags`` writes one lag sample per sou
 log (ferry.runlog): a message's lag is the batch's end − its change time (the notification records'
 earliest ``eventTime``, or the EventBridge event's ``time``), the failed ones are those the partial
 batch response lists (by message id). A message counts once, for the first bucket it names.
+
+Two-way replication (docs/adr/0009, ferry.buckets.twoway): once a pair's ``reverse`` step is recorded in
+the state table, each reconcile is guarded — a write only on top of a state ferry made equal on both
+sides, anything else a recorded conflict (action ``conflict``, nothing written). The steps are read
+through a cache (``replication.phase_cache_seconds``); without a state table nothing is guarded.
 """
 
 from __future__ import annotations
@@ -36,11 +41,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
+from ferry.aws import error_code
 from ferry.buckets.reconcile import ReconcileResult, reconcile_key
+from ferry.buckets.twoway import KeyGuard
 from ferry.errors import PoisonRecordError
 from ferry.runlog import LagSample, RecordLag, RunLog, epoch_of, failed_identifiers, lag_samples_by_source
 from ferry.spec import BucketMapping, Spec
 from ferry.tables.state import BUCKET
+from ferry.twoway import STEP_CAPTURE, STEP_REVERSE, StepsCache, TwoWayStore
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -205,16 +213,41 @@ class BucketReplicator:
     """Applies the object events of SQS records to the spec's target buckets by reconciling keys.
 
     ``s3`` reads the source buckets (source side); ``target_s3`` (default ``s3``) reads and writes
-    the targets and makes the server-side copies (target side)."""
+    the targets and makes the server-side copies (target side). ``switch``: the state table's two-way
+    items (default: the ``runlog``'s state table; neither: two-way replication is never judged)."""
 
     def __init__(
-        self, spec: Spec, s3: S3Client, target_s3: S3Client | None = None, runlog: RunLog | None = None
+        self,
+        spec: Spec,
+        s3: S3Client,
+        target_s3: S3Client | None = None,
+        runlog: RunLog | None = None,
+        switch: TwoWayStore | None = None,
     ) -> None:
         self.spec = spec
         self.s3 = s3
         self.target_s3 = target_s3
         self.runlog = runlog  # the state table at home: lag samples (none: not recorded)
+        if switch is None and runlog is not None:
+            switch = TwoWayStore(runlog.ddb, runlog.table_name)
+        self.switch = switch
+        self.steps = None if switch is None else StepsCache(switch, spec.replication.phase_cache_seconds)
         self._sources: dict[str, BucketMapping] = {b.source: b for b in spec.buckets}
+
+    def guard(self, mapping: BucketMapping, key: str) -> KeyGuard | None:
+        """The two-way guard of one key's reconcile: judging once the pair's ``reverse`` step is recorded,
+        only keeping sync records after its ``capture`` step, None before (or without a state table)."""
+        if self.switch is None or self.steps is None:
+            return None
+        try:
+            steps = self.steps.steps(BUCKET, mapping.source, mapping.target)
+        except Exception as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+            return None  # no state table: no switch step was ever recorded
+        if STEP_REVERSE not in steps and STEP_CAPTURE not in steps:
+            return None
+        return KeyGuard(self.switch, mapping, key, capture=steps.get(STEP_CAPTURE), judging=STEP_REVERSE in steps)
 
     def record_lags(self, records: Iterable[Mapping[str, Any]], response: Any, at: float | None = None) -> int:
         """After a batch: one lag sample per source bucket to the run log; how many were written. Never
@@ -256,7 +289,14 @@ class BucketReplicator:
             if ident in seen or (reconciled_in_batch is not None and ident in reconciled_in_batch):
                 continue
             seen.add(ident)
-            result = reconcile_key(self.s3, mapping, event.key, self.spec.s3, target_s3=self.target_s3)
+            result = reconcile_key(
+                self.s3,
+                mapping,
+                event.key,
+                self.spec.s3,
+                target_s3=self.target_s3,
+                guard=self.guard(mapping, event.key),
+            )
             log.debug("%s event for %s/%r: %s", event.kind, event.bucket, event.key, result.action)
             results.append(result)
             if reconciled_in_batch is not None:

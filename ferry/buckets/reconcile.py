@@ -30,7 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 from urllib.parse import quote, urlencode
 
 from ferry.aws import call_with_retries, copy_object_pinned, error_name, object_tags_or_none, upload_part_copy_pinned
@@ -53,7 +53,8 @@ DELETED = "deleted"
 ABSENT = "absent"
 IGNORED = "ignored"
 CHANGED = "changed-since-listing"  # a replay copy skipped the key: the source changed after the listing
-ACTIONS = (UNCHANGED, COPIED, COPIED_MULTIPART, DELETED, ABSENT, IGNORED, CHANGED)
+CONFLICT = "conflict"  # two-way: both sides changed the key; nothing written, the conflict recorded
+ACTIONS = (UNCHANGED, COPIED, COPIED_MULTIPART, DELETED, ABSENT, IGNORED, CHANGED, CONFLICT)
 
 MAX_PART_WORKERS = 8
 # Content headers passed to CreateMultipartUpload as they are (Expires is parsed into a datetime).
@@ -67,6 +68,18 @@ class ReconcileResult:
     rounds: int  # write rounds used (0 when nothing was written)
     requests: int  # S3 requests made (HEADs, tagging reads, copies, deletes…), retries included
     bytes_copied: int  # bytes copied server-side by successful CopyObject/UploadPartCopy requests
+
+
+class WriteGuard(Protocol):
+    """Two-way replication's say over reconcile's writes (``ferry.buckets.twoway.KeyGuard``)."""
+
+    def allows(self, target: ObjectState | None, source: ObjectState | None) -> bool:
+        """Before the target (None: absent) is made ``source`` (None: deleted); False: write nothing."""
+        ...
+
+    def settled(self, source: ObjectState | None, target: ObjectState | None) -> None:
+        """Both sides are equal (None: both absent)."""
+        ...
 
 
 class ReconcileError(RetryableError):
@@ -200,6 +213,7 @@ class _Reconciler:
         settings: S3Settings,
         *,
         target_absent: bool = False,
+        guard: WriteGuard | None = None,
     ) -> None:
         self.counter = _Counter()
         # The counting wrappers forward every client method: typed as the clients they wrap.
@@ -209,6 +223,7 @@ class _Reconciler:
         self.key = key
         self.settings = settings
         self.target_absent = target_absent  # the caller's listing lacked the key: skip the first target read
+        self.guard = guard  # two-way: each write must be allowed, the converged state is reported
 
     # --- reads ----------------------------------------------------------------------------------
 
@@ -364,10 +379,14 @@ class _Reconciler:
             source = self.head_source(with_tags=not listed_absent)
             first_read_skipped, listed_absent = listed_absent, False  # the listing stands for the first read only
             if source is None:
-                target = self.head_target(with_tags=False)
+                target = self.head_target(with_tags=self.guard is not None)  # a guard fingerprints the tags
                 if target is None:
+                    if self.guard is not None:
+                        self.guard.settled(None, None)
                     return self._result(DELETED if deleted else ABSENT, rounds)
                 self._check_budget(rounds, "the target key still exists while the source has none")
+                if self.guard is not None and not self.guard.allows(target, None):
+                    return self._result(CONFLICT, rounds)
                 rounds += 1
                 log.debug(
                     "s3://%s/%s: source absent, deleting the target (round %d)", self.mapping.target, self.key, rounds
@@ -380,6 +399,8 @@ class _Reconciler:
             target = None if first_read_skipped else self.head_target(with_tags=True)
             differ = ["missing"] if target is None else objects.differences(source, target)
             if not differ:
+                if self.guard is not None:
+                    self.guard.settled(source, target)
                 return self._result(copied or UNCHANGED, rounds)
             self._check_budget(rounds, f"still differs: {', '.join(differ)}")
             multipart = needs_part_copy(source, self.settings)
@@ -388,6 +409,8 @@ class _Reconciler:
                 if with_tags is None:
                     continue  # the source has gone since its HEAD: read both sides again
                 source = with_tags
+            if self.guard is not None and not self.guard.allows(target, source):
+                return self._result(CONFLICT, rounds)
             rounds += 1
             log.debug(
                 "s3://%s/%s: %s differs (%s), copying%s (round %d)",
@@ -488,6 +511,7 @@ def reconcile_key(
     *,
     target_s3: S3Client | None = None,
     target_absent: bool = False,
+    guard: WriteGuard | None = None,
 ) -> ReconcileResult:
     """Make ``s3://target/key`` equal to ``s3://source/key`` as the source is now; idempotent.
 
@@ -499,10 +523,15 @@ def reconcile_key(
     ``target_absent``: the caller has just listed the target without this key (a backfill), so the
     first round copies without reading the target or the source's tags; the reads after the write
     are the same as always (see the module docstring).
+
+    ``guard`` (two-way replication, ``ferry.buckets.twoway.KeyGuard``): asked before every write, told
+    when both sides are equal; a write it refuses ends the call with :data:`CONFLICT`, nothing written.
     """
     if not key.startswith(mapping.prefix):
         return ReconcileResult(key, IGNORED, 0, 0, 0)
     if mapping.source == mapping.target:
         raise PermanentError(f"bucket mapping {mapping.source!r}: the target must differ from the source")
+    if guard is not None and target_absent:
+        raise PermanentError(f"s3://{mapping.target}/{key}: a two-way guard needs the target read, not listed absent")
     target = target_s3 if target_s3 is not None else s3
-    return _Reconciler(s3, target, mapping, key, settings, target_absent=target_absent).run()
+    return _Reconciler(s3, target, mapping, key, settings, target_absent=target_absent, guard=guard).run()

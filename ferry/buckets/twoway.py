@@ -1,0 +1,236 @@
+"""Two-way replication for buckets (docs/adr/0009, its bucket form): write a key only on top of a state
+ferry made equal on both sides.
+
+Reconcile is state-based, so the echo of a replicated copy finds both sides equal and writes nothing.
+What two-way adds is **conflict detection**: the old side's ``A'`` and the new side's ``B'`` for one key
+inside the lag window must not overwrite each other. Per key, the state table keeps a **sync record**
+(``pk = sync#bucket#<a>|<b>#<key hash>``, ``sk = sync``, no expiry while the switch lasts): per side (a
+bucket name), the fingerprints of the states ferry last made equal — fingerprints are per side, since a
+copy's ETag can differ from its source's (SSE-KMS). Before reconcile writes the destination (copy or
+delete), the destination's current state must be a **base**:
+
+- its fingerprint is in the record for the destination side, or this reconcile wrote it (a later round);
+- or the key has no record and the destination is absent, or was last modified at or before the pair's
+  ``capture`` step (when reverse capture began: before it both sides were equal, verified), by a whole
+  second (:data:`LAST_MODIFIED_RESOLUTION`).
+
+Anything else is a **conflict**: nothing is written, the conflict is recorded (``TwoWayStore``), the key
+logged, and reconcile answers ``conflict`` (the event succeeds: a retry would find the same).
+
+Journal first: before a write the destination's current fingerprint and the one it will have are ADDed to
+the record, so a crash between the two leaves both as bases and the retry converges. Once both sides are
+equal the record is set to exactly their fingerprints. Races on the record are safe: the ADD is a set
+union (commutative, never loses a base), and the exact set is a put conditioned on the record's version
+being the one this reconcile last saw — when another reconcile touched it meanwhile, the converged
+fingerprints are ADDed instead. A record may then hold a stale base besides the true one, which can only
+let a write through that the exact rule would have refused for a destination back at an old state; it
+never makes ferry refuse a change made on a synced state (no false conflict from a race).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ferry.buckets import objects
+from ferry.buckets.objects import ObjectState
+from ferry.spec import BucketMapping
+from ferry.twoway import ABSENT, BUCKET, Conflict, TwoWayStore, pair_id, text_hash
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+log = logging.getLogger(__name__)
+
+SIDE_PREFIX = "side#"  # one string-set attribute per side: side#<bucket>
+# S3's Last-Modified has whole seconds: an object of the capture step's own second counts as after it
+# (a conflict reported rather than a change lost).
+LAST_MODIFIED_RESOLUTION = 1.0
+
+
+def fingerprint(state: ObjectState | None) -> str:
+    """A stable hash of what ``objects.differences`` compares of one side's object (size, ETag, checksums,
+    content headers, metadata, tags); :data:`ferry.twoway.ABSENT` for no object."""
+    if state is None:
+        return ABSENT
+    form = [
+        state.size,
+        state.etag,
+        [list(c) for c in state.checksums],
+        [list(h) for h in state.headers],
+        [list(m) for m in state.metadata],
+        None if state.tags is None else [list(t) for t in state.tags],
+    ]
+    return hashlib.sha256(json.dumps(form, separators=(",", ":")).encode()).hexdigest()[:32]
+
+
+def sync_pk(a: str, b: str, key: str) -> str:
+    return f"sync#{BUCKET}#{pair_id(a, b)}#{text_hash(key)}"
+
+
+@dataclass(frozen=True)
+class SyncRecord:
+    sides: Mapping[str, frozenset[str]]  # bucket -> fingerprints of the states ferry made equal there
+    version: int
+
+    def bases(self, side: str) -> frozenset[str]:
+        return self.sides.get(side, frozenset())
+
+
+class SyncStore:
+    """The sync records of bucket keys in the state table (see the module docstring)."""
+
+    def __init__(self, ddb: DynamoDBClient, table_name: str) -> None:
+        self.ddb = ddb
+        self.table_name = table_name
+
+    def read(self, a: str, b: str, key: str) -> SyncRecord | None:
+        found = self.ddb.get_item(TableName=self.table_name, Key=self._key(a, b, key), ConsistentRead=True)
+        return _record(found.get("Item"))
+
+    def add(self, a: str, b: str, key: str, fingerprints: Mapping[str, set[str]]) -> SyncRecord:
+        """Union ``fingerprints`` (side -> set) into the key's record; the record as it is now."""
+        names = {f"#s{i}": SIDE_PREFIX + side for i, side in enumerate(fingerprints)}
+        values: dict[str, Any] = {f":s{i}": {"SS": sorted(fps)} for i, fps in enumerate(fingerprints.values())}
+        adds = ", ".join(f"#s{i} :s{i}" for i in range(len(fingerprints)))
+        response = self.ddb.update_item(
+            TableName=self.table_name,
+            Key=self._key(a, b, key),
+            UpdateExpression=f"SET #k = :k ADD {adds}, #v :one",
+            ExpressionAttributeNames={**names, "#k": "key", "#v": "v"},
+            ExpressionAttributeValues={**values, ":k": {"S": key}, ":one": {"N": "1"}},
+            ReturnValues="ALL_NEW",
+        )
+        record = _record(response.get("Attributes"))
+        if record is None:  # an UpdateItem that returned nothing: read it
+            record = self.read(a, b, key)
+        if record is None:
+            raise RuntimeError(f"sync record of {key!r} in {self.table_name} is missing right after its update")
+        return record
+
+    def settle(self, a: str, b: str, key: str, fingerprints: Mapping[str, str], seen: SyncRecord | None) -> bool:
+        """Set the record to exactly ``fingerprints`` (side -> one), if it is still the version ``seen``
+        (None: no record); otherwise union them in. True when it was set exactly."""
+        item: dict[str, Any] = {
+            **self._key(a, b, key),
+            "key": {"S": key},
+            "v": {"N": str((seen.version if seen else 0) + 1)},
+            **{SIDE_PREFIX + side: {"SS": [fp]} for side, fp in fingerprints.items()},
+        }
+        condition: dict[str, Any] = (
+            {"ConditionExpression": "attribute_not_exists(pk)"}
+            if seen is None
+            else {"ConditionExpression": "v = :v", "ExpressionAttributeValues": {":v": {"N": str(seen.version)}}}
+        )
+        try:
+            self.ddb.put_item(TableName=self.table_name, Item=item, **condition)
+            return True
+        except self.ddb.exceptions.ConditionalCheckFailedException:
+            self.add(a, b, key, {side: {fp} for side, fp in fingerprints.items()})
+            return False
+
+    def _key(self, a: str, b: str, key: str) -> dict[str, Any]:
+        return {"pk": {"S": sync_pk(a, b, key)}, "sk": {"S": "sync"}}
+
+
+def _record(item: Mapping[str, Any] | None) -> SyncRecord | None:
+    if not item:
+        return None
+    sides = {
+        name[len(SIDE_PREFIX) :]: frozenset(value.get("SS", ()))
+        for name, value in item.items()
+        if name.startswith(SIDE_PREFIX)
+    }
+    return SyncRecord(sides, int(item.get("v", {}).get("N", "0")))
+
+
+class KeyGuard:
+    """One reconcile call's two-way check (``reconcile.WriteGuard``): before each write, is the destination
+    a base (else record the conflict); at convergence, set the key's sync record.
+
+    ``judging`` False: the sync records are kept but nothing is refused (between the ``capture`` and
+    ``reverse`` steps, so the keys forward writes in that window have a record when judging begins)."""
+
+    def __init__(
+        self,
+        store: TwoWayStore,
+        mapping: BucketMapping,
+        key: str,
+        *,
+        capture: float | None,
+        judging: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.sync = SyncStore(store.ddb, store.table_name)
+        self.mapping = mapping
+        self.key = key
+        self.capture = capture
+        self.judging = judging
+        self.clock = clock
+        self.record = self.sync.read(mapping.source, mapping.target, key)
+        self._wrote: list[ObjectState | None] = []  # what this call wrote (a source state, None: deleted)
+
+    def allows(self, target: ObjectState | None, source: ObjectState | None) -> bool:
+        """Before writing the destination ``target`` to become ``source`` (None: a delete). True: journaled,
+        write it. False: a conflict, recorded; write nothing."""
+        if self.judging and not self._is_base(target):
+            self._conflict(target, source)
+            return False
+        self.record = self.sync.add(
+            self.mapping.source,
+            self.mapping.target,
+            self.key,
+            {self.mapping.target: {fingerprint(target), fingerprint(source)}},
+        )
+        self._wrote.append(source)
+        return True
+
+    def settled(self, source: ObjectState | None, target: ObjectState | None) -> None:
+        """Both sides are equal: the record becomes exactly their fingerprints (no write when it is already)."""
+        now = {self.mapping.source: fingerprint(source), self.mapping.target: fingerprint(target)}
+        if self.record is not None and dict(self.record.sides) == {s: frozenset({fp}) for s, fp in now.items()}:
+            return
+        self.sync.settle(self.mapping.source, self.mapping.target, self.key, now, self.record)
+
+    def _is_base(self, target: ObjectState | None) -> bool:
+        if self.record is not None and fingerprint(target) in self.record.bases(self.mapping.target):
+            return True
+        if any(_wrote(written, target) for written in self._wrote):
+            return True  # what an earlier round of this call wrote (a copy's fingerprint may differ from its source's)
+        if self.record is None:
+            return target is None or (
+                self.capture is not None and target.last_modified + LAST_MODIFIED_RESOLUTION <= self.capture
+            )
+        return False
+
+    def _conflict(self, target: ObjectState | None, source: ObjectState | None) -> None:
+        self.store.record_conflict(
+            Conflict(
+                BUCKET,
+                pair_id(self.mapping.source, self.mapping.target),
+                self.key,
+                self.mapping.source,
+                self.mapping.target,
+                self.clock(),
+                fingerprint(source),
+                fingerprint(target),
+            )
+        )
+        log.warning(
+            "conflict on s3 key %r: %s and %s both changed it; nothing written",
+            self.key,
+            self.mapping.source,
+            self.mapping.target,
+        )
+
+
+def _wrote(written: ObjectState | None, target: ObjectState | None) -> bool:
+    if written is None or target is None:
+        return written is None and target is None
+    return not objects.differences(written, target)
