@@ -201,3 +201,43 @@ def test_a_redelivered_older_record_and_an_outdated_echo_are_skipped_not_conflic
     assert pair.items(pair.old) == {"k": "B"}
     assert backward.apply_stream_record(reinsert).outcome == REDELIVERED
     assert ALREADY and CONFLICT  # the remaining outcomes are asserted by the tests above
+
+
+def _run(pair: Pair, tmp_path: Any, *args: str) -> Any:
+    import json
+
+    from click.testing import CliRunner
+
+    from ferry.spec import spec_to_dict
+    from ferry_cli.main import cli
+
+    path = tmp_path / "ferry.yaml"
+    path.write_text(json.dumps(spec_to_dict(pair.spec)))
+    return CliRunner().invoke(cli, [args[0], "--spec", str(path), *args[1:]])
+
+
+def test_verify_lists_a_conflict_and_repair_from_the_named_side_resolves_it(pair: Pair, tmp_path: Any) -> None:
+    pair.put(pair.old, "k", "0")
+    pair.put(pair.old, "other", "x")
+    pair.settle()
+    pair.put(pair.old, "k", "A")
+    pair.put(pair.new, "k", "B")
+    pair.settle()
+    listed = _run(pair, tmp_path, "verify", "--reverse")
+    assert listed.exit_code == 1, listed.output
+    assert '{"pk":{"S":"k"}}' in listed.output and "1 open conflicts" in listed.output
+    assert "other" not in listed.output  # only the conflicting key is named
+    repaired = _run(pair, tmp_path, "verify", "--repair", "--from", "new")
+    assert repaired.exit_code == 0, repaired.output
+    assert "1 conflicts resolved" in repaired.output
+    pair.settle()  # the repair's own change reaches the other direction: already there, nothing new
+    assert pair.items(pair.old) == pair.items(pair.new) == {"k": "B", "other": "x"}
+    assert pair.switch.conflicts(TABLE, pair.old, pair.new) == []
+    assert _run(pair, tmp_path, "verify", "--reverse").exit_code == 0
+
+
+def test_from_needs_repair_and_agrees_with_the_direction(pair: Pair, tmp_path: Any) -> None:
+    alone = _run(pair, tmp_path, "verify", "--from", "new")
+    assert alone.exit_code == 2 and "--from" in alone.output
+    contradicting = _run(pair, tmp_path, "verify", "--reverse", "--repair", "--from", "old")
+    assert contradicting.exit_code == 2 and "--from" in contradicting.output
