@@ -17,6 +17,7 @@ module "ferry" {
   stream_mapping              = var.stream_mapping
   stream_failure_queue_name   = var.stream_failure_queue_name
   bucket_events               = var.bucket_events
+  reverse                     = var.reverse
   backfill                    = var.backfill
   lambda_package              = var.lambda_package
   ferry_zip                   = var.ferry_zip

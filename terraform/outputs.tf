@@ -97,3 +97,13 @@ output "source_account_policy_hints" {
   description = "Statements the SOURCE account must add for a cross-account migration: the trust statement of source_role_arn (ferry's roles may assume it), a bucket policy statement per source bucket (ferry's bucket roles, or target_role_arn, may read: cross-account CopyObject is one request made by the target side), and a stream policy statement per source table (the stream mappings poll with the table_stream role)."
   value       = module.ferry.source_account_policy_hints
 }
+
+output "reverse_stream_event_source_mapping_uuids" {
+  description = "UUID of each reverse stream event-source mapping (reverse = true), by new table."
+  value       = module.ferry.reverse_stream_event_source_mapping_uuids
+}
+
+output "reverse_events_queue_url" {
+  description = "URL of the reverse events queue (the new buckets' object events), or null without reverse or buckets."
+  value       = module.ferry.reverse_events_queue_url
+}

@@ -43,6 +43,7 @@ variable "tables" {
     protocol          = string
     create_target     = bool
     target_arn        = string
+    target_stream_arn = optional(string, "")
     hash_key          = string
     range_key         = optional(string)
     attributes = list(object({
@@ -69,7 +70,7 @@ variable "tables" {
     })), [])
     ttl_attribute = optional(string)
   }))
-  description = "Table mappings. The source tables (and their streams, enabled by `ferry init --sources-only`) are not managed here; targets are created when create_target is true, otherwise only referenced (backfill.write: import creates them). protocol: insert-only tables get their stream mapping here, replay tables from `ferry release`."
+  description = "Table mappings. The source tables (and their streams, enabled by `ferry init --sources-only`) are not managed here; targets are created when create_target is true, otherwise only referenced (backfill.write: import creates them). protocol: insert-only tables get their stream mapping here, replay tables from `ferry release`. target_stream_arn: the target's stream once `ferry reverse` enabled it (\"\" before), read by reverse replication."
   default     = []
 }
 
@@ -115,6 +116,12 @@ variable "bucket_events" {
     hold_until_release                 = bool
   })
   description = "The S3 events queue (its dead-letter queue is <queue_name>-dlq) and its event-source mapping; hold_until_release (replay buckets): the mapping is created disabled and `ferry release` enables it."
+}
+
+variable "reverse" {
+  type        = bool
+  description = "Deploy reverse replication too (docs/adr/0009): the functions table_stream_reverse and bucket_events_reverse, their roles, the queues <stream_failure_queue_name>-reverse and <bucket_events.queue_name>-reverse (+ -dlq), an EventBridge rule per target bucket, and a stream mapping per target table (tables[*].target_stream_arn). `ferry tfvars` writes true once `ferry reverse` has recorded its step, so run `ferry reverse --stage <stage>` first (it enables the new side's change capture), then `make deploy STAGE=<stage>`."
+  default     = false
 }
 
 variable "backfill" {

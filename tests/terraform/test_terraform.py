@@ -571,7 +571,7 @@ REQUIRED = "<required>"
 TABLE_TYPE = """list(object({
   source = string, target = string, source_arn = string, source_stream_arn = string, protocol = string,
   create_target = bool,
-  target_arn = string, hash_key = string, range_key = optional(string),
+  target_arn = string, target_stream_arn = optional(string, ""), hash_key = string, range_key = optional(string),
   attributes = list(object({name = string, type = string})),
   billing_mode = string, read_capacity = optional(number), write_capacity = optional(number),
   global_secondary_indexes = optional(list(object({name = string, hash_key = string, range_key = optional(string),
@@ -604,6 +604,7 @@ CONTRACT: dict[str, tuple[str, Any]] = {
     "stream_failure_queue_name": ("string", REQUIRED),
     "bucket_events": (BUCKET_EVENTS_TYPE, REQUIRED),
     "backfill": (BACKFILL_TYPE, REQUIRED),
+    "reverse": ("bool", False),
     "lambda_package": ("string", "../build/chalice/deployment.zip"),
     "ferry_zip": ("string", "../build/ferry.zip"),
     "glue_scripts_dir": ("string", "../glue_jobs"),
@@ -640,6 +641,8 @@ ROOT_OUTPUTS = {
     "role_arns",
     "kms_key_arn",
     "source_account_policy_hints",
+    "reverse_stream_event_source_mapping_uuids",
+    "reverse_events_queue_url",
 }
 
 
@@ -720,6 +723,7 @@ GENERATED = {
     "stream_failure_queue_name",
     "bucket_events",
     "backfill",
+    "reverse",
 }
 
 
@@ -942,6 +946,9 @@ DATA_PLANE = ("dynamodb:", "s3:", "sqs:", "sts:", "lambda:")
 TERRAFORM_DOCUMENTS = {
     "table_stream": ("table-stream", "this"),
     "bucket_events": ("bucket-events", "this"),
+    # reverse replication: the same modules, instantiated again with the spec reversed (see the tests below)
+    "table_stream_reverse": ("table-stream", "this"),
+    "bucket_events_reverse": ("bucket-events", "this"),
     "table_backfill": ("glue-jobs", "table"),
     "bucket_backfill": ("glue-jobs", "bucket"),
 }
@@ -1106,13 +1113,15 @@ def module_call(name: str) -> dict[str, Any]:
 
 def test_terraform_creates_stream_mappings_of_insert_only_tables_only() -> None:
     """A replay table's stream mapping is created by its release (at TRIM_HORIZON, no record age):
-    Terraform creates none for it, so a later apply cannot touch the one the release made."""
+    Terraform creates none for it, so a later apply cannot touch the one the release made. Reverse
+    replication (reverse = true) maps every new table."""
     mapping = resource("table-stream", "aws_lambda_event_source_mapping")
-    assert mapping["for_each"] == "${local.insert_only_tables}"
+    assert mapping["for_each"] == "${local.mapped_tables}"
     (local_values,) = module_main("table-stream").doc["locals"]
     assert local_values["insert_only_tables"] == (
         '${{for source, t in var.tables : source => t if t.protocol == "insert-only"}}'
     )
+    assert local_values["mapped_tables"] == "${var.reverse ? var.tables : local.insert_only_tables}"
     assert "protocol = t.protocol" in module_call("table_stream")["tables"], "the composition must pass each protocol"
     # the table_stream role may still read every table's stream: the mapping the release creates polls with it
     policy = {st["sid"]: st for _, st in terraform_statements("table-stream", "this")}
@@ -1234,3 +1243,83 @@ def test_the_export_bucket_exists_only_for_exports_and_expires_them_as_ferry_ini
     assert (named["export_bucket"], named["create_export_bucket"]) == ("my-exports", False)
     scan = written()
     assert (scan["export_bucket"], scan["create_export_bucket"]) == ("", False)
+
+
+# --- reverse replication (reverse = true, docs/adr/0009) ----------------------------------------------
+
+
+@pytest.mark.parametrize("module", ["table-stream", "bucket-events"])
+def test_every_mapping_leaves_enabled_to_ferry(module: str) -> None:
+    """`ferry cutover` disables the forward mappings and `ferry rollback` the reverse ones through the API:
+    a later apply must not enable them again."""
+    for _, name, body in invariants.blocks(module_main(module), "resource", "aws_lambda_event_source_mapping"):
+        (lifecycle,) = body["lifecycle"]
+        assert "enabled" in lifecycle["ignore_changes"], f"{module}: aws_lambda_event_source_mapping.{name}"
+
+
+def test_the_new_tables_streams_are_left_to_ferry_reverse() -> None:
+    """`ferry reverse` enables a target's stream through the API; an apply must not disable it."""
+    (lifecycle,) = resource("target-table", "aws_dynamodb_table")["lifecycle"]
+    assert {"stream_enabled", "stream_view_type"} <= set(lifecycle["ignore_changes"])
+
+
+def test_reverse_replication_is_the_forward_modules_with_the_spec_reversed() -> None:
+    """What ferry/deploy.py derives from ferry.twoway.reverse_spec, the composition passes to the second
+    instance of each module: names, handlers, queues, never held, TRIM_HORIZON, the roles swapped, and the
+    new tables' streams read, the old tables written."""
+    from ferry.deploy import (
+        BUCKET_REVERSE_FUNCTION,
+        STREAM_REVERSE_FUNCTION,
+        function_name,
+        reverse_bucket_events_settings,
+        reverse_failure_queue_name,
+        reverse_stream_mapping_settings,
+    )
+    from ferry.spec import parse_spec
+
+    table, bucket = module_call("table_stream_reverse"), module_call("bucket_events_reverse")
+    for call in (table, bucket):
+        assert call["reverse"] is True or call["reverse"] == "${true}"
+        assert call["count"].startswith("${var.reverse && length(")
+        assert (call["source_role_arn"], call["target_role_arn"]) == (
+            "${var.target_role_arn}",
+            "${var.source_role_arn}",
+        )
+    assert table["function_name"] == "${local.name}-" + STREAM_REVERSE_FUNCTION
+    assert bucket["function_name"] == "${local.name}-" + BUCKET_REVERSE_FUNCTION
+    assert function_name("dev", STREAM_REVERSE_FUNCTION) == "ferry-dev-table_stream_reverse"
+    assert (table["handler"], bucket["handler"]) == ("app.table_stream_reverse", "app.bucket_events_reverse")
+    app = (ROOT / "chalice_app" / "app.py").read_text()
+    assert 'name="table_stream_reverse"' in app and 'name="bucket_events_reverse"' in app
+    # the new table's stream, the old table written
+    tables = table["tables"]
+    assert "for source, t in local.tables : t.target =>" in tables
+    assert "source_stream_arn = t.target_stream_arn" in tables and "target_arn = t.source_arn" in tables
+    assert "source = b.target" in bucket["buckets"] and "target = b.source" in bucket["buckets"]
+    assert "manage_source_notifications = false" in bucket["buckets"]
+    # the queues and the mapping settings as ferry/deploy.py derives them from the reversed spec
+    spec = parse_spec(
+        {
+            "region": "us-east-1",
+            "tables": [{"source": "orders", "target": "orders-v2", "protocol": "insert-only"}],
+            "buckets": [{"source": "media", "target": "media-v2"}],
+            "replication": {"starting_position": "LATEST"},
+        }
+    )
+    assert table["failure_queue_name"] == "${var.stream_failure_queue_name}-reverse"
+    assert reverse_failure_queue_name(spec) == spec.replication.on_failure_queue + "-reverse"
+    assert bucket["queue_name"] == "${var.bucket_events.queue_name}-reverse"
+    assert reverse_bucket_events_settings(spec).queue_name == spec.s3.events_queue + "-reverse"
+    assert bucket["hold_until_release"] is False or bucket["hold_until_release"] == "${false}"
+    assert reverse_bucket_events_settings(spec).hold_until_release is False
+    assert table["stream_mapping"] == '${merge(var.stream_mapping, {starting_position = "TRIM_HORIZON"})}'
+    assert reverse_stream_mapping_settings(spec).starting_position == "TRIM_HORIZON"
+    # every other mapping setting is the forward one (var.stream_mapping, what `ferry tfvars` writes)
+    assert bucket["rule_name_prefix"] == "${local.name}-reverse"
+
+
+def test_a_reverse_mapping_needs_the_new_table_s_stream_first() -> None:
+    (lifecycle,) = resource("table-stream", "aws_lambda_event_source_mapping")["lifecycle"]
+    (precondition,) = lifecycle["precondition"]
+    assert precondition["condition"] == '${each.value.source_stream_arn != ""}'
+    assert "ferry reverse --stage" in precondition["error_message"]

@@ -3,6 +3,10 @@
 # (chalice_app/app.py: bucket_events) through an SQS event-source mapping with partial batch
 # responses. The handler reconciles each key from the source's current state, so duplicated,
 # reordered or stale events are harmless.
+#
+# With reverse = true the same module deploys reverse replication (chalice_app/app.py:
+# bucket_events_reverse, docs/adr/0009): var.buckets then maps each NEW bucket (EventBridge enabled on
+# it by `ferry reverse`) to its old bucket, into the queue <events_queue>-reverse, never held.
 
 data "aws_partition" "current" {}
 
@@ -215,7 +219,7 @@ data "aws_iam_policy_document" "assume" {
 
 resource "aws_iam_role" "this" {
   name               = var.function_name
-  description        = "ferry bucket_events: consumes the events queue, reconciles each key from source to target"
+  description        = var.reverse ? "ferry bucket_events_reverse: consumes the reverse events queue, reconciles each key from the new bucket to the old one" : "ferry bucket_events: consumes the events queue, reconciles each key from source to target"
   assume_role_policy = data.aws_iam_policy_document.assume.json
   tags               = var.tags
 }
@@ -245,6 +249,25 @@ data "aws_iam_policy_document" "this" {
       test     = "ForAllValues:StringEquals"
       variable = "dynamodb:Attributes"
       values   = ["pk", "sk", "at", "records", "p50", "p99", "max", "failed"]
+    }
+  }
+
+  # The two-way judge (ferry.twoway): the switch's steps, the write journal, the sequence marks, the
+  # conflicts and the sync marks. dynamodb:LeadingKeys confines the three actions, which always name one
+  # key, to items whose partition key has one of those prefixes.
+  statement {
+    sid    = "JudgeTwoWay"
+    effect = "Allow"
+    actions = [
+      "dynamodb:DeleteItem",
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+    ]
+    resources = [var.state_table_arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["twoway#*", "journal#*", "seen#*", "conflict#*", "sync#*"]
     }
   }
 
@@ -343,7 +366,7 @@ resource "aws_lambda_function" "this" {
   #checkov:skip=CKV_AWS_117:Talks only to AWS APIs (S3, SQS, STS) over TLS; no private resources to reach, so no VPC.
   #checkov:skip=CKV_AWS_272:Code signing is not used: the package is built from this repository by `make deploy` and uploaded by Terraform with its hash (source_code_hash).
   function_name                  = var.function_name
-  description                    = "ferry: reconciles the keys named by S3 object events from source to target bucket"
+  description                    = var.reverse ? "ferry: reconciles the keys named by the new buckets' object events back to the old buckets" : "ferry: reconciles the keys named by S3 object events from source to target bucket"
   role                           = aws_iam_role.this.arn
   handler                        = var.handler
   runtime                        = var.runtime
@@ -357,7 +380,7 @@ resource "aws_lambda_function" "this" {
   environment {
     variables = {
       FERRY_SPEC              = var.spec_json
-      POWERTOOLS_SERVICE_NAME = "ferry-bucket-events"
+      POWERTOOLS_SERVICE_NAME = var.reverse ? "ferry-bucket-events-reverse" : "ferry-bucket-events"
       POWERTOOLS_LOG_LEVEL    = var.log_level
     }
   }
@@ -389,8 +412,9 @@ resource "aws_lambda_function" "this" {
 # wait in the queue (14 days); the release (the bucket job at the end of its copy, or `ferry release
 # --stage`) enables it once no bucket is held. An SQS mapping only polls the queue, so enabling it
 # later loses nothing. `enabled` is then ferry's, not Terraform's: ignore_changes keeps a later apply
-# from disabling the mapping the release enabled (for insert-only buckets too: a mapping disabled by
-# hand stays so until enabled by hand).
+# from disabling the mapping the release enabled, or enabling one `ferry cutover` (forward) or
+# `ferry rollback` (reverse) disabled (for insert-only buckets too: a mapping disabled by hand stays
+# so until enabled by hand).
 resource "aws_lambda_event_source_mapping" "this" {
   event_source_arn                   = aws_sqs_queue.this.arn
   function_name                      = aws_lambda_function.this.arn

@@ -173,3 +173,9 @@ variable "state_table_arn" {
   type        = string
   description = "ARN of ferry's state table (the handler writes a lag sample per invocation and source bucket)."
 }
+
+variable "reverse" {
+  type        = bool
+  description = "This instance is reverse replication (bucket_events_reverse, docs/adr/0009): buckets maps each new bucket (EventBridge enabled on it by `ferry reverse`) to its old bucket (never held: the composition passes hold_until_release = false)."
+  default     = false
+}

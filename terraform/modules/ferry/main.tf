@@ -217,6 +217,82 @@ module "bucket_events" {
   tags                               = var.tags
 }
 
+# --- reverse replication (var.reverse, docs/adr/0009) -------------------------------------------
+# The same two modules again, the spec reversed as ferry.twoway.reverse_spec reverses it: each new
+# table's stream (enabled by `ferry reverse`) to its old table, each new bucket's events (EventBridge
+# enabled on it by `ferry reverse`) through <queue>-reverse to its old bucket; the two roles swapped.
+# Order: `ferry reverse --stage <stage>`, then `make deploy STAGE=<stage>` (`ferry tfvars` writes
+# reverse = true and the new tables' stream ARNs from then on).
+
+module "table_stream_reverse" {
+  source = "../table-stream"
+  count  = var.reverse && length(local.tables) > 0 ? 1 : 0
+
+  reverse              = true
+  function_name        = "${local.name}-table_stream_reverse" # Chalice naming, as ferry/deploy.py function_name
+  handler              = "app.table_stream_reverse"
+  region               = var.region
+  lambda_package       = var.lambda_package
+  memory_size          = var.lambda_memory_size
+  timeout              = var.lambda_timeout
+  reserved_concurrency = var.lambda_reserved_concurrency
+  spec_json            = var.spec_json
+  log_retention_days   = var.log_retention_days
+  kms_key_arn          = local.kms_key_arn
+  tables = {
+    for source, t in local.tables : t.target => {
+      source_stream_arn = t.target_stream_arn
+      target_arn        = t.source_arn
+      protocol          = t.protocol
+    }
+  }
+  state_table_arn    = module.state_table.arn
+  failure_queue_name = "${var.stream_failure_queue_name}-reverse"
+  # the new table's stream exists only since `ferry reverse`: read it from its start
+  stream_mapping  = merge(var.stream_mapping, { starting_position = "TRIM_HORIZON" })
+  source_role_arn = var.target_role_arn
+  target_role_arn = var.source_role_arn
+  tags            = var.tags
+}
+
+module "bucket_events_reverse" {
+  source = "../bucket-events"
+  count  = var.reverse && length(local.buckets) > 0 ? 1 : 0
+
+  reverse              = true
+  function_name        = "${local.name}-bucket_events_reverse" # Chalice naming, as ferry/deploy.py function_name
+  handler              = "app.bucket_events_reverse"
+  state_table_arn      = module.state_table.arn
+  rule_name_prefix     = "${local.name}-reverse"
+  region               = var.region
+  lambda_package       = var.lambda_package
+  memory_size          = var.lambda_memory_size
+  timeout              = var.lambda_timeout
+  reserved_concurrency = var.lambda_reserved_concurrency
+  spec_json            = var.spec_json
+  log_retention_days   = var.log_retention_days
+  kms_key_arn          = local.kms_key_arn
+  buckets = {
+    for source, b in local.buckets : b.target => {
+      source = b.target
+      target = b.source
+      prefix = b.prefix
+      # `ferry reverse` merges EventBridge into the new bucket's notifications through the API
+      manage_source_notifications = false
+    }
+  }
+  queue_name                         = "${var.bucket_events.queue_name}-reverse"
+  max_receive_count                  = var.bucket_events.max_receive_count
+  visibility_timeout_seconds         = var.bucket_events.visibility_timeout_seconds
+  batch_size                         = var.bucket_events.batch_size
+  maximum_batching_window_in_seconds = var.bucket_events.maximum_batching_window_in_seconds
+  message_retention_seconds          = var.bucket_events.message_retention_seconds
+  hold_until_release                 = false # reverse replication has no copy to wait for
+  source_role_arn                    = var.target_role_arn
+  target_role_arn                    = var.source_role_arn
+  tags                               = var.tags
+}
+
 module "alarms" {
   source = "../alarms"
 
@@ -224,13 +300,23 @@ module "alarms" {
   functions = merge(
     { for m in module.table_stream : "table-stream" => m.function_name },
     { for m in module.bucket_events : "bucket-events" => m.function_name },
+    { for m in module.table_stream_reverse : "table-stream-reverse" => m.function_name },
+    { for m in module.bucket_events_reverse : "bucket-events-reverse" => m.function_name },
   )
-  stream_functions = { for m in module.table_stream : "table-stream" => m.function_name }
+  stream_functions = merge(
+    { for m in module.table_stream : "table-stream" => m.function_name },
+    { for m in module.table_stream_reverse : "table-stream-reverse" => m.function_name },
+  )
   dead_letter_queues = merge(
     { for m in module.table_stream : "stream-failures" => m.failure_queue_name },
     { for m in module.bucket_events : "events-dlq" => m.dlq_name },
+    { for m in module.table_stream_reverse : "stream-failures-reverse" => m.failure_queue_name },
+    { for m in module.bucket_events_reverse : "events-dlq-reverse" => m.dlq_name },
   )
-  lag_queues                 = { for m in module.bucket_events : "events" => m.queue_name }
+  lag_queues = merge(
+    { for m in module.bucket_events : "events" => m.queue_name },
+    { for m in module.bucket_events_reverse : "events-reverse" => m.queue_name },
+  )
   iterator_age_alarm_seconds = var.iterator_age_alarm_seconds
   alarm_actions              = var.alarm_actions
   tags                       = var.tags
@@ -244,6 +330,8 @@ locals {
     module.glue_jobs.bucket_job_role_arn,
     one(module.table_stream[*].role_arn),
     one(module.bucket_events[*].role_arn),
+    one(module.table_stream_reverse[*].role_arn),
+    one(module.bucket_events_reverse[*].role_arn),
   ])
 
   # A cross-account CopyObject is one request made with the target side's credentials: the source

@@ -39,18 +39,22 @@ output "bucket_backfill_job_name" {
 }
 
 output "function_names" {
-  description = "Lambda function names: table_stream and bucket_events (each only when it has work)."
+  description = "Lambda function names: table_stream and bucket_events (each only when it has work), and with reverse table_stream_reverse and bucket_events_reverse."
   value = merge(
     { for m in module.table_stream : "table_stream" => m.function_name },
     { for m in module.bucket_events : "bucket_events" => m.function_name },
+    { for m in module.table_stream_reverse : "table_stream_reverse" => m.function_name },
+    { for m in module.bucket_events_reverse : "bucket_events_reverse" => m.function_name },
   )
 }
 
 output "function_arns" {
-  description = "Lambda function ARNs: table_stream and bucket_events."
+  description = "Lambda function ARNs: table_stream and bucket_events, and with reverse table_stream_reverse and bucket_events_reverse."
   value = merge(
     { for m in module.table_stream : "table_stream" => m.function_arn },
     { for m in module.bucket_events : "bucket_events" => m.function_arn },
+    { for m in module.table_stream_reverse : "table_stream_reverse" => m.function_arn },
+    { for m in module.bucket_events_reverse : "bucket_events_reverse" => m.function_arn },
   )
 }
 
@@ -96,6 +100,8 @@ output "role_arns" {
     module.glue_jobs.bucket_job_role_arn == null ? {} : { bucket_backfill = module.glue_jobs.bucket_job_role_arn },
     { for m in module.table_stream : "table_stream" => m.role_arn },
     { for m in module.bucket_events : "bucket_events" => m.role_arn },
+    { for m in module.table_stream_reverse : "table_stream_reverse" => m.role_arn },
+    { for m in module.bucket_events_reverse : "bucket_events_reverse" => m.role_arn },
   )
 }
 
@@ -107,4 +113,14 @@ output "kms_key_arn" {
 output "source_account_policy_hints" {
   description = "Statements the SOURCE account must add for a cross-account migration: the trust statement of source_role_arn (ferry's roles may assume it), a bucket policy statement per source bucket (ferry's bucket roles, or target_role_arn, may read: cross-account CopyObject is one request made by the target side), and a stream policy statement per source table (the stream mappings poll with the table_stream role)."
   value       = local.source_account_policy_hints
+}
+
+output "reverse_stream_event_source_mapping_uuids" {
+  description = "UUID of each reverse stream event-source mapping (reverse = true), by new table."
+  value       = merge({}, [for m in module.table_stream_reverse : m.event_source_mapping_uuids]...)
+}
+
+output "reverse_events_queue_url" {
+  description = "URL of the reverse events queue (the new buckets' object events), or null without reverse or buckets."
+  value       = one(module.bucket_events_reverse[*].queue_url)
 }

@@ -63,6 +63,7 @@ variable "tables" {
     protocol          = string
     create_target     = bool
     target_arn        = string
+    target_stream_arn = optional(string, "")
     hash_key          = string
     range_key         = optional(string)
     attributes = list(object({
@@ -89,7 +90,7 @@ variable "tables" {
     })), [])
     ttl_attribute = optional(string)
   }))
-  description = "Table mappings. The source tables (and their streams, enabled by `ferry init --sources-only`) are not managed here; targets are created when create_target is true, otherwise only referenced (backfill.write: import creates them). protocol: insert-only tables get their stream mapping here, replay tables from `ferry release`."
+  description = "Table mappings. The source tables (and their streams, enabled by `ferry init --sources-only`) are not managed here; targets are created when create_target is true, otherwise only referenced (backfill.write: import creates them). protocol: insert-only tables get their stream mapping here, replay tables from `ferry release`. target_stream_arn: the target's stream once `ferry reverse` enabled it (\"\" before), read by reverse replication."
   default     = []
 
   validation {
@@ -190,6 +191,12 @@ variable "bucket_events" {
     condition     = var.bucket_events.message_retention_seconds >= 60 && var.bucket_events.message_retention_seconds <= 1209600
     error_message = "bucket_events.message_retention_seconds must be between 60 and 1209600 (14 days, the SQS maximum)."
   }
+}
+
+variable "reverse" {
+  type        = bool
+  description = "Deploy reverse replication too (docs/adr/0009): the functions table_stream_reverse and bucket_events_reverse, their roles, the queues <stream_failure_queue_name>-reverse and <bucket_events.queue_name>-reverse (+ -dlq), an EventBridge rule per target bucket, and a stream mapping per target table (tables[*].target_stream_arn). `ferry tfvars` writes true once `ferry reverse` has recorded its step, so run `ferry reverse --stage <stage>` first (it enables the new side's change capture), then `make deploy STAGE=<stage>`."
+  default     = false
 }
 
 variable "backfill" {

@@ -8,11 +8,16 @@
 # mapping resumes, not where a mapping created disabled starts reading, so a disabled mapping made
 # here is not relied on (docs/adr/0002, decision 7). Terraform never manages that mapping: a later
 # apply neither changes nor deletes it.
+#
+# With reverse = true the same module deploys reverse replication (chalice_app/app.py:
+# table_stream_reverse, docs/adr/0009): var.tables then maps each NEW table (its stream, enabled by
+# `ferry reverse`) to its old table, and every table gets its mapping here, at TRIM_HORIZON.
 
 locals {
   assumable_role_arns = compact([var.source_role_arn, var.target_role_arn])
   insert_only_tables  = { for source, t in var.tables : source => t if t.protocol == "insert-only" }
-  replay_tables       = sort([for source, t in var.tables : source if t.protocol == "replay"])
+  mapped_tables       = var.reverse ? var.tables : local.insert_only_tables
+  replay_tables       = var.reverse ? [] : sort([for source, t in var.tables : source if t.protocol == "replay"])
 }
 
 # The on-failure destination of every stream mapping. It IS a dead-letter destination, so it has
@@ -48,7 +53,7 @@ data "aws_iam_policy_document" "assume" {
 
 resource "aws_iam_role" "this" {
   name               = var.function_name
-  description        = "ferry table_stream: reads the source streams, applies each record to its target table"
+  description        = var.reverse ? "ferry table_stream_reverse: reads the new tables' streams, applies each record to its old table" : "ferry table_stream: reads the source streams, applies each record to its target table"
   assume_role_policy = data.aws_iam_policy_document.assume.json
   tags               = var.tags
 }
@@ -67,12 +72,14 @@ data "aws_iam_policy_document" "this" {
     resources = [for t in var.tables : t.source_stream_arn]
   }
 
-  # TableReplicator: PUT of the new image or of a tombstone, DELETE in the live phase.
+  # TableReplicator: PUT of the new image or of a tombstone, DELETE in the live phase; while both
+  # directions run, a consistent GET of the destination first (the two-way judge, docs/adr/0009).
   statement {
     sid    = "ApplyToTargets"
     effect = "Allow"
     actions = [
       "dynamodb:DeleteItem",
+      "dynamodb:GetItem",
       "dynamodb:PutItem",
     ]
     resources = [for t in var.tables : t.target_arn]
@@ -97,6 +104,25 @@ data "aws_iam_policy_document" "this" {
       test     = "ForAllValues:StringEquals"
       variable = "dynamodb:Attributes"
       values   = ["pk", "sk", "at", "records", "p50", "p99", "max", "failed"]
+    }
+  }
+
+  # The two-way judge (ferry.twoway): the switch's steps, the write journal, the sequence marks, the
+  # conflicts and the sync marks. dynamodb:LeadingKeys confines the three actions, which always name one
+  # key, to items whose partition key has one of those prefixes.
+  statement {
+    sid    = "JudgeTwoWay"
+    effect = "Allow"
+    actions = [
+      "dynamodb:DeleteItem",
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+    ]
+    resources = [var.state_table_arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["twoway#*", "journal#*", "seen#*", "conflict#*", "sync#*"]
     }
   }
 
@@ -167,7 +193,7 @@ resource "aws_lambda_function" "this" {
   #checkov:skip=CKV_AWS_117:Talks only to AWS APIs (DynamoDB, DynamoDB Streams, SQS, STS) over TLS; no private resources to reach, so no VPC.
   #checkov:skip=CKV_AWS_272:Code signing is not used: the package is built from this repository by `make deploy` and uploaded by Terraform with its hash (source_code_hash).
   function_name                  = var.function_name
-  description                    = "ferry: applies DynamoDB stream records of the source tables to their targets"
+  description                    = var.reverse ? "ferry: applies DynamoDB stream records of the new tables back to the old ones" : "ferry: applies DynamoDB stream records of the source tables to their targets"
   role                           = aws_iam_role.this.arn
   handler                        = var.handler
   runtime                        = var.runtime
@@ -181,7 +207,7 @@ resource "aws_lambda_function" "this" {
   environment {
     variables = {
       FERRY_SPEC              = var.spec_json
-      POWERTOOLS_SERVICE_NAME = "ferry-table-stream"
+      POWERTOOLS_SERVICE_NAME = var.reverse ? "ferry-table-stream-reverse" : "ferry-table-stream"
       POWERTOOLS_LOG_LEVEL    = var.log_level
     }
   }
@@ -200,11 +226,13 @@ resource "aws_lambda_function" "this" {
   depends_on = [aws_iam_role_policy.this, aws_cloudwatch_log_group.this]
 }
 
-# One mapping per insert-only source table. Records enabled before the mapping exists are read from
-# TRIM_HORIZON (the stream keeps 24 h); a poison record is retried finitely, bisected, then its
-# batch's metadata goes to the failure queue while the shard moves on.
+# One mapping per insert-only source table (reverse: per new table). Records enabled before the
+# mapping exists are read from TRIM_HORIZON (the stream keeps 24 h); a poison record is retried
+# finitely, bisected, then its batch's metadata goes to the failure queue while the shard moves on.
+# `enabled` is ferry's once the mapping exists: `ferry cutover` disables the forward mappings and
+# `ferry rollback` the reverse ones through the API, and a later apply must not enable them again.
 resource "aws_lambda_event_source_mapping" "this" {
-  for_each = local.insert_only_tables
+  for_each = local.mapped_tables
 
   event_source_arn                   = each.value.source_stream_arn
   function_name                      = aws_lambda_function.this.arn
@@ -220,6 +248,17 @@ resource "aws_lambda_event_source_mapping" "this" {
   destination_config {
     on_failure {
       destination_arn = aws_sqs_queue.failures.arn
+    }
+  }
+
+  lifecycle {
+    ignore_changes = [enabled]
+
+    # A new table's stream exists only once `ferry reverse` has enabled it (`ferry tfvars` then writes
+    # its ARN): the order is `ferry reverse --stage <stage>`, then `make deploy STAGE=<stage>`.
+    precondition {
+      condition     = each.value.source_stream_arn != ""
+      error_message = "table ${each.key} has no stream ARN: ${var.reverse ? "run `ferry reverse --stage <stage>` first (it enables the new tables' streams), then `make deploy` again" : "run `ferry init --sources-only` first"}."
     }
   }
 

@@ -14,12 +14,12 @@ output "role_arn" {
 }
 
 output "event_source_mapping_uuids" {
-  description = "UUID of each stream event-source mapping Terraform manages (insert-only tables), by source table."
+  description = "UUID of each stream event-source mapping Terraform manages (insert-only tables; with reverse every new table), by source table."
   value       = { for source, mapping in aws_lambda_event_source_mapping.this : source => mapping.uuid }
 }
 
 output "tables_mapped_at_release" {
-  description = "Replay source tables: no stream mapping here; the release (the table job at the end of its copy, or `ferry release --stage`) creates it, at TRIM_HORIZON with no maximum record age."
+  description = "Replay source tables: no stream mapping here; the release (the table job at the end of its copy, or `ferry release --stage`) creates it, at TRIM_HORIZON with no maximum record age. Empty with reverse."
   value       = local.replay_tables
 }
 

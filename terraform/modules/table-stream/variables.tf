@@ -71,7 +71,7 @@ variable "tables" {
     target_arn        = string
     protocol          = string
   }))
-  description = "Table mappings by source table name: the stream to read, the target to write and the protocol (an insert-only table gets its event-source mapping here; a replay table's is created by its release)."
+  description = "Table mappings by source table name: the stream to read, the target to write and the protocol (an insert-only table gets its event-source mapping here; a replay table's is created by its release; with reverse every table gets one)."
 
   validation {
     condition     = alltrue([for t in var.tables : contains(["replay", "insert-only"], t.protocol)])
@@ -148,4 +148,10 @@ variable "tags" {
   type        = map(string)
   description = "Tags for the function, role, log group and queue."
   default     = {}
+}
+
+variable "reverse" {
+  type        = bool
+  description = "This instance is reverse replication (table_stream_reverse, docs/adr/0009): tables maps each new table (source_stream_arn: its stream, enabled by `ferry reverse`) to its old table (target_arn), and every table gets its stream mapping here, whatever its protocol."
+  default     = false
 }

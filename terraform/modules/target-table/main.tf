@@ -70,6 +70,10 @@ resource "aws_dynamodb_table" "this" {
   tags = var.tags
 
   lifecycle {
+    # The stream is ferry's: `ferry reverse` enables it (NEW_AND_OLD_IMAGES) through the API for reverse
+    # replication during the switch (docs/adr/0009); an apply must not disable it again.
+    ignore_changes = [stream_enabled, stream_view_type]
+
     # The table is created in the account Terraform deploys to; its ARN (from `ferry tfvars`, in
     # the target role's account) must be in that account, or every IAM statement would miss it.
     precondition {
