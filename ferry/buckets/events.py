@@ -289,14 +289,9 @@ class BucketReplicator:
             if ident in seen or (reconciled_in_batch is not None and ident in reconciled_in_batch):
                 continue
             seen.add(ident)
-            result = reconcile_key(
-                self.s3,
-                mapping,
-                event.key,
-                self.spec.s3,
-                target_s3=self.target_s3,
-                guard=self.guard(mapping, event.key),
-            )
+            guard = self.guard(mapping, event.key)
+            two_way: dict[str, Any] = {} if guard is None else {"guard": guard}  # one-way: the call as it always was
+            result = reconcile_key(self.s3, mapping, event.key, self.spec.s3, target_s3=self.target_s3, **two_way)
             log.debug("%s event for %s/%r: %s", event.kind, event.bucket, event.key, result.action)
             results.append(result)
             if reconciled_in_batch is not None:

@@ -11,6 +11,10 @@ server-side (``TaggingDirective=COPY``) — two requests fewer per new key. Only
 skipped: after the write both sides are read in full as always, so a listing that was stale by then
 costs at most a needless copy and another round, never an inexact target.
 
+Under two-way replication (docs/adr/0009) a ``guard`` (``ferry.buckets.twoway.KeyGuard``) is asked before
+every write and told when both sides are equal: a write it refuses ends the call as ``conflict``, nothing
+written. Without one, reconcile is as it always was.
+
 Nothing is ever written to the source bucket: every write names ``mapping.target``. Object bodies
 never pass through this process (and are never logged): S3 copies them.
 
