@@ -17,14 +17,14 @@ delete), the destination's current state must be a **base**:
 Anything else is a **conflict**: nothing is written, the conflict is recorded (``TwoWayStore``), the key
 logged, and reconcile answers ``conflict`` (the event succeeds: a retry would find the same).
 
-Journal first: before a write the destination's current fingerprint and the one it will have are ADDed to
+Journal first: before a write the destination's current fingerprint and the one it will have are added to
 the record, so a crash between the two leaves both as bases and the retry converges. Once both sides are
-equal the record is set to exactly their fingerprints. Races on the record are safe: the ADD is a set
-union (commutative, never loses a base), and the exact set is a put conditioned on the record's version
-being the one this reconcile last saw — when another reconcile touched it meanwhile, the converged
-fingerprints are ADDed instead. A record may then hold a stale base besides the true one, which can only
-let a write through that the exact rule would have refused for a destination back at an old state; it
-never makes ferry refuse a change made on a synced state (no false conflict from a race).
+equal the record is set to exactly their fingerprints. Races on the record are safe: every write is a
+PutItem conditioned on the record's version (``v``) being the one this reconcile last read; an addition is
+a set union, re-read and retried when the version moved (it never loses another's base), and the exact
+set, when the version moved, becomes an addition of the converged fingerprints instead. A record may then
+hold a stale base besides the true one, which can only let through a write the exact rule would refuse
+for a destination back at an old state; a race never makes ferry refuse a change made on a synced state.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from ferry.buckets import objects
 from ferry.buckets.objects import ObjectState
+from ferry.errors import RetryableError
 from ferry.spec import BucketMapping
 from ferry.twoway import ABSENT, BUCKET, Conflict, TwoWayStore, pair_id, text_hash
 
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SIDE_PREFIX = "side#"  # one string-set attribute per side: side#<bucket>
+ADD_ATTEMPTS = 8  # conditional puts of one addition to a sync record before the event is retried
 # S3's Last-Modified has whole seconds: an object of the capture step's own second counts as after it
 # (a conflict reported rather than a change lost).
 LAST_MODIFIED_RESOLUTION = 1.0
@@ -93,34 +95,44 @@ class SyncStore:
         found = self.ddb.get_item(TableName=self.table_name, Key=self._key(a, b, key), ConsistentRead=True)
         return _record(found.get("Item"))
 
-    def add(self, a: str, b: str, key: str, fingerprints: Mapping[str, set[str]]) -> SyncRecord:
-        """Union ``fingerprints`` (side -> set) into the key's record; the record as it is now."""
-        names = {f"#s{i}": SIDE_PREFIX + side for i, side in enumerate(fingerprints)}
-        values: dict[str, Any] = {f":s{i}": {"SS": sorted(fps)} for i, fps in enumerate(fingerprints.values())}
-        adds = ", ".join(f"#s{i} :s{i}" for i in range(len(fingerprints)))
-        response = self.ddb.update_item(
-            TableName=self.table_name,
-            Key=self._key(a, b, key),
-            UpdateExpression=f"SET #k = :k ADD {adds}, #v :one",
-            ExpressionAttributeNames={**names, "#k": "key", "#v": "v"},
-            ExpressionAttributeValues={**values, ":k": {"S": key}, ":one": {"N": "1"}},
-            ReturnValues="ALL_NEW",
+    def add(
+        self, a: str, b: str, key: str, fingerprints: Mapping[str, set[str]], seen: SyncRecord | None
+    ) -> SyncRecord:
+        """Union ``fingerprints`` (side -> set) into the key's record, ``seen`` the version last read (None:
+        none); re-read and retried while another reconcile changes it in between. The record as written."""
+        for _ in range(ADD_ATTEMPTS):
+            current = dict(seen.sides) if seen else {}
+            for side, fps in fingerprints.items():
+                current[side] = current.get(side, frozenset()) | frozenset(fps)
+            written = self._put(a, b, key, {side: set(fps) for side, fps in current.items()}, seen)
+            if written is not None:
+                return written
+            seen = self.read(a, b, key)
+        raise RetryableError(
+            f"sync record of s3 key {key!r} ({pair_id(a, b)}) in {self.table_name} changed under "
+            f"{ADD_ATTEMPTS} attempts to add to it; the event is retried"
         )
-        record = _record(response.get("Attributes"))
-        if record is None:  # an UpdateItem that returned nothing: read it
-            record = self.read(a, b, key)
-        if record is None:
-            raise RuntimeError(f"sync record of {key!r} in {self.table_name} is missing right after its update")
-        return record
 
     def settle(self, a: str, b: str, key: str, fingerprints: Mapping[str, str], seen: SyncRecord | None) -> bool:
         """Set the record to exactly ``fingerprints`` (side -> one), if it is still the version ``seen``
         (None: no record); otherwise union them in. True when it was set exactly."""
+        if self._put(a, b, key, {side: {fp} for side, fp in fingerprints.items()}, seen) is not None:
+            return True
+        self.add(a, b, key, {side: {fp} for side, fp in fingerprints.items()}, self.read(a, b, key))
+        return False
+
+    def _put(
+        self, a: str, b: str, key: str, sides: Mapping[str, set[str]], seen: SyncRecord | None
+    ) -> SyncRecord | None:
+        """PutItem of the record with ``sides``, conditioned on its version still being ``seen``'s; None when
+        it was not (PutItem, not UpdateItem: the handlers' IAM allows the state table's two-way items
+        GetItem, PutItem and DeleteItem only)."""
+        version = (seen.version if seen else 0) + 1
         item: dict[str, Any] = {
             **self._key(a, b, key),
             "key": {"S": key},
-            "v": {"N": str((seen.version if seen else 0) + 1)},
-            **{SIDE_PREFIX + side: {"SS": [fp]} for side, fp in fingerprints.items()},
+            "v": {"N": str(version)},
+            **{SIDE_PREFIX + side: {"SS": sorted(fps)} for side, fps in sides.items()},
         }
         condition: dict[str, Any] = (
             {"ConditionExpression": "attribute_not_exists(pk)"}
@@ -129,10 +141,9 @@ class SyncStore:
         )
         try:
             self.ddb.put_item(TableName=self.table_name, Item=item, **condition)
-            return True
         except self.ddb.exceptions.ConditionalCheckFailedException:
-            self.add(a, b, key, {side: {fp} for side, fp in fingerprints.items()})
-            return False
+            return None
+        return SyncRecord({side: frozenset(fps) for side, fps in sides.items()}, version)
 
     def _key(self, a: str, b: str, key: str) -> dict[str, Any]:
         return {"pk": {"S": sync_pk(a, b, key)}, "sk": {"S": "sync"}}
@@ -187,6 +198,7 @@ class KeyGuard:
             self.mapping.target,
             self.key,
             {self.mapping.target: {fingerprint(target), fingerprint(source)}},
+            self.record,
         )
         self._wrote.append(source)
         return True

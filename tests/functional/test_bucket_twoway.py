@@ -264,3 +264,25 @@ def test_keys_untouched_since_capture_apply_and_a_crash_after_the_journal_conver
     assert pair.body(pair.new, "p.txt") == b"p from old at last"
     assert pair.writes == ["CopyObject", "CopyObject", "CopyObject"]
     assert pair.conflicts() == ["s.txt"]
+
+
+def test_concurrent_writes_of_a_sync_record_never_lose_a_base(pair: Pair) -> None:
+    # GIVEN a key's sync record, and a reconcile holding a version of it that another has since moved on
+    sync = SyncStore(pair.store.ddb, pair.store.table_name)
+    first = sync.add(pair.old, pair.new, "k", {pair.new: {"x"}}, None)
+
+    # WHEN a second addition and a settle are made from stale versions (None: "there was no record")
+    second = sync.add(pair.old, pair.new, "k", {pair.new: {"y"}}, None)
+    exact = sync.settle(pair.old, pair.new, "k", {pair.old: "a", pair.new: "z"}, first)
+
+    # THEN each was merged into what was there, not written over it
+    assert second.bases(pair.new) == {"x", "y"}
+    assert not exact
+    merged = sync.read(pair.old, pair.new, "k")
+    assert merged is not None and dict(merged.sides) == {pair.old: {"a"}, pair.new: {"x", "y", "z"}}
+
+    # and a settle from the current version sets the record to exactly the converged fingerprints
+    assert sync.settle(pair.old, pair.new, "k", {pair.old: "a", pair.new: "z"}, merged)
+    final = sync.read(pair.old, pair.new, "k")
+    assert final is not None and dict(final.sides) == {pair.old: {"a"}, pair.new: {"z"}}
+    assert final.version == merged.version + 1
