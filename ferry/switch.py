@@ -15,19 +15,64 @@ stopped (each step is idempotent):
 
 The consumers are started separately: locally ``ferry replicate --reverse``; deployed, the reverse
 functions' mappings (``ferry reverse --stage``, or Terraform with ``reverse = true``).
+
+The later steps (``ferry cutover``, ``ferry rollback``; docs/switching.md) record themselves here too, per
+pair, and each is skipped on a rerun once recorded: ``switched`` → ``forward_drained`` → ``forward_disabled``
+(cutover), ``reverse_disabled`` → ``rolled_back`` (rollback). This module holds what they decide and
+read — the steps, the refusals, whether a direction's consumers still have work from before a moment,
+and the local pollers' view of a direction turned off; the CLI (ferry_cli.switch) drives them.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ferry.clients import make_client
-from ferry.errors import SetupError
+from ferry.errors import FerryError, SetupError
 from ferry.spec import Spec
 from ferry.tables.protocol import PHASE_LIVE, PHASE_REPLAY
 from ferry.tables.state import BUCKET, TABLE, StateStore
-from ferry.twoway import STEP_CAPTURE, STEP_REVERSE, TwoWayStore, reverse_spec
+from ferry.twoway import (
+    STEP_CAPTURE,
+    STEP_FORWARD_DISABLED,
+    STEP_REVERSE,
+    TwoWayStore,
+    reverse_spec,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
+
+log = logging.getLogger(__name__)
+
+FORWARD, REVERSE = "forward", "reverse"
+STEP_REVERSE_DISABLED = "reverse_disabled"  # ferry rollback --confirm-switched: reverse replication off
+STEP_FORCED = "forced"  # ferry cutover --force went on over a NO-GO verdict
+# The step that turns each direction's consumers off (the local pollers obey it; deployed, the mappings).
+DISABLED_STEP = {FORWARD: STEP_FORWARD_DISABLED, REVERSE: STEP_REVERSE_DISABLED}
+# How often the local pollers re-read whether their direction is off (at least; replication.phase_cache_seconds
+# when longer): ferry cutover / rollback wait this plus a second after recording the step.
+LOCAL_RECHECK_SECONDS = 1.0
+
+Pair = tuple[str, str, str]  # (kind, source, target) of the forward mapping
+
+
+class SwitchRefused(SetupError):
+    """A switch command cannot go on in this state (exit 1); nothing was written."""
+
+    exit_code = 1
+
+
+class SwitchTimeout(FerryError):
+    """A switch command waited its --timeout for a drain; what it waited for is named, nothing was turned off."""
+
+    exit_code = 1
+
 
 # A copy is done for the switch once its consumer applies every change: released (replay) or live.
 COPY_DONE_PHASES = (PHASE_LIVE, PHASE_REPLAY)
@@ -56,14 +101,15 @@ def prepare_reverse(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
 ) -> list[str]:
-    """Steps 1–3 of the module docstring; one line per action taken. Raises SetupError when refused."""
+    """Steps 1–3 of the module docstring; one line per action taken. Raises SwitchRefused (a SetupError)
+    when refused, before any write."""
     from ferry.operations import initialize
 
     home = make_client("dynamodb", spec.home_where())
     store = StateStore(home, spec.state_table)
     refusal = reverse_refusal(spec, store)
     if refusal:
-        raise SetupError(f"ferry reverse: {refusal}")
+        raise SwitchRefused(f"ferry reverse: {refusal}")
     switch = TwoWayStore(home, spec.state_table, clock)
     done: list[str] = []
     fresh = [(k, s, t) for k, s, t in pairs(spec) if STEP_REVERSE not in switch.steps(k, s, t)]
@@ -81,3 +127,170 @@ def prepare_reverse(
             done.append(f"{kind} {target}: phase live for reverse replication")
     done += initialize(reverse_spec(spec), enable_streams=True)
     return done
+
+
+# --- the steps of every pair ---------------------------------------------------------------------
+
+
+def switch_store(spec: Spec) -> TwoWayStore:
+    return TwoWayStore(make_client("dynamodb", spec.home_where()), spec.state_table)
+
+
+def pair_steps(switch: TwoWayStore, spec: Spec) -> dict[Pair, dict[str, float]]:
+    """Every pair's recorded steps (step → when)."""
+    return {pair: switch.steps(*pair) for pair in pairs(spec)}
+
+
+def lacking(steps: dict[Pair, dict[str, float]], step: str) -> list[Pair]:
+    """The pairs that have not recorded ``step``."""
+    return [pair for pair, done in steps.items() if step not in done]
+
+
+def record_steps(switch: TwoWayStore, todo: list[Pair], step: str) -> list[str]:
+    """Record ``step`` for each pair of ``todo``; one line each."""
+    for kind, source, target in todo:
+        switch.record_step(kind, source, target, step)
+    return [f"{kind} {source} ↔ {target}: {step} recorded" for kind, source, target in todo]
+
+
+def require_reverse(steps: dict[Pair, dict[str, float]], command: str) -> None:
+    """SwitchRefused unless every pair recorded ``reverse`` (ferry reverse)."""
+    missing = lacking(steps, STEP_REVERSE)
+    if missing:
+        names = ", ".join(f"{kind} {source}" for kind, source, _ in missing)
+        raise SwitchRefused(
+            f"{command}: reverse replication has not begun for {names}: run `ferry reverse --spec <spec>` first"
+        )
+
+
+def direction_spec(spec: Spec, direction: str) -> Spec:
+    """The spec a direction's consumers run with: the spec itself (forward) or reverse_spec (reverse)."""
+    if direction not in DISABLED_STEP:
+        raise ValueError(f"direction must be {FORWARD!r} or {REVERSE!r}, got {direction!r}")
+    return spec if direction == FORWARD else reverse_spec(spec)
+
+
+def local_recheck_seconds(spec: Spec) -> float:
+    return max(spec.replication.phase_cache_seconds, LOCAL_RECHECK_SECONDS)
+
+
+# --- has a direction applied everything from before a moment? --------------------------------------
+
+
+def queue_in_flight(sqs: SQSClient, name: str) -> int | None:
+    """Messages visible, in flight or delayed in queue ``name``; None when it does not exist."""
+    from ferry.aws import queue_url_or_none
+
+    url = queue_url_or_none(sqs, name)
+    if url is None:
+        return None
+    names: list[QueueAttributeNameType] = [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    ]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return sum(int(attributes.get(n, "0")) for n in names)
+
+
+def queue_waiting(spec: Spec, direction: str) -> list[str]:
+    """What the direction's bucket events queue still holds (nothing: [])."""
+    side = direction_spec(spec, direction)
+    if not side.buckets:
+        return []
+    name = side.s3.events_queue
+    depth = queue_in_flight(make_client("sqs", side.home_where()), name)
+    if depth is None:
+        return [f"{direction} events queue {name} not found (run `ferry init` / `ferry reverse`)"]
+    return [f"{direction} events queue {name}: {depth:,} messages visible or in flight"] if depth else []
+
+
+def local_streams_waiting(spec: Spec, direction: str, since: float) -> list[str]:
+    """Each of the direction's source streams that holds records made at or before ``since`` which the local
+    pollers have not applied (read after their checkpoints in the state table; nothing is written). Records
+    made later are not waited for: after the switch they are the other direction's echoes."""
+    from ferry.aws import stream_arn_of
+    from ferry.backlog import stream_lag
+
+    side = direction_spec(spec, direction)
+    if not side.tables:
+        return []
+    store = StateStore(make_client("dynamodb", side.home_where()), side.state_table)
+    source = make_client("dynamodb", side.source_where())
+    streams = make_client("dynamodbstreams", side.source_where())
+    command = "ferry replicate" + (" --reverse" if direction == REVERSE else "")
+    out: list[str] = []
+    for mapping in side.tables:
+        checkpoints = {shard: seq for shard, seq, _, _ in store.stream_checkpoints(mapping.source) if seq}
+        lag = stream_lag(streams, stream_arn_of(source, mapping.source), checkpoints, held_until=since)
+        if lag.held_left or not lag.complete:
+            more = "" if lag.complete else "≥ "
+            out.append(
+                f"table {mapping.source}: {more}{lag.held_left:,} stream records not applied yet by the local "
+                f"{direction} pollers (`{command}`)"
+            )
+    return out
+
+
+def consumer_passed(age_seconds: float | None, since: float, now: float, window: float) -> bool:
+    """Deployed: whether a stream function has applied every record made at or before ``since``, from the
+    maximum IteratorAge (``age_seconds``) of its batches over the last ``window`` seconds: a batch processed
+    in the window was at most that old, so the function reads records made after ``since`` once the age is
+    below ``now - since - window``. No datapoint (None): unknown (idle and stuck look alike)."""
+    if age_seconds is None:
+        return False
+    return age_seconds == 0 or age_seconds < now - since - window
+
+
+# --- the local pollers' view ------------------------------------------------------------------------
+
+
+class DirectionOff:
+    """Whether the switch turned a direction's consumers off for any of ``watched`` (``ferry cutover``:
+    forward; ``ferry rollback``: reverse), as the local pollers ask before each round: re-read at most every
+    ``recheck`` seconds, and kept once true. A failed read keeps the last answer (logged)."""
+
+    def __init__(
+        self,
+        switch: TwoWayStore,
+        watched: list[Pair],
+        direction: str,
+        *,
+        recheck: float = LOCAL_RECHECK_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.switch = switch
+        self.watched = watched
+        self.step = DISABLED_STEP[direction]
+        self.recheck = recheck
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._asked_at: float | None = None
+        self._off = False
+
+    def __call__(self) -> bool:
+        with self._lock:
+            now = self.clock()
+            if self._off or (self._asked_at is not None and now - self._asked_at < self.recheck):
+                return self._off
+            self._asked_at = now
+            try:
+                self._off = any(self.step in self.switch.steps(*pair) for pair in self.watched)
+            except Exception as exc:
+                log.warning("cannot read the switch steps (%s): the pollers keep their last answer", exc)
+            if self._off:
+                log.info("%s: replication turned off for %s", self.step, [source for _, source, _ in self.watched])
+            return self._off
+
+
+def all_off(switch: TwoWayStore, spec: Spec, direction: str) -> bool:
+    """Whether every pair has its direction turned off (a state table that does not exist yet: no)."""
+    from ferry.aws import error_name
+
+    step = DISABLED_STEP[direction]
+    try:
+        return bool(pairs(spec)) and all(step in switch.steps(*pair) for pair in pairs(spec))
+    except Exception as exc:
+        if error_name(exc) == "ResourceNotFoundException":
+            return False
+        raise

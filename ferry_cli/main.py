@@ -1,7 +1,8 @@
-"""``ferry`` — init, replicate, backfill, verify, finalize, status, demo.
+"""``ferry`` — init, replicate, backfill, verify, finalize, status, reverse, cutover, rollback, demo.
 
-Exit codes everywhere: 0 success, 1 verify found differences, 2 usage/spec/setup error (the
-message names the field or resource and how to fix it), 3 runtime failure.
+Exit codes everywhere: 0 success, 1 verify found differences (or a NO-GO, a switch step refused or timed
+out), 2 usage/spec/setup error (the message names the field or resource and how to fix it), 3 runtime
+failure.
 """
 
 from __future__ import annotations
@@ -159,16 +160,30 @@ def init(spec_path: str, enable_streams: bool, sources_only: bool, enable_pitr: 
     default="",
     help="Make deliveries misbehave as AWS may: 'duplicate=0.2,delay=0.1,reorder,redeliver=0.1,seed=3'.",
 )
+@click.option(
+    "--reverse",
+    is_flag=True,
+    help="Replicate the new side back to the old one (after `ferry reverse`; docs/switching.md).",
+)
 @_guard
-def replicate(spec_path: str, drain: bool, duration: float, anomalies: str) -> int:
+def replicate(spec_path: str, drain: bool, duration: float, anomalies: str, reverse: bool) -> int:
     """Local/dev only: run the stream handler fed like Lambda's event-source mapping."""
     from ferry_dev.replication import LocalReplication
 
     spec = load_spec(spec_path)
-    check_ready(spec, require_streams=True)
+    if reverse:
+        from ferry.switch import pair_steps, require_reverse, switch_store
+        from ferry.twoway import reverse_spec
+
+        require_reverse(pair_steps(switch_store(spec), spec), "ferry replicate --reverse")
+        check_ready(reverse_spec(spec), require_streams=True)
+    else:
+        check_ready(spec, require_streams=True)
     from ferry_dev.anomalies import DeliveryAnomalies
 
-    replication = LocalReplication(spec, anomalies=DeliveryAnomalies.parse(anomalies) if anomalies else None)
+    replication = LocalReplication(
+        spec, anomalies=DeliveryAnomalies.parse(anomalies) if anomalies else None, reverse=reverse
+    )
     if drain:
         _drain_with_progress(replication)
     else:
@@ -714,6 +729,98 @@ def status(spec_path: str, stage: str | None) -> int:
     verdict = cutover_verdict(gather_facts(spec, store, stage=stage), spec.cutover)
     console.print(Text(verdict.line(), style="bold green" if verdict.go else "bold red"), soft_wrap=True)
     return EXIT_OK if verdict.go else EXIT_DIFFERENCES
+
+
+# --- the switch (docs/switching.md) ----------------------------------------------------------------
+
+
+def _switch_stage_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--stage",
+        default=None,
+        callback=_check_optional_stage,
+        help="A deployed stage: its event-source mappings are the consumers (default: the local pollers).",
+    )(fn)
+
+
+def _timeout_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(0, None),
+        default=600.0,
+        show_default=True,
+        help="Seconds to wait for replication to drain; then exit 1 naming what is in flight (rerun to go on).",
+    )(fn)
+
+
+def _say(line: str) -> None:
+    console.print(line, markup=False, soft_wrap=True)
+
+
+@cli.command("reverse")
+@_spec_option
+@_switch_stage_option
+@_guard
+def reverse_command(spec_path: str, stage: str | None) -> int:
+    """Begin replicating the new side back to the old one (the switch's first step): refused (exit 1, nothing
+    written) until every copy is done; then changes are judged both ways and the new side's changes captured."""
+    from ferry_cli.switch import Invocation, reverse
+
+    reverse(load_spec(spec_path), Invocation(spec_path, stage), _say)
+    return EXIT_OK
+
+
+@cli.command()
+@_spec_option
+@_switch_stage_option
+@click.option("--force", is_flag=True, help="Go on although the cutover verdict is NO-GO (recorded as forced).")
+@click.option(
+    "--confirm-switched",
+    is_flag=True,
+    help="The service now writes the new resources: drain forward replication, then turn it off.",
+)
+@_timeout_option
+@_guard
+def cutover(spec_path: str, stage: str | None, force: bool, confirm_switched: bool, timeout: float) -> int:
+    """Switch to the new side: GO check (exit 1 on NO-GO unless --force); with --confirm-switched, wait until
+    forward replication has applied everything from before the switch, then turn it off (reverse stays on)."""
+    from ferry_cli.switch import Invocation, cutover
+
+    cutover(
+        load_spec(spec_path),
+        Invocation(spec_path, stage),
+        _say,
+        force=force,
+        confirm_switched=confirm_switched,
+        timeout=timeout,
+    )
+    return EXIT_OK
+
+
+@cli.command()
+@_spec_option
+@_switch_stage_option
+@click.option(
+    "--confirm-switched",
+    is_flag=True,
+    help="The service writes the old resources again: drain reverse replication, then turn it off.",
+)
+@_timeout_option
+@_guard
+def rollback(spec_path: str, stage: str | None, confirm_switched: bool, timeout: float) -> int:
+    """Go back to the old side: wait for reverse replication, verify the old side equals the new one and no
+    conflict is open (exit 1 naming the keys otherwise); with --confirm-switched, turn reverse replication off."""
+    from ferry_cli.switch import Invocation, rollback
+
+    ok = rollback(
+        load_spec(spec_path),
+        Invocation(spec_path, stage),
+        _say,
+        confirm_switched=confirm_switched,
+        timeout=timeout,
+        show_report=print_verify_report,
+    )
+    return EXIT_OK if ok else EXIT_DIFFERENCES
 
 
 @cli.command()

@@ -6,6 +6,11 @@ queue (→ ``bucket_events``), configured the way Lambda configures them: FERRY_
 A replay table's poller (and the queue's, while a replay bucket is held) is gated by the phase in
 the state table: it reads nothing and commits nothing until the copy is released, then applies
 everything from the start of the stream or queue (ferry_dev.hold), as the release's mappings do on AWS.
+
+The switch (docs/switching.md) turns a direction off through the state table: once a pair's
+``forward_disabled`` (``ferry cutover``) or ``reverse_disabled`` (``ferry rollback``) step is recorded, that
+direction's pollers of the pair apply nothing more (they re-read it at least every second), and a new
+``LocalReplication`` of a direction off for every pair refuses to start.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import json
 import os
 import sys
 import threading
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,14 +29,24 @@ from ferry.buckets.setup import ensure_event_queues
 from ferry.clients import make_client
 from ferry.release import queue_released
 from ferry.spec import Spec, spec_to_dict
+from ferry.switch import (
+    FORWARD,
+    REVERSE,
+    DirectionOff,
+    Pair,
+    SwitchRefused,
+    all_off,
+    local_recheck_seconds,
+    switch_store,
+)
 from ferry.tables.protocol import replay_consumer_released
 from ferry.tables.setup import ensure_failure_queue
-from ferry.tables.state import StateStore
+from ferry.tables.state import BUCKET, TABLE, StateStore
 from ferry.twoway import reverse_spec
 from ferry_dev.anomalies import DeliveryAnomalies
 from ferry_dev.hold import CatchUp, ReleaseGate
 from ferry_dev.sqs_poller import SqsPoller
-from ferry_dev.stream_poller import StreamPoller
+from ferry_dev.stream_poller import PollStats, StreamPoller
 
 CHALICE_APP = Path(__file__).resolve().parent.parent / "chalice_app"
 SQS_POLLERS = 5
@@ -52,6 +68,33 @@ def _table_released(store: StateStore, source: str) -> bool:
     return replay_consumer_released(store.phase_or_none(source))
 
 
+class SwitchStreamPoller(StreamPoller):
+    """A StreamPoller that applies nothing more (no read, no checkpoint) once ``off()`` says the switch turned
+    its direction off for its pair."""
+
+    def __init__(self, *args: Any, off: Callable[[], bool], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.off = off
+
+    def poll_once(self) -> PollStats:
+        if self.off():
+            self._busy = False
+            return PollStats()
+        return super().poll_once()
+
+
+class SwitchSqsPoller(SqsPoller):
+    """An SqsPoller that receives nothing more once ``off()`` says the switch turned its direction off (the
+    messages stay in the queue)."""
+
+    def __init__(self, *args: Any, off: Callable[[], bool], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.off = off
+
+    def held(self) -> bool:
+        return self.off() or super().held()
+
+
 class LocalReplication:
     """Pollers for every table and bucket of the spec, each in its own background thread."""
 
@@ -71,6 +114,18 @@ class LocalReplication:
         table_stream, bucket_events = load_handlers(spec)
         table_handler, bucket_handler = table_stream.handle, bucket_events.handle
         self.reverse = reverse
+        direction = REVERSE if reverse else FORWARD
+        switch = switch_store(spec)
+        if all_off(switch, spec, direction):
+            step = "ferry cutover" if direction == FORWARD else "ferry rollback --confirm-switched"
+            raise SwitchRefused(
+                f"{direction} replication is off for every table and bucket (`{step}` turned it off): nothing to run"
+            )
+        recheck = local_recheck_seconds(spec)
+
+        def off(watched: list[Pair]) -> DirectionOff:
+            return DirectionOff(switch, watched, direction, recheck=recheck)
+
         if reverse:
             spec = reverse_spec(spec)
             table_handler, bucket_handler = table_stream.handle_reverse, bucket_events.handle_reverse
@@ -85,7 +140,7 @@ class LocalReplication:
             streams = make_client("dynamodbstreams", spec.source_where(), max_attempts=2)
             self.queue_url, _ = ensure_failure_queue(self.sqs, spec.replication.on_failure_queue)
             self.stream_pollers = [
-                StreamPoller(
+                SwitchStreamPoller(
                     streams=streams,
                     sqs=self.sqs,
                     stream_arn=stream_arn_of(source, mapping.source),
@@ -103,6 +158,7 @@ class LocalReplication:
                         if mapping.replay and not reverse
                         else None
                     ),
+                    off=off([(TABLE, mapping.source, mapping.target)]),
                     function_name="table_stream_reverse" if reverse else "table_stream",
                 )
                 for mapping in spec.tables
@@ -115,8 +171,10 @@ class LocalReplication:
             # Lambda's SQS event-source mapping starts with about five concurrent pollers; reconcile
             # is idempotent and order-free, so concurrent batches are safe. Each has its gate (and its catch-up).
             held = spec.buckets[0].replay and not reverse
+            # One queue serves every bucket: its pollers stop once any bucket pair is off (the rest wait in it).
+            buckets_off = off([(BUCKET, b.source, b.target) for b in spec.buckets])
             self.bucket_pollers = [
-                SqsPoller(
+                SwitchSqsPoller(
                     self.sqs,
                     url,
                     arn,
@@ -126,6 +184,7 @@ class LocalReplication:
                     retry_delay=min(5, spec.s3.visibility_timeout),
                     anomalies=anomalies,
                     gate=ReleaseGate(partial(queue_released, store, spec)) if held else None,
+                    off=buckets_off,
                 )
                 for _ in range(SQS_POLLERS)
             ]
