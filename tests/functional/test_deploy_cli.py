@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import time
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from botocore.client import BaseClient
 from click.testing import CliRunner
 
 from ferry.clients import make_client
-from ferry.deploy import Arns, policy_documents
+from ferry.deploy import Arns, bucket_events_settings, policy_documents
 from ferry.jobs import JobRun
 from ferry.operations import initialize
 from ferry.spec import parse_spec
@@ -126,7 +127,7 @@ def test_chalice_config_writes_a_stage_with_one_policy_per_function(emulator, un
     stage = json.loads((app / ".chalice" / "config.json").read_text())["stages"]["qa"]
     assert stage["lambda_timeout"] == 60  # never above the events queue's visibility timeout
     assert json.loads(stage["environment_variables"]["FERRY_SPEC"])["tables"][0]["source"] == f"src-{unique}"
-    for fn in ("table_stream", "bucket_events"):
+    for fn in ("table_stream", "bucket_events", "table_stream_reverse", "bucket_events_reverse"):
         assert stage["lambda_functions"][fn] == {"autogen_policy": False, "iam_policy_file": f"policy-qa-{fn}.json"}
         policy = json.loads((app / ".chalice" / f"policy-qa-{fn}.json").read_text())
         assert policy["Statement"], fn
@@ -137,16 +138,17 @@ def test_chalice_config_writes_a_stage_with_one_policy_per_function(emulator, un
 ACCOUNT = "123456789012"  # the policies' ARNs only: the tests compare actions
 
 
-def _functions(where: Any, stage: str) -> None:
-    """The stage's two functions, as `chalice deploy` leaves them (the emulator only stores them)."""
+def _functions(where: Any, stage: str, functions: tuple[str, ...] = ("table_stream", "bucket_events")) -> None:
+    """The stage's functions, as `chalice deploy` leaves them (the emulator only stores them)."""
     iam, lam = make_client("iam", where), make_client("lambda", where)
     role = iam.create_role(
-        RoleName=f"ferry-{stage}-fn", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+        RoleName=f"ferry-{stage}-{functions[0]}"[:64],
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
     )["Role"]["Arn"]
     package = io.BytesIO()
     with zipfile.ZipFile(package, "w") as archive:
-        archive.writestr("app.py", "def table_stream(event, context):\n    return {}\n")
-    for fn in ("table_stream", "bucket_events"):
+        archive.writestr("app.py", "".join(f"def {fn}(event, context):\n    return {{}}\n" for fn in functions))
+    for fn in functions:
         lam.create_function(
             FunctionName=f"ferry-{stage}-{fn}",
             Runtime="python3.11",
@@ -393,3 +395,123 @@ def test_the_bucket_job_calls_only_what_its_role_grants_and_releases_the_held_ev
     # AND the events queue's mapping is enabled now
     (mapping,) = _mappings(lam, queue_arn)
     assert mapping["State"] == "Enabled"
+
+
+# --- reverse replication and the switch: ferry reverse / cutover / rollback's API path (docs/adr/0009) -----
+
+REVERSE_FUNCTIONS = ("table_stream_reverse", "bucket_events_reverse")
+
+
+def _settled(read: Any, timeout: float = 15.0) -> dict[str, str]:
+    """``read()`` once no mapping is on its way to a state any more (Enabling, Disabling, Creating, Updating)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = dict(read())
+        if not any(state.endswith("ing") for state in states.values()) or time.monotonic() > deadline:
+            return states
+        time.sleep(0.3)
+
+
+def test_wire_reverse_maps_the_new_side_and_the_switch_turns_each_direction_off_and_on(
+    ddb, sqs, where, emulator, unique
+):
+    from ferry.deploy import queue_mapping_request, stream_mapping_request, stream_mapping_settings
+    from ferry.errors import SetupError
+    from ferry_cli.deploy import mappings_state, set_mappings_enabled, wire_reverse
+
+    # GIVEN a table and a bucket replicated forward: both forward mappings exist, enabled
+    spec = parse_spec({**_replay_spec(emulator, unique), "tables": _replay_spec(emulator, unique)["tables"][:1]})
+    source, target = spec.tables[0].source, spec.tables[0].target
+    create_table(ddb, source, stream=True)
+    create_table(ddb, target)
+    stage = f"r{unique[:8]}"
+    _functions(where, stage)
+    lam = make_client("lambda", where)
+    failures = sqs.create_queue(QueueName=f"failures-{unique}")["QueueUrl"]
+    events = sqs.create_queue(QueueName=f"events-{unique}")["QueueUrl"]
+    arn_of = {
+        url: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        for url in (failures, events)
+    }
+    source_stream = ddb.describe_table(TableName=source)["Table"]["LatestStreamArn"]
+    lam.create_event_source_mapping(
+        **stream_mapping_request(
+            stream_mapping_settings(spec, replay=True),
+            stream_arn=source_stream,
+            function=f"ferry-{stage}-table_stream",
+            on_failure_arn=arn_of[failures],
+        )
+    )
+    lam.create_event_source_mapping(
+        **queue_mapping_request(
+            bucket_events_settings(spec), queue_arn=arn_of[events], function=f"ferry-{stage}-bucket_events"
+        )
+    )
+    forward = _settled(lambda: mappings_state(spec, stage, "forward"))
+    assert forward == {source_stream: "Enabled", arn_of[events]: "Enabled"}
+    # WHEN wire_reverse runs before the reverse functions are deployed (a Terraform stage before `make deploy`)
+    skipped = wire_reverse(spec, stage)
+    # THEN it maps nothing, creates no queue, and says which function is missing
+    assert [line.split(" ")[0] for line in skipped] == [f"ferry-{stage}-{fn}" for fn in REVERSE_FUNCTIONS]
+    assert all("is not deployed" in line for line in skipped)
+    assert mappings_state(spec, stage, "reverse") == {}
+    assert sqs.list_queues(QueueNamePrefix=f"events-{unique}-reverse").get("QueueUrls", []) == []
+    # AND, deployed, it refuses a new table without its stream, naming it and `ferry reverse` (negative control)
+    _functions(where, stage, REVERSE_FUNCTIONS)
+    with pytest.raises(SetupError, match=r"tables\[0\]\.target: .*ferry reverse"):
+        wire_reverse(spec, stage)
+    assert mappings_state(spec, stage, "reverse") == {}
+    # WHEN `ferry reverse` has enabled the new table's stream, and wire_reverse runs (twice: idempotent)
+    ddb.update_table(
+        TableName=target, StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    )
+    target_stream = ddb.describe_table(TableName=target)["Table"]["LatestStreamArn"]
+    wired = wire_reverse(spec, stage)
+    again = wire_reverse(spec, stage)
+    # THEN the new table's stream feeds table_stream_reverse, at TRIM_HORIZON with every safety setting and
+    # the reverse on-failure queue; the reverse events queue (created, with its DLQ) feeds bucket_events_reverse
+    assert any(f"created queue failures-{unique}-reverse" in line for line in wired), wired
+    assert any(f"created queue events-{unique}-reverse and events-{unique}-reverse-dlq" in line for line in wired)
+    assert not any("created" in line for line in again), again
+    (stream_mapping,) = _mappings(lam, target_stream)
+    reverse_failures = sqs.get_queue_url(QueueName=f"failures-{unique}-reverse")["QueueUrl"]
+    reverse_failures_arn = sqs.get_queue_attributes(QueueUrl=reverse_failures, AttributeNames=["QueueArn"])
+    assert stream_mapping["FunctionArn"].endswith(f":function:ferry-{stage}-table_stream_reverse")
+    assert stream_mapping["StartingPosition"] == "TRIM_HORIZON"
+    assert stream_mapping["MaximumRecordAgeInSeconds"] == spec.replication.max_record_age_seconds
+    assert stream_mapping["MaximumRetryAttempts"] == spec.replication.max_retries
+    assert stream_mapping["BisectBatchOnFunctionError"] is True
+    assert stream_mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert (
+        stream_mapping["DestinationConfig"]["OnFailure"]["Destination"]
+        == (reverse_failures_arn["Attributes"]["QueueArn"])
+    )
+    reverse_events = sqs.get_queue_url(QueueName=f"events-{unique}-reverse")["QueueUrl"]
+    queue = sqs.get_queue_attributes(QueueUrl=reverse_events, AttributeNames=["All"])["Attributes"]
+    assert json.loads(queue["RedrivePolicy"])["deadLetterTargetArn"].endswith(f"events-{unique}-reverse-dlq")
+    (queue_mapping,) = _mappings(lam, queue["QueueArn"])
+    assert queue_mapping["FunctionArn"].endswith(f":function:ferry-{stage}-bucket_events_reverse")
+    assert queue_mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    reverse = _settled(lambda: mappings_state(spec, stage, "reverse"))
+    assert reverse == {target_stream: "Enabled", queue["QueueArn"]: "Enabled"}
+    assert _settled(lambda: mappings_state(spec, stage, "forward")) == forward  # the forward side untouched
+    # WHEN `ferry cutover` turns forward replication off (twice: idempotent)
+    disabled = set_mappings_enabled(spec, stage, "forward", False)
+    assert len(disabled) == 2 and all(line.startswith("disabled event-source mapping") for line in disabled)
+    assert _settled(lambda: mappings_state(spec, stage, "forward")) == {
+        source_stream: "Disabled",
+        arn_of[events]: "Disabled",
+    }
+    assert all(line.startswith("disabled already") for line in set_mappings_enabled(spec, stage, "forward", False))
+    # THEN reverse replication still runs
+    assert _settled(lambda: mappings_state(spec, stage, "reverse")) == reverse
+    # WHEN `ferry rollback` turns reverse off, and wire_reverse runs again (a rerun of `ferry reverse`)
+    set_mappings_enabled(spec, stage, "reverse", False)
+    wire_reverse(spec, stage)
+    # THEN the reverse mappings stay disabled: a rerun never enables what the rollback disabled
+    assert set(_settled(lambda: mappings_state(spec, stage, "reverse")).values()) == {"Disabled"}
+    # AND forward replication can be turned on again
+    set_mappings_enabled(spec, stage, "forward", True)
+    assert set(_settled(lambda: mappings_state(spec, stage, "forward")).values()) == {"Enabled"}
+    with pytest.raises(SetupError, match="direction must be one of forward, reverse"):
+        set_mappings_enabled(spec, stage, "sideways", True)
