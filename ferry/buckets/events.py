@@ -237,8 +237,8 @@ class BucketReplicator:
     def guard(self, mapping: BucketMapping, key: str) -> KeyGuard | None:
         """The two-way guard of one key's reconcile: judging once the pair's ``reverse`` step is recorded,
         only keeping sync records after its ``capture`` step, None before (or without a state table)."""
-        if self.switch is None or self.steps is None:
-            return None
+        if self.switch is None or self.steps is None or not key.startswith(mapping.prefix):
+            return None  # (a key outside the prefix is ignored by reconcile: no state-table read for it)
         try:
             steps = self.steps.steps(BUCKET, mapping.source, mapping.target)
         except Exception as exc:
