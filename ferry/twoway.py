@@ -176,9 +176,27 @@ class TwoWayStore:
         )
 
     # sequence marks ---------------------------------------------------------------------------
-    def last_sequence(self, kind: str, source: str, key: str) -> int | None:
+    def mark(self, kind: str, source: str, key: str) -> tuple[int | None, int | None]:
+        """The key's last judged sequence number and the one whose write is under way (None: none)."""
         item = self._get(f"seen#{kind}#{source}#{text_hash(key)}", "seq")
-        return int(item["seq"]["N"]) if item else None
+        if not item:
+            return None, None
+        seq = int(item["seq"]["N"]) if "seq" in item else None
+        applying = int(item["applying"]["N"]) if "applying" in item else None
+        return seq, applying
+
+    def mark_applying(self, kind: str, source: str, key: str, sequence: int, last: int | None) -> None:
+        """Before a write: which record it is for, so a redelivery after a crash can tell its own write.
+        ``last``: the mark read before (kept). A PutItem, as every handler write to the state table is (one
+        shard's records of a key are judged one at a time, so nothing races it)."""
+        item: dict[str, Any] = {
+            **self._key(f"seen#{kind}#{source}#{text_hash(key)}", "seq"),
+            "applying": {"N": str(sequence)},
+            "expires_at": {"N": str(int(self.clock()) + JOURNAL_SECONDS)},
+        }
+        if last is not None:
+            item["seq"] = {"N": str(last)}
+        self.ddb.put_item(TableName=self.table_name, Item=item)
 
     def mark_sequence(self, kind: str, source: str, key: str, sequence: int) -> None:
         """Raise the key's mark to ``sequence`` (never lower it: two judges of one key cannot race it back)."""
@@ -200,27 +218,51 @@ class TwoWayStore:
     def journal(self, kind: str, destination: str, key: str, transition: str) -> None:
         """Record that ferry is about to write ``transition`` on ``destination`` (before the write: a crash
         in between leaves an entry no echo takes, which only expires)."""
+        self._journal(kind, destination, key, transition)
+
+    def coincided(self, kind: str, side: str, key: str, new: str) -> None:
+        """``side`` reached the state ``new`` on its own, the same change the other side made: its own change
+        record (from any state to ``new``) is skipped like an echo, so the two do not chase each other."""
+        self._journal(kind, side, key, f"*>{new}")
+
+    def _journal(self, kind: str, side: str, key: str, entry: str) -> None:
         now = self.clock()
         self.ddb.put_item(
             TableName=self.table_name,
             Item={
-                **self._key(f"journal#{kind}#{destination}#{text_hash(key)}", transition),
+                **self._key(f"journal#{kind}#{side}#{text_hash(key)}", entry),
                 "at": {"N": f"{now:.3f}"},
                 "expires_at": {"N": str(int(now) + JOURNAL_SECONDS)},
             },
         )
 
-    def take_echo(self, kind: str, side: str, key: str, transition: str, since: float = 0.0) -> bool:
-        """Whether ferry wrote ``transition`` on ``side`` at or after ``since`` (its change record is then an
-        echo); the entry is taken, so a user's later identical transition is not mistaken for one. ``since``:
-        when the side's change capture began — an entry written before it has no record to echo."""
-        response = self.ddb.delete_item(
+    def take_echo(self, kind: str, side: str, key: str, transition: str, new: str, since: float = 0.0) -> bool:
+        """Whether ferry wrote ``transition`` on ``side`` at or after ``since``, or recorded that ``side`` reached
+        ``new`` on its own (:meth:`coincided`): its change record is then not a change to replicate. The entry
+        is taken, so a user's later identical change is not mistaken for one. ``since``: when the side's
+        change capture began — an entry written before it has no record to match."""
+        for entry in (transition, f"*>{new}"):
+            response = self.ddb.delete_item(
+                TableName=self.table_name,
+                Key=self._key(f"journal#{kind}#{side}#{text_hash(key)}", entry),
+                ReturnValues="ALL_OLD",
+            )
+            found = response.get("Attributes")
+            if found and float(found.get("at", {}).get("N", "0")) >= since:
+                return True
+        return False
+
+    def forget_journal(self, kind: str, side: str, key: str) -> int:
+        """Drop every journal entry of ``key`` on ``side`` (a repair made the two sides equal by hand)."""
+        page = self.ddb.query(
             TableName=self.table_name,
-            Key=self._key(f"journal#{kind}#{side}#{text_hash(key)}", transition),
-            ReturnValues="ALL_OLD",
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": f"journal#{kind}#{side}#{text_hash(key)}"}},
+            ConsistentRead=True,
         )
-        entry = response.get("Attributes")
-        return bool(entry) and float(entry.get("at", {}).get("N", "0")) >= since
+        for item in page.get("Items", []):
+            self.ddb.delete_item(TableName=self.table_name, Key={"pk": item["pk"], "sk": item["sk"]})
+        return len(page.get("Items", []))
 
     # conflicts ----------------------------------------------------------------------------------
     def record_conflict(self, conflict: Conflict, key_item: Item | None = None) -> None:

@@ -201,27 +201,43 @@ class TableReplicator:
         """Two-way replication (docs/adr/0009): apply the change only on top of the state it was made on."""
         text = key_text(keys)
         number = sequence_number(sequence)
-        if number is not None:
-            last = self.switch.last_sequence(TABLE, source, text)
-            if last is not None and number <= last:
-                return REDELIVERED
+        last, applying = self.switch.mark(TABLE, source, text) if number is not None else (None, None)
+        if number is not None and last is not None and number <= last:
+            return REDELIVERED
         old = decode_stream_image(change["OldImage"]) if change.get("OldImage") else None
         new = decode_stream_image(change["NewImage"]) if action is StreamAction.PUT_NEW_IMAGE else None
+        old_hash, new_hash = image_hash(old), image_hash(new)
         since = self.steps.steps(TABLE, source, target).get(STEP_CAPTURE, 0.0)
-        outcome = ECHO
-        if not self.switch.take_echo(TABLE, source, text, transition_hash(image_hash(old), image_hash(new)), since):
-            outcome = self._judge_and_write(source, target, keys, text, old, new)
+        if old_hash == new_hash:
+            outcome = ALREADY  # a write that changed nothing (AWS sends no record for it; the emulators do)
+        elif self.switch.take_echo(TABLE, source, text, transition_hash(old_hash, new_hash), new_hash, since):
+            outcome = ECHO
+        else:
+            own = number is not None and applying == number  # this record's write began before a crash
+            outcome = self._judge_and_write(source, target, keys, text, old, new, (number, last), own)
         if number is not None:
             self.switch.mark_sequence(TABLE, source, text, number)
         return outcome
 
     def _judge_and_write(
-        self, source: str, target: str, keys: Item, text: str, old: Item | None, new: Item | None
+        self,
+        source: str,
+        target: str,
+        keys: Item,
+        text: str,
+        old: Item | None,
+        new: Item | None,
+        marks: tuple[int | None, int | None],
+        own: bool,
     ) -> str:
+        """Rule 3 of ferry.twoway; ``marks``: this record's sequence number and the key's last judged one."""
         found = self.ddb.get_item(TableName=target, Key=keys, ConsistentRead=True).get("Item")
         destination = cast("Item | None", dict(found) if found else None)
         verdict = judge(destination, old, new)
         if verdict is Verdict.ALREADY:
+            if not own:
+                # The target made the same change on its own: its record of it must not come back as a change.
+                self.switch.coincided(TABLE, target, text, image_hash(new))
             return ALREADY
         if verdict is Verdict.CONFLICT:
             self.switch.record_conflict(
@@ -239,6 +255,9 @@ class TableReplicator:
             )
             log.warning("conflict on key %s: %s and %s both changed it", text, source, target)
             return CONFLICT
+        number, last = marks
+        if number is not None:
+            self.switch.mark_applying(TABLE, source, text, number, last)
         self.switch.journal(TABLE, target, text, transition_hash(image_hash(destination), image_hash(new)))
         hash_key = next(iter(keys))
         condition: dict[str, Any] = {
