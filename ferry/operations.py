@@ -160,8 +160,11 @@ def open_conflicts(spec: Spec) -> list[Any]:
 
 def settle_conflicts(spec: Spec) -> tuple[int, list[Any]]:
     """Close every open conflict whose key now holds the same state on both sides (after a repair from the
-    side the user chose, or because both sides converged); (closed, still open)."""
+    side the user chose, or because both sides converged); (closed, still open). A closed bucket key's sync
+    record becomes the two sides' states now, the base its next change is judged on. (A table key needs
+    nothing: its next change is judged on its own old image.)"""
     from ferry.buckets.objects import differences, head_object
+    from ferry.buckets.twoway import SyncStore, fingerprint
     from ferry.tables.state import TABLE
     from ferry.twoway import TwoWayStore
 
@@ -183,6 +186,15 @@ def settle_conflicts(spec: Spec) -> tuple[int, list[Any]]:
             x = head_object(buckets.source, old, conflict.key, with_tags=tags)
             y = head_object(buckets.target, new, conflict.key, with_tags=tags)
             same = (x is None and y is None) or (x is not None and y is not None and not differences(x, y))
+            if same:
+                sync = SyncStore(store.ddb, store.table_name)
+                sync.settle(
+                    old,
+                    new,
+                    conflict.key,
+                    {old: fingerprint(x), new: fingerprint(y)},
+                    sync.read(old, new, conflict.key),
+                )
         if same:
             store.close_conflict(conflict.kind, old, new, conflict.key)
             closed += 1

@@ -252,18 +252,6 @@ class TwoWayStore:
                 return True
         return False
 
-    def forget_journal(self, kind: str, side: str, key: str) -> int:
-        """Drop every journal entry of ``key`` on ``side`` (a repair made the two sides equal by hand)."""
-        page = self.ddb.query(
-            TableName=self.table_name,
-            KeyConditionExpression="pk = :p",
-            ExpressionAttributeValues={":p": {"S": f"journal#{kind}#{side}#{text_hash(key)}"}},
-            ConsistentRead=True,
-        )
-        for item in page.get("Items", []):
-            self.ddb.delete_item(TableName=self.table_name, Key={"pk": item["pk"], "sk": item["sk"]})
-        return len(page.get("Items", []))
-
     # conflicts ----------------------------------------------------------------------------------
     def record_conflict(self, conflict: Conflict, key_item: Item | None = None) -> None:
         item: dict[str, Any] = {
