@@ -35,7 +35,7 @@ from ferry.clients import make_client
 from ferry.errors import FerryError, SetupError
 from ferry.spec import Spec
 from ferry.tables.protocol import PHASE_LIVE, PHASE_REPLAY
-from ferry.tables.state import BUCKET, TABLE, StateStore
+from ferry.tables.state import BUCKET, TABLE, StateStore, expire_state_items
 from ferry.twoway import (
     STEP_CAPTURE,
     STEP_FORWARD_DISABLED,
@@ -111,7 +111,7 @@ def prepare_reverse(
     if refusal:
         raise SwitchRefused(f"ferry reverse: {refusal}")
     switch = TwoWayStore(home, spec.state_table, clock)
-    done: list[str] = []
+    done: list[str] = expire_state_items(home, spec.state_table)
     fresh = [(k, s, t) for k, s, t in pairs(spec) if STEP_REVERSE not in switch.steps(k, s, t)]
     for kind, source, target in fresh:
         switch.record_step(kind, source, target, STEP_REVERSE)

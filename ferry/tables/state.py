@@ -116,7 +116,24 @@ def create_state_table(ddb: DynamoDBClient, name: str) -> bool:
         "BillingMode": "PAY_PER_REQUEST",
         "SSESpecification": {"Enabled": True},
     }
-    return create_table_if_missing(ddb, definition, max_wait_attempts=60)
+    created = create_table_if_missing(ddb, definition, max_wait_attempts=60)
+    if created:
+        expire_state_items(ddb, name)
+    return created
+
+
+EXPIRES_ATTRIBUTE = "expires_at"  # the two-way journal and sequence marks (ferry.twoway) expire after 24 h
+
+
+def expire_state_items(ddb: DynamoDBClient, name: str) -> list[str]:
+    """Turn on the state table's TTL on ``expires_at`` (only items that carry it expire); idempotent."""
+    current = ddb.describe_time_to_live(TableName=name).get("TimeToLiveDescription", {})
+    if current.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and current.get("AttributeName") == EXPIRES_ATTRIBUTE:
+        return []
+    ddb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": EXPIRES_ATTRIBUTE}
+    )
+    return [f"state table {name}: items with {EXPIRES_ATTRIBUTE} expire (TTL)"]
 
 
 class StateStore:
