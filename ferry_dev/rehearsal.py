@@ -15,10 +15,15 @@ functions also run, as on AWS: its own event-source mappings invoke them with th
 (Powertools and the vendored core) on its own interpreter, so the rehearsal ends by changing an item
 of each table and an object of the bucket and checking that the functions applied every change. moto
 runs no Lambda without Docker: there that check is left to tests/e2e/test_ministack_wiring.py.
+
+Last, the switch's first step: `ferry finalize` of the insert-only table and `ferry reverse --stage`, with
+the reverse functions' mappings read back and, on ministack, a change of each new table and of the new
+bucket carried back to the old side by the deployed reverse functions (docs/adr/0009).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -34,19 +39,27 @@ from ferry.aws import object_bytes_or_none, queue_url_or_none, stream_arn_of
 from ferry.clients import AwsTarget, make_client
 from ferry.deploy import (
     BUCKET_FUNCTION,
+    BUCKET_REVERSE_FUNCTION,
     DLQ_SUFFIX,
+    FUNCTIONS,
     QUEUE_RETENTION_SECONDS,
     STREAM_FUNCTION,
+    STREAM_REVERSE_FUNCTION,
     bucket_events_settings,
     function_name,
     lambda_spec_json,
+    reverse_bucket_events_settings,
+    reverse_failure_queue_name,
+    reverse_stream_mapping_settings,
     stream_mapping_settings,
 )
+from ferry.errors import SetupError
 from ferry.jobs import KINDS, TABLE, job_name
 from ferry.runlog import RunLog
 from ferry.spec import Spec, parse_spec, spec_to_dict
 from ferry.tables.protocol import PHASE_HOLD, PHASE_REPLAY
 from ferry.tables.state import BUCKET, StateStore
+from ferry.twoway import reverse_spec
 from ferry_dev.emulator import DUMMY_CREDENTIALS, MINISTACK, MOTO, Emulator, emulator_kind, use_dummy_credentials
 
 if TYPE_CHECKING:
@@ -220,7 +233,88 @@ def rehearse(stage: str = "local", endpoint: str | None = None, emulator: str | 
             f"{run.emulator} runs no Lambda without Docker: the deployed functions were not invoked "
             "(FERRY_EMULATOR=ministack runs them through the emulator's own mappings)"
         )
+    rehearse_reverse(run, endpoint)
     return run
+
+
+def rehearse_reverse(run: Rehearsal, endpoint: str) -> None:
+    """The switch's first step (docs/adr/0009): `ferry finalize` of the insert-only table (a replay copy is
+    done once released), then `ferry reverse --stage`: the new side's change capture and the deployed reverse
+    functions' mappings, read back; on ministack the reverse functions then carry a change of each new table
+    and of the new bucket back to the old side."""
+    insert_only = dataclasses.replace(run.spec, tables=tuple(t for t in run.spec.tables if not t.replay), buckets=())
+    with tempfile.TemporaryDirectory() as tmp:
+        finalize_file, spec_file = Path(tmp) / "insert-only.yaml", Path(tmp) / "ferry.yaml"
+        finalize_file.write_text(json.dumps(spec_to_dict(insert_only)), encoding="utf-8")
+        spec_file.write_text(json.dumps(spec_to_dict(run.spec)), encoding="utf-8")
+        run.steps += [
+            f"ferry finalize: {line}" for line in run_ferry("finalize", "--spec", str(finalize_file), endpoint=endpoint)
+        ]
+        run.steps += [
+            f"ferry reverse: {line}"
+            for line in run_ferry("reverse", "--spec", str(spec_file), "--stage", run.stage, endpoint=endpoint)
+        ]
+    inspect_reverse(run)
+    if run.emulator == MINISTACK:
+        check_reverse_applies_live_changes(run)
+
+
+def inspect_reverse(run: Rehearsal) -> None:
+    """After `ferry reverse --stage`: each new table's stream mapped to ``table_stream_reverse`` (TRIM_HORIZON,
+    the safety settings, the reverse on-failure queue) and the reverse events queue (with its DLQ) to
+    ``bucket_events_reverse``, all enabled."""
+    home = run.spec.home_where()
+    lam, ddb, sqs = make_client("lambda", home), make_client("dynamodb", home), make_client("sqs", home)
+    settings = reverse_stream_mapping_settings(run.spec)
+    stream_fn = function_name(run.stage, STREAM_REVERSE_FUNCTION)
+    want = {
+        "BatchSize": settings.batch_size,
+        "MaximumRetryAttempts": settings.maximum_retry_attempts,
+        "MaximumRecordAgeInSeconds": settings.maximum_record_age_in_seconds,
+        "BisectBatchOnFunctionError": True,
+        "StartingPosition": "TRIM_HORIZON",
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+        "State": "Enabled",
+    }
+    for mapping in run.spec.tables:
+        try:
+            found = lam.list_event_source_mappings(EventSourceArn=stream_arn_of(ddb, mapping.target))
+        except SetupError as exc:
+            run.check(f"reverse: {mapping.target} has its stream", False, str(exc))
+            continue
+        mappings = found["EventSourceMappings"]
+        run.check(
+            f"reverse: stream mapping {mapping.target} → {stream_fn}",
+            len(mappings) == 1 and str(mappings[0].get("FunctionArn", "")).endswith(f":function:{stream_fn}"),
+            f"{len(mappings)}",
+        )
+        for m in mappings:
+            got = {k: m.get(k) for k in want}
+            run.check(f"  reverse settings of {m.get('UUID')}", got == want, json.dumps(got, sort_keys=True))
+            destination = m.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination", "")
+            failures = reverse_failure_queue_name(run.spec)
+            run.check("  reverse on-failure destination", destination.endswith(f":{failures}"), destination)
+    if not run.spec.buckets:
+        return
+    events, bucket_fn = reverse_bucket_events_settings(run.spec), function_name(run.stage, BUCKET_REVERSE_FUNCTION)
+    queue_url = queue_url_or_none(sqs, events.queue_name)
+    run.check(f"reverse: queue {events.queue_name}", queue_url is not None, queue_url or "not found")
+    if queue_url is None:
+        return
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+    redrive = json.loads(attributes.get("RedrivePolicy", "{}"))
+    run.check(
+        f"  {events.queue_name} has a DLQ",
+        redrive.get("deadLetterTargetArn", "").endswith(events.queue_name + DLQ_SUFFIX),
+        json.dumps(redrive),
+    )
+    found_queue = lam.list_event_source_mappings(EventSourceArn=attributes["QueueArn"])["EventSourceMappings"]
+    run.check(
+        f"  queue mapping {events.queue_name} → {bucket_fn}, enabled",
+        [(str(m.get("FunctionArn", "")).rsplit(":", 1)[-1], m.get("State")) for m in found_queue]
+        == [(bucket_fn, "Enabled")],
+        json.dumps([m.get("State") for m in found_queue]),
+    )
 
 
 def inspect(run: Rehearsal, *, released: bool) -> None:
@@ -243,10 +337,26 @@ def check_functions_apply_live_changes(run: Rehearsal, within: float = APPLIED_W
     deployed ``table_stream`` (the replay table's mapping created by the release, the insert-only one's
     by `ferry wire`) and ``bucket_events`` (the queue mapping the release enabled). Nothing else consumes
     the stream or the queue here. Existing keys are changed, so the copies' counts stay as they were."""
-    home = run.spec.home_where()
+    started = time.time()
+    _apply_live_changes(run, run.spec, (STREAM_FUNCTION, BUCKET_FUNCTION), within)
+    _check_lag_samples(run, make_client("dynamodb", run.spec.home_where()), started)
+
+
+def check_reverse_applies_live_changes(run: Rehearsal, within: float = APPLIED_WITHIN_SECONDS) -> None:
+    """After `ferry reverse --stage`, on ministack: one item of each NEW table and one object of the new bucket
+    changed, and each change found on the old side — applied by the deployed ``table_stream_reverse`` and
+    ``bucket_events_reverse`` through the mappings `ferry reverse` made (docs/adr/0009)."""
+    _apply_live_changes(run, reverse_spec(run.spec), (STREAM_REVERSE_FUNCTION, BUCKET_REVERSE_FUNCTION), within)
+
+
+def _apply_live_changes(run: Rehearsal, spec: Spec, functions: tuple[str, str], within: float) -> None:
+    """Change an existing item of each of ``spec``'s sources and an object of each source bucket; check each
+    change reaches its target within ``within`` seconds (``functions``: who applies them, for the labels)."""
+    home = spec.home_where()
     ddb, s3 = make_client("dynamodb", home), make_client("s3", home)
-    stamp, started = f"live-{time.time_ns()}", time.time()
-    for mapping in run.spec.tables:
+    stamp = f"live-{time.time_ns()}"
+    stream_fn, bucket_fn = functions
+    for mapping in spec.tables:
         key = _first_key(ddb, mapping.source)
         ddb.update_item(
             TableName=mapping.source,
@@ -262,11 +372,11 @@ def check_functions_apply_live_changes(run: Rehearsal, within: float = APPLIED_W
 
         after = _within(within, item_applied)
         run.check(
-            f"deployed {STREAM_FUNCTION} applied a live change to {mapping.target} ({mapping.protocol})",
+            f"deployed {stream_fn} applied a live change to {mapping.target} ({mapping.protocol})",
             after is not None,
             f"{_key_text(key)}: " + (f"applied after {after:.1f} s" if after is not None else f"not in {within:.0f} s"),
         )
-    for bucket in run.spec.buckets:
+    for bucket in spec.buckets:
         name = s3.list_objects_v2(Bucket=bucket.source, Prefix=bucket.prefix, MaxKeys=1)["Contents"][0]["Key"]
         s3.put_object(Bucket=bucket.source, Key=name, Body=stamp.encode())
 
@@ -275,11 +385,10 @@ def check_functions_apply_live_changes(run: Rehearsal, within: float = APPLIED_W
 
         after = _within(within, object_applied)
         run.check(
-            f"deployed {BUCKET_FUNCTION} applied a live change to {bucket.target}",
+            f"deployed {bucket_fn} applied a live change to {bucket.target}",
             after is not None,
             f"{name}: " + (f"overwritten after {after:.1f} s" if after is not None else f"not in {within:.0f} s"),
         )
-    _check_lag_samples(run, ddb, started)
 
 
 def _check_lag_samples(run: Rehearsal, ddb: DynamoDBClient, since: float) -> None:
@@ -320,7 +429,7 @@ def _within(seconds: float, done: Callable[[], bool], every: float = 0.25) -> fl
 
 def _check_functions(run: Rehearsal, lam: LambdaClient, iam: IAMClient) -> None:
     roles = set()
-    for fn in (STREAM_FUNCTION, BUCKET_FUNCTION):
+    for fn in FUNCTIONS:
         name = function_name(run.stage, fn)
         config = lam.get_function(FunctionName=name)["Configuration"]
         env = config.get("Environment", {}).get("Variables", {})
@@ -329,7 +438,7 @@ def _check_functions(run: Rehearsal, lam: LambdaClient, iam: IAMClient) -> None:
         policies = iam.list_role_policies(RoleName=config["Role"].split("/")[-1])["PolicyNames"]
         roles.add(config["Role"])
         run.check(f"{name} role has its own policy", bool(policies), ", ".join(policies))
-    run.check("one role per function", len(roles) == 2, ", ".join(sorted(roles)))
+    run.check("one role per function", len(roles) == len(FUNCTIONS), ", ".join(sorted(roles)))
 
 
 def _check_stream_mappings(run: Rehearsal, lam: LambdaClient, ddb: DynamoDBClient, *, released: bool) -> None:

@@ -37,7 +37,12 @@ def test_functions_have_one_least_privilege_role_each(rehearsed: tuple[Rehearsal
     _, where = rehearsed
     lam, iam = make_client("lambda", where), make_client("iam", where)
     names = sorted(f["FunctionName"] for f in lam.list_functions()["Functions"])
-    assert names == ["ferry-local-bucket_events", "ferry-local-table_stream"]
+    assert names == [
+        "ferry-local-bucket_events",
+        "ferry-local-bucket_events_reverse",
+        "ferry-local-table_stream",
+        "ferry-local-table_stream_reverse",
+    ]
     roles = set()
     for name in names:
         config = lam.get_function_configuration(FunctionName=name)
@@ -54,7 +59,7 @@ def test_functions_have_one_least_privilege_role_each(rehearsed: tuple[Rehearsal
                     statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
                 )
                 assert "*" not in resources, (name, statement)
-    assert len(roles) == 2
+    assert len(roles) == 4
 
 
 def test_the_replay_consumers_were_held_until_the_release(rehearsed: tuple[Rehearsal, AwsTarget]) -> None:
@@ -256,6 +261,66 @@ def test_the_live_check_fails_when_a_mapping_does_not_run(rehearsed: tuple[Rehea
         check_functions_apply_live_changes(again, within=4.0)
         assert [what for what, ok, _ in again.checks if not ok] == LIVE_CHECKS[1:] + LAG_CHECKS[1:]
         assert [what for what, ok, _ in again.checks if ok] == LIVE_CHECKS[:1] + LAG_CHECKS[:1]
+    finally:
+        for uuid in stopped:
+            lam.update_event_source_mapping(UUID=uuid, Enabled=True)
+
+
+REVERSE_CHECKS = [  # `ferry reverse --stage`: the new side's stream and events mapped to the reverse functions
+    "reverse: stream mapping orders-v2 → ferry-local-table_stream_reverse",
+    "reverse: stream mapping invoices-v2 → ferry-local-table_stream_reverse",
+    "reverse: queue ferry-bucket-events-reverse",
+    "  queue mapping ferry-bucket-events-reverse → ferry-local-bucket_events_reverse, enabled",
+]
+REVERSE_LIVE_CHECKS = [
+    "deployed table_stream_reverse applied a live change to orders (replay)",
+    "deployed table_stream_reverse applied a live change to invoices (insert-only)",
+    "deployed bucket_events_reverse applied a live change to media-src",
+]
+
+
+def test_ferry_reverse_maps_the_new_side_to_the_reverse_functions(rehearsed: tuple[Rehearsal, AwsTarget]) -> None:
+    run, where = rehearsed
+    passed = {what for what, ok, _ in run.checks if ok}
+    assert set(REVERSE_CHECKS) <= passed, [c for c in run.checks if c[0].startswith("reverse")]
+    steps = "\n".join(run.steps)
+    assert "ferry finalize: invoices: phase live" in steps and "ferry reverse: " in steps
+    # the new table's stream, read from its start by the reverse function, with the reverse on-failure queue
+    mapping = _stream_mapping(where, "orders-v2")
+    assert mapping["FunctionArn"].endswith(":function:ferry-local-table_stream_reverse")
+    assert (mapping["StartingPosition"], mapping["MaximumRecordAgeInSeconds"]) == ("TRIM_HORIZON", 21600)
+    assert mapping["DestinationConfig"]["OnFailure"]["Destination"].endswith(":ferry-stream-failures-reverse")
+
+
+@pytest.mark.emulators("ministack", reason="moto runs no Lambda without Docker")
+def test_the_deployed_reverse_functions_carry_new_side_changes_back(rehearsed: tuple[Rehearsal, AwsTarget]) -> None:
+    """After `ferry reverse --stage`, a change to each new table and to the new bucket reached the old side:
+    the emulator's mappings invoked the reverse functions `chalice deploy` created."""
+    run, _ = rehearsed
+    passed = {what for what, ok, _ in run.checks if ok}
+    assert set(REVERSE_LIVE_CHECKS) <= passed, [c for c in run.checks if c[0] in REVERSE_LIVE_CHECKS]
+
+
+@pytest.mark.emulators("ministack", reason="moto runs no Lambda without Docker")
+def test_the_reverse_live_check_fails_when_reverse_replication_is_off(rehearsed: tuple[Rehearsal, AwsTarget]) -> None:
+    """Negative control: with the reverse mappings disabled (as `ferry rollback` leaves them), the new side's
+    changes do not reach the old side and the rehearsal's reverse check says so."""
+    from ferry_dev.rehearsal import check_reverse_applies_live_changes
+
+    run, where = rehearsed
+    lam = make_client("lambda", where)
+    stopped = [
+        m["UUID"]
+        for function in ("ferry-local-table_stream_reverse", "ferry-local-bucket_events_reverse")
+        for m in lam.list_event_source_mappings(FunctionName=function)["EventSourceMappings"]
+    ]
+    assert len(stopped) == 3
+    for uuid in stopped:
+        lam.update_event_source_mapping(UUID=uuid, Enabled=False)
+    try:
+        again = Rehearsal(run.stage, run.spec, run.emulator)
+        check_reverse_applies_live_changes(again, within=4.0)
+        assert [what for what, ok, _ in again.checks if not ok] == REVERSE_LIVE_CHECKS
     finally:
         for uuid in stopped:
             lam.update_event_source_mapping(UUID=uuid, Enabled=True)
