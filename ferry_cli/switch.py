@@ -31,7 +31,6 @@ from ferry.switch import (
     local_recheck_seconds,
     local_streams_waiting,
     pair_steps,
-    pairs,
     prepare_reverse,
     queue_waiting,
     record_steps,
@@ -276,7 +275,7 @@ def rollback(
 ) -> bool:
     """Without ``confirm_switched``: reverse drained, the old side verified equal to the new one, no open conflict
     (True: the service may switch back). With it: reverse drained, reverse off, ``rolled_back`` recorded."""
-    from ferry.operations import verify_all
+    from ferry.operations import open_conflicts, verify_all
 
     switch = switch_store(spec)
     steps = pair_steps(switch, spec)
@@ -291,14 +290,14 @@ def rollback(
         reports = verify_all(reverse_spec(spec))
         for report in reports:
             show_report(report)
-        conflicts = [c for pair in pairs(spec) for c in switch.conflicts(*pair)]
+        conflicts = open_conflicts(spec)
         for c in conflicts:
             kind = "object" if c.kind == BUCKET else "key"
             say(f"open conflict: {kind} {c.key} ({c.pair}): a change on {c.source} was not applied to {c.destination}")
         if conflicts or not all(r.ok for r in reports):
             say(
                 "the old side differs from the new one: do not switch back yet. Resolve each key named above with "
-                f"`{how.command('verify', '--reverse', '--repair', '--from', 'old|new')}` (the side whose state wins), "
+                f"`{how.command('verify', '--repair', '--from', 'old|new')}` (the side whose state wins), "
                 f"then run `{how.command('rollback')}` again"
             )
             return False

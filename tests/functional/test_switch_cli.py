@@ -18,6 +18,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from ferry.switch import FORWARD, DirectionOff, consumer_passed
 from ferry.tables.protocol import PHASE_LIVE
 from ferry.tables.state import COPY_DONE, TABLE, CopyRun, StateStore
 from ferry.twoway import Conflict, TwoWayStore, pair_id
@@ -131,34 +132,6 @@ def test_reverse_is_refused_before_the_copy_is_done_then_runs_once(ddb, emulator
     assert m.steps() == first
 
 
-def test_replicate_reverse_applies_the_new_side_s_changes_to_the_old(migration):
-    m = migration
-    m.put(m.new, "a", "2")
-    m.put(m.new, "n1", "1")
-    result = m.run("replicate", "--reverse", "--drain")
-    assert result.exit_code == 0, result.output
-    assert m.items(m.old) == {"a": "2", "b": "1", "c": "1", "n1": "1"}
-    assert m.items(m.old) == m.items(m.new)
-
-
-def test_cutover_is_refused_on_no_go_and_goes_on_with_force(ddb, emulator, unique, tmp_path):
-    # GIVEN a migration never verified (a real NO-GO), reverse begun
-    m = _copied(_initialised(ddb, emulator, unique, tmp_path), verified=False)
-    assert m.run("reverse").exit_code == 0
-    # WHEN ferry cutover runs THEN it refuses with the verdict's reasons, and records nothing
-    result = m.run("cutover")
-    assert result.exit_code == 1, result.output
-    assert "NO-GO" in _text(result) and "never verified" in _text(result) and "--force" in _text(result)
-    assert set(m.steps()) == {"reverse", "capture"}
-    # WHEN forced THEN it says so, records it, and tells the user to switch
-    result = m.run("cutover", "--force")
-    assert result.exit_code == 0, result.output
-    assert "forced (--force) over the verdict NO-GO" in _text(result)
-    assert "GO: switch the service to the new resources now" in _text(result)
-    assert f"ferry cutover --spec {m.spec} --confirm-switched" in _text(result)
-    assert set(m.steps()) == {"reverse", "capture", "forced"}
-
-
 def test_cutover_confirm_switched_drains_forward_then_turns_it_off(migration):
     m = migration
     # GIVEN forward replication running (negative control: it copies a change of the old table)
@@ -196,11 +169,23 @@ def test_cutover_confirm_switched_drains_forward_then_turns_it_off(migration):
     assert "after" not in m.items(m.new)
 
 
-def test_a_cutover_interrupted_after_switched_is_finished_by_a_rerun(ddb, emulator, unique, tmp_path):
-    # GIVEN reverse begun on a migration whose verdict is NO-GO now (never verified)
+def test_cutover_refused_on_no_go_forced_then_interrupted_and_finished_by_a_rerun(ddb, emulator, unique, tmp_path):
+    # GIVEN a migration never verified (a real NO-GO), reverse begun
     m = _copied(_initialised(ddb, emulator, unique, tmp_path), verified=False)
     assert m.run("reverse").exit_code == 0
-    # AND a change of the old table not applied yet, then a crash right after `switched` was recorded
+    # WHEN ferry cutover runs THEN it refuses with the verdict's reasons, and records nothing
+    result = m.run("cutover")
+    assert result.exit_code == 1, result.output
+    assert "NO-GO" in _text(result) and "never verified" in _text(result) and "--force" in _text(result)
+    assert set(m.steps()) == {"reverse", "capture"}
+    # WHEN forced THEN it says so, records it, and tells the user to switch
+    result = m.run("cutover", "--force")
+    assert result.exit_code == 0, result.output
+    assert "forced (--force) over the verdict NO-GO" in _text(result)
+    assert "GO: switch the service to the new resources now" in _text(result)
+    assert f"ferry cutover --spec {m.spec} --confirm-switched" in _text(result)
+    assert set(m.steps()) == {"reverse", "capture", "forced"}
+    # GIVEN a change of the old table not applied yet, then a crash right after `switched` was recorded
     m.put(m.old, "late", "1")
     time.sleep(1.1)  # after the record's creation time (a stream rounds it down to the second)
     m.switch.record_step(TABLE, m.old, m.new, "switched")
@@ -210,7 +195,8 @@ def test_a_cutover_interrupted_after_switched_is_finished_by_a_rerun(ddb, emulat
     assert result.exit_code == 1, result.output
     assert f"table {m.old}: 1 stream records not applied yet" in _text(result) and "still in flight" in _text(result)
     assert "forward_drained" not in m.steps() and "forward_disabled" not in m.steps()
-    # WHEN forward replication drains and the cutover reruns THEN it completes (the verdict is not asked again)
+    # WHEN forward replication drains and the cutover reruns, without --force THEN it completes: once switched,
+    # the verdict (still NO-GO) is not asked again
     assert m.run("replicate", "--drain").exit_code == 0
     result = m.run("cutover", "--confirm-switched", "--timeout", "30")
     assert result.exit_code == 0, result.output
@@ -227,14 +213,16 @@ def test_rollback_names_differences_and_conflicts_then_rolls_back(migration):
     result = m.run("rollback", "--timeout", "10")
     assert result.exit_code == 1, result.output
     text = _text(result)
-    assert "drift" in text and f"ferry verify --spec {m.spec} --reverse --repair --from old|new" in text
+    assert "drift" in text and f"ferry verify --spec {m.spec} --repair --from old|new" in text
     # WHEN the drift is gone but a change of the new side is not replicated back THEN rollback times out
     m.ddb.delete_item(TableName=m.old, Key={"pk": {"S": "drift"}})
+    m.put(m.new, "a", "2")
     m.put(m.new, "n1", "1")
     result = m.run("rollback", "--timeout", "1")
     assert result.exit_code == 1 and "still in flight" in _text(result), result.output
-    # WHEN reverse replication drained THEN the old side equals the new one: exit 0
+    # WHEN reverse replication drained THEN the new side's change is on the old side, which equals the new one
     assert m.run("replicate", "--reverse", "--drain").exit_code == 0
+    assert m.items(m.old) == m.items(m.new) == {"a": "2", "b": "1", "c": "1", "n1": "1"}
     result = m.run("rollback", "--timeout", "10")
     assert result.exit_code == 0, result.output
     assert "the old side equals the new one: switch the service back" in _text(result)
@@ -256,3 +244,38 @@ def test_rollback_names_differences_and_conflicts_then_rolls_back(migration):
     assert "n2" not in m.items(m.old)
     result = m.run("cutover", "--force")
     assert result.exit_code == 1 and "rolled back" in _text(result), result.output
+
+
+# --- the pure parts, no emulator -------------------------------------------------------------------
+
+
+def test_deployed_drain_needs_the_function_to_read_changes_made_after_the_moment():
+    # switched at t=1000; CloudWatch's window is the last 300 s
+    assert consumer_passed(0.0, 1000, 1010, 300)  # nothing old in any batch
+    assert consumer_passed(100.0, 1000, 1500, 300)  # batches at >= 1200 read records made after 1100
+    assert not consumer_passed(250.0, 1000, 1500, 300)  # a batch at 1200 may have read a record of 950
+    assert not consumer_passed(None, 1000, 5000, 300)  # no datapoint: idle or stuck, unknown
+
+
+def test_a_direction_off_is_kept_and_a_failed_read_keeps_the_last_answer():
+    class Steps:
+        def __init__(self) -> None:
+            self.answers: list[Any] = [{}, RuntimeError("throttled"), {"forward_disabled": 1.0}, {}]
+
+        def steps(self, *pair: str) -> dict[str, float]:
+            answer = self.answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+    now = [0.0]
+    off = DirectionOff(Steps(), [(TABLE, "a", "b")], FORWARD, recheck=1.0, clock=lambda: now[0])  # type: ignore[arg-type]
+    assert off() is False
+    now[0] = 0.5
+    assert off() is False  # not re-read within the recheck interval
+    now[0] = 1.5
+    assert off() is False  # the read failed: the last answer stands
+    now[0] = 3.0
+    assert off() is True
+    now[0] = 5.0
+    assert off() is True  # kept once off (the step is never cleared)
