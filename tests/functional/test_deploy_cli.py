@@ -3,6 +3,7 @@ they refuse, and that `ferry tfvars` reproduces the source faithfully."""
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import io
 import json
@@ -515,3 +516,141 @@ def test_wire_reverse_maps_the_new_side_and_the_switch_turns_each_direction_off_
     assert set(_settled(lambda: mappings_state(spec, stage, "forward")).values()) == {"Enabled"}
     with pytest.raises(SetupError, match="direction must be one of forward, reverse"):
         set_mappings_enabled(spec, stage, "sideways", True)
+
+
+# --- both directions judge with only what their roles grant (docs/adr/0009) ---------------------------------
+
+
+@contextmanager
+def _recorded_calls() -> Iterator[list[tuple[str, str, dict[str, Any]]]]:
+    """(service, operation, parameters) of every AWS call made in this process while it is open."""
+    calls: list[tuple[str, str, dict[str, Any]]] = []
+    make_api_call = vars(BaseClient)["_make_api_call"]
+
+    def recording(client: Any, operation: str, params: Any) -> Any:
+        calls.append((client.meta.service_model.signing_name, operation, dict(params)))
+        return make_api_call(client, operation, params)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BaseClient, "_make_api_call", recording)
+        yield calls
+
+
+def _condition_holds(condition: dict[str, Any], leading_key: str | None, attributes: list[str]) -> bool:
+    """The two condition forms ferry's function policies use, evaluated as IAM does for one-key item calls."""
+    for test, keys in condition.items():
+        for key, values in keys.items():
+            requested = {"dynamodb:LeadingKeys": [] if leading_key is None else [leading_key]}.get(key, attributes)
+            if key not in ("dynamodb:LeadingKeys", "dynamodb:Attributes"):
+                return False
+            if test == "ForAllValues:StringLike":
+                matches = all(any(fnmatch.fnmatchcase(r, v) for v in values) for r in requested)
+            elif test == "ForAllValues:StringEquals":
+                matches = all(r in values for r in requested)
+            else:
+                return False
+            if not matches:
+                return False
+    return True
+
+
+def _denied(document: dict[str, Any], calls: list[tuple[str, str, dict[str, Any]]], arns: Arns) -> list[str]:
+    """The DynamoDB calls no statement of ``document`` allows (action, table ARN, partition key, attributes)."""
+    denied = []
+    for service, operation, params in calls:
+        if service != "dynamodb":
+            continue
+        action, resource = f"dynamodb:{operation}", arns.table(params["TableName"])
+        item = params.get("Key") or params.get("Item") or {}
+        leading = next(iter(item.get("pk", {}).values()), None) if "pk" in item else None
+        attributes = sorted(params.get("Item", {}))
+        if not any(
+            action in st["Action"]
+            and any(fnmatch.fnmatchcase(resource, r) for r in st["Resource"])
+            and _condition_holds(st.get("Condition", {}), leading, attributes)
+            for st in document["Statement"]
+        ):
+            denied.append(f"{action} {params['TableName']} {leading} {attributes}")
+    return denied
+
+
+def test_both_table_handlers_judge_with_only_what_their_roles_grant(ddb, streams, where, emulator, unique, monkeypatch):
+    """The forward and the reverse function, run as Lambda runs them on a batch of real stream records after
+    `ferry reverse`: an applied change, an echo, a conflict. Every DynamoDB call (the destination's consistent
+    read, the journal, the sequence marks, the conflict, the lag sample) is allowed by its own role's
+    statements, conditions included (dynamodb:LeadingKeys, dynamodb:Attributes), as IAM would evaluate them;
+    the other direction's role would deny the reverse function's writes (negative control)."""
+    from chalicelib import table_stream
+
+    from ferry.deploy import lambda_spec_json
+    from ferry.switch import prepare_reverse
+    from ferry.tables.protocol import PHASE_LIVE
+    from ferry.tables.state import StateStore
+    from ferry_dev.stream_poller import LocalContext, lambda_event
+
+    # GIVEN an insert-only table whose copy is done, and `ferry reverse` has begun
+    spec = parse_spec(
+        {
+            "region": "us-east-1",
+            "endpoint_url": emulator.endpoint_url,
+            "state_table": f"state-{unique}",
+            "tables": [{"source": f"src-{unique}", "target": f"dst-{unique}", "protocol": "insert-only"}],
+            "replication": {"on_failure_queue": f"failures-{unique}", "phase_cache_seconds": 0},
+        }
+    )
+    source, target = spec.tables[0].source, spec.tables[0].target
+    create_table(ddb, source, stream=True)
+    initialize(spec)
+    StateStore(ddb, spec.state_table).set_phase(source, PHASE_LIVE)
+    prepare_reverse(spec, sleep=lambda _: None)
+    monkeypatch.setenv("FERRY_SPEC", lambda_spec_json(spec))
+    table_stream.reset()
+    # AND changes on both sides: "a" old side only, "b" new side only, "c" on both (a conflict)
+    for table, key, value in ((source, "a", "1"), (target, "b", "2"), (source, "c", "old"), (target, "c", "new")):
+        ddb.put_item(TableName=table, Item={"pk": {"S": key}, "v": {"S": value}})
+    context = LocalContext("table_stream", "test-request", deadline=float("inf"))
+    arns = Arns("us-east-1", ACCOUNT)
+    documents = policy_documents(spec, "dev", arns, artifacts_bucket="artifacts")
+
+    def batch(table: str) -> dict[str, Any]:
+        arn = ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+        shards = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+        records: list[dict[str, Any]] = []
+        for shard in shards:
+            iterator = streams.get_shard_iterator(
+                StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            page = streams.get_records(ShardIterator=iterator, Limit=1000)
+            records += page["Records"]
+        return lambda_event(records, arn)
+
+    # WHEN the forward function handles the old side's batch, then the reverse function the new side's
+    # (which holds the echo of the forward write of "a")
+    forward_batch = batch(source)
+    with _recorded_calls() as forward_calls:
+        assert table_stream.handle(forward_batch, context) == {"batchItemFailures": []}
+    reverse_batch = batch(target)
+    with _recorded_calls() as reverse_calls:
+        assert table_stream.handle_reverse(reverse_batch, context) == {"batchItemFailures": []}
+    # THEN both sides hold "a" and "b", and "c" is a conflict on either side, not applied
+    assert ddb.get_item(TableName=target, Key={"pk": {"S": "a"}})["Item"]["v"] == {"S": "1"}
+    assert ddb.get_item(TableName=source, Key={"pk": {"S": "b"}})["Item"]["v"] == {"S": "2"}
+    assert ddb.get_item(TableName=source, Key={"pk": {"S": "c"}})["Item"]["v"] == {"S": "old"}
+    # AND every DynamoDB call was allowed by the function's own role
+    assert _denied(documents["table_stream"], forward_calls, arns) == []
+    assert _denied(documents["table_stream_reverse"], reverse_calls, arns) == []
+    # AND the judge did use what the new statements grant: the destination's consistent read, the journal, the
+    # sequence marks and a conflict record, each through the two-way items' statement
+    for calls, destination in ((forward_calls, target), (reverse_calls, source)):
+        made = {
+            (op, p["TableName"], str(next(iter(p.get("Key", p.get("Item", {})).get("pk", {}).values()), "")))
+            for service, op, p in calls
+            if service == "dynamodb"
+        }
+        assert any(op == "GetItem" and table == destination for op, table, _ in made)
+        prefixes = {pk.split("#", 1)[0] + "#" for op, table, pk in made if table == spec.state_table and "#" in pk}
+        assert {"journal#", "seen#", "conflict#", "twoway#"} <= prefixes, sorted(made)
+    # AND the forward role would refuse the reverse function's writes to the old table (negative control)
+    refused = _denied(documents["table_stream"], reverse_calls, arns)
+    assert any(line.startswith(f"dynamodb:PutItem {source} ") for line in refused), refused
+    assert any(line.startswith(f"dynamodb:GetItem {source} ") for line in refused), refused
