@@ -132,17 +132,15 @@ def terraform_variables_for(spec: Spec, stage: str) -> dict[str, Any]:
 def reverse_begun(spec: Spec) -> bool:
     """Whether `ferry reverse` has recorded its step for some table or bucket (the state table at home; none
     yet, as before the first deployment, means no). From then on every deployment keeps reverse replication."""
-    from ferry.aws import error_code
+    from ferry.aws import describe_table_or_none
     from ferry.twoway import BUCKET, STEP_REVERSE, TABLE, TwoWayStore
 
-    store = TwoWayStore(make_client("dynamodb", spec.home_where()), spec.state_table)
+    ddb = make_client("dynamodb", spec.home_where())
+    if describe_table_or_none(ddb, spec.state_table) is None:
+        return False
+    store = TwoWayStore(ddb, spec.state_table)
     pairs = [(TABLE, t.source, t.target) for t in spec.tables] + [(BUCKET, b.source, b.target) for b in spec.buckets]
-    try:
-        return any(STEP_REVERSE in store.steps(kind, a, b) for kind, a, b in pairs)
-    except Exception as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return False
-        raise
+    return any(STEP_REVERSE in store.steps(kind, a, b) for kind, a, b in pairs)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -340,15 +338,12 @@ def _new_table_streams(spec: Spec) -> list[str]:
 
 
 def _deployed(lam: Any, function: str) -> bool:
-    from ferry.aws import error_code
-
-    try:
-        lam.get_function_configuration(FunctionName=function)
-    except Exception as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return False
-        raise
-    return True
+    """Whether ``function`` exists (ListFunctions: asking for a missing one would be an error to interpret)."""
+    return any(
+        f["FunctionName"] == function
+        for page in lam.get_paginator("list_functions").paginate()
+        for f in page["Functions"]
+    )
 
 
 def _not_deployed(function: str, what: str) -> str:
@@ -360,17 +355,12 @@ def _not_deployed(function: str, what: str) -> str:
 
 def _function_mappings(lam: Any, function: str) -> list[dict[str, Any]]:
     """Every event-source mapping of ``function``; [] when it is not deployed."""
-    from ferry.aws import error_code
-
+    if not _deployed(lam, function):
+        return []
     found: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"FunctionName": function}
     while True:
-        try:
-            page = lam.list_event_source_mappings(**kwargs)
-        except Exception as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return found
-            raise
+        page = lam.list_event_source_mappings(**kwargs)
         found += [dict(m) for m in page.get("EventSourceMappings", [])]
         if not page.get("NextMarker"):
             return found
