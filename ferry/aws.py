@@ -235,6 +235,11 @@ def ensure_queue(sqs: SQSClient, name: str, attributes: Mapping[str, str]) -> st
 # --- DynamoDB ----------------------------------------------------------------------------------
 
 
+def is_missing_resource(exc: BaseException) -> bool:
+    """Whether ``exc`` is AWS saying the named resource (a table, a function, a mapping) does not exist."""
+    return error_code(exc) == "ResourceNotFoundException"
+
+
 def describe_table_or_none(ddb: DynamoDBClient, name: str) -> dict[str, Any] | None:
     """DescribeTable's ``Table``, or None when the table does not exist (ResourceNotFoundException)."""
     return _or_none(lambda: dict(ddb.describe_table(TableName=name)["Table"]), _code_in("ResourceNotFoundException"))

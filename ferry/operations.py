@@ -143,7 +143,7 @@ def verify_direction(spec: Spec, *, reverse: bool = False, repair_from: str | No
 
 def open_conflicts(spec: Spec) -> list[Any]:
     """Every open conflict of the spec's pairs (ferry.twoway.Conflict), tables first; [] without a state table."""
-    from ferry.aws import error_name
+    from ferry.aws import is_missing_resource
     from ferry.switch import pairs
     from ferry.twoway import TwoWayStore
 
@@ -153,7 +153,7 @@ def open_conflicts(spec: Spec) -> list[Any]:
         for kind, source, target in pairs(spec):
             found += store.conflicts(kind, source, target)
     except Exception as exc:
-        if error_name(exc) != "ResourceNotFoundException":
+        if not is_missing_resource(exc):
             raise
     return found
 

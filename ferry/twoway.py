@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from ferry.aws import put_item_if
 from ferry.spec import READ_SCAN, WRITE_BATCH, Spec
 from ferry.wire import Item, canonical, items_equal
 
@@ -200,19 +201,19 @@ class TwoWayStore:
 
     def mark_sequence(self, kind: str, source: str, key: str, sequence: int) -> None:
         """Raise the key's mark to ``sequence`` (never lower it: two judges of one key cannot race it back)."""
-        try:
-            self.ddb.put_item(
-                TableName=self.table_name,
-                Item={
-                    **self._key(f"seen#{kind}#{source}#{text_hash(key)}", "seq"),
-                    "seq": {"N": str(sequence)},
-                    "expires_at": {"N": str(int(self.clock()) + JOURNAL_SECONDS)},
-                },
-                ConditionExpression="attribute_not_exists(seq) OR seq < :s",
-                ExpressionAttributeValues={":s": {"N": str(sequence)}},
-            )
-        except self.ddb.exceptions.ConditionalCheckFailedException:
-            pass
+        put_item_if(
+            self.ddb,
+            self.table_name,
+            {
+                **self._key(f"seen#{kind}#{source}#{text_hash(key)}", "seq"),
+                "seq": {"N": str(sequence)},
+                "expires_at": {"N": str(int(self.clock()) + JOURNAL_SECONDS)},
+            },
+            {
+                "ConditionExpression": "attribute_not_exists(seq) OR seq < :s",
+                "ExpressionAttributeValues": {":s": {"N": str(sequence)}},
+            },
+        )
 
     # journal ------------------------------------------------------------------------------------
     def journal(self, kind: str, destination: str, key: str, transition: str) -> None:

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
-from ferry.aws import error_code
+from ferry.aws import is_missing_resource
 from ferry.buckets.reconcile import ReconcileResult, reconcile_key
 from ferry.buckets.twoway import KeyGuard
 from ferry.errors import PoisonRecordError
@@ -242,7 +242,7 @@ class BucketReplicator:
         try:
             steps = self.steps.steps(BUCKET, mapping.source, mapping.target)
         except Exception as exc:
-            if error_code(exc) != "ResourceNotFoundException":
+            if not is_missing_resource(exc):
                 raise
             return None  # no state table: no switch step was ever recorded
         if STEP_REVERSE not in steps and STEP_CAPTURE not in steps:

@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ferry.aws import put_item_if
 from ferry.buckets import objects
 from ferry.buckets.objects import ObjectState
 from ferry.errors import RetryableError
@@ -139,9 +140,7 @@ class SyncStore:
             if seen is None
             else {"ConditionExpression": "v = :v", "ExpressionAttributeValues": {":v": {"N": str(seen.version)}}}
         )
-        try:
-            self.ddb.put_item(TableName=self.table_name, Item=item, **condition)
-        except self.ddb.exceptions.ConditionalCheckFailedException:
+        if not put_item_if(self.ddb, self.table_name, item, condition)[0]:
             return None
         return SyncRecord({side: frozenset(fps) for side, fps in sides.items()}, version)
 
