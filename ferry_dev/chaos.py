@@ -13,6 +13,12 @@ copy is released, then catches up) — with:
   the release;
 - delivery anomalies: duplicated and stale S3 events sent to the events queue.
 After drain + finalize + drain, faults are switched off and verify must find zero differences.
+
+Then, under replay, the switch (docs/adr/0009): ``ferry reverse`` and live writes on BOTH sides (each side's
+keys its own, plus keys the other side created once they have arrived there, handed over so that no key is
+written on both sides at once), forward and reverse pollers in processes of their own through the faults,
+each killed at least once; drained both ways until quiet, both directions must verify equal with no
+conflict, and every user write must have made exactly one replicated write (counted on the streams).
 """
 
 from __future__ import annotations
@@ -34,15 +40,18 @@ from typing import Any
 
 import yaml
 
-from ferry.aws import queue_url_or_none
+from ferry.aws import queue_url_or_none, stream_arn_of
 from ferry.clients import AwsTarget, make_client
 from ferry.operations import initialize, verify_all
 from ferry.spec import parse_spec
+from ferry.switch import pairs, prepare_reverse
 from ferry.tables.state import StateStore
+from ferry.twoway import TwoWayStore, reverse_spec
+from ferry.wire import decode_stream_image, items_equal, key_text
 from ferry_dev.emulator import DUMMY_CREDENTIALS, Emulator, use_dummy_credentials
 from ferry_dev.faults import FaultProxy, FaultRule
 from ferry_dev.phases import seed_sources, start_traffic
-from ferry_dev.workload import AWKWARD_KEYS, object_key
+from ferry_dev.workload import AWKWARD_KEYS, PacedWorkload, make_item, object_key
 
 SOURCE, TARGET, BUCKET_SOURCE, BUCKET_TARGET = "orders", "orders-v2", "media", "media-v2"
 MULTIPART = 5 * 1024 * 1024
@@ -70,6 +79,28 @@ FAULTED_OPERATIONS = (
 
 
 @dataclass
+class TwoWayResult:
+    """The switch phase of a seed (replay only): both directions live at once."""
+
+    writes: int = 0  # the users' table writes on either side during the phase (each one stream record)
+    object_writes: int = 0  # the users' object writes on either side
+    handed_over: int = 0  # keys (items and objects) one side created and the other then wrote
+    records: int = 0  # stream records of both tables during the phase that changed the item
+    noop_records: int = 0  # stream records whose old and new image are equal (the emulators emit them; AWS does not)
+    conflicts: int = 0
+    differences: int = 0  # forward verify (old -> new) plus reverse verify (new -> old)
+    drain_rounds: int = 0  # forward then reverse drained, until a round applied nothing (0: never quiet)
+    crashes: dict[str, int] = field(default_factory=dict)  # poller-forward, poller-reverse
+    seconds: float = 0.0
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        quiet = self.drain_rounds > 0
+        return quiet and self.differences == 0 and self.conflicts == 0 and self.records == 2 * self.writes
+
+
+@dataclass
 class SeedResult:
     seed: int
     protocol: str = "replay"
@@ -84,10 +115,12 @@ class SeedResult:
     seconds: float = 0.0
     differences: int = 0
     detail: str = ""
+    two_way: TwoWayResult | None = None  # replay only: the switch phase after the migration
 
     @property
     def ok(self) -> bool:
-        return self.differences == 0 and 0 <= self.redone_pages <= self.redone_bound
+        switch_ok = self.two_way is None or self.two_way.ok
+        return self.differences == 0 and 0 <= self.redone_pages <= self.redone_bound and switch_ok
 
 
 def fault_rules(rng: random.Random, intensity: float = 1.0) -> list[FaultRule]:
@@ -106,12 +139,12 @@ def fault_rules(rng: random.Random, intensity: float = 1.0) -> list[FaultRule]:
 class _Process:
     """A ferry CLI command in its own process group, so SIGKILL takes Spark's JVM and workers too."""
 
-    def __init__(self, args: list[str], log: Path) -> None:
+    def __init__(self, args: list[str], log: Path, module: str = "ferry_cli.main") -> None:
         self.log = log
         self._out = open(log, "ab")  # noqa: SIM115 - closed in wait/kill
         env = {**os.environ, **DUMMY_CREDENTIALS, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ferry_cli.main", *args],
+            [sys.executable, "-m", module, *args],
             stdout=self._out,
             stderr=subprocess.STDOUT,
             env=env,
@@ -198,6 +231,177 @@ class _EventAnomalies:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+
+OLD, NEW = "old", "new"
+
+
+@dataclass
+class _Owned:
+    """A key of the two-sided traffic: which side may write it now ("" while it is handed over), and the
+    state it was last written to (a table item's version, an object's ETag; "" when deleted)."""
+
+    owner: str
+    state: str
+    heir: str = ""
+
+
+class _TwoSided(PacedWorkload):
+    """The application during a rolling switch: some instances write the old side, some the new. Each side
+    creates keys of its own (disjoint ranges), updates, deletes and re-creates them; now and then it takes
+    over a key the other side created — the other side stops writing it, and this side writes it only once
+    the key has arrived here in its last state. So no key is ever written on both sides at once (no conflict
+    is expected), and every write changes what it writes (each is one stream record / one event)."""
+
+    def __init__(self, names: dict[str, str], *, seed: int, rate: float) -> None:
+        super().__init__(seed=seed, rate=rate)
+        self.names = names
+        self.keys: dict[str, _Owned] = {}
+        self.created = Counter[str]()
+        self.handed_over = 0
+
+    # the side's store ----------------------------------------------------------------------------
+    def create(self, side: str, key: str) -> str:
+        raise NotImplementedError
+
+    def change(self, side: str, key: str) -> str:
+        raise NotImplementedError
+
+    def delete(self, side: str, key: str) -> None:
+        raise NotImplementedError
+
+    def current(self, side: str, key: str) -> str:
+        """The key's state on ``side`` ("" when absent)."""
+        raise NotImplementedError
+
+    def new_key(self, side: str, number: int) -> str:
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------------------------------------
+    def writes(self) -> int:
+        return sum(n for op, n in self.stats.operations.items() if op.split("-", 1)[1] in _WRITES)
+
+    def step(self) -> None:
+        rng = self.rng
+        side = rng.choice((OLD, NEW))
+        other = NEW if side == OLD else OLD
+        self._adopt(side)
+        live = sorted(k for k, o in self.keys.items() if o.owner == side and o.state)
+        gone = sorted(k for k, o in self.keys.items() if o.owner == side and not o.state)
+        theirs = sorted(k for k, o in self.keys.items() if o.owner == other and o.state)
+        roll = rng.random()
+        if roll < 0.3 or not live:
+            key = self.new_key(side, self.created[side])
+            self.created[side] += 1
+            self.keys[key] = _Owned(side, self.create(side, key))
+            op = "create"
+        elif roll < 0.65:
+            key = rng.choice(live)
+            self.keys[key].state = self.change(side, key)
+            op = "update"
+        elif roll < 0.78:
+            key = rng.choice(live)
+            self.delete(side, key)
+            self.keys[key].state = ""
+            op = "delete"
+        elif roll < 0.88 and gone:
+            key = rng.choice(gone)
+            self.keys[key].state = self.create(side, key)
+            op = "recreate"
+        elif theirs:
+            key = rng.choice(theirs)
+            self.keys[key].owner, self.keys[key].heir = "", side  # the other side stops writing it
+            op = "take-over"
+        else:
+            op = "idle"
+        self.stats.operations[f"{side}-{op}"] += 1
+
+    def _adopt(self, side: str) -> None:
+        """Keys handed to ``side`` that have arrived there in their last state become its own."""
+        for key, owned in sorted(self.keys.items()):
+            if owned.heir == side and self.current(side, key) == owned.state:
+                owned.owner, owned.heir = side, ""
+                self.handed_over += 1
+
+
+_WRITES = ("create", "update", "delete", "recreate")
+
+
+class _TwoSidedTable(_TwoSided):
+    """Items of the workload table's schema; every write sets a version no write set before."""
+
+    def __init__(self, ddb: Any, names: dict[str, str], *, seed: int, rate: float) -> None:
+        super().__init__(names, seed=seed, rate=rate)
+        self.ddb = ddb
+        self.version = 0
+
+    def new_key(self, side: str, number: int) -> str:
+        return f"switch#{side}#{number:05d}"
+
+    def _next(self) -> str:
+        self.version += 1
+        return str(self.version)
+
+    @staticmethod
+    def _key(key: str) -> dict[str, Any]:
+        return {"pk": {"S": key}, "sk": {"N": "0"}}
+
+    def create(self, side: str, key: str) -> str:
+        version = self._next()
+        item = {**make_item(self.rng, self.version, pad=100), **self._key(key), "version": {"N": version}}
+        self.ddb.put_item(TableName=self.names[side], Item=item)
+        return version
+
+    def change(self, side: str, key: str) -> str:
+        version = self._next()
+        self.ddb.update_item(
+            TableName=self.names[side],
+            Key=self._key(key),
+            UpdateExpression="SET version = :v, #n = :n REMOVE padding",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#n": "name"},
+            ExpressionAttributeValues={":v": {"N": version}, ":n": {"S": f"{side} {version}"}},
+        )
+        return version
+
+    def delete(self, side: str, key: str) -> None:
+        self.ddb.delete_item(TableName=self.names[side], Key=self._key(key))
+
+    def current(self, side: str, key: str) -> str:
+        item = self.ddb.get_item(TableName=self.names[side], Key=self._key(key), ConsistentRead=True).get("Item")
+        return item["version"]["N"] if item else ""
+
+
+class _TwoSidedBucket(_TwoSided):
+    """Objects with content headers, metadata and tags; every write a new body (a new ETag)."""
+
+    def __init__(self, s3: Any, names: dict[str, str], *, seed: int, rate: float) -> None:
+        super().__init__(names, seed=seed, rate=rate)
+        self.s3 = s3
+
+    def new_key(self, side: str, number: int) -> str:
+        return f"switch/{side}/{number:04d} a+b.bin"
+
+    def create(self, side: str, key: str) -> str:
+        extra: dict[str, Any] = {"Metadata": {"side": side}, "ContentType": "application/json"}
+        if self.rng.random() < 0.4:
+            extra["Tagging"] = f"side={side}&n={self.rng.randint(0, 9)}"
+        body = f"{side} {time.time_ns()} {self.rng.random()}".encode() * self.rng.randint(1, 40)
+        return str(self.s3.put_object(Bucket=self.names[side], Key=key, Body=body, **extra)["ETag"])
+
+    def change(self, side: str, key: str) -> str:
+        return self.create(side, key)
+
+    def delete(self, side: str, key: str) -> None:
+        self.s3.delete_object(Bucket=self.names[side], Key=key)
+
+    def current(self, side: str, key: str) -> str:
+        try:
+            return str(self.s3.head_object(Bucket=self.names[side], Key=key)["ETag"])
+        except Exception as exc:
+            if "404" in str(exc) or "Not Found" in str(exc):
+                return ""
+            raise
 
 
 def _spec_dict(endpoint: str, splits: int, protocol: str) -> dict[str, Any]:
@@ -341,6 +545,151 @@ class _SeedRun:
             self.result.detail += f"; differences {samples}"
         (self.work / "verify.json").write_text(json.dumps([r.as_dict() for r in reports], indent=1), encoding="utf-8")
 
+    # the switch (replay only) ------------------------------------------------------------------
+    def start_switch_replication(self, direction: str) -> _Process:
+        """One direction's pollers of the switch phase: ``ferry replicate [--reverse]`` (FERRY_CHAOS_DEBUG=1:
+        through this module instead, logging every record's outcome)."""
+        log = self.work / f"replicate-{direction}.log"
+        if os.environ.get("FERRY_CHAOS_DEBUG"):
+            args = ["--spec", str(self.spec_path), f"--{direction}", *self.anomalies_arg]
+            return _Process(args, log, DEBUG_POLLERS)
+        reverse = ["--reverse"] if direction == "reverse" else []
+        return self.ferry(["replicate", *reverse, *self.anomalies_arg], log.name)
+
+    def two_way(self, seconds: float, table_rate: float, object_rate: float) -> TwoWayResult:
+        """ferry reverse, then ``seconds`` of writes on both sides with both directions' pollers running (and
+        killed) through the faults; drained both ways until quiet; verified both ways with the faults off."""
+        started = time.monotonic()
+        result = TwoWayResult()
+        crashes: Counter[str] = Counter()
+        streams = make_client("dynamodbstreams", self.direct)
+        old_before = _stream_changes(self.ddb, streams, SOURCE)
+        prepare_reverse(self.spec)
+        self.proxy.set_rules(fault_rules(self.rng, self.intensity))
+        forward, backward = self.start_switch_replication("forward"), self.start_switch_replication("reverse")
+        tables = _TwoSidedTable(self.ddb, {OLD: SOURCE, NEW: TARGET}, seed=self.seed + 5, rate=table_rate).start()
+        s3 = make_client("s3", self.direct)
+        names = {OLD: BUCKET_SOURCE, NEW: BUCKET_TARGET}
+        objects = _TwoSidedBucket(s3, names, seed=self.seed + 6, rate=object_rate).start()
+        kills = sorted(
+            [(self.rng.uniform(0.2, 0.5) * seconds, "forward"), (self.rng.uniform(0.4, 0.8) * seconds, "reverse")]
+        )
+        for at, direction in kills:
+            time.sleep(max(0.0, started + at - time.monotonic()))
+            if direction == "forward":
+                forward.kill()
+                forward = self.start_switch_replication("forward")
+            else:
+                backward.kill()
+                backward = self.start_switch_replication("reverse")
+            crashes[f"poller-{direction}"] += 1
+        time.sleep(max(0.0, started + seconds - time.monotonic()))
+        tables.stop()
+        objects.stop()
+        forward.kill()
+        backward.kill()
+        result.drain_rounds = _settle(self.spec)
+        if not result.drain_rounds:
+            result.detail = "still replicating after the drain rounds: an echo storm; "
+        self.proxy.set_rules([])
+        result.writes, result.object_writes = tables.writes(), objects.writes()
+        result.handed_over = tables.handed_over + objects.handed_over
+        reports = [
+            *verify_all(self.spec, workers=self.splits),
+            *verify_all(reverse_spec(self.spec), workers=self.splits),
+        ]
+        result.differences = sum(len(r.differences) for r in reports)
+        if result.differences:
+            samples = {r.source: {k: v for k, v in r.samples(5).items() if v} for r in reports}
+            result.detail += f"differences {samples}; "
+        store = TwoWayStore(self.ddb, self.spec.state_table)
+        conflicts = [c for kind, a, b in pairs(self.spec) for c in store.conflicts(kind, a, b)]
+        result.conflicts = len(conflicts)
+        if conflicts:
+            _write_conflict_records(self.work / "switch-conflicts.json", self.ddb, streams, conflicts)
+            result.detail += "conflicts " + ", ".join(
+                f"{c.kind} {c.key} ({c.source} -> {c.destination})" for c in conflicts
+            )
+        old_after, new_after = _stream_changes(self.ddb, streams, SOURCE), _stream_changes(self.ddb, streams, TARGET)
+        result.records = old_after[0] - old_before[0] + new_after[0]
+        result.noop_records = old_after[1] - old_before[1] + new_after[1]
+        result.crashes = dict(crashes)
+        result.seconds = time.monotonic() - started
+        return result
+
+
+DEBUG_POLLERS = "ferry_dev.chaos"  # python -m ferry_dev.chaos --spec F --forward|--reverse [--anomalies A]
+
+
+def _settle(spec: Any, rounds: int = 8) -> int:
+    """Drain forward, then reverse, in turn until a round applies nothing (the echoes included): how many
+    rounds that took (0: still replicating after ``rounds``)."""
+    from ferry_dev.replication import LocalReplication
+
+    forward, backward = LocalReplication(spec), LocalReplication(spec, reverse=True)
+    for round_ in range(rounds):
+        before = forward.applied() + backward.applied()
+        forward.drain(300)
+        backward.drain(300)
+        if forward.applied() + backward.applied() == before:
+            return round_ + 1
+    return 0
+
+
+def _write_conflict_records(path: Path, ddb: Any, streams: Any, conflicts: list[Any]) -> None:
+    """For each conflicting table key, both tables' stream records of it in order (sequence number, event,
+    the old and new image's version): the sequence a judge's mistake is read from."""
+    keys = {c.key for c in conflicts if c.kind == "table"}
+    out: dict[str, list[dict[str, Any]]] = {key: [] for key in keys}
+    for table in (SOURCE, TARGET):
+        for record in _stream_records(ddb, streams, table):
+            change = record["dynamodb"]
+            text = key_text(decode_stream_image(change["Keys"]))
+            if text in out:
+                out[text].append(
+                    {
+                        "table": table,
+                        "seq": change["SequenceNumber"],
+                        "at": str(change.get("ApproximateCreationDateTime", "")),
+                        "event": record["eventName"],
+                        "old": change.get("OldImage", {}).get("version", {}).get("N"),
+                        "new": change.get("NewImage", {}).get("version", {}).get("N"),
+                    }
+                )
+    path.write_text(json.dumps(out, indent=1), encoding="utf-8")
+
+
+def _stream_records(ddb: Any, streams: Any, table: str) -> list[dict[str, Any]]:
+    arn = stream_arn_of(ddb, table)
+    out: list[dict[str, Any]] = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            page = streams.get_records(ShardIterator=iterator, Limit=1000)
+            out.extend(page["Records"])
+            if not page["Records"]:
+                break
+            iterator = page.get("NextShardIterator")
+    return out
+
+
+def _stream_changes(ddb: Any, streams: Any, table: str) -> tuple[int, int]:
+    """The table's stream records: (those that changed the item, those whose old and new images are equal)."""
+    changed = unchanged = 0
+    for record in _stream_records(ddb, streams, table):
+        images = record["dynamodb"]
+        same = (
+            record["eventName"] == "MODIFY"
+            and "OldImage" in images
+            and "NewImage" in images
+            and items_equal(decode_stream_image(images["OldImage"]), decode_stream_image(images["NewImage"]))
+        )
+        unchanged += same
+        changed += not same
+    return changed, unchanged
+
 
 PROTOCOLS = ("insert-only", "replay")
 
@@ -356,12 +705,17 @@ def run_seed(
     protocols: tuple[str, ...] = PROTOCOLS,
     say: Callable[[str], None] = lambda _: None,
     emulator: str | None = None,
+    two_way: bool = True,
+    two_way_seconds: float = 20.0,
 ) -> list[SeedResult]:
     """One seed, a whole migration per protocol (each on a fresh emulator, the same seeded workload).
-    ``emulator``: moto or ministack (default: ``FERRY_EMULATOR``, else ministack)."""
+    ``emulator``: moto or ministack (default: ``FERRY_EMULATOR``, else ministack). ``two_way``: after the
+    replay migration, the switch phase (``SeedResult.two_way``) with ``two_way_seconds`` of writes."""
     work = workdir or Path(tempfile.mkdtemp(prefix=f"ferry-chaos-{seed}-"))
     return [
-        _run_protocol(seed, protocol, items, objects, splits, intensity, work / protocol, say, emulator)
+        _run_protocol(
+            seed, protocol, items, objects, splits, intensity, work / protocol, say, emulator, two_way, two_way_seconds
+        )
         for protocol in protocols
     ]
 
@@ -376,6 +730,8 @@ def _run_protocol(
     work: Path,
     say: Callable[[str], None],
     emulator: str | None = None,
+    two_way: bool = True,
+    two_way_seconds: float = 20.0,
 ) -> SeedResult:
     started = time.monotonic()
     work.mkdir(parents=True, exist_ok=True)
@@ -403,6 +759,14 @@ def _run_protocol(
         pollers.kill()
         run.finish()
         run.verify()
+        if two_way and protocol == "replay" and run.result.differences == 0:
+            say(f"seed {seed} ({protocol}): migrated; the switch: ferry reverse, writes on both sides")
+            switch = run.result.two_way = run.two_way(two_way_seconds, table_rate=12, object_rate=4)
+            if not switch.ok:
+                run.result.detail += (
+                    f"; the switch: {switch.differences} differences, {switch.conflicts} conflicts, "
+                    f"{switch.records} stream records for {switch.writes} writes ({switch.detail})"
+                )
     run.result.crashes = dict(run.crashes)
     run.result.seconds = time.monotonic() - started
     return run.result
@@ -446,3 +810,32 @@ def run_campaign(seeds: list[int], *, minutes: float, say: Callable[[str], None]
             )
         slowest = max(slowest, time.monotonic() - now)
     return results
+
+
+def _run_pollers(argv: list[str]) -> None:
+    """``python -m ferry_dev.chaos --spec F --forward|--reverse [--anomalies A]``: one direction's pollers until
+    killed, as ``ferry replicate [--reverse]`` runs them, logging every record's outcome (a debugging aid)."""
+    import argparse
+    import logging
+
+    from ferry_dev.anomalies import DeliveryAnomalies
+    from ferry_dev.replication import LocalReplication
+
+    parser = argparse.ArgumentParser(prog="python -m ferry_dev.chaos")
+    parser.add_argument("--spec", required=True)
+    parser.add_argument("--anomalies", default="")
+    direction = parser.add_mutually_exclusive_group(required=True)
+    direction.add_argument("--forward", action="store_true")
+    direction.add_argument("--reverse", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for name in ("ferry.tables.replicate", "ferry.buckets"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    anomalies = DeliveryAnomalies.parse(args.anomalies) if args.anomalies else None
+    spec = parse_spec(yaml.safe_load(Path(args.spec).read_text(encoding="utf-8")))
+    LocalReplication(spec, reverse=args.reverse, anomalies=anomalies).start()
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    _run_pollers(sys.argv[1:])

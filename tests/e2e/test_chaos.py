@@ -1,6 +1,10 @@
 """A fixed, small chaos seed on every CI run, under both protocols: live traffic, injected faults, a killed
 Spark driver, a killed Spark task, killed pollers (under replay also during the catch-up), duplicated and
-stale S3 events — and zero differences; on each emulator (moto, ministack)."""
+stale S3 events — and zero differences; on each emulator (moto, ministack).
+
+Under replay the seed then runs the switch (docs/adr/0009): ferry reverse, writes on both sides, both
+directions' pollers through the faults and each killed once — and still zero differences both ways, zero
+conflicts, and exactly one replicated write per user write (each a stream record: 2 × the writes)."""
 
 from __future__ import annotations
 
@@ -24,3 +28,13 @@ def test_a_seeded_chaos_run_ends_with_zero_differences(seed, tmp_path, emulator_
         assert result.crashes.get("poller", 0) >= (2 if result.protocol == "replay" else 1)
         assert sum(result.faults.values()) > 0 and result.faults.get("throttle", 0) > 0
         assert result.redone_pages <= result.redone_bound, "a crash redid more than one page per segment"
+    insert_only, replay = results
+    assert insert_only.two_way is None
+    switch = replay.two_way
+    assert switch is not None, replay.detail
+    assert switch.crashes == {"poller-forward": 1, "poller-reverse": 1}
+    assert switch.writes > 0 and switch.object_writes > 0 and switch.handed_over > 0, switch
+    assert (switch.differences, switch.conflicts) == (0, 0), switch.detail
+    # each user write is one stream record and makes exactly one replicated write (one record more): echoes and
+    # redeliveries are skipped even across faults and kills
+    assert switch.records == 2 * switch.writes, switch
