@@ -139,7 +139,7 @@ variable "backfill" {
 
 variable "lambda_package" {
   type        = string
-  description = "Chalice's `chalice package` deployment.zip (handlers app.table_stream and app.bucket_events), relative to the root module directory (terraform/)."
+  description = "Chalice's `chalice package` deployment.zip (handlers app.table_stream and app.bucket_events, and with reverse app.table_stream_reverse and app.bucket_events_reverse), relative to the root module directory (terraform/)."
   default     = "../build/chalice/deployment.zip"
 }
 
