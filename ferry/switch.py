@@ -100,9 +100,12 @@ def prepare_reverse(
     *,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
+    capture: Callable[[Spec], list[str]] | None = None,
 ) -> list[str]:
     """Steps 1–3 of the module docstring; one line per action taken. Raises SwitchRefused (a SetupError)
-    when refused, before any write."""
+    when refused, before any write. ``capture`` turns change capture on for the reversed spec: by default
+    ``ferry init``'s setup (streams, EventBridge, the reverse events queue and rule); a Terraform stage passes
+    what ``ferry init --sources-only`` does (Terraform owns the queues and rules)."""
     from ferry.operations import initialize
 
     home = make_client("dynamodb", spec.home_where())
@@ -125,7 +128,8 @@ def prepare_reverse(
         if store.phase_or_none(target, kind) != PHASE_LIVE:
             store.set_phase(target, PHASE_LIVE, kind)
             done.append(f"{kind} {target}: phase live for reverse replication")
-    done += initialize(reverse_spec(spec), enable_streams=True)
+    backwards = reverse_spec(spec)
+    done += capture(backwards) if capture is not None else initialize(backwards, enable_streams=True)
     return done
 
 

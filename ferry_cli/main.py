@@ -760,13 +760,19 @@ def _say(line: str) -> None:
 @cli.command("reverse")
 @_spec_option
 @_switch_stage_option
+@click.option(
+    "--sources-only",
+    is_flag=True,
+    help="Only enable the new tables' streams and EventBridge on the new buckets (a Terraform stage: "
+    "`make deploy` with reverse = true then creates the reverse queues, rules and mappings).",
+)
 @_guard
-def reverse_command(spec_path: str, stage: str | None) -> int:
+def reverse_command(spec_path: str, stage: str | None, sources_only: bool) -> int:
     """Begin replicating the new side back to the old one (the switch's first step): refused (exit 1, nothing
     written) until every copy is done; then changes are judged both ways and the new side's changes captured."""
     from ferry_cli.switch import Invocation, reverse
 
-    reverse(load_spec(spec_path), Invocation(spec_path, stage), _say)
+    reverse(load_spec(spec_path), Invocation(spec_path, stage), _say, sources_only=sources_only)
     return EXIT_OK
 
 

@@ -69,12 +69,16 @@ class Invocation:
 # --- ferry reverse ---------------------------------------------------------------------------------
 
 
-def reverse(spec: Spec, how: Invocation, say: Say, *, sleep: Callable[[float], None] = time.sleep) -> None:
-    """Begin reverse replication (ferry.switch.prepare_reverse) and, for a stage, wire its reverse functions."""
-    lines = prepare_reverse(spec, sleep=sleep)
-    if how.stage is not None:
-        from ferry_cli.deploy import wire_reverse
+def reverse(
+    spec: Spec, how: Invocation, say: Say, *, sleep: Callable[[float], None] = time.sleep, sources_only: bool = False
+) -> None:
+    """Begin reverse replication (ferry.switch.prepare_reverse) and, for a stage, wire its reverse functions.
+    ``sources_only`` (a Terraform stage): only the new side's streams and EventBridge; Terraform (``reverse =
+    true``) creates the reverse queues, rules and mappings."""
+    from ferry_cli.deploy import prepare_sources, wire_reverse
 
+    lines = prepare_reverse(spec, sleep=sleep, capture=prepare_sources if sources_only else None)
+    if how.stage is not None and not sources_only:
         lines += wire_reverse(spec, how.stage)
     for line in lines or ["nothing to do: reverse replication is set up already"]:
         say(f"• {line}")

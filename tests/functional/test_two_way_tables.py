@@ -241,3 +241,34 @@ def test_from_needs_repair_and_agrees_with_the_direction(pair: Pair, tmp_path: A
     assert alone.exit_code == 2 and "--from" in alone.output
     contradicting = _run(pair, tmp_path, "verify", "--reverse", "--repair", "--from", "old")
     assert contradicting.exit_code == 2 and "--from" in contradicting.output
+
+
+@pytest.mark.parametrize("sources_only", [True, False], ids=["sources-only", "api"])
+def test_reverse_for_terraform_creates_no_queue_or_rule(where: AwsTarget, ddb: Any, unique: str, sources_only: bool):
+    """`ferry reverse --sources-only` (a Terraform stage) only turns capture on; without it (the quick path)
+    it also creates the reverse events queue and rule — the control that the assertion can fail."""
+    from ferry.aws import describe_rule_or_none, queue_url_or_none
+    from ferry.buckets.setup import event_rule_name
+    from ferry.clients import make_client
+    from ferry_cli.deploy import prepare_sources
+
+    old, new, state = f"old-{unique}", f"new-{unique}", f"state-{unique}"
+    s3, sqs, events = (make_client(name, where) for name in ("s3", "sqs", "events"))
+    for bucket in (old, new):
+        s3.create_bucket(Bucket=bucket)
+    create_state_table(ddb, state)
+    spec = parse_spec(
+        {
+            "region": where.region,
+            "endpoint_url": where.endpoint_url,
+            "state_table": state,
+            "buckets": [{"source": old, "target": new}],
+            "s3": {"events_queue": f"events-{unique}"},
+            "replication": {"phase_cache_seconds": 0},
+        }
+    )
+    StateStore(ddb, state).set_phase(old, PHASE_LIVE, "bucket")
+    prepare_reverse(spec, sleep=lambda _: None, capture=prepare_sources if sources_only else None)
+    made = queue_url_or_none(sqs, f"events-{unique}-reverse") is not None
+    ruled = describe_rule_or_none(events, event_rule_name(new)) is not None
+    assert (made, ruled) == ((False, False) if sources_only else (True, True))
