@@ -253,7 +253,9 @@ def test_reverse_for_terraform_creates_no_queue_or_rule(where: AwsTarget, ddb: A
     from ferry_cli.deploy import prepare_sources
 
     old, new, state = f"old-{unique}", f"new-{unique}", f"state-{unique}"
-    s3, sqs, events = (make_client(name, where) for name in ("s3", "sqs", "events"))
+    s3: Any = make_client("s3", where)
+    sqs: Any = make_client("sqs", where)
+    events: Any = make_client("events", where)
     for bucket in (old, new):
         s3.create_bucket(Bucket=bucket)
     create_state_table(ddb, state)
