@@ -16,8 +16,8 @@ After drain + finalize + drain, faults are switched off and verify must find zer
 
 Then, under replay, the switch (docs/adr/0009): ``ferry reverse`` and live writes on BOTH sides (each side's
 keys its own, plus keys the other side created once they have arrived there, handed over so that no key is
-written on both sides at once), forward and reverse pollers in processes of their own through the faults,
-each killed at least once; drained both ways until quiet, both directions must verify equal with no
+written on both sides at once), forward and reverse pollers in processes of their own through the faults
+(resets after a write took effect raised to 10 %: each change asked twice), each killed at least once; drained both ways until quiet, both directions must verify equal with no
 conflict, and every user write must have made exactly one replicated write (counted on the streams).
 """
 
@@ -75,6 +75,19 @@ FAULTED_OPERATIONS = (
     "sqs:ReceiveMessage",
     "sqs:DeleteMessageBatch",
     "sqs:SendMessage",
+)
+
+# The switch phase raises one fault: a write that took effect but whose answer was lost, so the client sends it
+# again. The judges of both directions must give the same verdict to the same change asked twice.
+SWITCH_RESETS = tuple(
+    FaultRule(operation, "reset_after", 0.1)
+    for operation in (
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:UpdateItem",
+        "s3:CopyObject",
+        "s3:DeleteObject",
+    )
 )
 
 
@@ -558,14 +571,14 @@ class _SeedRun:
 
     def two_way(self, seconds: float, table_rate: float, object_rate: float) -> TwoWayResult:
         """ferry reverse, then ``seconds`` of writes on both sides with both directions' pollers running (and
-        killed) through the faults; drained both ways until quiet; verified both ways with the faults off."""
+        killed) through the faults (:data:`SWITCH_RESETS` first); drained both ways until quiet; verified both ways with the faults off."""
         started = time.monotonic()
         result = TwoWayResult()
         crashes: Counter[str] = Counter()
         streams = make_client("dynamodbstreams", self.direct)
         old_before = _stream_changes(self.ddb, streams, SOURCE)
         prepare_reverse(self.spec)
-        self.proxy.set_rules(fault_rules(self.rng, self.intensity))
+        self.proxy.set_rules([*SWITCH_RESETS, *fault_rules(self.rng, self.intensity)])
         forward, backward = self.start_switch_replication("forward"), self.start_switch_replication("reverse")
         tables = _TwoSidedTable(self.ddb, {OLD: SOURCE, NEW: TARGET}, seed=self.seed + 5, rate=table_rate).start()
         s3 = make_client("s3", self.direct)
