@@ -17,8 +17,9 @@ After drain + finalize + drain, faults are switched off and verify must find zer
 Then, under replay, the switch (docs/adr/0009): ``ferry reverse`` and live writes on BOTH sides (each side's
 keys its own, plus keys the other side created once they have arrived there, handed over so that no key is
 written on both sides at once), forward and reverse pollers in processes of their own through the faults
-(resets after a write took effect raised to 10 %: each change asked twice), each killed at least once; drained both ways until quiet, both directions must verify equal with no
-conflict, and every user write must have made exactly one replicated write (counted on the streams).
+(resets after a write took effect raised to 10 %: changes asked twice), each killed at least once; drained
+both ways until quiet, both directions must verify equal with no conflict, and every user write must have
+made exactly one replicated write (counted on the streams).
 """
 
 from __future__ import annotations
