@@ -311,6 +311,33 @@ def put_item_if(
         raise
 
 
+def write_item_if(
+    ddb: DynamoDBClient,
+    table: str,
+    condition: Mapping[str, Any],
+    *,
+    item: Mapping[str, Any] | None = None,
+    key: Mapping[str, Any] | None = None,
+) -> tuple[bool, dict[str, Any] | None]:
+    """A conditional PutItem of ``item`` or, without one, DeleteItem of ``key``: ``(True, None)`` when written,
+    ``(False, current)`` when the condition did not hold, ``current`` the item as it is then (None: absent),
+    from the failure itself (ReturnValuesOnConditionCheckFailure): a write sent again after its first attempt
+    landed (a lost response) finds its own result there."""
+    try:
+        if item is not None:
+            ddb.put_item(TableName=table, Item=item, ReturnValuesOnConditionCheckFailure="ALL_OLD", **condition)
+        elif key is not None:
+            ddb.delete_item(TableName=table, Key=key, ReturnValuesOnConditionCheckFailure="ALL_OLD", **condition)
+        else:
+            raise ValueError("write_item_if needs an item to put or a key to delete")
+    except ClientError as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            current = cast("dict[str, Any] | None", exc.response.get("Item"))
+            return False, dict(current) if current else None
+        raise
+    return True, None
+
+
 def delete_item_if(ddb: DynamoDBClient, table: str, key: Mapping[str, Any], condition: Mapping[str, Any]) -> bool:
     """A conditional DeleteItem: True when deleted, False when the condition did not hold
     (ConditionalCheckFailedException: the item is not, or no longer, what the condition describes)."""

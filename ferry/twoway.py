@@ -237,20 +237,35 @@ class TwoWayStore:
             },
         )
 
-    def take_echo(self, kind: str, side: str, key: str, transition: str, new: str, since: float = 0.0) -> bool:
+    def take_echo(
+        self, kind: str, side: str, key: str, transition: str, new: str, since: float = 0.0, taker: str = ""
+    ) -> bool:
         """Whether ferry wrote ``transition`` on ``side`` at or after ``since``, or recorded that ``side`` reached
         ``new`` on its own (:meth:`coincided`): its change record is then not a change to replicate. The entry
-        is taken, so a user's later identical change is not mistaken for one. ``since``: when the side's
-        change capture began — an entry written before it has no record to match."""
+        is taken by ``taker`` (the record's sequence number), so a user's later identical change is not mistaken
+        for one, while the same record asked again (a lost response retried, a redelivery) still is."""
         for entry in (transition, f"*>{new}"):
-            response = self.ddb.delete_item(
-                TableName=self.table_name,
-                Key=self._key(f"journal#{kind}#{side}#{text_hash(key)}", entry),
-                ReturnValues="ALL_OLD",
-            )
-            found = response.get("Attributes")
-            if found and float(found.get("at", {}).get("N", "0")) >= since:
-                return True
+            pk = f"journal#{kind}#{side}#{text_hash(key)}"
+            found = self._get(pk, entry)
+            if not found or float(found.get("at", {}).get("N", "0")) < since:
+                continue
+            taken = found.get("taken", {}).get("S")
+            if taken is not None and taken != taker:
+                continue
+            if (
+                taken is None
+                and not put_item_if(
+                    self.ddb,
+                    self.table_name,
+                    {**found, "taken": {"S": taker}},
+                    {
+                        "ConditionExpression": "attribute_not_exists(taken) OR taken = :t",
+                        "ExpressionAttributeValues": {":t": {"S": taker}},
+                    },
+                )[0]
+            ):
+                continue
+            return True
         return False
 
     # conflicts ----------------------------------------------------------------------------------

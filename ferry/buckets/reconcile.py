@@ -58,7 +58,8 @@ ABSENT = "absent"
 IGNORED = "ignored"
 CHANGED = "changed-since-listing"  # a replay copy skipped the key: the source changed after the listing
 CONFLICT = "conflict"  # two-way: both sides changed the key; nothing written, the conflict recorded
-ACTIONS = (UNCHANGED, COPIED, COPIED_MULTIPART, DELETED, ABSENT, IGNORED, CHANGED, CONFLICT)
+OUTDATED = "outdated"  # two-way: the source still holds a state ferry synced; the target's change goes the other way
+ACTIONS = (UNCHANGED, COPIED, COPIED_MULTIPART, DELETED, ABSENT, IGNORED, CHANGED, CONFLICT, OUTDATED)
 
 MAX_PART_WORKERS = 8
 # Content headers passed to CreateMultipartUpload as they are (Expires is parsed into a datetime).
@@ -77,8 +78,9 @@ class ReconcileResult:
 class WriteGuard(Protocol):
     """Two-way replication's say over reconcile's writes (``ferry.buckets.twoway.KeyGuard``)."""
 
-    def allows(self, target: ObjectState | None, source: ObjectState | None) -> bool:
-        """Before the target (None: absent) is made ``source`` (None: deleted); False: write nothing."""
+    def refusal(self, target: ObjectState | None, source: ObjectState | None) -> str | None:
+        """Before the target (None: absent) is made ``source`` (None: deleted): None to write it, else the
+        action to report (CONFLICT, OUTDATED) and nothing is written."""
         ...
 
     def settled(self, source: ObjectState | None, target: ObjectState | None) -> None:
@@ -389,8 +391,9 @@ class _Reconciler:
                         self.guard.settled(None, None)
                     return self._result(DELETED if deleted else ABSENT, rounds)
                 self._check_budget(rounds, "the target key still exists while the source has none")
-                if self.guard is not None and not self.guard.allows(target, None):
-                    return self._result(CONFLICT, rounds)
+                refused = self.guard.refusal(target, None) if self.guard is not None else None
+                if refused is not None:
+                    return self._result(refused, rounds)
                 rounds += 1
                 log.debug(
                     "s3://%s/%s: source absent, deleting the target (round %d)", self.mapping.target, self.key, rounds
@@ -413,8 +416,9 @@ class _Reconciler:
                 if with_tags is None:
                     continue  # the source has gone since its HEAD: read both sides again
                 source = with_tags
-            if self.guard is not None and not self.guard.allows(target, source):
-                return self._result(CONFLICT, rounds)
+            refused = self.guard.refusal(target, source) if self.guard is not None else None
+            if refused is not None:
+                return self._result(refused, rounds)
             rounds += 1
             log.debug(
                 "s3://%s/%s: %s differs (%s), copying%s (round %d)",

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from ferry.aws import put_item_if
 from ferry.buckets import objects
 from ferry.buckets.objects import ObjectState
+from ferry.buckets.reconcile import CONFLICT, OUTDATED
 from ferry.errors import RetryableError
 from ferry.spec import BucketMapping
 from ferry.twoway import ABSENT, BUCKET, Conflict, TwoWayStore, pair_id, text_hash
@@ -186,12 +187,20 @@ class KeyGuard:
         self.record = self.sync.read(mapping.source, mapping.target, key)
         self._wrote: list[ObjectState | None] = []  # what this call wrote (a source state, None: deleted)
 
-    def allows(self, target: ObjectState | None, source: ObjectState | None) -> bool:
-        """Before writing the destination ``target`` to become ``source`` (None: a delete). True: journaled,
-        write it. False: a conflict, recorded; write nothing."""
+    def refusal(self, target: ObjectState | None, source: ObjectState | None) -> str | None:
+        """Before writing the destination ``target`` to become ``source`` (None: a delete). None: journaled,
+        write it. ``OUTDATED``: the source still holds a state ferry synced, so its event is outdated (the echo
+        of a write ferry made there, or a stale redelivery) and the destination's own change travels the other
+        way: write nothing, record nothing. ``CONFLICT``: both sides changed the key, recorded; write nothing."""
         if self.judging and not self._is_base(target):
+            # another reconcile of the key may have synced or journaled since this one read the record
+            self.record = self.sync.read(self.mapping.source, self.mapping.target, self.key)
+        if self.judging and not self._is_base(target):
+            if self.record is not None and fingerprint(source) in self.record.bases(self.mapping.source):
+                log.debug("s3 key %r: %s holds a synced state, nothing to carry", self.key, self.mapping.source)
+                return OUTDATED
             self._conflict(target, source)
-            return False
+            return CONFLICT
         self.record = self.sync.add(
             self.mapping.source,
             self.mapping.target,
@@ -200,7 +209,7 @@ class KeyGuard:
             self.record,
         )
         self._wrote.append(source)
-        return True
+        return None
 
     def settled(self, source: ObjectState | None, target: ObjectState | None) -> None:
         """Both sides are equal: the record becomes exactly their fingerprints (no write when it is already)."""

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from ferry.aws import delete_item_if, put_item_if
+from ferry.aws import write_item_if
 from ferry.errors import ChangesHeld, PoisonRecordError, RetryableError
 from ferry.runlog import LagSample, RecordLag, RunLog, epoch_of, failed_identifiers, lag_samples_by_source
 from ferry.spec import Spec
@@ -210,7 +210,9 @@ class TableReplicator:
         since = self.steps.steps(TABLE, source, target).get(STEP_CAPTURE, 0.0)
         if old_hash == new_hash:
             outcome = ALREADY  # a write that changed nothing (AWS sends no record for it; the emulators do)
-        elif self.switch.take_echo(TABLE, source, text, transition_hash(old_hash, new_hash), new_hash, since):
+        elif self.switch.take_echo(
+            TABLE, source, text, transition_hash(old_hash, new_hash), new_hash, since, taker=sequence
+        ):
             outcome = ECHO
         else:
             own = number is not None and applying == number  # this record's write began before a crash
@@ -264,11 +266,12 @@ class TableReplicator:
             "ConditionExpression": "attribute_exists(#k)" if destination else "attribute_not_exists(#k)",
             "ExpressionAttributeNames": {"#k": hash_key},
         }
-        written = (
-            delete_item_if(self.ddb, target, keys, condition)
+        written, current = (
+            write_item_if(self.ddb, target, condition, key=keys)
             if new is None
-            else put_item_if(self.ddb, target, new, condition)[0]
+            else write_item_if(self.ddb, target, condition, item=new)
         )
-        if not written:
+        # Not written, yet the target holds the change: the request was sent again after the first one landed.
+        if not written and judge(cast("Item | None", current), None, new) is not Verdict.ALREADY:
             raise TargetMoved(f"{target} key {text} changed while its change was judged; judged again")
         return APPLIED

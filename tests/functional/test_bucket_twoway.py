@@ -20,7 +20,16 @@ import pytest
 
 from ferry.buckets.events import BucketReplicator
 from ferry.buckets.objects import head_object
-from ferry.buckets.reconcile import ABSENT, CONFLICT, COPIED, COPIED_MULTIPART, DELETED, UNCHANGED, ReconcileResult
+from ferry.buckets.reconcile import (
+    ABSENT,
+    CONFLICT,
+    COPIED,
+    COPIED_MULTIPART,
+    DELETED,
+    OUTDATED,
+    UNCHANGED,
+    ReconcileResult,
+)
 from ferry.buckets.twoway import KeyGuard, SyncStore, fingerprint
 from ferry.clients import AwsTarget, make_client
 from ferry.spec import parse_spec
@@ -243,7 +252,7 @@ def test_keys_untouched_since_capture_apply_and_a_crash_after_the_journal_conver
     pair.put(pair.old, "q.txt", b"q again from old")
     mapping = pair.forward.spec.buckets[0]
     guard = KeyGuard(pair.store, mapping, "q.txt", capture=None)
-    assert guard.allows(head_object(pair.s3, pair.new, "q.txt"), head_object(pair.s3, pair.old, "q.txt"))
+    assert guard.refusal(head_object(pair.s3, pair.new, "q.txt"), head_object(pair.s3, pair.old, "q.txt")) is None
     pair.writes.clear()
     # THEN the redelivered event still applies it: no false conflict
     assert [r.action for r in pair.change(pair.old, "q.txt")] == [COPIED, UNCHANGED]
@@ -252,7 +261,7 @@ def test_keys_untouched_since_capture_apply_and_a_crash_after_the_journal_conver
     # WHEN it crashes after journaling and after the copy, before the record was settled
     pair.put(pair.new, "p.txt", b"p again from new")
     guard = KeyGuard(pair.store, reverse_spec(pair.forward.spec).buckets[0], "p.txt", capture=None)
-    assert guard.allows(head_object(pair.s3, pair.old, "p.txt"), head_object(pair.s3, pair.new, "p.txt"))
+    assert guard.refusal(head_object(pair.s3, pair.old, "p.txt"), head_object(pair.s3, pair.new, "p.txt")) is None
     pair.s3.copy_object(Bucket=pair.old, Key="p.txt", CopySource={"Bucket": pair.new, "Key": "p.txt"})
     # and the new side changes once more before the retry: the copy the journal announced is a base
     pair.put(pair.new, "p.txt", b"p a third time from new")
@@ -286,3 +295,17 @@ def test_concurrent_writes_of_a_sync_record_never_lose_a_base(pair: Pair) -> Non
     final = sync.read(pair.old, pair.new, "k")
     assert final is not None and dict(final.sides) == {pair.old: {"a"}, pair.new: {"z"}}
     assert final.version == merged.version + 1
+
+
+def test_an_outdated_echo_writes_nothing_and_is_no_conflict(pair: Pair) -> None:
+    """Found by the chaos run's switch phase: the new side writes B1, reverse carries it to the old side, the
+    new side writes B2 before forward sees the old side's event of that copy. The old side holds a synced
+    state (B1), the new side moved on (B2): the event is outdated, not a conflict; B2 travels in reverse."""
+    pair.steps(STEP_CAPTURE, STEP_REVERSE)
+    pair.put(pair.new, "k", b"B1")
+    assert pair.deliver(pair.new, "k").action in WROTE
+    pair.put(pair.new, "k", b"B2")
+    assert pair.deliver(pair.old, "k").action == OUTDATED  # the echo of the B1 copy, arriving late
+    assert pair.deliver(pair.new, "k").action in WROTE
+    assert pair.body(pair.old, "k") == pair.body(pair.new, "k") == b"B2"
+    assert pair.conflicts() == []

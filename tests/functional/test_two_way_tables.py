@@ -274,3 +274,34 @@ def test_reverse_for_terraform_creates_no_queue_or_rule(where: AwsTarget, ddb: A
     made = queue_url_or_none(sqs, f"events-{unique}-reverse") is not None
     ruled = describe_rule_or_none(events, event_rule_name(new)) is not None
     assert (made, ruled) == ((False, False) if sources_only else (True, True))
+
+
+def test_a_journal_entry_asked_again_by_the_same_record_is_still_its_echo(ddb: Any, unique: str) -> None:
+    """Found by the chaos run: a take whose response was lost is sent again. The same record (the same
+    sequence number) still gets its echo; another record with the same transition does not."""
+    state = f"state-{unique}"
+    create_state_table(ddb, state)
+    store = TwoWayStore(ddb, state)
+    store.journal(TABLE, "new-t", "k", "t1")
+    assert store.take_echo(TABLE, "new-t", "k", "t1", "n1", taker="100")
+    assert store.take_echo(TABLE, "new-t", "k", "t1", "n1", taker="100")  # the same request, sent again
+    assert not store.take_echo(TABLE, "new-t", "k", "t1", "n1", taker="101")  # a user's identical change later
+    store.coincided(TABLE, "new-t", "k", "n2")
+    assert store.take_echo(TABLE, "new-t", "k", "other", "n2", taker="102")
+    assert not store.take_echo(TABLE, "new-t", "k", "other", "n2", taker="103")
+
+
+def test_a_write_sent_again_after_it_landed_finds_its_own_result(ddb: Any, unique: str) -> None:
+    """The adapter's conditional write answers what the item is when its condition fails, so a write whose
+    first attempt landed (its response lost) is known for applied, not taken for a concurrent change."""
+    from ferry.aws import write_item_if
+
+    table = f"t-{unique}"
+    create_table(ddb, table)
+    item = {"pk": {"S": "k"}, "v": {"S": "1"}}
+    absent = {"ConditionExpression": "attribute_not_exists(pk)"}
+    assert write_item_if(ddb, table, absent, item=item) == (True, None)
+    assert write_item_if(ddb, table, absent, item=item) == (False, item)
+    present = {"ConditionExpression": "attribute_exists(pk)"}
+    assert write_item_if(ddb, table, present, key={"pk": {"S": "k"}}) == (True, None)
+    assert write_item_if(ddb, table, present, key={"pk": {"S": "k"}}) == (False, None)
