@@ -994,8 +994,15 @@ def chaos(seeds: str, minutes: float, items: int, objects: int, json_path: str |
         "re-done Scan pages",
         "seconds",
         "differences",
+        "switch: records / 2×writes, conflicts, differences",
     )
     for r in results:
+        w = r.two_way
+        switch = (
+            f"{w.records} / {2 * w.writes}, {w.conflicts}, {w.differences} ({w.seconds:.0f} s)"
+            if w is not None
+            else "-"
+        )
         table.add_row(
             str(r.seed),
             r.protocol,
@@ -1006,6 +1013,7 @@ def chaos(seeds: str, minutes: float, items: int, objects: int, json_path: str |
             f"{r.redone_pages} of {r.scans_forwarded} (≤ {r.redone_bound})",
             f"{r.seconds:.0f}",
             ("[green]0[/]" if r.ok else f"[red]{r.differences}[/] {r.detail}"),
+            switch if w is None or w.ok else f"[red]{switch}[/] {w.detail}",
         )
     # a log file or CI is not a terminal: print the table at full width instead of 80 columns
     (console if console.is_terminal else Console(width=220)).print(table)
