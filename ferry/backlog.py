@@ -10,6 +10,7 @@ call). Deployed, a released table's consumer is the stream mapping, whose lag Cl
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -37,16 +38,11 @@ def _sequence(record: dict[str, Any]) -> int:
     return int(record["dynamodb"]["SequenceNumber"])
 
 
-def stream_backlog(
-    streams: DynamoDBStreamsClient, stream_arn: str, checkpoints: dict[str, str], *, limit: int = 200_000
-) -> StreamBacklog:
-    """Count the stream's records before and after ``checkpoints`` (shard id → last applied sequence
-    number; a shard without one is all behind), reading every shard from its oldest record."""
-    applied = behind = 0
+def _each_record(streams: DynamoDBStreamsClient, stream_arn: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(shard id, record) for every record the stream holds, each shard from its oldest record."""
     _, shards = describe_stream_shards(streams, stream_arn)
     for shard in shards:
         shard_id = shard["ShardId"]
-        checkpoint = int(checkpoints[shard_id]) if checkpoints.get(shard_id) else None
         iterator: str | None = shard_iterator(streams, stream_arn, shard_id, "TRIM_HORIZON")
         empty = 0
         while iterator and empty < EMPTY_READS:
@@ -54,14 +50,31 @@ def stream_backlog(
             records = page.get("Records", [])
             empty = 0 if records else empty + 1
             for record in records:
-                if checkpoint is not None and _sequence(dict(record)) <= checkpoint:
-                    applied += 1
-                else:
-                    behind += 1
-            if applied + behind >= limit:
-                return StreamBacklog(applied, behind, complete=False)
+                yield shard_id, dict(record)
             iterator = page.get("NextShardIterator")
+
+
+def stream_backlog(
+    streams: DynamoDBStreamsClient, stream_arn: str, checkpoints: dict[str, str], *, limit: int = 200_000
+) -> StreamBacklog:
+    """Count the stream's records before and after ``checkpoints`` (shard id → last applied sequence
+    number; a shard without one is all behind), reading every shard from its oldest record."""
+    applied = behind = 0
+    for shard_id, record in _each_record(streams, stream_arn):
+        checkpoint = checkpoints.get(shard_id)
+        if checkpoint and _sequence(record) <= int(checkpoint):
+            applied += 1
+        else:
+            behind += 1
+        if applied + behind >= limit:
+            return StreamBacklog(applied, behind, complete=False)
     return StreamBacklog(applied, behind, complete=True)
+
+
+def stream_records(streams: DynamoDBStreamsClient, stream_arn: str) -> list[dict[str, Any]]:
+    """Every record the stream holds (each shard oldest first), as a Lambda event carries them (with
+    ``eventSourceARN``): for tests and the chaos run's accounting, not a hot path."""
+    return [{**record, "eventSourceARN": stream_arn} for _, record in _each_record(streams, stream_arn)]
 
 
 def drain_rate(applied_since: int, since: float | None, now: float | None = None) -> float | None:

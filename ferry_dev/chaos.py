@@ -42,6 +42,7 @@ from typing import Any
 import yaml
 
 from ferry.aws import queue_url_or_none, stream_arn_of
+from ferry.backlog import stream_records
 from ferry.clients import AwsTarget, make_client
 from ferry.operations import initialize, verify_all
 from ferry.spec import parse_spec
@@ -674,19 +675,7 @@ def _write_conflict_records(path: Path, ddb: Any, streams: Any, conflicts: list[
 
 
 def _stream_records(ddb: Any, streams: Any, table: str) -> list[dict[str, Any]]:
-    arn = stream_arn_of(ddb, table)
-    out: list[dict[str, Any]] = []
-    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-        iterator = streams.get_shard_iterator(
-            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            page = streams.get_records(ShardIterator=iterator, Limit=1000)
-            out.extend(page["Records"])
-            if not page["Records"]:
-                break
-            iterator = page.get("NextShardIterator")
-    return out
+    return stream_records(streams, stream_arn_of(ddb, table))
 
 
 def _stream_changes(ddb: Any, streams: Any, table: str) -> tuple[int, int]:

@@ -143,3 +143,29 @@ def scan_all(ddb: Any, table: str) -> list[dict[str, Any]]:
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def two_way_tables(ddb: Any, where: AwsTarget, unique: str, **replication: Any) -> tuple[Any, str, str, str]:
+    """An old table (with its stream) whose copy is done and a new one, after `ferry reverse`
+    (prepare_reverse): (spec, old, new, state table). ``replication``: the spec's replication settings."""
+    from ferry.spec import parse_spec
+    from ferry.switch import prepare_reverse
+    from ferry.tables.protocol import PHASE_LIVE
+    from ferry.tables.state import StateStore, create_state_table
+
+    old, new, state = f"old-{unique}", f"new-{unique}", f"state-{unique}"
+    create_table(ddb, old, stream=True)
+    create_table(ddb, new)
+    create_state_table(ddb, state)
+    spec = parse_spec(
+        {
+            "region": where.region,
+            "endpoint_url": where.endpoint_url,
+            "state_table": state,
+            "tables": [{"source": old, "target": new, "protocol": "insert-only"}],
+            "replication": {"phase_cache_seconds": 0, **replication},
+        }
+    )
+    StateStore(ddb, state).set_phase(old, PHASE_LIVE)  # the copy is done (finalized)
+    prepare_reverse(spec, sleep=lambda _: None)
+    return spec, old, new, state

@@ -25,14 +25,12 @@ from hypothesis import strategies as st
 
 from ferry.aws import stream_arn_of
 from ferry.clients import AwsTarget
-from ferry.spec import Spec, parse_spec
-from ferry.switch import prepare_reverse
-from ferry.tables.protocol import PHASE_LIVE
+from ferry.spec import Spec
 from ferry.tables.replicate import TableReplicator
-from ferry.tables.state import TABLE, PhaseCache, StateStore, create_state_table
+from ferry.tables.state import TABLE, PhaseCache, StateStore
 from ferry.twoway import TwoWayStore, reverse_spec
 from ferry.wire import items_equal, key_text
-from tests.conftest import create_table
+from tests.conftest import two_way_tables
 
 pytestmark = pytest.mark.functional
 
@@ -110,22 +108,8 @@ class World:
 
 @pytest.fixture
 def world(ddb: Any, streams: Any, where: AwsTarget, unique: str) -> Iterator[World]:
-    old, new, state = f"old-{unique}", f"new-{unique}", f"state-{unique}"
-    create_table(ddb, old, stream=True)
-    create_table(ddb, new)
-    create_state_table(ddb, state)
-    spec = parse_spec(
-        {
-            "region": where.region,
-            "endpoint_url": where.endpoint_url,
-            "state_table": state,
-            "tables": [{"source": old, "target": new}],
-            "replication": {"phase_cache_seconds": 0},
-        }
-    )
+    spec, old, new, state = two_way_tables(ddb, where, unique)
     store = StateStore(ddb, state)
-    store.set_phase(old, PHASE_LIVE)
-    prepare_reverse(spec, sleep=lambda _: None)
     forward = TableReplicator(spec, ddb, PhaseCache(store, 0))
     backward = TableReplicator(reverse_spec(spec), ddb, PhaseCache(store, 0))
     sides = {"old": Stream(stream_arn_of(ddb, old)), "new": Stream(stream_arn_of(ddb, new))}

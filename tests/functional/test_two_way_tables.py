@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from ferry.aws import stream_arn_of
-from ferry.backlog import stream_backlog
+from ferry.backlog import stream_backlog, stream_records
 from ferry.clients import AwsTarget
 from ferry.spec import Spec, parse_spec
 from ferry.switch import prepare_reverse
@@ -25,7 +25,7 @@ from ferry.tables.replicate import ALREADY, APPLIED, CONFLICT, ECHO, REDELIVERED
 from ferry.tables.state import TABLE, PhaseCache, StateStore, create_state_table
 from ferry.twoway import STEP_REVERSE, TwoWayStore, reverse_spec
 from ferry_dev.replication import LocalReplication
-from tests.conftest import create_table, scan_all
+from tests.conftest import create_table, scan_all, two_way_tables
 
 pytestmark = pytest.mark.functional
 
@@ -66,21 +66,7 @@ class Pair:
 
 @pytest.fixture
 def pair(ddb: Any, streams: Any, where: AwsTarget, unique: str) -> Iterator[Pair]:
-    old, new, state = f"old-{unique}", f"new-{unique}", f"state-{unique}"
-    create_table(ddb, old, stream=True)
-    create_table(ddb, new)
-    create_state_table(ddb, state)
-    spec = parse_spec(
-        {
-            "region": where.region,
-            "endpoint_url": where.endpoint_url,
-            "state_table": state,
-            "tables": [{"source": old, "target": new, "protocol": "insert-only"}],
-            "replication": {"phase_cache_seconds": 0, "on_failure_queue": f"fail-{unique}", "batch_size": 10},
-        }
-    )
-    StateStore(ddb, state).set_phase(old, PHASE_LIVE)  # the copy is done (finalized)
-    prepare_reverse(spec, sleep=lambda _: None)
+    spec, old, new, state = two_way_tables(ddb, where, unique, on_failure_queue=f"fail-{unique}", batch_size=10)
     yield Pair(ddb, streams, spec, old, new, TwoWayStore(ddb, state))
 
 
@@ -162,19 +148,7 @@ def test_negative_control_without_the_judge_a_write_is_lost_silently(pair: Pair)
 
 def _records(streams: Any, ddb: Any, table: str) -> list[dict[str, Any]]:
     """The table's stream records in order, shaped as a Lambda event's records."""
-    arn = stream_arn_of(ddb, table)
-    out: list[dict[str, Any]] = []
-    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-        iterator = streams.get_shard_iterator(
-            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            page = streams.get_records(ShardIterator=iterator, Limit=1000)
-            out.extend({**r, "eventSourceARN": arn} for r in page["Records"])
-            if not page["Records"]:
-                break
-            iterator = page.get("NextShardIterator")
-    return out
+    return stream_records(streams, stream_arn_of(ddb, table))
 
 
 def _replicator(pair: Pair, spec: Spec) -> TableReplicator:
