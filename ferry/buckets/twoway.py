@@ -191,13 +191,26 @@ class KeyGuard:
         """Before writing the destination ``target`` to become ``source`` (None: a delete). None: journaled,
         write it. ``OUTDATED``: the source still holds a state ferry synced, so its event is outdated (the echo
         of a write ferry made there, or a stale redelivery) and the destination's own change travels the other
-        way: write nothing, record nothing. ``CONFLICT``: both sides changed the key, recorded; write nothing."""
+        way: write nothing, record nothing. The same when this call itself copied the source's current state and
+        the destination has changed since (its change is on top of that copy). ``CONFLICT``: both sides changed
+        the key, recorded; write nothing."""
         if self.judging and not self._is_base(target):
             # another reconcile of the key may have synced or journaled since this one read the record
             self.record = self.sync.read(self.mapping.source, self.mapping.target, self.key)
         if self.judging and not self._is_base(target):
             if self.record is not None and fingerprint(source) in self.record.bases(self.mapping.source):
                 log.debug("s3 key %r: %s holds a synced state, nothing to carry", self.key, self.mapping.source)
+                return OUTDATED
+            if any(fingerprint(written) == fingerprint(source) for written in self._wrote):
+                # This call's copy of the source's state landed and the destination changed after it: both sides
+                # held that state, so it is a base of the source side too (the destination's change goes back).
+                self.record = self.sync.add(
+                    self.mapping.source,
+                    self.mapping.target,
+                    self.key,
+                    {self.mapping.source: {fingerprint(source)}},
+                    self.record,
+                )
                 return OUTDATED
             self._conflict(target, source)
             return CONFLICT

@@ -309,3 +309,25 @@ def test_an_outdated_echo_writes_nothing_and_is_no_conflict(pair: Pair) -> None:
     assert pair.deliver(pair.new, "k").action in WROTE
     assert pair.body(pair.old, "k") == pair.body(pair.new, "k") == b"B2"
     assert pair.conflicts() == []
+
+
+def test_a_change_landing_right_after_ferrys_copy_is_no_conflict(pair: Pair, where: AwsTarget) -> None:
+    """Found by the chaos run: the new side writes a key the moment ferry's copy of it has landed there (it
+    took the key over), before the reconcile that copied it re-reads both sides. That change is on top of the
+    copy: outdated for the forward call, carried back by reverse, never a conflict."""
+    pair.steps(STEP_CAPTURE, STEP_REVERSE)
+    user = make_client("s3", where)
+    landed: list[str] = []
+
+    def write_after_copy(**_: Any) -> None:
+        if not landed:  # once: the user's write right behind ferry's copy
+            landed.append("y")
+            user.put_object(Bucket=pair.new, Key="k", Body=b"Y")
+
+    pair.forward.s3.meta.events.register("after-call.s3.CopyObject", write_after_copy)  # the one client it has
+    pair.put(pair.old, "k", b"X")
+    assert pair.deliver(pair.old, "k").action == OUTDATED
+    assert landed and pair.body(pair.new, "k") == b"Y"
+    assert pair.deliver(pair.new, "k").action in WROTE
+    assert pair.body(pair.old, "k") == b"Y"
+    assert pair.conflicts() == []
