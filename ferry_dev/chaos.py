@@ -104,6 +104,7 @@ class TwoWayResult:
     noop_records: int = 0  # stream records whose old and new image are equal (the emulators emit them; AWS does not)
     conflicts: int = 0
     differences: int = 0  # forward verify (old -> new) plus reverse verify (new -> old)
+    unexplained: int = 0  # keys that differ and that no open conflict names: a silent divergence
     drain_rounds: int = 0  # forward then reverse drained, until a round applied nothing (0: never quiet)
     crashes: dict[str, int] = field(default_factory=dict)  # poller-forward, poller-reverse
     seconds: float = 0.0
@@ -620,6 +621,8 @@ class _SeedRun:
         store = TwoWayStore(self.ddb, self.spec.state_table)
         conflicts = [c for kind, a, b in pairs(self.spec) for c in store.conflicts(kind, a, b)]
         result.conflicts = len(conflicts)
+        named = {c.key for c in conflicts}
+        result.unexplained = len({d.key for r in reports for d in r.differences} - named)
         if conflicts:
             _write_conflict_records(self.work / "switch-conflicts.json", self.ddb, streams, conflicts)
             result.detail += "conflicts " + ", ".join(
