@@ -83,6 +83,10 @@ class WriteGuard(Protocol):
         action to report (CONFLICT, OUTDATED) and nothing is written."""
         ...
 
+    def landed(self, source: ObjectState | None) -> None:
+        """The write ``refusal`` allowed has landed: the target is now ``source`` (None: deleted)."""
+        ...
+
     def settled(self, source: ObjectState | None, target: ObjectState | None) -> None:
         """Both sides are equal (None: both absent)."""
         ...
@@ -400,6 +404,8 @@ class _Reconciler:
                 )
                 self.delete_target()
                 deleted = True
+                if self.guard is not None:
+                    self.guard.landed(None)
                 continue  # re-read: the source may have reappeared meanwhile
 
             # A key listed absent is not read: the copy below is followed by a full re-read of both sides.
@@ -436,6 +442,8 @@ class _Reconciler:
                 else:
                     self.copy_object(source)
                     copied = COPIED
+                if self.guard is not None:
+                    self.guard.landed(source)
             except SourceChanged as moved:
                 log.info(
                     "s3://%s/%s: source changed during the copy (%s), reading it again",

@@ -18,8 +18,10 @@ Anything else is a **conflict**: nothing is written, the conflict is recorded (`
 logged, and reconcile answers ``conflict`` (the event succeeds: a retry would find the same).
 
 Journal first: before a write the destination's current fingerprint and the one it will have are added to
-the record, so a crash between the two leaves both as bases and the retry converges. Once both sides are
-equal the record is set to exactly their fingerprints. Races on the record are safe: every write is a
+the record, so a crash between the two leaves both as bases and the retry converges. Once the write has
+landed, the source's state is added as a base of the source side (both sides held it; the destination's owner
+may change the key at once, before this call sees both sides equal). Once both sides are equal the record is
+set to exactly their fingerprints. Races on the record are safe: every write is a
 PutItem conditioned on the record's version (``v``) being the one this reconcile last read; an addition is
 a set union, re-read and retried when the version moved (it never loses another's base), and the exact
 set, when the version moved, becomes an addition of the converged fingerprints instead. A record may then
@@ -185,32 +187,20 @@ class KeyGuard:
         self.judging = judging
         self.clock = clock
         self.record = self.sync.read(mapping.source, mapping.target, key)
-        self._wrote: list[ObjectState | None] = []  # what this call wrote (a source state, None: deleted)
+        self._wrote: list[ObjectState | None] = []  # what this call's writes made the destination (None: deleted)
 
     def refusal(self, target: ObjectState | None, source: ObjectState | None) -> str | None:
         """Before writing the destination ``target`` to become ``source`` (None: a delete). None: journaled,
         write it. ``OUTDATED``: the source still holds a state ferry synced, so its event is outdated (the echo
         of a write ferry made there, or a stale redelivery) and the destination's own change travels the other
-        way: write nothing, record nothing. The same when this call itself copied the source's current state and
-        the destination has changed since (its change is on top of that copy). ``CONFLICT``: both sides changed
-        the key, recorded; write nothing."""
+        way: write nothing, record nothing (a copy that landed made its state a synced one: :meth:`landed`).
+        ``CONFLICT``: both sides changed the key, recorded; write nothing."""
         if self.judging and not self._is_base(target):
             # another reconcile of the key may have synced or journaled since this one read the record
             self.record = self.sync.read(self.mapping.source, self.mapping.target, self.key)
         if self.judging and not self._is_base(target):
             if self.record is not None and fingerprint(source) in self.record.bases(self.mapping.source):
                 log.debug("s3 key %r: %s holds a synced state, nothing to carry", self.key, self.mapping.source)
-                return OUTDATED
-            if any(fingerprint(written) == fingerprint(source) for written in self._wrote):
-                # This call's copy of the source's state landed and the destination changed after it: both sides
-                # held that state, so it is a base of the source side too (the destination's change goes back).
-                self.record = self.sync.add(
-                    self.mapping.source,
-                    self.mapping.target,
-                    self.key,
-                    {self.mapping.source: {fingerprint(source)}},
-                    self.record,
-                )
                 return OUTDATED
             self._conflict(target, source)
             return CONFLICT
@@ -221,8 +211,23 @@ class KeyGuard:
             {self.mapping.target: {fingerprint(target), fingerprint(source)}},
             self.record,
         )
-        self._wrote.append(source)
         return None
+
+    def landed(self, source: ObjectState | None) -> None:
+        """A copy of ``source`` (None: a delete) landed on the destination: both sides held that state, so it is a
+        base of the source side too, recorded at once rather than at convergence. A later change of the
+        destination is then on top of it (the destination's owner may change the key as soon as the copy is
+        there): its event going back finds a base, and this key's event coming again (a crash before this call
+        settled) is outdated, not a conflict."""
+        self._wrote.append(source)
+        if self.judging:
+            self.record = self.sync.add(
+                self.mapping.source,
+                self.mapping.target,
+                self.key,
+                {self.mapping.source: {fingerprint(source)}},
+                self.record,
+            )
 
     def settled(self, source: ObjectState | None, target: ObjectState | None) -> None:
         """Both sides are equal: the record becomes exactly their fingerprints (no write when it is already)."""

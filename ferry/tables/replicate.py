@@ -94,7 +94,7 @@ ECHO = "echo"  # two-way: ferry itself made this change on the record's side
 REDELIVERED = "redelivered"  # two-way: at or below the key's last judged sequence number
 ALREADY = "already"  # two-way: the target already holds the change's result
 CONFLICT = "conflict"  # two-way: the target moved on its own; recorded, not applied
-OUTCOMES = (APPLIED, ECHO, REDELIVERED, ALREADY, CONFLICT)
+OVERTAKEN = "overtaken"  # two-way: this record's own write began before a crash, and the target has moved on since
 
 
 @dataclass(frozen=True)
@@ -241,6 +241,14 @@ class TableReplicator:
                 # The target made the same change on its own: its record of it must not come back as a change.
                 self.switch.coincided(TABLE, target, text, image_hash(new))
             return ALREADY
+        if verdict is Verdict.CONFLICT and own:
+            # This record's write began before a crash (its applying mark), and the target holds neither image:
+            # either that write landed and the target's owner changed the key after it (that change travels back
+            # on its own), or it never landed and the target changed on its own, a change whose record the other
+            # direction judges against the source, which holds this record's new image or later: the conflict is
+            # recorded there. Either way nothing is written here.
+            log.info("key %s of %s moved on since this record's own write began; nothing written", text, target)
+            return OVERTAKEN
         if verdict is Verdict.CONFLICT:
             self.switch.record_conflict(
                 Conflict(

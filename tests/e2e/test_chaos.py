@@ -37,11 +37,7 @@ def test_a_seeded_chaos_run_ends_with_zero_differences(seed, tmp_path, emulator_
     # Safety, always: the drain ends (no echo storm) and every key that differs is named by an open conflict.
     assert switch.drain_rounds > 0, switch.detail
     assert switch.unexplained == 0, f"a key differs and no conflict names it (silent divergence): {switch.detail}"
-    # The target: no conflict at all (no key is written on both sides at once) and each user write one stream
-    # record plus exactly one replicated write. Not met yet under a fully loaded machine (make test's two
-    # workers): false conflicts, each reported (see the issue 14 note); shown as XFAIL, never as a pass.
-    if switch.conflicts or switch.differences or switch.records != 2 * switch.writes:
-        pytest.xfail(
-            f"open: false conflicts under load ({switch.conflicts} conflicts, {switch.records} records for "
-            f"{switch.writes} writes): {switch.detail}"
-        )
+    # No key is written on both sides at once, so no conflict; each user write is one stream record plus exactly
+    # one replicated write (its echo writes nothing).
+    assert switch.conflicts == 0 and switch.differences == 0, switch.detail
+    assert switch.records == 2 * switch.writes, switch

@@ -331,3 +331,46 @@ def test_a_change_landing_right_after_ferrys_copy_is_no_conflict(pair: Pair, whe
     assert pair.deliver(pair.new, "k").action in WROTE
     assert pair.body(pair.old, "k") == b"Y"
     assert pair.conflicts() == []
+
+
+class _Crash(Exception):
+    """A reconcile killed at one point of its work (its event is delivered again)."""
+
+
+@pytest.mark.parametrize("landed", [True, False], ids=["after-the-copy", "control-before-the-copy"])
+def test_a_crash_after_the_copy_then_the_owners_change_is_no_conflict(pair: Pair, landed: bool) -> None:
+    """Found by the chaos switch phase under load: ferry's copy landed, the reconcile died before it saw both
+    sides equal (settle), and the new side, which took the key over once it arrived, changed it; then the event
+    came again. That change is on top of the copy: outdated forward, carried back, no conflict. Control: the
+    same crash just before the copy, the new side's change made on its own older state, is a conflict."""
+    pair.steps(STEP_CAPTURE, STEP_REVERSE)
+    pair.put(pair.old, "k", b"W")
+    assert [r.action for r in pair.change(pair.old, "k")] == [COPIED, UNCHANGED]
+    crashes: list[str] = []
+
+    def crash(event_name: str, **_: Any) -> None:
+        if not crashes:  # once: the event's second delivery runs through
+            crashes.append(event_name)
+            raise _Crash(event_name)
+
+    copied: list[str] = []
+    pair.forward.s3.meta.events.register("after-call.s3.CopyObject", lambda **_: copied.append("x"))
+    if landed:
+        pair.forward.s3.meta.events.register("before-call.s3.HeadObject", lambda **kw: crash(**kw) if copied else None)
+    else:
+        pair.forward.s3.meta.events.register("before-call.s3.CopyObject", crash)
+    pair.put(pair.old, "k", b"X")
+    with pytest.raises(_Crash):
+        pair.deliver(pair.old, "k")
+    assert pair.body(pair.new, "k") == (b"X" if landed else b"W")
+    pair.put(pair.new, "k", b"Y")  # the new side's owner writes it
+    if landed:
+        assert pair.deliver(pair.old, "k").action == OUTDATED
+        assert pair.deliver(pair.new, "k").action in WROTE
+        assert pair.body(pair.old, "k") == b"Y"
+        assert pair.conflicts() == []
+    else:
+        assert pair.deliver(pair.old, "k").action == CONFLICT
+        assert pair.deliver(pair.new, "k").action == CONFLICT
+        assert (pair.body(pair.old, "k"), pair.body(pair.new, "k")) == (b"X", b"Y")
+        assert pair.conflicts() == ["k"]

@@ -21,7 +21,7 @@ from ferry.clients import AwsTarget
 from ferry.spec import Spec, parse_spec
 from ferry.switch import prepare_reverse
 from ferry.tables.protocol import PHASE_LIVE
-from ferry.tables.replicate import ALREADY, APPLIED, CONFLICT, ECHO, REDELIVERED, TableReplicator
+from ferry.tables.replicate import ALREADY, APPLIED, CONFLICT, ECHO, OVERTAKEN, REDELIVERED, TableReplicator
 from ferry.tables.state import TABLE, PhaseCache, StateStore, create_state_table
 from ferry.twoway import STEP_REVERSE, TwoWayStore, reverse_spec
 from ferry_dev.replication import LocalReplication
@@ -175,6 +175,67 @@ def test_a_redelivered_older_record_and_an_outdated_echo_are_skipped_not_conflic
     assert pair.items(pair.old) == {"k": "B"}
     assert backward.apply_stream_record(reinsert).outcome == REDELIVERED
     assert ALREADY and CONFLICT  # the remaining outcomes are asserted by the tests above
+
+
+class _Crash(Exception):
+    """A handler killed at one point of its work (the record is delivered again)."""
+
+
+def _crash_once(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> None:
+    real = getattr(owner, name)
+    calls = iter([True])
+
+    def crashing(*args: Any, **kwargs: Any) -> Any:
+        if next(calls, False):
+            raise _Crash(name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, crashing)
+
+
+def test_a_record_whose_write_landed_before_a_crash_is_not_a_conflict_once_the_key_moved_on(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the chaos switch phase under load: the write landed, the handler died before its mark, and
+    the key's owner (the new side, which took it over once it arrived) changed it before the record came again."""
+    forward, backward = _replicator(pair, pair.spec), _replicator(pair, reverse_spec(pair.spec))
+    pair.put(pair.old, "k", "A")
+    pair.settle()
+    pair.put(pair.old, "k", "B")
+    (record,) = _records(pair.streams, pair.ddb, pair.old)[-1:]
+    _crash_once(monkeypatch, TwoWayStore, "mark_sequence")
+    with pytest.raises(_Crash):
+        forward.apply_stream_record(record)
+    assert pair.items(pair.new) == {"k": "B"}  # it landed
+    pair.put(pair.new, "k", "C")  # the new side takes the key over
+    assert forward.apply_stream_record(record).outcome == OVERTAKEN
+    *_, echo, change = _records(pair.streams, pair.ddb, pair.new)
+    assert [backward.apply_stream_record(r).outcome for r in (echo, change)] == [ECHO, APPLIED]
+    pair.settle()
+    assert pair.items(pair.old) == pair.items(pair.new) == {"k": "C"}
+    assert pair.switch.conflicts(TABLE, pair.old, pair.new) == []
+
+
+def test_control_a_write_that_never_landed_under_a_concurrent_change_is_still_a_conflict(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same crash one step earlier: the write never landed and the new side changed the key on its own.
+    The redelivered record writes nothing, and the new side's change is judged against the old side's B."""
+    import ferry.tables.replicate as replicate
+
+    forward = _replicator(pair, pair.spec)
+    pair.put(pair.old, "k", "A")
+    pair.settle()
+    pair.put(pair.old, "k", "B")
+    (record,) = _records(pair.streams, pair.ddb, pair.old)[-1:]
+    _crash_once(monkeypatch, replicate, "write_item_if")
+    with pytest.raises(_Crash):
+        forward.apply_stream_record(record)
+    pair.put(pair.new, "k", "C")  # made on A: a real conflict with the old side's B
+    assert forward.apply_stream_record(record).outcome == OVERTAKEN
+    pair.settle()
+    assert pair.items(pair.old) == {"k": "B"} and pair.items(pair.new) == {"k": "C"}
+    assert [c.key for c in pair.switch.conflicts(TABLE, pair.old, pair.new)] == ['{"pk":{"S":"k"}}']
 
 
 def _run(pair: Pair, tmp_path: Any, *args: str) -> Any:
