@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
 
 from ferry.errors import (
     FerryError,
+    OutcomeUnknown,
     PermanentError,
     RetryableError,
     SetupError,
@@ -311,6 +313,20 @@ def put_item_if(
         raise
 
 
+_unsure = threading.local()  # .writing: this thread is sending a write_item_if
+
+
+def _no_blind_resend(response: Any = None, caught_exception: Any = None, **_: Any) -> bool | None:
+    """botocore ``needs-retry`` hook, first in line: while this thread sends a :func:`write_item_if`, a failure
+    that may have landed (connection lost after sending, a read timeout, a 5xx) is not sent again (False);
+    anything else (throttling, a connection never made) is left to the client's retry mode (None)."""
+    if not getattr(_unsure, "writing", False):
+        return None
+    if isinstance(caught_exception, HTTPClientError) or (response is not None and response[0].status_code >= 500):
+        return False
+    return None
+
+
 def write_item_if(
     ddb: DynamoDBClient,
     table: str,
@@ -321,8 +337,18 @@ def write_item_if(
 ) -> tuple[bool, dict[str, Any] | None]:
     """A conditional PutItem of ``item`` or, without one, DeleteItem of ``key``: ``(True, None)`` when written,
     ``(False, current)`` when the condition did not hold, ``current`` the item as it is then (None: absent),
-    from the failure itself (ReturnValuesOnConditionCheckFailure): a write sent again after its first attempt
-    landed (a lost response) finds its own result there."""
+    from the failure itself (ReturnValuesOnConditionCheckFailure).
+
+    Never resent blindly: the condition is only as strong as its caller's, so a write sent again after its
+    first attempt landed could overwrite a change made in between. A failure that may have landed raises
+    :class:`OutcomeUnknown`; the caller reads the destination and judges again."""
+    operation = "PutItem" if item is not None else "DeleteItem"
+    ddb.meta.events.register_first(
+        f"needs-retry.dynamodb.{operation}",
+        _no_blind_resend,  # type: ignore[arg-type]  # a needs-retry handler answers a delay, False or None
+        unique_id=f"ferry-no-blind-resend-{operation}",
+    )
+    _unsure.writing = True
     try:
         if item is not None:
             ddb.put_item(TableName=table, Item=item, ReturnValuesOnConditionCheckFailure="ALL_OLD", **condition)
@@ -334,7 +360,13 @@ def write_item_if(
         if error_code(exc) == "ConditionalCheckFailedException":
             current = cast("dict[str, Any] | None", exc.response.get("Item"))
             return False, dict(current) if current else None
+        if int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) >= 500:
+            raise OutcomeUnknown(f"{operation} on {table}: {error_code(exc)}; it may have landed") from exc
         raise
+    except HTTPClientError as exc:
+        raise OutcomeUnknown(f"{operation} on {table}: {type(exc).__name__}; it may have landed") from exc
+    finally:
+        _unsure.writing = False
     return True, None
 
 

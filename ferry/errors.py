@@ -43,6 +43,12 @@ class PoisonRecordError(PermanentError):
         self.problem = problem
 
 
+class OutcomeUnknown(RetryableError):
+    """A conditional write whose answer was lost (the connection dropped after sending, or a 5xx): it may have
+    landed. It is not sent again blindly, since a change made in between would be overwritten; the caller
+    reads the destination and judges again."""
+
+
 class ChangesHeld(RetryableError):
     """A record of a table whose changes are held (phase ``hold``: its replay copy has not been released)
     reached the consumer: it must not be applied yet, so it fails and is delivered again."""

@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from botocore.exceptions import ConnectionClosedError
 
+import ferry.aws
 from ferry.aws import stream_arn_of
 from ferry.backlog import stream_backlog, stream_records
-from ferry.clients import AwsTarget
+from ferry.clients import AwsTarget, make_client
+from ferry.errors import OutcomeUnknown
 from ferry.spec import Spec, parse_spec
 from ferry.switch import prepare_reverse
 from ferry.tables.protocol import PHASE_LIVE
@@ -236,6 +239,46 @@ def test_control_a_write_that_never_landed_under_a_concurrent_change_is_still_a_
     pair.settle()
     assert pair.items(pair.old) == {"k": "B"} and pair.items(pair.new) == {"k": "C"}
     assert [c.key for c in pair.switch.conflicts(TABLE, pair.old, pair.new)] == ['{"pk":{"S":"k"}}']
+
+
+@pytest.mark.parametrize("guarded", [True, False], ids=["no-blind-resend", "control-botocore-resends"])
+def test_a_write_whose_answer_was_lost_is_judged_again_not_sent_again(
+    pair: Pair, where: AwsTarget, monkeypatch: pytest.MonkeyPatch, guarded: bool
+) -> None:
+    """The judged write landed, its answer was lost, and the key's owner changed it at once. Sent again as it
+    was (botocore's retry), it would overwrite that change, whose record then travels back on top of nothing
+    to report: lost silently (the control). Not resent, the record is judged again: overtaken, converged."""
+    if not guarded:
+        monkeypatch.setattr(ferry.aws, "_no_blind_resend", lambda **_: None)
+    judged = make_client("dynamodb", where)  # a client of its own: the hook below is on it alone
+    forward = TableReplicator(pair.spec, judged, PhaseCache(StateStore(judged, pair.spec.state_table), 0))
+    pair.put(pair.old, "k", "A")
+    pair.settle()
+    pair.put(pair.old, "k", "B")
+    (record,) = _records(pair.streams, pair.ddb, pair.old)[-1:]
+    lost: list[str] = []
+
+    def land_then_lose_the_answer(request: Any, **_: Any) -> None:
+        if not lost and pair.new.encode() in request.body and b"ALL_OLD" in request.body:
+            lost.append(request.url)
+            pair.put(pair.new, "k", "B")  # the write lands ...
+            pair.put(pair.new, "k", "C")  # ... the new side, owner now, changes the key ...
+            raise ConnectionClosedError(endpoint_url=request.url)  # ... and the answer is lost
+
+    judged.meta.events.register("before-send.dynamodb.PutItem", land_then_lose_the_answer)
+    if guarded:
+        with pytest.raises(OutcomeUnknown):
+            forward.apply_stream_record(record)
+        assert forward.apply_stream_record(record).outcome == OVERTAKEN
+    else:
+        assert forward.apply_stream_record(record).outcome == APPLIED  # resent: B over C
+    assert lost
+    pair.settle()
+    if guarded:
+        assert pair.items(pair.old) == pair.items(pair.new) == {"k": "C"}
+    else:
+        assert pair.items(pair.old) == pair.items(pair.new) == {"k": "B"}  # C is gone, and nothing says so
+    assert pair.switch.conflicts(TABLE, pair.old, pair.new) == []
 
 
 def _run(pair: Pair, tmp_path: Any, *args: str) -> Any:
