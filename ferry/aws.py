@@ -313,11 +313,11 @@ def put_item_if(
         raise
 
 
-_unsure = threading.local()  # .writing: this thread is sending a write_item_if
+_unsure = threading.local()  # .writing: this thread is sending a write that must not be resent blindly
 
 
 def _no_blind_resend(response: Any = None, caught_exception: Any = None, **_: Any) -> bool | None:
-    """botocore ``needs-retry`` hook, first in line: while this thread sends a :func:`write_item_if`, a failure
+    """botocore ``needs-retry`` hook, first in line: while this thread is inside :func:`unsure_write`, a failure
     that may have landed (connection lost after sending, a read timeout, a 5xx) is not sent again (False);
     anything else (throttling, a connection never made) is left to the client's retry mode (None)."""
     if not getattr(_unsure, "writing", False):
@@ -325,6 +325,32 @@ def _no_blind_resend(response: Any = None, caught_exception: Any = None, **_: An
     if isinstance(caught_exception, HTTPClientError) or (response is not None and response[0].status_code >= 500):
         return False
     return None
+
+
+@contextmanager
+def unsure_write(client: Any, operation: str, what: str) -> Iterator[None]:
+    """Around one write (``operation``, e.g. ``PutItem``, ``CopyObject``) of ``client`` that must never be resent
+    blindly: under two-way replication its precondition is only as strong as its caller's read, so a write sent
+    again after its first attempt landed could overwrite a change the destination's owner made in between.
+    A failure that may have landed raises :class:`OutcomeUnknown`; the caller reads the destination and judges
+    again. Throttling and connections never made are still retried by the client's retry mode."""
+    service = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register_first(
+        f"needs-retry.{service}.{operation}",
+        _no_blind_resend,
+        unique_id=f"ferry-no-blind-resend-{service}-{operation}",
+    )
+    _unsure.writing = True
+    try:
+        yield
+    except ClientError as exc:
+        if _status(exc) >= 500:
+            raise OutcomeUnknown(f"{what}: {error_name(exc)}; it may have landed") from exc
+        raise
+    except HTTPClientError as exc:
+        raise OutcomeUnknown(f"{what}: {type(exc).__name__}; it may have landed") from exc
+    finally:
+        _unsure.writing = False
 
 
 def write_item_if(
@@ -337,36 +363,22 @@ def write_item_if(
 ) -> tuple[bool, dict[str, Any] | None]:
     """A conditional PutItem of ``item`` or, without one, DeleteItem of ``key``: ``(True, None)`` when written,
     ``(False, current)`` when the condition did not hold, ``current`` the item as it is then (None: absent),
-    from the failure itself (ReturnValuesOnConditionCheckFailure).
-
-    Never resent blindly: the condition is only as strong as its caller's, so a write sent again after its
-    first attempt landed could overwrite a change made in between. A failure that may have landed raises
-    :class:`OutcomeUnknown`; the caller reads the destination and judges again."""
+    from the failure itself (ReturnValuesOnConditionCheckFailure). Never resent blindly (:func:`unsure_write`):
+    OutcomeUnknown when its answer was lost."""
     operation = "PutItem" if item is not None else "DeleteItem"
-    ddb.meta.events.register_first(
-        f"needs-retry.dynamodb.{operation}",
-        _no_blind_resend,  # type: ignore[arg-type]  # a needs-retry handler answers a delay, False or None
-        unique_id=f"ferry-no-blind-resend-{operation}",
-    )
-    _unsure.writing = True
     try:
-        if item is not None:
-            ddb.put_item(TableName=table, Item=item, ReturnValuesOnConditionCheckFailure="ALL_OLD", **condition)
-        elif key is not None:
-            ddb.delete_item(TableName=table, Key=key, ReturnValuesOnConditionCheckFailure="ALL_OLD", **condition)
-        else:
-            raise ValueError("write_item_if needs an item to put or a key to delete")
+        with unsure_write(ddb, operation, f"{operation} on {table}"):
+            if item is not None:
+                ddb.put_item(TableName=table, Item=item, ReturnValuesOnConditionCheckFailure="ALL_OLD", **condition)
+            elif key is not None:
+                ddb.delete_item(TableName=table, Key=key, ReturnValuesOnConditionCheckFailure="ALL_OLD", **condition)
+            else:
+                raise ValueError("write_item_if needs an item to put or a key to delete")
     except ClientError as exc:
         if error_code(exc) == "ConditionalCheckFailedException":
             current = cast("dict[str, Any] | None", exc.response.get("Item"))
             return False, dict(current) if current else None
-        if int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) >= 500:
-            raise OutcomeUnknown(f"{operation} on {table}: {error_code(exc)}; it may have landed") from exc
         raise
-    except HTTPClientError as exc:
-        raise OutcomeUnknown(f"{operation} on {table}: {type(exc).__name__}; it may have landed") from exc
-    finally:
-        _unsure.writing = False
     return True, None
 
 

@@ -37,10 +37,17 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 from urllib.parse import quote, urlencode
 
-from ferry.aws import call_with_retries, copy_object_pinned, error_name, object_tags_or_none, upload_part_copy_pinned
+from ferry.aws import (
+    call_with_retries,
+    copy_object_pinned,
+    error_name,
+    object_tags_or_none,
+    unsure_write,
+    upload_part_copy_pinned,
+)
 from ferry.buckets import objects
 from ferry.buckets.objects import ObjectState
-from ferry.errors import PermanentError, RetryableError, SourceChanged
+from ferry.errors import OutcomeUnknown, PermanentError, RetryableError, SourceChanged
 from ferry.spec import BucketMapping, S3Settings
 
 if TYPE_CHECKING:
@@ -261,19 +268,30 @@ class _Reconciler:
 
     # --- writes: every one names the target bucket -----------------------------------------------
 
-    def _write(self, operation: str, bucket: str, call: Callable[[str], T]) -> T:
-        """``call(bucket)`` with retries: the one way this class writes, and only to the target bucket."""
+    def _write(self, operation: str, bucket: str, call: Callable[[str], T], *, final: str = "") -> T:
+        """``call(bucket)`` with retries: the one way this class writes, and only to the target bucket.
+        ``final``: the API operation that changes the key (CopyObject, DeleteObject, CompleteMultipartUpload);
+        under two-way replication it is never resent blindly (``ferry.aws.unsure_write``): OutcomeUnknown."""
         if bucket != self.mapping.target:  # a guard, never expected to trip
             raise PermanentError(
                 f"refusing {operation} on s3://{bucket}/{self.key}: only {self.mapping.target} is written"
             )
-        return _retried(lambda: call(bucket), f"{operation} s3://{bucket}/{self.key}")
+        what = f"{operation} s3://{bucket}/{self.key}"
+        if not final or self.guard is None:
+            return _retried(lambda: call(bucket), what)
+
+        def once() -> T:
+            with unsure_write(self.target_s3, final, what):
+                return call(bucket)
+
+        return _retried(once, what)  # OutcomeUnknown is not retried
 
     def delete_target(self) -> None:
         self._write(
             "delete_object",
             self.mapping.target,
             lambda bucket: self.target_s3.delete_object(Bucket=bucket, Key=self.key),
+            final="DeleteObject",
         )
 
     def copy_object(self, source: ObjectState) -> None:
@@ -294,6 +312,7 @@ class _Reconciler:
                 StorageClass=source.storage_class,
                 **_sse_arguments(source),
             ),
+            final="CopyObject",
         )
         self.counter.add(0, source.size)
 
@@ -323,6 +342,7 @@ class _Reconciler:
                 lambda bucket: self.target_s3.complete_multipart_upload(
                     Bucket=bucket, Key=self.key, UploadId=upload_id, MultipartUpload={"Parts": parts}
                 ),
+                final="CompleteMultipartUpload",
             )
         except BaseException:
             # A part copy that met a changed source raised SourceChanged: the round is lost, not the key.
@@ -402,10 +422,13 @@ class _Reconciler:
                 log.debug(
                     "s3://%s/%s: source absent, deleting the target (round %d)", self.mapping.target, self.key, rounds
                 )
-                self.delete_target()
-                deleted = True
-                if self.guard is not None:
-                    self.guard.landed(None)
+                deleted = True  # (or may have, when its answer was lost: the re-read tells)
+                try:
+                    self.delete_target()
+                    if self.guard is not None:
+                        self.guard.landed(None)
+                except OutcomeUnknown as unsure:
+                    log.info("s3://%s/%s: %s; reading both sides again", self.mapping.target, self.key, unsure)
                 continue  # re-read: the source may have reappeared meanwhile
 
             # A key listed absent is not read: the copy below is followed by a full re-read of both sides.
@@ -438,12 +461,14 @@ class _Reconciler:
             try:
                 if multipart:
                     self.copy_parts(source)
-                    copied = COPIED_MULTIPART
                 else:
                     self.copy_object(source)
-                    copied = COPIED
+                copied = COPIED_MULTIPART if multipart else COPIED
                 if self.guard is not None:
                     self.guard.landed(source)
+            except OutcomeUnknown as unsure:  # two-way: it may have landed; whether it did is read, not assumed
+                copied = COPIED_MULTIPART if multipart else COPIED
+                log.info("s3://%s/%s: %s; reading both sides again", self.mapping.target, self.key, unsure)
             except SourceChanged as moved:
                 log.info(
                     "s3://%s/%s: source changed during the copy (%s), reading it again",

@@ -17,7 +17,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from botocore.exceptions import ConnectionClosedError
 
+import ferry.aws
 from ferry.buckets.events import BucketReplicator
 from ferry.buckets.objects import head_object
 from ferry.buckets.reconcile import (
@@ -374,3 +376,58 @@ def test_a_crash_after_the_copy_then_the_owners_change_is_no_conflict(pair: Pair
         assert pair.deliver(pair.new, "k").action == CONFLICT
         assert (pair.body(pair.old, "k"), pair.body(pair.new, "k")) == (b"X", b"Y")
         assert pair.conflicts() == ["k"]
+
+
+@pytest.mark.parametrize("guarded", [True, False], ids=["no-blind-resend", "control-botocore-resends"])
+def test_a_copy_whose_answer_was_lost_is_read_again_not_sent_again(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch, guarded: bool
+) -> None:
+    """Ferry's copy landed, the new side's owner wrote the key at once, and the copy's answer was lost. Sent
+    again as it was (botocore's retry), the copy would overwrite that write, and every later event would find
+    both sides equal: lost silently (the control). Not resent, both sides are read again: the new side's write
+    is on a state ferry cannot tell from a concurrent one, so it is a conflict, reported and both kept."""
+    if not guarded:
+        monkeypatch.setattr(ferry.aws, "_no_blind_resend", lambda **_: None)
+    pair.steps(STEP_CAPTURE, STEP_REVERSE)
+    pair.put(pair.old, "k", b"W")
+    assert [r.action for r in pair.change(pair.old, "k")] == [COPIED, UNCHANGED]
+    lost: list[str] = []
+
+    def land_then_lose_the_answer(request: Any, **_: Any) -> None:
+        if not lost:
+            lost.append(request.url)
+            pair.s3.copy_object(Bucket=pair.new, Key="k", CopySource={"Bucket": pair.old, "Key": "k"})  # it lands
+            pair.put(pair.new, "k", b"Y")  # the owner writes the key at once
+            raise ConnectionClosedError(endpoint_url=request.url)  # and the answer is lost
+
+    pair.forward.s3.meta.events.register("before-send.s3.CopyObject", land_then_lose_the_answer)
+    pair.put(pair.old, "k", b"X")
+    forward = pair.deliver(pair.old, "k").action
+    assert lost
+    if guarded:
+        assert forward == CONFLICT
+        assert (pair.body(pair.old, "k"), pair.body(pair.new, "k")) == (b"X", b"Y")
+        assert pair.conflicts() == ["k"]
+    else:
+        assert forward == COPIED  # resent: X over Y
+        assert [r.action for r in pair.change(pair.new, "k")] == [UNCHANGED]
+        assert pair.body(pair.old, "k") == pair.body(pair.new, "k") == b"X"  # Y is gone, and nothing says so
+        assert pair.conflicts() == []
+
+
+def test_a_copy_whose_answer_was_lost_and_that_landed_is_read_as_landed(pair: Pair) -> None:
+    """The common case of a lost answer: nobody wrote in between. The re-read finds the copy: converged."""
+    pair.steps(STEP_CAPTURE, STEP_REVERSE)
+    sent: list[str] = []
+
+    def land_then_lose_the_answer(request: Any, **_: Any) -> None:
+        sent.append(request.url)
+        if len(sent) == 1:
+            pair.s3.copy_object(Bucket=pair.new, Key="k", CopySource={"Bucket": pair.old, "Key": "k"})
+            raise ConnectionClosedError(endpoint_url=request.url)
+
+    pair.forward.s3.meta.events.register("before-send.s3.CopyObject", land_then_lose_the_answer)
+    pair.put(pair.old, "k", b"X")
+    assert [r.action for r in pair.change(pair.old, "k")] == [COPIED, UNCHANGED]
+    assert len(sent) == 1  # the copy was not sent again: both sides were read, and found equal
+    assert pair.body(pair.new, "k") == b"X" and pair.conflicts() == []
