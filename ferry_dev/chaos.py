@@ -275,6 +275,7 @@ class _TwoSided(PacedWorkload):
         self.keys: dict[str, _Owned] = {}
         self.created = Counter[str]()
         self.handed_over = 0
+        self.per_key = Counter[str]()  # the users' writes of each key
 
     # the side's store ----------------------------------------------------------------------------
     def create(self, side: str, key: str) -> str:
@@ -331,6 +332,8 @@ class _TwoSided(PacedWorkload):
         else:
             op = "idle"
         self.stats.operations[f"{side}-{op}"] += 1
+        if op in _WRITES:
+            self.per_key[key] += 1
 
     def _adopt(self, side: str) -> None:
         """Keys handed to ``side`` that have arrived there in their last state become its own."""
@@ -359,12 +362,12 @@ class _TwoSidedTable(_TwoSided):
         return str(self.version)
 
     @staticmethod
-    def _key(key: str) -> dict[str, Any]:
+    def key_of(key: str) -> dict[str, Any]:
         return {"pk": {"S": key}, "sk": {"N": "0"}}
 
     def create(self, side: str, key: str) -> str:
         version = self._next()
-        item = {**make_item(self.rng, self.version, pad=100), **self._key(key), "version": {"N": version}}
+        item = {**make_item(self.rng, self.version, pad=100), **self.key_of(key), "version": {"N": version}}
         self.ddb.put_item(TableName=self.names[side], Item=item)
         return version
 
@@ -372,7 +375,7 @@ class _TwoSidedTable(_TwoSided):
         version = self._next()
         self.ddb.update_item(
             TableName=self.names[side],
-            Key=self._key(key),
+            Key=self.key_of(key),
             UpdateExpression="SET version = :v, #n = :n REMOVE padding",
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeNames={"#n": "name"},
@@ -381,10 +384,10 @@ class _TwoSidedTable(_TwoSided):
         return version
 
     def delete(self, side: str, key: str) -> None:
-        self.ddb.delete_item(TableName=self.names[side], Key=self._key(key))
+        self.ddb.delete_item(TableName=self.names[side], Key=self.key_of(key))
 
     def current(self, side: str, key: str) -> str:
-        item = self.ddb.get_item(TableName=self.names[side], Key=self._key(key), ConsistentRead=True).get("Item")
+        item = self.ddb.get_item(TableName=self.names[side], Key=self.key_of(key), ConsistentRead=True).get("Item")
         return item["version"]["N"] if item else ""
 
 
@@ -624,13 +627,20 @@ class _SeedRun:
         named = {c.key for c in conflicts}
         result.unexplained = len({d.key for r in reports for d in r.differences} - named)
         if conflicts:
-            _write_conflict_records(self.work / "switch-conflicts.json", self.ddb, streams, conflicts)
+            keys = {c.key for c in conflicts if c.kind == "table"}
+            _write_key_records(self.work / "switch-conflicts.json", self.ddb, streams, keys)
             result.detail += "conflicts " + ", ".join(
                 f"{c.kind} {c.key} ({c.source} -> {c.destination})" for c in conflicts
             )
         old_after, new_after = _stream_changes(self.ddb, streams, SOURCE), _stream_changes(self.ddb, streams, TARGET)
         result.records = old_after[0] - old_before[0] + new_after[0]
         result.noop_records = old_after[1] - old_before[1] + new_after[1]
+        if result.records != 2 * result.writes:
+            per_key = _changes_per_key(self.ddb, streams)
+            odd = {key for key, n in tables.per_key.items() if per_key.get(key_text(tables.key_of(key)), 0) != 2 * n}
+            odd_texts = {key_text(tables.key_of(key)) for key in odd}
+            _write_key_records(self.work / "switch-records.json", self.ddb, streams, odd_texts)
+            result.detail += f"records other than 2 per user write on {sorted(odd)}; "
         result.crashes = dict(crashes)
         result.seconds = time.monotonic() - started
         return result
@@ -654,10 +664,25 @@ def _settle(spec: Any, rounds: int = 8) -> int:
     return 0
 
 
-def _write_conflict_records(path: Path, ddb: Any, streams: Any, conflicts: list[Any]) -> None:
-    """For each conflicting table key, both tables' stream records of it in order (sequence number, event,
+def _changes_per_key(ddb: Any, streams: Any) -> Counter[str]:
+    """Both tables' stream records that changed the item, per key (its key text)."""
+    out: Counter[str] = Counter()
+    for table in (SOURCE, TARGET):
+        for record in _stream_records(ddb, streams, table):
+            images = record["dynamodb"]
+            same = (
+                "OldImage" in images
+                and "NewImage" in images
+                and items_equal(decode_stream_image(images["OldImage"]), decode_stream_image(images["NewImage"]))
+            )
+            if not same:
+                out[key_text(decode_stream_image(images["Keys"]))] += 1
+    return out
+
+
+def _write_key_records(path: Path, ddb: Any, streams: Any, keys: set[str]) -> None:
+    """For each table key (its key text), both tables' stream records of it in order (sequence number, event,
     the old and new image's version): the sequence a judge's mistake is read from."""
-    keys = {c.key for c in conflicts if c.kind == "table"}
     out: dict[str, list[dict[str, Any]]] = {key: [] for key in keys}
     for table in (SOURCE, TARGET):
         for record in _stream_records(ddb, streams, table):
@@ -834,7 +859,7 @@ def _run_pollers(argv: list[str]) -> None:
     direction.add_argument("--forward", action="store_true")
     direction.add_argument("--reverse", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(threadName)s %(levelname)s %(name)s %(message)s")
     for name in ("ferry.tables.replicate", "ferry.buckets"):
         logging.getLogger(name).setLevel(logging.DEBUG)
     anomalies = DeliveryAnomalies.parse(args.anomalies) if args.anomalies else None

@@ -66,6 +66,7 @@ IGNORED = "ignored"
 CHANGED = "changed-since-listing"  # a replay copy skipped the key: the source changed after the listing
 CONFLICT = "conflict"  # two-way: both sides changed the key; nothing written, the conflict recorded
 OUTDATED = "outdated"  # two-way: the source still holds a state ferry synced; the target's change goes the other way
+RECHECK = "recheck"  # two-way, never a result: read both sides again before a conflict is called
 ACTIONS = (UNCHANGED, COPIED, COPIED_MULTIPART, DELETED, ABSENT, IGNORED, CHANGED, CONFLICT, OUTDATED)
 
 MAX_PART_WORKERS = 8
@@ -86,8 +87,9 @@ class WriteGuard(Protocol):
     """Two-way replication's say over reconcile's writes (``ferry.buckets.twoway.KeyGuard``)."""
 
     def refusal(self, target: ObjectState | None, source: ObjectState | None) -> str | None:
-        """Before the target (None: absent) is made ``source`` (None: deleted): None to write it, else the
-        action to report (CONFLICT, OUTDATED) and nothing is written."""
+        """Before the target (None: absent) is made ``source`` (None: deleted): None to write it, RECHECK to
+        read both sides again and ask again, else the action to report (CONFLICT, OUTDATED) and nothing is
+        written."""
         ...
 
     def landed(self, source: ObjectState | None) -> None:
@@ -416,6 +418,8 @@ class _Reconciler:
                     return self._result(DELETED if deleted else ABSENT, rounds)
                 self._check_budget(rounds, "the target key still exists while the source has none")
                 refused = self.guard.refusal(target, None) if self.guard is not None else None
+                if refused == RECHECK:
+                    continue
                 if refused is not None:
                     return self._result(refused, rounds)
                 rounds += 1
@@ -446,6 +450,8 @@ class _Reconciler:
                     continue  # the source has gone since its HEAD: read both sides again
                 source = with_tags
             refused = self.guard.refusal(target, source) if self.guard is not None else None
+            if refused == RECHECK:
+                continue
             if refused is not None:
                 return self._result(refused, rounds)
             rounds += 1

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from ferry.aws import put_item_if
 from ferry.buckets import objects
 from ferry.buckets.objects import ObjectState
-from ferry.buckets.reconcile import CONFLICT, OUTDATED
+from ferry.buckets.reconcile import CONFLICT, OUTDATED, RECHECK
 from ferry.errors import RetryableError
 from ferry.spec import BucketMapping
 from ferry.twoway import ABSENT, BUCKET, Conflict, TwoWayStore, pair_id, text_hash
@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 SIDE_PREFIX = "side#"  # one string-set attribute per side: side#<bucket>
 ADD_ATTEMPTS = 8  # conditional puts of one addition to a sync record before the event is retried
+MAX_RECHECKS = 4  # reads of both sides again before a suspected conflict is called on what was read last
 # S3's Last-Modified has whole seconds: an object of the capture step's own second counts as after it
 # (a conflict reported rather than a change lost).
 LAST_MODIFIED_RESOLUTION = 1.0
@@ -188,6 +189,8 @@ class KeyGuard:
         self.clock = clock
         self.record = self.sync.read(mapping.source, mapping.target, key)
         self._wrote: list[ObjectState | None] = []  # what this call's writes made the destination (None: deleted)
+        self._suspect: tuple[str, str] | None = None  # (target, source) fingerprints a conflict was last suspected on
+        self._rechecks = 0
 
     def refusal(self, target: ObjectState | None, source: ObjectState | None) -> str | None:
         """Before writing the destination ``target`` to become ``source`` (None: a delete). None: journaled,
@@ -198,10 +201,26 @@ class KeyGuard:
         if self.judging and not self._is_base(target):
             # another reconcile of the key may have synced or journaled since this one read the record
             self.record = self.sync.read(self.mapping.source, self.mapping.target, self.key)
+        log.debug(
+            "s3 key %r %s->%s: target %s, source %s, record %s",
+            self.key,
+            self.mapping.source,
+            self.mapping.target,
+            fingerprint(target)[:8],
+            fingerprint(source)[:8],
+            _short(self.record),
+        )
         if self.judging and not self._is_base(target):
             if self.record is not None and fingerprint(source) in self.record.bases(self.mapping.source):
                 log.debug("s3 key %r: %s holds a synced state, nothing to carry", self.key, self.mapping.source)
                 return OUTDATED
+            # The two sides were read before the record: under load, long enough for other reconciles to have
+            # synced the key since (and a settle to have dropped the bases those states were). A conflict stands
+            # only on states read again after the record, and found the same.
+            suspect = (fingerprint(target), fingerprint(source))
+            if suspect != self._suspect and self._rechecks < MAX_RECHECKS:
+                self._suspect, self._rechecks = suspect, self._rechecks + 1
+                return RECHECK
             self._conflict(target, source)
             return CONFLICT
         self.record = self.sync.add(
@@ -215,10 +234,10 @@ class KeyGuard:
 
     def landed(self, source: ObjectState | None) -> None:
         """A copy of ``source`` (None: a delete) landed on the destination: both sides held that state, so it is a
-        base of the source side too, recorded at once rather than at convergence. A later change of the
-        destination is then on top of it (the destination's owner may change the key as soon as the copy is
-        there): its event going back finds a base, and this key's event coming again (a crash before this call
-        settled) is outdated, not a conflict."""
+        base of the source side too (the journal made it one of the destination's), recorded at once rather than
+        at convergence. A later change of the destination is then on top of it (the destination's owner may change
+        the key as soon as the copy is there): its event going back finds a base, and this key's event coming
+        again (a crash before this call settled) is outdated, not a conflict."""
         self._wrote.append(source)
         if self.judging:
             self.record = self.sync.add(
@@ -232,6 +251,14 @@ class KeyGuard:
     def settled(self, source: ObjectState | None, target: ObjectState | None) -> None:
         """Both sides are equal: the record becomes exactly their fingerprints (no write when it is already)."""
         now = {self.mapping.source: fingerprint(source), self.mapping.target: fingerprint(target)}
+        log.debug(
+            "s3 key %r %s->%s: settled at %s, record %s",
+            self.key,
+            self.mapping.source,
+            self.mapping.target,
+            {k: v[:8] for k, v in now.items()},
+            _short(self.record),
+        )
         if self.record is not None and dict(self.record.sides) == {s: frozenset({fp}) for s, fp in now.items()}:
             return
         self.sync.settle(self.mapping.source, self.mapping.target, self.key, now, self.record)
@@ -272,3 +299,12 @@ def _wrote(written: ObjectState | None, target: ObjectState | None) -> bool:
     if written is None or target is None:
         return written is None and target is None
     return not objects.differences(written, target)
+
+
+def _short(record: SyncRecord | None) -> str:
+    """A sync record for a debug line: version and each side's fingerprints, shortened."""
+    if record is None:
+        return "none"
+    return f"v{record.version} " + " ".join(
+        f"{side}={','.join(sorted(fp[:8] for fp in fps))}" for side, fps in sorted(record.sides.items())
+    )

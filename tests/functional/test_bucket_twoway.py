@@ -431,3 +431,26 @@ def test_a_copy_whose_answer_was_lost_and_that_landed_is_read_as_landed(pair: Pa
     assert [r.action for r in pair.change(pair.old, "k")] == [COPIED, UNCHANGED]
     assert len(sent) == 1  # the copy was not sent again: both sides were read, and found equal
     assert pair.body(pair.new, "k") == b"X" and pair.conflicts() == []
+
+
+def test_a_conflict_is_called_only_on_states_read_again_after_the_record(pair: Pair) -> None:
+    """Found by the chaos switch phase under load: a slow forward reconcile read the old side (N1) and the new
+    side (N2); before it judged, reverse carried N2 back, the new side deleted the key, reverse carried the
+    delete, and the key's record was settled at "absent" on both sides. Judged on its old reads against that
+    record, neither state was a base: a false conflict. The states are read again first: both absent."""
+    pair.steps(STEP_CAPTURE, STEP_REVERSE)
+    pair.put(pair.old, "k", b"N1")
+    assert [r.action for r in pair.change(pair.old, "k")] == [COPIED, UNCHANGED]
+    pair.put(pair.new, "k", b"N2")
+    taggings: list[str] = []
+
+    def meanwhile(**_: Any) -> None:
+        taggings.append("read")
+        if len(taggings) == 2:  # the forward reconcile has read the old side (N1) and the new one (N2)
+            assert pair.deliver(pair.new, "k").action == COPIED
+            pair.s3.delete_object(Bucket=pair.new, Key="k")
+            assert pair.deliver(pair.new, "k", "removed").action == DELETED
+
+    pair.forward.s3.meta.events.register("after-call.s3.GetObjectTagging", meanwhile)
+    assert pair.deliver(pair.old, "k").action == ABSENT
+    assert len(taggings) > 2 and pair.conflicts() == []
