@@ -19,14 +19,12 @@ functions' mappings (``ferry reverse --stage``, or Terraform with ``reverse = tr
 The later steps (``ferry cutover``, ``ferry rollback``; docs/switching.md) record themselves here too, per
 pair, and each is skipped on a rerun once recorded: ``switched`` → ``forward_drained`` → ``forward_disabled``
 (cutover), ``reverse_disabled`` → ``rolled_back`` (rollback). This module holds what they decide and
-read — the steps, the refusals, whether a direction's consumers still have work from before a moment,
-and the local pollers' view of a direction turned off; the CLI (ferry_cli.switch) drives them.
+read — the steps, the refusals, whether a direction's consumers still have work from before a moment;
+the CLI (ferry_cli.switch) drives them, and the local pollers (ferry_dev.replication) obey the steps.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -48,7 +46,6 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.literals import QueueAttributeNameType
 
-log = logging.getLogger(__name__)
 
 FORWARD, REVERSE = "forward", "reverse"
 STEP_REVERSE_DISABLED = "reverse_disabled"  # ferry rollback --confirm-switched: reverse replication off
@@ -244,57 +241,3 @@ def consumer_passed(age_seconds: float | None, since: float, now: float, window:
     if age_seconds is None:
         return False
     return age_seconds == 0 or age_seconds < now - since - window
-
-
-# --- the local pollers' view ------------------------------------------------------------------------
-
-
-class DirectionOff:
-    """Whether the switch turned a direction's consumers off for any of ``watched`` (``ferry cutover``:
-    forward; ``ferry rollback``: reverse), as the local pollers ask before each round: re-read at most every
-    ``recheck`` seconds, and kept once true. A failed read keeps the last answer (logged)."""
-
-    def __init__(
-        self,
-        switch: TwoWayStore,
-        watched: list[Pair],
-        direction: str,
-        *,
-        recheck: float = LOCAL_RECHECK_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.switch = switch
-        self.watched = watched
-        self.step = DISABLED_STEP[direction]
-        self.recheck = recheck
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._asked_at: float | None = None
-        self._off = False
-
-    def __call__(self) -> bool:
-        with self._lock:
-            now = self.clock()
-            if self._off or (self._asked_at is not None and now - self._asked_at < self.recheck):
-                return self._off
-            self._asked_at = now
-            try:
-                self._off = any(self.step in self.switch.steps(*pair) for pair in self.watched)
-            except Exception as exc:
-                log.warning("cannot read the switch steps (%s): the pollers keep their last answer", exc)
-            if self._off:
-                log.info("%s: replication turned off for %s", self.step, [source for _, source, _ in self.watched])
-            return self._off
-
-
-def all_off(switch: TwoWayStore, spec: Spec, direction: str) -> bool:
-    """Whether every pair has its direction turned off (a state table that does not exist yet: no)."""
-    from ferry.aws import error_name
-
-    step = DISABLED_STEP[direction]
-    try:
-        return bool(pairs(spec)) and all(step in switch.steps(*pair) for pair in pairs(spec))
-    except Exception as exc:
-        if error_name(exc) == "ResourceNotFoundException":
-            return False
-        raise

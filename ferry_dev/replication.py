@@ -16,40 +16,93 @@ direction's pollers of the pair apply nothing more (they re-read it at least eve
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ferry.aws import queue_depth, stream_arn_of
+from ferry.aws import is_missing_resource, queue_depth, stream_arn_of
 from ferry.buckets.setup import ensure_event_queues
 from ferry.clients import make_client
 from ferry.release import queue_released
 from ferry.spec import Spec, spec_to_dict
 from ferry.switch import (
+    DISABLED_STEP,
     FORWARD,
+    LOCAL_RECHECK_SECONDS,
     REVERSE,
-    DirectionOff,
     Pair,
     SwitchRefused,
-    all_off,
     local_recheck_seconds,
+    pairs,
     switch_store,
 )
 from ferry.tables.protocol import replay_consumer_released
 from ferry.tables.setup import ensure_failure_queue
 from ferry.tables.state import BUCKET, TABLE, StateStore
-from ferry.twoway import reverse_spec
+from ferry.twoway import TwoWayStore, reverse_spec
 from ferry_dev.anomalies import DeliveryAnomalies
 from ferry_dev.hold import CatchUp, ReleaseGate
 from ferry_dev.sqs_poller import SqsPoller
 from ferry_dev.stream_poller import PollStats, StreamPoller
 
+log = logging.getLogger(__name__)
 CHALICE_APP = Path(__file__).resolve().parent.parent / "chalice_app"
 SQS_POLLERS = 5
+
+
+class DirectionOff:
+    """Whether the switch turned a direction's consumers off for any of ``watched`` (``ferry cutover``:
+    forward; ``ferry rollback``: reverse), as the local pollers ask before each round: re-read at most every
+    ``recheck`` seconds, and kept once true. A failed read keeps the last answer (logged)."""
+
+    def __init__(
+        self,
+        switch: TwoWayStore,
+        watched: list[Pair],
+        direction: str,
+        *,
+        recheck: float = LOCAL_RECHECK_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.switch = switch
+        self.watched = watched
+        self.step = DISABLED_STEP[direction]
+        self.recheck = recheck
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._asked_at: float | None = None
+        self._off = False
+
+    def __call__(self) -> bool:
+        with self._lock:
+            now = self.clock()
+            if self._off or (self._asked_at is not None and now - self._asked_at < self.recheck):
+                return self._off
+            self._asked_at = now
+            try:
+                self._off = any(self.step in self.switch.steps(*pair) for pair in self.watched)
+            except Exception as exc:
+                log.warning("cannot read the switch steps (%s): the pollers keep their last answer", exc)
+            if self._off:
+                log.info("%s: replication turned off for %s", self.step, [source for _, source, _ in self.watched])
+            return self._off
+
+
+def all_off(switch: TwoWayStore, spec: Spec, direction: str) -> bool:
+    """Whether every pair has its direction turned off (a state table that does not exist yet: no)."""
+    step = DISABLED_STEP[direction]
+    try:
+        return bool(pairs(spec)) and all(step in switch.steps(*pair) for pair in pairs(spec))
+    except Exception as exc:
+        if is_missing_resource(exc):
+            return False
+        raise
 
 
 def load_handlers(spec: Spec) -> Any:

@@ -18,14 +18,14 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from ferry.switch import FORWARD, DirectionOff, consumer_passed
+from ferry.switch import FORWARD, consumer_passed
 from ferry.tables.protocol import PHASE_LIVE
 from ferry.tables.state import COPY_DONE, TABLE, CopyRun, StateStore
 from ferry.twoway import Conflict, TwoWayStore, pair_id
 from ferry.wire import key_text
 from ferry_cli.main import cli
 from ferry_cli.specfile import load_spec
-from ferry_dev.replication import LocalReplication
+from ferry_dev.replication import DirectionOff, LocalReplication
 from tests.conftest import create_table, scan_all
 
 pytestmark = pytest.mark.functional
