@@ -196,49 +196,48 @@ def _crash_once(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> None:
     monkeypatch.setattr(owner, name, crashing)
 
 
-def test_a_record_whose_write_landed_before_a_crash_is_not_a_conflict_once_the_key_moved_on(
-    pair: Pair, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Found by the chaos switch phase under load: the write landed, the handler died before its mark, and
-    the key's owner (the new side, which took it over once it arrived) changed it before the record came again."""
-    forward, backward = _replicator(pair, pair.spec), _replicator(pair, reverse_spec(pair.spec))
+def _synced_then_changed(pair: Pair) -> dict[str, Any]:
+    """The old side's key k synced at A on both sides, then changed to B: that change's stream record."""
     pair.put(pair.old, "k", "A")
     pair.settle()
     pair.put(pair.old, "k", "B")
     (record,) = _records(pair.streams, pair.ddb, pair.old)[-1:]
-    _crash_once(monkeypatch, TwoWayStore, "mark_sequence")
-    with pytest.raises(_Crash):
-        forward.apply_stream_record(record)
-    assert pair.items(pair.new) == {"k": "B"}  # it landed
-    pair.put(pair.new, "k", "C")  # the new side takes the key over
-    assert forward.apply_stream_record(record).outcome == OVERTAKEN
-    *_, echo, change = _records(pair.streams, pair.ddb, pair.new)
-    assert [backward.apply_stream_record(r).outcome for r in (echo, change)] == [ECHO, APPLIED]
-    pair.settle()
-    assert pair.items(pair.old) == pair.items(pair.new) == {"k": "C"}
-    assert pair.switch.conflicts(TABLE, pair.old, pair.new) == []
+    return record
 
 
-def test_control_a_write_that_never_landed_under_a_concurrent_change_is_still_a_conflict(
-    pair: Pair, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("landed", [True, False], ids=["crash-after-the-write", "control-crash-before-it"])
+def test_a_record_whose_own_write_began_before_a_crash_is_overtaken_not_a_conflict(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch, landed: bool
 ) -> None:
-    """The same crash one step earlier: the write never landed and the new side changed the key on its own.
-    The redelivered record writes nothing, and the new side's change is judged against the old side's B."""
+    """Found by the chaos switch phase under load: the write landed, the handler died before its mark, and
+    the key's owner (the new side, which took it over once it arrived) changed it before the record came again:
+    overtaken, and the owner's change travels back. Control, the crash one step earlier: the write never landed
+    and the new side changed the key on its own (on A): the record writes nothing either, and the new side's
+    change, judged against the old side's B, is the conflict."""
     import ferry.tables.replicate as replicate
 
     forward = _replicator(pair, pair.spec)
-    pair.put(pair.old, "k", "A")
-    pair.settle()
-    pair.put(pair.old, "k", "B")
-    (record,) = _records(pair.streams, pair.ddb, pair.old)[-1:]
-    _crash_once(monkeypatch, replicate, "write_item_if")
+    record = _synced_then_changed(pair)
+    if landed:
+        _crash_once(monkeypatch, TwoWayStore, "mark_sequence")  # after the write, before its mark
+    else:
+        _crash_once(monkeypatch, replicate, "write_item_if")  # after the journal and the applying mark
     with pytest.raises(_Crash):
         forward.apply_stream_record(record)
-    pair.put(pair.new, "k", "C")  # made on A: a real conflict with the old side's B
+    assert pair.items(pair.new) == {"k": "B" if landed else "A"}
+    pair.put(pair.new, "k", "C")
     assert forward.apply_stream_record(record).outcome == OVERTAKEN
+    if landed:
+        *_, echo, change = _records(pair.streams, pair.ddb, pair.new)
+        backward = _replicator(pair, reverse_spec(pair.spec))
+        assert [backward.apply_stream_record(r).outcome for r in (echo, change)] == [ECHO, APPLIED]
     pair.settle()
-    assert pair.items(pair.old) == {"k": "B"} and pair.items(pair.new) == {"k": "C"}
-    assert [c.key for c in pair.switch.conflicts(TABLE, pair.old, pair.new)] == ['{"pk":{"S":"k"}}']
+    if landed:
+        assert pair.items(pair.old) == pair.items(pair.new) == {"k": "C"}
+        assert pair.switch.conflicts(TABLE, pair.old, pair.new) == []
+    else:
+        assert pair.items(pair.old) == {"k": "B"} and pair.items(pair.new) == {"k": "C"}
+        assert [c.key for c in pair.switch.conflicts(TABLE, pair.old, pair.new)] == ['{"pk":{"S":"k"}}']
 
 
 @pytest.mark.parametrize("guarded", [True, False], ids=["no-blind-resend", "control-botocore-resends"])
@@ -252,10 +251,7 @@ def test_a_write_whose_answer_was_lost_is_judged_again_not_sent_again(
         monkeypatch.setattr(ferry.aws, "_no_blind_resend", lambda **_: None)
     judged = make_client("dynamodb", where)  # a client of its own: the hook below is on it alone
     forward = TableReplicator(pair.spec, judged, PhaseCache(StateStore(judged, pair.spec.state_table), 0))
-    pair.put(pair.old, "k", "A")
-    pair.settle()
-    pair.put(pair.old, "k", "B")
-    (record,) = _records(pair.streams, pair.ddb, pair.old)[-1:]
+    record = _synced_then_changed(pair)
     lost: list[str] = []
 
     def land_then_lose_the_answer(request: Any, **_: Any) -> None:
