@@ -145,13 +145,11 @@ def scan_all(ddb: Any, table: str) -> list[dict[str, Any]]:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def two_way_tables(ddb: Any, where: AwsTarget, unique: str, **replication: Any) -> tuple[Any, str, str, str]:
-    """An old table (with its stream) whose copy is done and a new one, after `ferry reverse`
-    (prepare_reverse): (spec, old, new, state table). ``replication``: the spec's replication settings."""
+def old_and_new_tables(ddb: Any, where: AwsTarget, unique: str, **replication: Any) -> tuple[Any, str, str, str]:
+    """An old table (with its stream), a new one, a state table and their spec: (spec, old, new, state table).
+    ``replication``: the spec's replication settings."""
     from ferry.spec import parse_spec
-    from ferry.switch import prepare_reverse
-    from ferry.tables.protocol import PHASE_LIVE
-    from ferry.tables.state import StateStore, create_state_table
+    from ferry.tables.state import create_state_table
 
     old, new, state = f"old-{unique}", f"new-{unique}", f"state-{unique}"
     create_table(ddb, old, stream=True)
@@ -166,6 +164,16 @@ def two_way_tables(ddb: Any, where: AwsTarget, unique: str, **replication: Any) 
             "replication": {"phase_cache_seconds": 0, **replication},
         }
     )
+    return spec, old, new, state
+
+
+def two_way_tables(ddb: Any, where: AwsTarget, unique: str, **replication: Any) -> tuple[Any, str, str, str]:
+    """:func:`old_and_new_tables` whose copy is done, after `ferry reverse` (prepare_reverse)."""
+    from ferry.switch import prepare_reverse
+    from ferry.tables.protocol import PHASE_LIVE
+    from ferry.tables.state import StateStore
+
+    spec, old, new, state = old_and_new_tables(ddb, where, unique, **replication)
     StateStore(ddb, state).set_phase(old, PHASE_LIVE)  # the copy is done (finalized)
     prepare_reverse(spec, sleep=lambda _: None)
     return spec, old, new, state

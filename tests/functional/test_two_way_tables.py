@@ -28,7 +28,7 @@ from ferry.tables.replicate import ALREADY, APPLIED, CONFLICT, ECHO, OVERTAKEN, 
 from ferry.tables.state import TABLE, PhaseCache, StateStore, create_state_table
 from ferry.twoway import STEP_REVERSE, TwoWayStore, reverse_spec
 from ferry_dev.replication import LocalReplication
-from tests.conftest import create_table, scan_all, two_way_tables
+from tests.conftest import create_table, old_and_new_tables, scan_all, two_way_tables
 
 pytestmark = pytest.mark.functional
 
@@ -76,18 +76,7 @@ def pair(ddb: Any, streams: Any, where: AwsTarget, unique: str) -> Iterator[Pair
 def test_reverse_refuses_before_the_copy_is_done(ddb: Any, where: AwsTarget, unique: str) -> None:
     from ferry.errors import SetupError
 
-    old, new, state = f"old-{unique}", f"new-{unique}", f"state-{unique}"
-    create_table(ddb, old, stream=True)
-    create_table(ddb, new)
-    create_state_table(ddb, state)
-    spec = parse_spec(
-        {
-            "region": where.region,
-            "endpoint_url": where.endpoint_url,
-            "state_table": state,
-            "tables": [{"source": old, "target": new}],
-        }
-    )
+    spec, old, new, state = old_and_new_tables(ddb, where, unique)
     StateStore(ddb, state).set_phase(old, "hold")
     with pytest.raises(SetupError, match="phase hold"):
         prepare_reverse(spec, sleep=lambda _: None)
