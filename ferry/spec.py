@@ -16,11 +16,13 @@ from typing import Any
 
 from ferry.clients import AwsTarget
 from ferry.errors import SpecError
+from ferry.shape import UNROUTED_CHOICES, UNROUTED_ERROR, Route, Shape, Transform, When
 
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 # arn:<partition>:iam::<account>:role/<optional path/>name (IAM's characters for paths and names)
+_HOOK = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}")
 ROLE_FIELDS = ("source_role_arn", "target_role_arn")
 STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
@@ -254,14 +256,108 @@ _NAME_RULES = {
 }
 
 
+SHAPE_KEYS = {"targets", "transform", "unrouted"}
+
+
 def _parse_table(raw: Any, index: int) -> TableMapping:
     where = f"tables[{index}]"
     data = _expect_mapping(raw, where)
-    _reject_unknown(data, _fields_of(TableMapping), where)
+    _reject_unknown(data, _fields_of(TableMapping) | SHAPE_KEYS, where)
+    if SHAPE_KEYS & set(data):
+        parse_shape(data, where)  # every field checked first: a wrong one is named before the refusal below
+        name = next(key for key in ("targets", "transform", "unrouted") if key in data)
+        raise SpecError(
+            f"{where}.{name}",
+            "transforms and table splits are not applied by this version's backfill, stream handler and verify "
+            "yet (docs/adr/0010, issue 15): nothing would reshape the copy",
+        )
     source, target = _source_and_target(data, where, _TABLE_NAME, "table")
     return TableMapping(
         source, target, _typed(data, "replicate_ttl_deletes", bool, True, where), _protocol(data, where)
     )
+
+
+def parse_shape(data: Mapping[str, Any], where: str) -> Shape:
+    """A table mapping's ``targets`` (or ``target``), ``transform`` and ``unrouted`` (ferry.shape)."""
+    source = _typed(data, "source", str, None, where)
+    if source is None:
+        raise SpecError(f"{where}.source", "is required")
+    if "targets" in data and data.get("target") is not None:
+        raise SpecError(f"{where}.targets", "give target (one table) or targets (a split), not both")
+    if "targets" in data:
+        raw_routes = data["targets"]
+        if not isinstance(raw_routes, list) or not raw_routes:
+            raise SpecError(f"{where}.targets", "must be a non-empty list of {table, when}")
+        routes = tuple(_parse_route(raw, f"{where}.targets[{i}]") for i, raw in enumerate(raw_routes))
+    else:
+        if data.get("target") is None:
+            raise SpecError(f"{where}.target", "is required (or targets, for a split)")
+        routes = (Route(_table_name(data, "target", where)),)
+        if "unrouted" in data:
+            raise SpecError(f"{where}.unrouted", "only a split (targets) can leave an item unrouted")
+    tables = [route.table for route in routes]
+    for i, table in enumerate(tables):
+        if table == source:
+            raise SpecError(f"{where}.targets[{i}].table", "must differ from the source table")
+        if table in tables[:i]:
+            raise SpecError(f"{where}.targets[{i}].table", f"{table!r} is already a target of this mapping")
+    transform = _parse_transform(data.get("transform"), f"{where}.transform")
+    unrouted = _one_of(data, "unrouted", UNROUTED_CHOICES, UNROUTED_ERROR, where)
+    return Shape(routes, transform, unrouted)
+
+
+def _table_name(data: Mapping[str, Any], key: str, where: str) -> str:
+    name: str | None = _typed(data, key, str, None, where)
+    if name is None:
+        raise SpecError(f"{where}.{key}", "is required")
+    if not _TABLE_NAME.fullmatch(name):
+        raise SpecError(f"{where}.{key}", f"{name!r} is not a valid {_NAME_RULES['table']}")
+    return name
+
+
+def _parse_route(raw: Any, where: str) -> Route:
+    data = _expect_mapping(raw, where)
+    _reject_unknown(data, {"table", "when"}, where)
+    table = _table_name(data, "table", where)
+    if data.get("when") is None:
+        return Route(table)
+    when = _expect_mapping(data["when"], f"{where}.when")
+    _reject_unknown(when, {"attribute", "equals", "begins_with"}, f"{where}.when")
+    attribute = _typed(when, "attribute", str, None, f"{where}.when")
+    if not attribute:
+        raise SpecError(f"{where}.when.attribute", "is required")
+    tests = [key for key in ("equals", "begins_with") if when.get(key) is not None]
+    if len(tests) != 1:
+        raise SpecError(f"{where}.when", "needs exactly one of equals or begins_with")
+    if tests == ["equals"]:
+        value = when["equals"]
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise SpecError(f"{where}.when.equals", f"must be a string or a number, got {_show(value)}")
+        return Route(table, When(attribute, equals=str(value)))
+    return Route(table, When(attribute, begins_with=_typed(when, "begins_with", str, None, f"{where}.when")))
+
+
+def _parse_transform(raw: Any, where: str) -> Transform:
+    if raw is None:
+        return Transform()
+    data = _expect_mapping(raw, where)
+    _reject_unknown(data, {"rename", "drop", "function"}, where)
+    rename_raw = _expect_mapping(data.get("rename") or {}, f"{where}.rename")
+    rename = []
+    for old, new in rename_raw.items():
+        if not isinstance(new, str) or not new or not isinstance(old, str):
+            raise SpecError(f"{where}.rename.{old}", f"must name the new attribute, got {_show(new)}")
+        rename.append((old, new))
+    news = [new for _, new in rename]
+    if len(set(news)) != len(news):
+        raise SpecError(f"{where}.rename", "two attributes renamed to the same name")
+    drop = data.get("drop") or []
+    if not isinstance(drop, list) or not all(isinstance(name, str) and name for name in drop):
+        raise SpecError(f"{where}.drop", f"must be a list of attribute names, got {_show(drop)}")
+    function = _typed(data, "function", str, "", where)
+    if function and not _HOOK.fullmatch(function):
+        raise SpecError(f"{where}.function", f"{function!r} must be 'package.module:callable'")
+    return Transform(tuple(rename), tuple(drop), function)
 
 
 def _parse_bucket(raw: Any, index: int) -> BucketMapping:

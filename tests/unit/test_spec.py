@@ -721,3 +721,79 @@ def test_an_invalid_insert_mode_names_the_field_and_exits_2(value: Any) -> None:
     assert error.exit_code == 2
     expected = "must be one of auto, put, partiql" if isinstance(value, str) else "must be str"
     assert error.problem.startswith(expected)
+
+
+# --- transforms and splits (docs/adr/0010): parsed and checked, refused until the paths apply them ---------
+
+ISSUE_15_EXAMPLE = {
+    "source": "app",
+    "protocol": "replay",
+    "targets": [
+        {"table": "app-users", "when": {"attribute": "type", "equals": "user"}},
+        {"table": "app-orders", "when": {"attribute": "sk", "begins_with": "ORDER#"}},
+    ],
+    "transform": {
+        "rename": {"old_name": "new_name"},
+        "drop": ["legacy_flag"],
+        "function": "mypkg.shapes:reshape",
+    },
+}
+
+
+def test_the_split_example_parses_into_its_shape() -> None:
+    from ferry.shape import Route, Shape, Transform, When
+    from ferry.spec import parse_shape
+
+    assert parse_shape(ISSUE_15_EXAMPLE, "tables[0]") == Shape(
+        (Route("app-users", When("type", equals="user")), Route("app-orders", When("sk", begins_with="ORDER#"))),
+        Transform((("old_name", "new_name"),), ("legacy_flag",), "mypkg.shapes:reshape"),
+        "error",
+    )
+    one = parse_shape({"source": "app", "target": "app-v2", "transform": {"drop": ["x"]}}, "tables[0]")
+    assert one == Shape((Route("app-v2"),), Transform(drop=("x",)))
+    assert parse_shape({**ISSUE_15_EXAMPLE, "unrouted": "skip", "transform": None}, "t").unrouted == "skip"
+    assert parse_shape(
+        {"source": "app", "targets": [{"table": "app-n", "when": {"attribute": "n", "equals": 7}}]}, "t"
+    ).routes[0].when == When("n", equals="7")
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "problem"),
+    [
+        ({"target": "app-v2"}, "tables[0].targets", "not both"),
+        ({"targets": []}, "tables[0].targets", "non-empty list"),
+        ({"targets": [{"table": "app"}]}, "tables[0].targets[0].table", "differ from the source"),
+        ({"targets": [{"table": "a-b"}, {"table": "a-b"}]}, "tables[0].targets[1].table", "already a target"),
+        ({"targets": [{"table": "x"}]}, "tables[0].targets[0].table", "not a valid DynamoDB table name"),
+        ({"targets": [{"table": "a-b", "when": {"attribute": "t"}}]}, "tables[0].targets[0].when", "exactly one"),
+        (
+            {"targets": [{"table": "a-b", "when": {"attribute": "t", "equals": True}}]},
+            "tables[0].targets[0].when.equals",
+            "string or a number",
+        ),
+        ({"targets": [{"table": "a-b", "when": {"equals": "u"}}]}, "tables[0].targets[0].when.attribute", "required"),
+        ({"targets": [{"table": "a-b", "where": {}}]}, "tables[0].targets[0].where", "unknown key"),
+        ({"transform": {"rename": {"a": "c", "b": "c"}}}, "tables[0].transform.rename", "same name"),
+        ({"transform": {"rename": {"a": 3}}}, "tables[0].transform.rename.a", "new attribute"),
+        ({"transform": {"drop": "legacy"}}, "tables[0].transform.drop", "list of attribute names"),
+        (
+            {"transform": {"function": "mypkg.shapes.reshape"}},
+            "tables[0].transform.function",
+            "package.module:callable",
+        ),
+        ({"unrouted": "maybe"}, "tables[0].unrouted", "one of error, skip"),
+    ],
+)
+def test_each_bad_shape_field_is_named(change: dict[str, Any], field: str, problem: str) -> None:
+    raw = {**ISSUE_15_EXAMPLE, **change}
+    with pytest.raises(SpecError) as caught:
+        parse_spec({"region": "us-east-1", "tables": [raw]})
+    assert caught.value.field == field and problem in caught.value.problem
+
+
+def test_a_valid_shape_is_refused_until_every_path_applies_it() -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec({"region": "us-east-1", "tables": [ISSUE_15_EXAMPLE]})
+    assert caught.value.field == "tables[0].targets" and "not applied" in caught.value.problem
+    with pytest.raises(SpecError, match="unrouted"):
+        parse_spec({"region": "us-east-1", "tables": [{"source": "app", "target": "app-v2", "unrouted": "skip"}]})
