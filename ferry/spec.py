@@ -52,9 +52,10 @@ STREAM_RETENTION_HOURS = 24.0
 @dataclass(frozen=True)
 class TableMapping:
     source: str
-    target: str
+    target: str  # with a shape: its first route's table
     replicate_ttl_deletes: bool = True
     protocol: str = PROTOCOL_REPLAY
+    shape: Shape | None = None  # transform and routes (docs/adr/0010); the spec's targets/transform/unrouted
 
     @property
     def replay(self) -> bool:
@@ -262,7 +263,7 @@ SHAPE_KEYS = {"targets", "transform", "unrouted"}
 def _parse_table(raw: Any, index: int) -> TableMapping:
     where = f"tables[{index}]"
     data = _expect_mapping(raw, where)
-    _reject_unknown(data, _fields_of(TableMapping) | SHAPE_KEYS, where)
+    _reject_unknown(data, (_fields_of(TableMapping) - {"shape"}) | SHAPE_KEYS, where)
     if SHAPE_KEYS & set(data):
         parse_shape(data, where)  # every field checked first: a wrong one is named before the refusal below
         name = next(key for key in ("targets", "transform", "unrouted") if key in data)
@@ -627,10 +628,35 @@ def with_overrides(
 def spec_to_dict(spec: Spec) -> dict[str, Any]:
     """The plain form (for Lambda environment and Glue arguments); ``parse_spec`` reads it back."""
     out = dataclasses.asdict(spec)
-    out["tables"] = [dict(t) for t in out["tables"]]
+    out["tables"] = [_table_to_dict(t) for t in spec.tables]
     out["buckets"] = [dict(b) for b in out["buckets"]]
     out["prices"] = dict(spec.prices)
     for name in ("endpoint_url", *ROLE_FIELDS):
         if out[name] is None:
             del out[name]
     return out
+
+
+def _table_to_dict(mapping: TableMapping) -> dict[str, Any]:
+    out = dataclasses.asdict(mapping)
+    del out["shape"]
+    shape = mapping.shape
+    if shape is None:
+        return out
+    if len(shape.routes) > 1 or shape.routes[0].when is not None:
+        del out["target"]
+        out["targets"] = [_route_to_dict(route) for route in shape.routes]
+        out["unrouted"] = shape.unrouted
+    transform = shape.transform
+    if not transform.empty:
+        out["transform"] = {"rename": dict(transform.rename), "drop": list(transform.drop)}
+        if transform.function:
+            out["transform"]["function"] = transform.function
+    return out
+
+
+def _route_to_dict(route: Route) -> dict[str, Any]:
+    if route.when is None:
+        return {"table": route.table}
+    test = {"equals": route.when.equals} if route.when.equals is not None else {"begins_with": route.when.begins_with}
+    return {"table": route.table, "when": {"attribute": route.when.attribute, **test}}

@@ -21,8 +21,15 @@ from typing import TYPE_CHECKING, Any, cast
 from ferry.aws import write_item_if
 from ferry.errors import ChangesHeld, PoisonRecordError, RetryableError
 from ferry.runlog import LagSample, RecordLag, RunLog, epoch_of, failed_identifiers, lag_samples_by_source
+from ferry.shape import UNROUTED_ERROR, Put, Shape, ShapeError, Shaper
 from ferry.spec import Spec
-from ferry.tables.protocol import StreamAction, decide_stream_action, is_ttl_delete, tombstone_for
+from ferry.tables.protocol import (
+    StreamAction,
+    decide_stream_action,
+    deletes_leave_tombstones,
+    is_ttl_delete,
+    tombstone_for,
+)
 from ferry.tables.state import TABLE, PhaseCache
 from ferry.twoway import (
     STEP_CAPTURE,
@@ -125,6 +132,7 @@ class TableReplicator:
         self.runlog = RunLog(phases.store.ddb, phases.store.table_name)  # the state table at home
         self.switch = TwoWayStore(phases.store.ddb, phases.store.table_name)
         self.steps = StepsCache(self.switch, phases.ttl, phases.clock)
+        self._shapers: dict[str, Shaper] = {}  # per source table: its shape, the hook loaded once
 
     def record_key(self, record: Mapping[str, Any]) -> str | None:
         """The record's source table and key as one text (a batch stops a key at its first failure); None
@@ -178,6 +186,8 @@ class TableReplicator:
                 f"{event_name} record of {source!r} has no NewImage: the stream must be NEW_AND_OLD_IMAGES",
             )
         sequence = str(change.get("SequenceNumber", ""))
+        if mapping.shape is not None and action is not StreamAction.SKIP:
+            return self._apply_shaped(source, mapping.shape, event_name, change, keys, action, phase)
         if action in (StreamAction.PUT_NEW_IMAGE, StreamAction.DELETE) and self.steps.two_way(
             TABLE, source, mapping.target
         ):
@@ -194,6 +204,55 @@ class TableReplicator:
         applied = AppliedRecord(source, mapping.target, action, key_text(keys), sequence)
         log.debug("applied %s %s to %s key %s", event_name, action.value, mapping.target, applied.key)
         return applied
+
+    def _apply_shaped(
+        self,
+        source: str,
+        shape: Shape,
+        event_name: str,
+        change: Mapping[str, Any],
+        keys: Item,
+        action: StreamAction,
+        phase: str,
+    ) -> AppliedRecord:
+        """A reshaped mapping (docs/adr/0010): the change's writes as ferry.shape plans them (a move deletes the
+        old placement), a delete left as a tombstone while the phase keeps them. An unrouted new image fails
+        the record under ``unrouted: error`` before anything is written; under ``skip`` it is logged."""
+        sequence = str(change.get("SequenceNumber", ""))
+        text = key_text(keys)
+        old = decode_stream_image(change["OldImage"]) if change.get("OldImage") else None
+        if old is None and event_name != "INSERT":
+            raise PoisonRecordError(
+                "dynamodb.OldImage",
+                f"record {sequence} of {source!r} has no OldImage: a reshaped table deletes where the old image "
+                "was placed, so the stream must be NEW_AND_OLD_IMAGES",
+            )
+        new = decode_stream_image(change["NewImage"]) if action is StreamAction.PUT_NEW_IMAGE else None
+        shaper = self._shapers.get(source)
+        try:
+            if shaper is None:
+                shaper = self._shapers[source] = Shaper(shape)
+            placed = shaper.place(new) if new is not None else None
+            writes = shaper.plan_change(old, new, tuple(keys))
+        except ShapeError as exc:
+            raise PoisonRecordError(f"tables[{source}].transform", f"record {sequence}, key {text}: {exc}") from exc
+        if placed is not None and placed.unrouted:
+            if shape.unrouted == UNROUTED_ERROR:
+                raise PoisonRecordError(
+                    f"tables[{source}].targets", f"key {text} matches no route (unrouted: error); nothing written"
+                )
+            log.warning("key %s of %s matches no route: not written (unrouted: skip)", text, source)
+        tombstones = deletes_leave_tombstones(phase)
+        for write in writes:
+            if isinstance(write, Put):
+                self.ddb.put_item(TableName=write.table, Item=write.item)
+            elif tombstones:
+                self.ddb.put_item(TableName=write.table, Item=tombstone_for(write.key))
+            else:
+                self.ddb.delete_item(TableName=write.table, Key=write.key)
+        tables = ",".join(w.table for w in writes) or "-"
+        log.debug("shaped %s key %s: %d writes to %s", source, text, len(writes), tables)
+        return AppliedRecord(source, tables, action, text, sequence)
 
     def _judged(
         self, source: str, target: str, change: Mapping[str, Any], keys: Item, action: StreamAction, sequence: str
