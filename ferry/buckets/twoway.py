@@ -201,15 +201,16 @@ class KeyGuard:
         if self.judging and not self._is_base(target):
             # another reconcile of the key may have synced or journaled since this one read the record
             self.record = self.sync.read(self.mapping.source, self.mapping.target, self.key)
-        log.debug(
-            "s3 key %r %s->%s: target %s, source %s, record %s",
-            self.key,
-            self.mapping.source,
-            self.mapping.target,
-            fingerprint(target)[:8],
-            fingerprint(source)[:8],
-            _short(self.record),
-        )
+        if log.isEnabledFor(logging.DEBUG):  # the fingerprints are work: only when someone reads them
+            log.debug(
+                "s3 key %r %s->%s: target %s, source %s, record %s",
+                self.key,
+                self.mapping.source,
+                self.mapping.target,
+                fingerprint(target)[:8],
+                fingerprint(source)[:8],
+                _short(self.record),
+            )
         if self.judging and not self._is_base(target):
             if self.record is not None and fingerprint(source) in self.record.bases(self.mapping.source):
                 log.debug("s3 key %r: %s holds a synced state, nothing to carry", self.key, self.mapping.source)
@@ -251,14 +252,15 @@ class KeyGuard:
     def settled(self, source: ObjectState | None, target: ObjectState | None) -> None:
         """Both sides are equal: the record becomes exactly their fingerprints (no write when it is already)."""
         now = {self.mapping.source: fingerprint(source), self.mapping.target: fingerprint(target)}
-        log.debug(
-            "s3 key %r %s->%s: settled at %s, record %s",
-            self.key,
-            self.mapping.source,
-            self.mapping.target,
-            {k: v[:8] for k, v in now.items()},
-            _short(self.record),
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "s3 key %r %s->%s: settled at %s, record %s",
+                self.key,
+                self.mapping.source,
+                self.mapping.target,
+                {k: v[:8] for k, v in now.items()},
+                _short(self.record),
+            )
         if self.record is not None and dict(self.record.sides) == {s: frozenset({fp}) for s, fp in now.items()}:
             return
         self.sync.settle(self.mapping.source, self.mapping.target, self.key, now, self.record)
