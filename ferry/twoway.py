@@ -237,6 +237,12 @@ class TwoWayStore:
             },
         )
 
+    def journal_taken(self, kind: str, side: str, key: str, transition: str) -> bool:
+        """Whether ferry's journal entry for ``transition`` on ``side`` has been taken: the write it announced
+        landed and its change record has been seen (an entry is written again, untaken, before each write)."""
+        found = self._get(f"journal#{kind}#{side}#{text_hash(key)}", transition)
+        return bool(found and "taken" in found)
+
     def take_echo(
         self, kind: str, side: str, key: str, transition: str, new: str, since: float = 0.0, taker: str = ""
     ) -> bool:

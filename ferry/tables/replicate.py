@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from ferry.aws import write_item_if
-from ferry.errors import ChangesHeld, PoisonRecordError, RetryableError
+from ferry.errors import ChangesHeld, OutcomeUnknown, PoisonRecordError, RetryableError
 from ferry.runlog import LagSample, RecordLag, RunLog, epoch_of, failed_identifiers, lag_samples_by_source
 from ferry.shape import UNROUTED_ERROR, Put, Shape, ShapeError, Shaper
 from ferry.spec import Spec
@@ -101,6 +101,7 @@ ECHO = "echo"  # two-way: ferry itself made this change on the record's side
 REDELIVERED = "redelivered"  # two-way: at or below the key's last judged sequence number
 ALREADY = "already"  # two-way: the target already holds the change's result
 CONFLICT = "conflict"  # two-way: the target moved on its own; recorded, not applied
+UNSURE_ATTEMPTS = 3  # judged writes whose answer was lost, each read back, before the record fails
 OVERTAKEN = "overtaken"  # two-way: this record's own write began before a crash, and the target has moved on since
 
 
@@ -325,20 +326,45 @@ class TableReplicator:
             log.warning("conflict on key %s: %s and %s both changed it", text, source, target)
             return CONFLICT
         number, last = marks
+        transition = transition_hash(image_hash(destination), image_hash(new))
+        if own and self.switch.journal_taken(TABLE, target, text, transition):
+            # This record's write landed before a crash (its echo has been seen) and the target was changed back
+            # to the state it was made on (ABA): that change travels back on its own; writing again would undo it.
+            log.info("key %s of %s was changed back after this record's own write; nothing written", text, target)
+            return OVERTAKEN
         if number is not None:
             self.switch.mark_applying(TABLE, source, text, number, last)
-        self.switch.journal(TABLE, target, text, transition_hash(image_hash(destination), image_hash(new)))
+        self.switch.journal(TABLE, target, text, transition)
+        return self._write_judged(target, keys, text, destination, new)
+
+    def _write_judged(self, target: str, keys: Item, text: str, destination: Item | None, new: Item | None) -> str:
+        """The judged write, conditioned on the key existing as judged. A lost answer is read back at once (the
+        longer it waits, the likelier the key's owner changes it): the change found there → applied; the state
+        judged → not landed, written again; anything else → overtaken (landed and changed since, or changed
+        on its own: judged against the source by the other direction)."""
         hash_key = next(iter(keys))
         condition: dict[str, Any] = {
             "ConditionExpression": "attribute_exists(#k)" if destination else "attribute_not_exists(#k)",
             "ExpressionAttributeNames": {"#k": hash_key},
         }
-        written, current = (
-            write_item_if(self.ddb, target, condition, key=keys)
-            if new is None
-            else write_item_if(self.ddb, target, condition, item=new)
-        )
-        # Not written, yet the target holds the change: the request was sent again after the first one landed.
-        if not written and judge(cast("Item | None", current), None, new) is not Verdict.ALREADY:
-            raise TargetMoved(f"{target} key {text} changed while its change was judged; judged again")
-        return APPLIED
+        for _ in range(UNSURE_ATTEMPTS):
+            try:
+                written, current = (
+                    write_item_if(self.ddb, target, condition, key=keys)
+                    if new is None
+                    else write_item_if(self.ddb, target, condition, item=new)
+                )
+            except OutcomeUnknown:
+                found = self.ddb.get_item(TableName=target, Key=keys, ConsistentRead=True).get("Item")
+                now = cast("Item | None", dict(found) if found else None)
+                if image_hash(now) == image_hash(new):
+                    return APPLIED
+                if image_hash(now) == image_hash(destination):
+                    continue  # still the state judged: it did not land
+                log.info("key %s of %s moved on while this record's write was unanswered", text, target)
+                return OVERTAKEN
+            # Not written, yet the target holds the change: a request sent again after the first one landed.
+            if not written and judge(cast("Item | None", current), None, new) is not Verdict.ALREADY:
+                raise TargetMoved(f"{target} key {text} changed while its change was judged; judged again")
+            return APPLIED
+        raise OutcomeUnknown(f"{target} key {text}: {UNSURE_ATTEMPTS} writes unanswered; the record is judged again")

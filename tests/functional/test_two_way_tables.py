@@ -20,7 +20,6 @@ import ferry.aws
 from ferry.aws import stream_arn_of
 from ferry.backlog import stream_backlog, stream_records
 from ferry.clients import AwsTarget, make_client
-from ferry.errors import OutcomeUnknown
 from ferry.spec import Spec, parse_spec
 from ferry.switch import prepare_reverse
 from ferry.tables.protocol import PHASE_LIVE
@@ -235,7 +234,7 @@ def test_a_write_whose_answer_was_lost_is_judged_again_not_sent_again(
 ) -> None:
     """The judged write landed, its answer was lost, and the key's owner changed it at once. Sent again as it
     was (botocore's retry), it would overwrite that change, whose record then travels back on top of nothing
-    to report: lost silently (the control). Not resent, the record is judged again: overtaken, converged."""
+    to report: lost silently (the control). Not resent, the key is read back at once: overtaken, converged."""
     if not guarded:
         monkeypatch.setattr(ferry.aws, "_no_blind_resend", lambda **_: None)
     judged = make_client("dynamodb", where)  # a client of its own: the hook below is on it alone
@@ -252,8 +251,6 @@ def test_a_write_whose_answer_was_lost_is_judged_again_not_sent_again(
 
     judged.meta.events.register("before-send.dynamodb.PutItem", land_then_lose_the_answer)
     if guarded:
-        with pytest.raises(OutcomeUnknown):
-            forward.apply_stream_record(record)
         assert forward.apply_stream_record(record).outcome == OVERTAKEN
     else:
         assert forward.apply_stream_record(record).outcome == APPLIED  # resent: B over C
@@ -263,6 +260,51 @@ def test_a_write_whose_answer_was_lost_is_judged_again_not_sent_again(
         assert pair.items(pair.old) == pair.items(pair.new) == {"k": "C"}
     else:
         assert pair.items(pair.old) == pair.items(pair.new) == {"k": "B"}  # C is gone, and nothing says so
+    assert pair.switch.conflicts(TABLE, pair.old, pair.new) == []
+
+
+def test_a_write_whose_answer_was_lost_and_that_landed_is_read_as_applied(pair: Pair, where: AwsTarget) -> None:
+    """The common case of a lost answer: nobody wrote in between. The key read back holds the change: applied,
+    sent once; its echo is still known."""
+    judged = make_client("dynamodb", where)
+    forward = TableReplicator(pair.spec, judged, PhaseCache(StateStore(judged, pair.spec.state_table), 0))
+    record = _synced_then_changed(pair)
+    sent: list[str] = []
+
+    def land_then_lose_the_answer(request: Any, **_: Any) -> None:
+        if pair.new.encode() in request.body and b"ALL_OLD" in request.body:
+            sent.append(request.url)
+            if len(sent) == 1:
+                pair.put(pair.new, "k", "B")
+                raise ConnectionClosedError(endpoint_url=request.url)
+
+    judged.meta.events.register("before-send.dynamodb.PutItem", land_then_lose_the_answer)
+    assert forward.apply_stream_record(record).outcome == APPLIED
+    assert len(sent) == 1
+    (echo,) = _records(pair.streams, pair.ddb, pair.new)[-1:]
+    assert _replicator(pair, reverse_spec(pair.spec)).apply_stream_record(echo).outcome == ECHO
+    assert pair.switch.conflicts(TABLE, pair.old, pair.new) == []
+
+
+def test_a_redelivered_insert_does_not_resurrect_what_the_owner_deleted_after_it_landed(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the chaos switch phase: the insert landed, the handler died before its mark, reverse saw its
+    echo, and the new side (the key's owner now) deleted the item: the target is absent again, the state the
+    insert was made on (ABA). Judged again, it must not be written again: its echo was taken, so it landed."""
+    forward, backward = _replicator(pair, pair.spec), _replicator(pair, reverse_spec(pair.spec))
+    pair.put(pair.old, "k", "A")
+    (insert,) = _records(pair.streams, pair.ddb, pair.old)
+    _crash_once(monkeypatch, TwoWayStore, "mark_sequence")
+    with pytest.raises(_Crash):
+        forward.apply_stream_record(insert)
+    (echo,) = _records(pair.streams, pair.ddb, pair.new)
+    assert backward.apply_stream_record(echo).outcome == ECHO
+    pair.delete(pair.new, "k")
+    assert forward.apply_stream_record(insert).outcome == OVERTAKEN
+    assert pair.items(pair.new) == {}
+    pair.settle()
+    assert pair.items(pair.old) == pair.items(pair.new) == {}
     assert pair.switch.conflicts(TABLE, pair.old, pair.new) == []
 
 
