@@ -37,8 +37,8 @@ Hook = Callable[[Item], Item | None]
 
 @dataclass(frozen=True)
 class When:
-    """``attribute`` equals ``equals`` (a string or number attribute, compared as text), or its string value
-    begins with ``begins_with``."""
+    """``attribute`` equals ``equals`` (a string attribute as text, a number attribute as a number), or its
+    string value begins with ``begins_with``."""
 
     attribute: str
     equals: str | None = None
@@ -116,10 +116,6 @@ class Shape:
     unrouted: str = UNROUTED_ERROR
 
     @property
-    def tables(self) -> tuple[str, ...]:
-        return tuple(route.table for route in self.routes)
-
-    @property
     def routing_attributes(self) -> tuple[str, ...]:
         """The attributes the routes read (names after the transform)."""
         return tuple(sorted({r.when.attribute for r in self.routes if r.when is not None}))
@@ -186,9 +182,15 @@ class Shaper:
         return Placed(None, shaped)
 
     def plan_change(self, old: Item | None, new: Item | None, source_key_names: Sequence[str]) -> list[Write]:
-        """The writes one change makes: the new image put where it goes, and the old image's placement deleted
-        when the change moved it (another route or target key) or sent it nowhere (deleted, dropped,
-        unrouted). Unrouted new images are the caller's to count and report."""
+        """The writes one change makes (:meth:`plan`)."""
+        return self.plan(old, new, source_key_names)[0]
+
+    def plan(
+        self, old: Item | None, new: Item | None, source_key_names: Sequence[str]
+    ) -> tuple[list[Write], Placed | None]:
+        """The writes one change makes — the new image put where it goes, and the old image's placement deleted
+        when the change moved it (another route or target key) or sent it nowhere (deleted, dropped, unrouted)
+        — and the new image's placement (None: no new image), for the caller to count and report unrouted."""
         key_names = self.shape.target_key_names(source_key_names)
         before = self.place(old) if old is not None else None
         after = self.place(new) if new is not None else None
@@ -205,7 +207,7 @@ class Shaper:
                 writes.append(Delete(before.table, old_key))
         if after is not None and after.table is not None and after.item is not None:
             writes.append(Put(after.table, after.item))
-        return writes
+        return writes, after
 
 
 @dataclass(frozen=True)

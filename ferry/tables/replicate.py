@@ -233,8 +233,7 @@ class TableReplicator:
         try:
             if shaper is None:
                 shaper = self._shapers[source] = Shaper(shape)
-            placed = shaper.place(new) if new is not None else None
-            writes = shaper.plan_change(old, new, tuple(keys))
+            writes, placed = shaper.plan(old, new, tuple(keys))  # the hook runs once per image
         except ShapeError as exc:
             raise PoisonRecordError(f"tables[{source}].transform", f"record {sequence}, key {text}: {exc}") from exc
         if placed is not None and placed.unrouted:
