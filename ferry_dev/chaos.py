@@ -669,15 +669,20 @@ def _changes_per_key(ddb: Any, streams: Any) -> Counter[str]:
     out: Counter[str] = Counter()
     for table in (SOURCE, TARGET):
         for record in _stream_records(ddb, streams, table):
-            images = record["dynamodb"]
-            same = (
-                "OldImage" in images
-                and "NewImage" in images
-                and items_equal(decode_stream_image(images["OldImage"]), decode_stream_image(images["NewImage"]))
-            )
-            if not same:
-                out[key_text(decode_stream_image(images["Keys"]))] += 1
+            if not _unchanged(record):
+                out[key_text(decode_stream_image(record["dynamodb"]["Keys"]))] += 1
     return out
+
+
+def _unchanged(record: dict[str, Any]) -> bool:
+    """A MODIFY whose old and new images are equal (the emulators emit one for a no-op write; AWS does not)."""
+    images = record["dynamodb"]
+    return (
+        record["eventName"] == "MODIFY"
+        and "OldImage" in images
+        and "NewImage" in images
+        and items_equal(decode_stream_image(images["OldImage"]), decode_stream_image(images["NewImage"]))
+    )
 
 
 def _write_key_records(path: Path, ddb: Any, streams: Any, keys: set[str]) -> None:
@@ -710,13 +715,7 @@ def _stream_changes(ddb: Any, streams: Any, table: str) -> tuple[int, int]:
     """The table's stream records: (those that changed the item, those whose old and new images are equal)."""
     changed = unchanged = 0
     for record in _stream_records(ddb, streams, table):
-        images = record["dynamodb"]
-        same = (
-            record["eventName"] == "MODIFY"
-            and "OldImage" in images
-            and "NewImage" in images
-            and items_equal(decode_stream_image(images["OldImage"]), decode_stream_image(images["NewImage"]))
-        )
+        same = _unchanged(record)
         unchanged += same
         changed += not same
     return changed, unchanged
