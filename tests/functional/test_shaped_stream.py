@@ -73,8 +73,7 @@ class Split:
         self.applied = 0
 
     def put(self, pk: str, sk: str, **attributes: str) -> None:
-        item = {"pk": {"S": pk}, "sk": {"S": sk}, **{k: {"S": v} for k, v in attributes.items()}}
-        self.ddb.put_item(TableName=self.source, Item=item)
+        self.ddb.put_item(TableName=self.source, Item=_item(pk, sk, **attributes))
 
     def delete(self, pk: str, sk: str) -> None:
         self.ddb.delete_item(TableName=self.source, Key={"pk": {"S": pk}, "sk": {"S": sk}})
